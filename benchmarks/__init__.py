@@ -1,0 +1,1 @@
+"""Timing, solver, ingestion benchmarks and the topology simulator."""

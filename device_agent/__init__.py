@@ -1,0 +1,1 @@
+"""UDP responder on the GPU host: chip discovery and signing."""

@@ -1,0 +1,1 @@
+"""Geodesy, sound regions, calibration and verdicts: pure math, no I/O."""

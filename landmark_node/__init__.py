@@ -1,0 +1,1 @@
+"""UDP challenger and timer: measures chips and peer landmarks, signs measurement records."""

@@ -1,0 +1,5 @@
+import sys
+
+from lightfence.cli import main
+
+sys.exit(main())

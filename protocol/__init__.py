@@ -1,0 +1,1 @@
+"""Sans-I/O wire format and cryptography shared by landmark, agent and verifier."""

@@ -1,0 +1,1 @@
+"""FastAPI verifier: registries, scheduling, ingestion, verdicts, alerts."""
