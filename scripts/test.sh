@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Headless Chromium for the dashboard tests (apt-get as root; skipped tests say why otherwise).
+bash scripts/install_browser.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
 set +e
