@@ -1,0 +1,226 @@
+"""Pydantic models for the verifier HTTP API (the only place pydantic is used).
+
+These shapes are the contract the dashboard and landmarks code against; docs/CONTRACTS.md
+("verifier HTTP API") describes the same thing in prose. Domain code works with the frozen
+dataclasses in `verifier.model`; routes convert at the edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Id = str
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+Role = Literal["admin", "landmark", "dashboard"]
+ChipState = Literal["unknown", "verified", "inconclusive", "violation", "inconsistent", "dark"]
+AlertType = Literal[
+    "outside_licensed_region",
+    "went_dark",
+    "inconsistent_measurements",
+    "landmark_fault",
+    "signature_failure",
+    "replay_detected",
+]
+AlertStatus = Literal["open", "acknowledged", "resolved"]
+Severity = Literal["critical", "high", "medium", "low"]
+LandmarkHealth = Literal["unknown", "alive", "dead", "faulty"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- admin inputs -------------------------------------------------------------------------
+
+
+class LandmarkIn(_In):
+    """Register (or re-register) a landmark; id, key and position come from the certificate."""
+
+    certificate: dict[str, Any] = Field(description="LandmarkCertificate.to_json(), CA-signed")
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(ge=1, le=65535)
+
+
+class ChipIn(_In):
+    """Enrol a chip; id and key come from its vendor-CA-signed certificate."""
+
+    certificate: dict[str, Any] = Field(description="ChipCertificate.to_json(), CA-signed")
+    owner: str = Field(min_length=1, max_length=200)
+    host: str | None = Field(default=None, max_length=253, description="agent endpoint host")
+    port: int | None = Field(default=None, ge=1, le=65535)
+    licence: dict[str, Any] = Field(description="geo.licence.licence_from_json input")
+    policy: str = Field(default="default", pattern=ID_PATTERN)
+
+
+class LicenceIn(_In):
+    licence: dict[str, Any]
+
+
+class PolicyIn(_In):
+    round_interval_s: float = Field(gt=0, le=86_400 * 7)
+    landmarks_per_round: int = Field(ge=1, le=64)
+    round_timeout_s: float = Field(gt=0, le=3_600)
+    dark_window_s: float = Field(gt=0, le=86_400 * 30)
+
+
+class TokenIn(_In):
+    role: Role
+    label: str = Field(min_length=1, max_length=100, description="who holds it; shown as `by`")
+    landmark_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class AlertActionIn(_In):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+# ---- outputs ------------------------------------------------------------------------------
+
+
+class TokenOut(_Out):
+    token_id: int
+    role: Role
+    label: str
+    landmark_id: str | None
+    token: str = Field(description="shown once; only its SHA-256 is stored")
+
+
+class PolicyOut(_Out):
+    name: str
+    round_interval_s: float
+    landmarks_per_round: int
+    round_timeout_s: float
+    dark_window_s: float
+
+
+class AuditOut(_Out):
+    status: str
+    evidence: list[Any]
+
+
+class LandmarkOut(_Out):
+    landmark_id: str
+    lat_deg: float
+    lon_deg: float
+    host: str
+    port: int
+    public_key_b64: str
+    health: LandmarkHealth
+    last_seen_unix_ns: int | None
+    audit: AuditOut | None
+
+
+class LandmarkRttOut(_Out):
+    landmark_id: str
+    lat_deg: float
+    lon_deg: float
+    rtt_ms: float
+    measurement_id: int
+
+
+class VerdictOut(_Out):
+    verdict_id: int
+    chip_id: str
+    round_id: str
+    verdict: Literal["verified", "inconclusive", "violation", "inconsistent", "dark"]
+    created_unix_ns: int
+    measurement_ids: list[int]
+    landmarks: list[LandmarkRttOut]
+    assessment: dict[str, Any] | None = Field(
+        description="geo Assessment.to_json(): GeoJSON regions, estimate, excluded landmarks; "
+        "null for dark"
+    )
+    reason: str
+
+
+class ChipOut(_Out):
+    chip_id: str
+    owner: str
+    model: str
+    serial: str
+    host: str | None
+    port: int | None
+    policy: str
+    licence: dict[str, Any]
+    state: ChipState
+    state_since_unix_ns: int
+    last_response_unix_ns: int | None
+    last_verdict: VerdictOut | None
+
+
+class AlertOut(_Out):
+    alert_id: int
+    type: AlertType
+    severity: Severity
+    status: AlertStatus
+    subject_kind: Literal["chip", "landmark"]
+    subject_id: str
+    message: str
+    details: dict[str, Any]
+    opened_unix_ns: int
+    updated_unix_ns: int
+    acknowledged_by: str | None
+    acknowledged_reason: str | None
+    acknowledged_unix_ns: int | None
+    resolved_by: str | None
+    resolved_reason: str | None
+    resolved_unix_ns: int | None
+
+
+class TaskOut(_Out):
+    task_id: int
+    round_id: str
+    target_kind: Literal["chip", "landmark"]
+    target_id: str
+    host: str
+    port: int
+    issued_unix_ns: int
+    expires_unix_ns: int
+
+
+class TasksOut(_Out):
+    tasks: list[TaskOut]
+
+
+class Rejection(_Out):
+    index: int
+    reason: str
+
+
+class IngestOut(_Out):
+    batch_id: str
+    accepted: int
+    rejected: list[Rejection]
+    duplicate: bool = Field(description="true when this batch id was already ingested")
+
+
+class ChipsOut(_Out):
+    items: list[ChipOut]
+
+
+class LandmarksOut(_Out):
+    items: list[LandmarkOut]
+
+
+class PoliciesOut(_Out):
+    items: list[PolicyOut]
+
+
+class VerdictsOut(_Out):
+    items: list[VerdictOut]
+    next_cursor: str | None
+
+
+class AlertsOut(_Out):
+    items: list[AlertOut]
+    next_cursor: str | None
+
+
+class HealthOut(_Out):
+    status: Literal["ok"]
+    version: str
