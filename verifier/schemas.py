@@ -136,6 +136,7 @@ class VerdictOut(_Out):
         "null for dark"
     )
     reason: str
+    licence: dict[str, Any]
 
 
 class ChipOut(_Out):
@@ -219,6 +220,19 @@ class VerdictsOut(_Out):
 class AlertsOut(_Out):
     items: list[AlertOut]
     next_cursor: str | None
+
+
+class MeOut(_Out):
+    role: Role
+    label: str
+    landmark_id: str | None
+
+
+class StatsOut(_Out):
+    measurements_accepted_total: int
+    measurements_rejected_by_reason: dict[str, int]
+    batches_total: int
+    open_alerts: int
 
 
 class HealthOut(_Out):
