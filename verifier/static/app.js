@@ -1,0 +1,546 @@
+// The compliance dashboard: overview (map, chips, alerts, fleet health) and a chip page at
+// #/chip/<id>. Plain ES modules, no build step; everything it loads comes from the verifier.
+
+import { Api, ApiError, clearToken, setToken, takeToken } from "./api.js";
+import { WorldMap } from "./map.js";
+
+// c in vacuum, km per millisecond of round trip, halved for one way: the proof-tier bound the
+// verifier uses (1 ms RTT ≤ 149.9 km).
+const KM_PER_RTT_MS = 299_792.458 / 1000 / 2;
+const REFRESH_INTERVAL_MS = 10_000;
+const ALERT_PAGES = 5;
+const VERDICT_PAGES = 5;
+const CHIP_STATES = ["unknown", "verified", "inconclusive", "violation", "inconsistent", "dark"];
+const ALERT_TYPES = [
+  "outside_licensed_region",
+  "went_dark",
+  "inconsistent_measurements",
+  "landmark_fault",
+  "signature_failure",
+  "replay_detected",
+];
+const WRITE_ROLES = new Set(["admin"]);
+
+const $ = (selector) => document.querySelector(selector);
+
+const state = {
+  api: null,
+  me: null,
+  chips: [],
+  landmarks: [],
+  alerts: new Map(),
+  stats: null,
+  previousStats: null,
+  route: { kind: "overview" },
+  chipPage: null,
+  stream: null,
+  refreshTimer: null,
+};
+
+function make(tag, { text, cls, attrs } = {}, children = []) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (cls) node.className = cls;
+  for (const [key, value] of Object.entries(attrs ?? {})) node.setAttribute(key, String(value));
+  node.append(...children);
+  return node;
+}
+
+function formatTime(unixNs) {
+  if (unixNs === null || unixNs === undefined) return "—";
+  return new Date(unixNs / 1e6).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+function verdictLabel(verdict) {
+  return make("span", { text: verdict, cls: `verdict-label verdict-${verdict}` });
+}
+
+// Licence entries are ISO alpha-3 codes or GeoJSON objects (custom regions).
+function licenceEntries(licence, key) {
+  return Array.isArray(licence?.[key]) ? licence[key] : [];
+}
+
+function describeLicenceEntry(entry) {
+  if (typeof entry === "string") return entry;
+  return entry?.properties?.name ?? `custom ${entry?.type ?? "region"}`;
+}
+
+function describeLicence(licence) {
+  const allowed = licenceEntries(licence, "allowed").map(describeLicenceEntry).join(", ") || "—";
+  const prohibited = licenceEntries(licence, "prohibited").map(describeLicenceEntry).join(", ");
+  return prohibited ? `${allowed}; not ${prohibited}` : allowed;
+}
+
+function chipCountries(chip) {
+  return licenceEntries(chip.licence, "allowed").filter((entry) => typeof entry === "string");
+}
+
+// The map wants a chip's latest sound region and point estimate, taken from its last verdict.
+function mapChip(chip, verdict) {
+  const assessment = verdict?.assessment ?? null;
+  const hasEstimate =
+    assessment && assessment.estimate_lat_deg !== null && assessment.estimate_lat_deg !== undefined;
+  return {
+    chip_id: chip.chip_id,
+    verdict: chip.state,
+    sound_region: assessment?.sound_region ?? null,
+    estimate: hasEstimate
+      ? { lat_deg: assessment.estimate_lat_deg, lon_deg: assessment.estimate_lon_deg }
+      : null,
+  };
+}
+
+// ---- filters --------------------------------------------------------------------------------
+
+function filterValues() {
+  return {
+    search: $("#search").value.trim().toLowerCase(),
+    verdict: $("#filter-verdict").value,
+    owner: $("#filter-owner").value,
+    country: $("#filter-country").value,
+    alertType: $("#filter-alert-type").value,
+    alertStatus: $("#filter-alert-status").value,
+  };
+}
+
+function chipFilterActive(filters) {
+  return Boolean(filters.search || filters.verdict || filters.owner || filters.country);
+}
+
+function chipMatches(chip, filters) {
+  return (
+    (!filters.search || chip.chip_id.toLowerCase().includes(filters.search)) &&
+    (!filters.verdict || chip.state === filters.verdict) &&
+    (!filters.owner || chip.owner === filters.owner) &&
+    (!filters.country || chipCountries(chip).includes(filters.country))
+  );
+}
+
+// Alerts follow the chip filters: with any chip filter set, only alerts about matching chips
+// remain (landmark alerts reappear when the chip filters are cleared).
+function alertMatches(alert, filters, matchingChipIds) {
+  if (filters.alertType && alert.type !== filters.alertType) return false;
+  if (filters.alertStatus && alert.status !== filters.alertStatus) return false;
+  if (!chipFilterActive(filters)) return true;
+  return alert.subject_kind === "chip" && matchingChipIds.has(alert.subject_id);
+}
+
+function setOptions(select, values) {
+  const current = select.value;
+  select.replaceChildren(make("option", { text: "any", attrs: { value: "" } }));
+  for (const value of values) select.append(make("option", { text: value, attrs: { value } }));
+  select.value = values.includes(current) ? current : "";
+}
+
+function refreshFilterOptions() {
+  setOptions($("#filter-owner"), [...new Set(state.chips.map((chip) => chip.owner))].sort());
+  setOptions($("#filter-country"), [...new Set(state.chips.flatMap(chipCountries))].sort());
+}
+
+// ---- rendering ------------------------------------------------------------------------------
+
+function renderOverview() {
+  const filters = filterValues();
+  const chips = state.chips.filter((chip) => chipMatches(chip, filters));
+  const tbody = $("#chips tbody");
+  tbody.replaceChildren(
+    ...chips.map((chip) =>
+      make("tr", { cls: "chip-row", attrs: { "data-chip-id": chip.chip_id } }, [
+        make("td", {}, [make("a", { text: chip.chip_id, attrs: { href: `#/chip/${chip.chip_id}` } })]),
+        make("td", { text: chip.owner }),
+        make("td", {}, [verdictLabel(chip.state)]),
+        make("td", { text: describeLicence(chip.licence) }),
+        make("td", { text: formatTime(chip.last_verdict?.created_unix_ns) }),
+      ]),
+    ),
+  );
+  $("#chip-count").textContent = `${chips.length} of ${state.chips.length}`;
+  if (state.route.kind === "overview") {
+    state.map.setChips(chips.map((chip) => mapChip(chip, chip.last_verdict)));
+    state.map.setLicence(
+      [...new Set(chips.flatMap((chip) => licenceEntries(chip.licence, "allowed")))],
+      [...new Set(chips.flatMap((chip) => licenceEntries(chip.licence, "prohibited")))],
+    );
+  }
+  renderAlerts(new Set(chips.map((chip) => chip.chip_id)));
+}
+
+function alertActions(alert) {
+  if (!WRITE_ROLES.has(state.me?.role) || alert.status === "resolved") return [];
+  const reason = make("input", {
+    cls: "action-reason",
+    attrs: { type: "text", placeholder: "reason", "aria-label": `reason for alert ${alert.alert_id}` },
+  });
+  const buttons = [];
+  if (alert.status === "open") {
+    buttons.push(make("button", { text: "Acknowledge", cls: "ack", attrs: { type: "button" } }));
+  }
+  buttons.push(make("button", { text: "Resolve", cls: "resolve", attrs: { type: "button" } }));
+  for (const button of buttons) {
+    const action = button.classList.contains("ack") ? "ack" : "resolve";
+    button.addEventListener("click", () => actOnAlert(alert.alert_id, action, reason.value.trim()));
+  }
+  return [make("div", { cls: "alert-actions" }, [reason, ...buttons])];
+}
+
+function renderAlerts(matchingChipIds) {
+  const filters = filterValues();
+  const alerts = [...state.alerts.values()]
+    .filter((alert) => alertMatches(alert, filters, matchingChipIds))
+    .sort((a, b) => b.updated_unix_ns - a.updated_unix_ns);
+  const list = $("#alerts");
+  const fresh = new Set([...list.querySelectorAll("li.fresh")].map((li) => li.dataset.alertId));
+  list.replaceChildren(
+    ...alerts.map((alert) => {
+      const subject =
+        alert.subject_kind === "chip"
+          ? make("a", { text: alert.subject_id, attrs: { href: `#/chip/${alert.subject_id}` } })
+          : make("span", { text: `landmark ${alert.subject_id}` });
+      const handledBy =
+        alert.status === "resolved"
+          ? `resolved by ${alert.resolved_by}: ${alert.resolved_reason}`
+          : alert.status === "acknowledged"
+            ? `acknowledged by ${alert.acknowledged_by}: ${alert.acknowledged_reason}`
+            : "";
+      const item = make(
+        "li",
+        {
+          cls: `severity-${alert.severity} status-${alert.status}`,
+          attrs: {
+            "data-alert-id": alert.alert_id,
+            "data-status": alert.status,
+            "data-type": alert.type,
+            "data-subject-id": alert.subject_id,
+          },
+        },
+        [
+          make("div", { cls: "alert-head" }, [
+            make("span", { text: alert.type, cls: "alert-type" }),
+            subject,
+            make("span", { text: alert.severity, cls: "badge-text muted" }),
+            make("span", { text: alert.status, cls: "alert-status" }),
+          ]),
+          make("div", { text: alert.message }),
+          make("div", { text: `${formatTime(alert.updated_unix_ns)} ${handledBy}`, cls: "muted" }),
+          ...alertActions(alert),
+        ],
+      );
+      if (fresh.has(String(alert.alert_id))) item.classList.add("fresh");
+      return item;
+    }),
+  );
+  const open = [...state.alerts.values()].filter((alert) => alert.status === "open").length;
+  $("#alert-count").textContent = `${alerts.length} shown, ${open} open`;
+}
+
+function renderHealth() {
+  const up = state.landmarks.filter((landmark) => landmark.health === "alive");
+  const down = state.landmarks.filter((landmark) => landmark.health !== "alive");
+  $("#landmark-summary").textContent =
+    `Landmarks: ${up.length} up, ${down.length} down or unknown (of ${state.landmarks.length})`;
+  $("#landmark-list").replaceChildren(
+    ...state.landmarks.map((landmark) =>
+      make("li", {
+        text: `${landmark.health === "alive" ? "▲" : "▽"} ${landmark.landmark_id} · ${landmark.health}`,
+        attrs: { "data-landmark-id": landmark.landmark_id, "data-health": landmark.health },
+      }),
+    ),
+  );
+  state.map.setLandmarks(
+    state.landmarks.map((landmark) => ({ ...landmark, up: landmark.health === "alive" })),
+  );
+  const stats = state.stats;
+  if (!stats) return;
+  let rate = "measuring…";
+  if (state.previousStats) {
+    const minutes = (stats.at_ms - state.previousStats.at_ms) / 60_000;
+    const accepted = stats.measurements_accepted_total - state.previousStats.measurements_accepted_total;
+    if (minutes > 0) rate = `${(accepted / minutes).toFixed(1)} / min`;
+  }
+  $("#measurement-rate").textContent =
+    `Measurements accepted: ${stats.measurements_accepted_total} (${rate}); ` +
+    `batches: ${stats.batches_total}; open alerts: ${stats.open_alerts}`;
+  const reasons = Object.entries(stats.measurements_rejected_by_reason).sort((a, b) => b[1] - a[1]);
+  $("#rejections tbody").replaceChildren(
+    ...(reasons.length
+      ? reasons.map(([reason, count]) =>
+          make("tr", { attrs: { "data-reason": reason } }, [
+            make("td", { text: reason }),
+            make("td", { text: String(count) }),
+          ]),
+        )
+      : [make("tr", {}, [make("td", { text: "none", cls: "muted" }), make("td", { text: "0" })])]),
+  );
+}
+
+function renderTimeline(verdicts) {
+  const svg = $("#verdict-timeline");
+  svg.replaceChildren();
+  if (!verdicts.length) return;
+  const ordered = [...verdicts].sort((a, b) => a.created_unix_ns - b.created_unix_ns);
+  const first = ordered[0].created_unix_ns;
+  const span = Math.max(ordered[ordered.length - 1].created_unix_ns - first, 1);
+  svg.setAttribute("viewBox", "0 0 1000 28");
+  svg.setAttribute("preserveAspectRatio", "none");
+  ordered.forEach((verdict, index) => {
+    const next = ordered[index + 1]?.created_unix_ns ?? first + span;
+    const x = ordered.length === 1 ? 0 : ((verdict.created_unix_ns - first) / span) * 1000;
+    const width = ordered.length === 1 ? 1000 : Math.max(((next - verdict.created_unix_ns) / span) * 1000, 3);
+    const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    rect.setAttribute("x", String(x));
+    rect.setAttribute("y", "4");
+    rect.setAttribute("width", String(width));
+    rect.setAttribute("height", "20");
+    rect.setAttribute("class", `chip-marker verdict-${verdict.verdict}`);
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = `${formatTime(verdict.created_unix_ns)} ${verdict.verdict}`;
+    rect.append(title);
+    svg.append(rect);
+  });
+}
+
+function renderChipPage() {
+  const { chip, verdicts } = state.chipPage;
+  const latest = verdicts[0] ?? null;
+  $("#chip-title").textContent = chip.chip_id;
+  const facts = [
+    ["state", verdictLabel(chip.state)],
+    ["since", formatTime(chip.state_since_unix_ns)],
+    ["owner", chip.owner],
+    ["model / serial", `${chip.model} / ${chip.serial}`],
+    ["policy", chip.policy],
+    ["licensed", licenceEntries(chip.licence, "allowed").map(describeLicenceEntry).join(", ") || "—"],
+    ["prohibited", licenceEntries(chip.licence, "prohibited").map(describeLicenceEntry).join(", ") || "—"],
+    ["border tolerance", `${chip.licence?.tolerance_km ?? 0} km`],
+    ["last response", formatTime(chip.last_response_unix_ns)],
+  ];
+  $("#chip-facts").replaceChildren(
+    ...facts.flatMap(([key, value]) => [
+      make("dt", { text: key }),
+      typeof value === "string" ? make("dd", { text: value }) : make("dd", {}, [value]),
+    ]),
+  );
+  renderTimeline(verdicts);
+  $("#verdict-history tbody").replaceChildren(
+    ...verdicts.map((verdict) =>
+      make("tr", { attrs: { "data-verdict-id": verdict.verdict_id } }, [
+        make("td", { text: formatTime(verdict.created_unix_ns) }),
+        make("td", {}, [verdictLabel(verdict.verdict)]),
+        make("td", {
+          text: verdict.assessment ? Math.round(verdict.assessment.sound_area_km2).toLocaleString("en") : "—",
+        }),
+        make("td", {
+          text:
+            typeof verdict.assessment?.inside_fraction === "number"
+              ? `${(verdict.assessment.inside_fraction * 100).toFixed(0)}%`
+              : "—",
+        }),
+      ]),
+    ),
+  );
+  $("#latest-rtts tbody").replaceChildren(
+    ...(latest?.landmarks ?? []).map((landmark) =>
+      make("tr", { attrs: { "data-landmark-id": landmark.landmark_id } }, [
+        make("td", { text: landmark.landmark_id }),
+        make("td", { text: landmark.rtt_ms.toFixed(3) }),
+        make("td", { text: (landmark.rtt_ms * KM_PER_RTT_MS).toFixed(0) }),
+      ]),
+    ),
+  );
+  $("#download-evidence").disabled = latest === null;
+
+  const drawn = mapChip(chip, latest);
+  state.map.setChips([drawn]);
+  const licence = latest?.licence ?? chip.licence;
+  state.map.setLicence(licenceEntries(licence, "allowed"), licenceEntries(licence, "prohibited"));
+  const used = new Set((latest?.landmarks ?? []).map((landmark) => landmark.landmark_id));
+  for (const marker of document.querySelectorAll(".landmark-marker")) {
+    marker.classList.toggle("used", used.has(marker.dataset.landmarkId));
+  }
+  const focus = [drawn.sound_region].filter(Boolean);
+  if (drawn.estimate) {
+    focus.push({ type: "Point", coordinates: [drawn.estimate.lon_deg, drawn.estimate.lat_deg] });
+  }
+  if (focus.length) state.map.fitGeometries(focus);
+}
+
+function downloadEvidence() {
+  const { chip, verdicts } = state.chipPage;
+  const latest = verdicts[0];
+  const evidence = { chip, verdict: latest, exported_unix_ms: Date.now() };
+  const blob = new Blob([JSON.stringify(evidence, null, 2)], { type: "application/json" });
+  const link = make("a", {
+    attrs: { href: URL.createObjectURL(blob), download: `evidence-${chip.chip_id}-${latest.verdict_id}.json` },
+  });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+// ---- data -----------------------------------------------------------------------------------
+
+async function loadFleet() {
+  const [chips, landmarks, stats] = await Promise.all([
+    state.api.get("/v1/chips"),
+    state.api.get("/v1/landmarks"),
+    state.api.get("/v1/stats"),
+  ]);
+  state.chips = chips.items;
+  state.landmarks = landmarks.items;
+  state.previousStats = state.stats;
+  state.stats = { ...stats, at_ms: Date.now() };
+  refreshFilterOptions();
+  renderHealth();
+  renderOverview();
+  $("#map-status").textContent = `updated ${new Date().toISOString().slice(11, 19)}Z`;
+}
+
+async function loadAlerts() {
+  const items = await state.api.getAll("/v1/alerts?limit=200", ALERT_PAGES);
+  state.alerts = new Map(items.map((alert) => [alert.alert_id, alert]));
+}
+
+let fleetReload = null;
+function scheduleFleetReload() {
+  // A burst of alerts should cost one reload of the fleet, not one each.
+  clearTimeout(fleetReload);
+  fleetReload = setTimeout(() => loadFleet().catch(showLoadError), 500);
+}
+
+function upsertAlert(alert) {
+  const isNew = !state.alerts.has(alert.alert_id);
+  state.alerts.set(alert.alert_id, alert);
+  renderOverview();
+  if (isNew) document.querySelector(`#alerts li[data-alert-id="${alert.alert_id}"]`)?.classList.add("fresh");
+}
+
+function openStream() {
+  const badge = $("#stream-state");
+  const stream = state.api.alertStream();
+  stream.onopen = () => {
+    badge.textContent = "stream: live";
+    badge.className = "badge live";
+  };
+  stream.onerror = () => {
+    badge.textContent = "stream: reconnecting";
+    badge.className = "badge down";
+  };
+  stream.onmessage = (event) => {
+    upsertAlert(JSON.parse(event.data));
+    scheduleFleetReload();
+  };
+  state.stream = stream;
+}
+
+async function actOnAlert(alertId, action, reason) {
+  const error = $("#alert-error");
+  if (!reason) {
+    error.textContent = `Give a reason to ${action === "ack" ? "acknowledge" : "resolve"} alert ${alertId}.`;
+    return;
+  }
+  try {
+    upsertAlert(await state.api.post(`/v1/alerts/${alertId}/${action}`, { reason }));
+    error.textContent = "";
+  } catch (caught) {
+    if (!(caught instanceof ApiError)) throw caught;
+    error.textContent =
+      caught.status === 403
+        ? `Refused: this token (${state.me.role}) may not change alerts.`
+        : `Could not ${action} alert ${alertId}: ${caught.message}`;
+  }
+}
+
+async function showChip(chipId) {
+  const [chip, verdicts] = await Promise.all([
+    state.api.get(`/v1/chips/${encodeURIComponent(chipId)}`),
+    state.api.getAll(`/v1/chips/${encodeURIComponent(chipId)}/verdicts?limit=100`, VERDICT_PAGES),
+  ]);
+  state.chipPage = { chip, verdicts };
+  renderChipPage();
+}
+
+function showLoadError(caught) {
+  $("#map-status").textContent = `could not load: ${caught.message}`;
+  $("#map-status").classList.add("error");
+}
+
+async function route() {
+  const match = window.location.hash.match(/^#\/chip\/([A-Za-z0-9._-]{1,64})$/);
+  state.route = match ? { kind: "chip", chipId: match[1] } : { kind: "overview" };
+  $("#chip-page").hidden = state.route.kind !== "chip";
+  $("#overview").hidden = state.route.kind === "chip";
+  if (state.route.kind === "chip") {
+    try {
+      await showChip(state.route.chipId);
+    } catch (caught) {
+      if (!(caught instanceof ApiError)) throw caught;
+      $("#chip-title").textContent = `${state.route.chipId}: ${caught.message}`;
+    }
+  } else {
+    document.querySelectorAll(".landmark-marker.used").forEach((m) => m.classList.remove("used"));
+    state.map.reset();
+    renderOverview();
+  }
+}
+
+// ---- start ----------------------------------------------------------------------------------
+
+function askForToken(message) {
+  const form = $("#login");
+  form.hidden = false;
+  $("#login-error").textContent = message;
+  form.onsubmit = (event) => {
+    event.preventDefault();
+    setToken($("#login-token").value.trim());
+    form.hidden = true;
+    start();
+  };
+}
+
+async function start() {
+  const token = takeToken();
+  if (!token) {
+    askForToken("Open this page with ?token=… or paste a dashboard token.");
+    return;
+  }
+  state.api = new Api(token);
+  try {
+    state.me = await state.api.get("/v1/me");
+  } catch (caught) {
+    if (!(caught instanceof ApiError) || caught.status !== 401) throw caught;
+    clearToken();
+    askForToken("That token was not accepted.");
+    return;
+  }
+  const badge = $("#role-badge");
+  badge.textContent = `${state.me.label} · ${state.me.role}${WRITE_ROLES.has(state.me.role) ? "" : " (read-only)"}`;
+  badge.dataset.role = state.me.role;
+  $("#alert-note").hidden = WRITE_ROLES.has(state.me.role);
+  await Promise.all([loadFleet(), loadAlerts()]);
+  renderOverview();
+  openStream();
+  window.addEventListener("hashchange", () => route());
+  await route();
+  clearInterval(state.refreshTimer);
+  state.refreshTimer = setInterval(() => loadFleet().catch(showLoadError), REFRESH_INTERVAL_MS);
+}
+
+async function boot() {
+  setOptions($("#filter-verdict"), CHIP_STATES);
+  setOptions($("#filter-alert-type"), ALERT_TYPES);
+  state.map = new WorldMap($("#map"), { onChipClick: (chipId) => (window.location.hash = `#/chip/${chipId}`) });
+  $("#zoom-in").addEventListener("click", () => state.map.zoomBy(1.5));
+  $("#zoom-out").addEventListener("click", () => state.map.zoomBy(1 / 1.5));
+  $("#zoom-reset").addEventListener("click", () => state.map.reset());
+  for (const id of ["#search", "#filter-verdict", "#filter-owner", "#filter-country", "#filter-alert-type", "#filter-alert-status"]) {
+    $(id).addEventListener("input", () => renderOverview());
+  }
+  $("#download-evidence").addEventListener("click", downloadEvidence);
+  // The outlines need no token, so the map draws even before sign-in.
+  const countries = await fetch("/v1/map/countries.geojson").then((response) => response.json());
+  state.map.setCountries(countries);
+  await start();
+}
+
+boot().catch(showLoadError);
