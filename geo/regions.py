@@ -1,0 +1,263 @@
+"""Regions: countries by ISO 3166-1 alpha-3 code and custom RFC 7946 GeoJSON geometries.
+
+Country boundaries are Natural Earth 4.1 admin-0 at 1:50m (public domain), shipped as
+`geo/data/countries.json.gz` and built by `scripts/build_boundaries.py`; see
+`geo/data/ATTRIBUTION.md`. Geometries are shapely objects in lon/lat degrees with every polygon
+inside [-180, 180]: anything that crosses the antimeridian is split there.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import gzip
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, NoReturn
+
+import numpy as np
+import shapely
+import shapely.affinity
+from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry.base import BaseGeometry
+
+from geo.errors import InvalidGeometryError, UnknownCountryError
+
+logger = logging.getLogger(__name__)
+
+_DATA_FILE = "countries.json.gz"
+_WORLD_BOXES = tuple(
+    (shift_deg, box(-180.0 + shift_deg, -90.0, 180.0 + shift_deg, 90.0))
+    for shift_deg in (-360.0, 0.0, 360.0)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A named area. `boundary_error_km` bounds how far the drawn border may lie from the real one.
+
+    For bundled countries it is that country's measured generalisation error (1:50m versus
+    Natural Earth 1:10m, an upper bound) plus quantization; for custom GeoJSON it is 0 (the geometry is the policy). Consumers that must
+    not under-state a region buffer by it.
+    """
+
+    name: str
+    geometry: BaseGeometry
+    boundary_error_km: float = 0.0
+
+
+@functools.cache
+def _dataset() -> dict[str, Any]:
+    raw = resources.files("geo").joinpath("data", _DATA_FILE).read_bytes()
+    data: dict[str, Any] = json.loads(gzip.decompress(raw))
+    logger.debug("loaded %d country boundaries from %s", len(data["countries"]), data["source"])
+    return data
+
+
+def country_boundary_error_km() -> float:
+    """Worst per-country bound (km) on the bundled borders' distance from 1:10m borders."""
+    return float(_dataset()["boundary_error_km"])
+
+
+def country_codes() -> tuple[str, ...]:
+    """Every alpha-3 code with bundled boundaries, sorted (includes XKX Kosovo, KAS Siachen)."""
+    return tuple(sorted(_dataset()["countries"]))
+
+
+def country_name(iso3: str) -> str:
+    return str(_country_record(iso3)["name"])
+
+
+def country(iso3: str) -> Region:
+    """The bundled boundary of one country; raises UnknownCountryError with near matches."""
+    code = iso3.strip().upper() if isinstance(iso3, str) else ""
+    if code not in _dataset()["countries"]:
+        _raise_unknown(iso3)
+    return _country_region(code)
+
+
+def _raise_unknown(iso3: object) -> NoReturn:
+    countries: Mapping[str, Any] = _dataset()["countries"]
+    text = str(iso3).strip()
+    by_name = {str(v["name"]).upper(): k for k, v in countries.items()}
+    guesses = difflib.get_close_matches(text.upper(), list(countries), n=3, cutoff=0.5)
+    guesses += [
+        by_name[n] for n in difflib.get_close_matches(text.upper(), list(by_name), n=3, cutoff=0.6)
+    ]
+    hints = ", ".join(f"{g} ({countries[g]['name']})" for g in dict.fromkeys(guesses))
+    suffix = f"; did you mean {hints}?" if hints else "; use an ISO 3166-1 alpha-3 code like DEU"
+    raise UnknownCountryError(f"unknown country code {text!r}{suffix}")
+
+
+def _country_record(iso3: str) -> Mapping[str, Any]:
+    code = iso3.strip().upper()
+    countries: Mapping[str, Any] = _dataset()["countries"]
+    if code not in countries:
+        _raise_unknown(iso3)
+    record: Mapping[str, Any] = countries[code]
+    return record
+
+
+@functools.cache
+def _country_region(code: str) -> Region:
+    data = _dataset()
+    scale = np.asarray(data["transform"]["scale"], dtype=np.float64)
+    translate = np.asarray(data["transform"]["translate"], dtype=np.float64)
+    polygons = []
+    for rings in data["countries"][code]["polygons"]:
+        coords = [
+            np.cumsum(np.asarray(r, dtype=np.int64).reshape(-1, 2), axis=0) * scale + translate
+            for r in rings
+        ]
+        polygons.append(Polygon(coords[0], coords[1:]))
+    geometry = polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
+    return Region(code, geometry, float(data["countries"][code]["error_km"]))
+
+
+# --- custom GeoJSON -------------------------------------------------------------------------
+
+
+def region_from_geojson(obj: Mapping[str, Any], name: str | None = None) -> Region:
+    """Parse an RFC 7946 Polygon, MultiPolygon, GeometryCollection, Feature or FeatureCollection.
+
+    Rings must be closed with >= 4 positions, lon in [-180, 180], lat in [-90, 90]. Edges whose
+    longitude jumps by more than 180 degrees are taken to cross the antimeridian and the polygon is
+    split there. Self-intersections are repaired with shapely.make_valid.
+    """
+    if not isinstance(obj, Mapping):
+        raise InvalidGeometryError(f"GeoJSON must be an object, got {type(obj).__name__}")
+    label = name or _feature_name(obj) or "custom"
+    polygons = _polygons_of(obj, "$")
+    if not polygons:
+        raise InvalidGeometryError("GeoJSON holds no polygon")
+    geometry = shapely.unary_union(polygons)
+    if geometry.is_empty or geometry.area <= 0.0:
+        raise InvalidGeometryError("GeoJSON polygons have zero area")
+    return Region(label, geometry)
+
+
+def _feature_name(obj: Mapping[str, Any]) -> str | None:
+    props = obj.get("properties")
+    if obj.get("type") == "Feature" and isinstance(props, Mapping):
+        value = props.get("name")
+        return str(value) if value is not None else None
+    return None
+
+
+def _polygons_of(obj: Any, where: str) -> list[BaseGeometry]:
+    if not isinstance(obj, Mapping):
+        raise InvalidGeometryError(f"{where}: expected a GeoJSON object")
+    kind = obj.get("type")
+    if kind == "FeatureCollection":
+        features = _sequence(obj.get("features"), f"{where}.features")
+        return [p for i, f in enumerate(features) for p in _polygons_of(f, f"{where}.features[{i}]")]
+    if kind == "Feature":
+        geometry = obj.get("geometry")
+        if geometry is None:
+            raise InvalidGeometryError(f"{where}.geometry: a Feature needs a geometry")
+        return _polygons_of(geometry, f"{where}.geometry")
+    if kind == "GeometryCollection":
+        members = _sequence(obj.get("geometries"), f"{where}.geometries")
+        return [
+            p for i, g in enumerate(members) for p in _polygons_of(g, f"{where}.geometries[{i}]")
+        ]
+    coordinates = obj.get("coordinates")
+    if kind == "Polygon":
+        return [_polygon(coordinates, f"{where}.coordinates")]
+    if kind == "MultiPolygon":
+        parts = _sequence(coordinates, f"{where}.coordinates")
+        return [_polygon(p, f"{where}.coordinates[{i}]") for i, p in enumerate(parts)]
+    raise InvalidGeometryError(
+        f"{where}: unsupported GeoJSON type {kind!r} (need Polygon, MultiPolygon, "
+        "GeometryCollection, Feature or FeatureCollection)"
+    )
+
+
+def _sequence(value: Any, where: str) -> Sequence[Any]:
+    if not isinstance(value, list | tuple):
+        raise InvalidGeometryError(f"{where}: expected an array")
+    return value
+
+
+def _polygon(value: Any, where: str) -> BaseGeometry:
+    rings = [_ring(r, f"{where}[{i}]") for i, r in enumerate(_sequence(value, where))]
+    if not rings:
+        raise InvalidGeometryError(f"{where}: a polygon needs an exterior ring")
+    return split_antimeridian(rings)
+
+
+def _ring(value: Any, where: str) -> np.ndarray:
+    positions = _sequence(value, where)
+    if len(positions) < 4:
+        raise InvalidGeometryError(f"{where}: a linear ring needs >= 4 positions")
+    coords = np.empty((len(positions), 2), dtype=np.float64)
+    for i, position in enumerate(positions):
+        coords[i] = _position(position, f"{where}[{i}]")
+    if not np.array_equal(coords[0], coords[-1]):
+        raise InvalidGeometryError(f"{where}: ring is not closed (first position != last)")
+    return coords
+
+
+def _position(value: Any, where: str) -> tuple[float, float]:
+    if not isinstance(value, list | tuple) or len(value) not in (2, 3):
+        raise InvalidGeometryError(f"{where}: a position is [lon, lat] or [lon, lat, alt]")
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in value):
+        raise InvalidGeometryError(f"{where}: coordinates must be numbers")
+    lon, lat = float(value[0]), float(value[1])
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise InvalidGeometryError(f"{where}: coordinates must be finite")
+    if not -180.0 <= lon <= 180.0:
+        raise InvalidGeometryError(f"{where}: longitude {lon} outside [-180, 180]")
+    if not -90.0 <= lat <= 90.0:
+        raise InvalidGeometryError(f"{where}: latitude {lat} outside [-90, 90]")
+    return lon, lat
+
+
+# --- antimeridian ---------------------------------------------------------------------------
+
+
+def split_antimeridian(rings: Sequence[np.ndarray]) -> BaseGeometry:
+    """A valid (multi)polygon in [-180, 180] from lon/lat rings (exterior first, then holes).
+
+    Consecutive vertices whose longitudes differ by more than 180 degrees are joined the short way,
+    across the antimeridian. An exterior ring whose unwrapped longitude winds a full 360 degrees
+    encircles a pole (like Antarctica) and is closed along that pole.
+    """
+    shell = _unwrap(rings[0])
+    winding_deg = shell[-1, 0] - shell[0, 0]
+    if abs(winding_deg) > 180.0:
+        pole_deg = math.copysign(90.0, float(shell[:, 1].mean()))
+        shell = np.vstack((shell, [[shell[-1, 0], pole_deg], [shell[0, 0], pole_deg], shell[0]]))
+    low_deg = float(shell[:, 0].min())
+    holes = []
+    for ring in rings[1:]:
+        hole = _unwrap(ring)
+        holes.append(hole - 360.0 * math.floor((float(hole[:, 0].min()) - low_deg) / 360.0))
+    planar = _polygonal(shapely.make_valid(Polygon(shell, holes)))
+    if planar.bounds[0] >= -180.0 and planar.bounds[2] <= 180.0:
+        return planar
+    pieces = [
+        shapely.affinity.translate(planar.intersection(world), xoff=-shift_deg)
+        for shift_deg, world in _WORLD_BOXES
+    ]
+    return _polygonal(shapely.unary_union([p for p in pieces if not p.is_empty]))
+
+
+def _unwrap(ring: np.ndarray) -> np.ndarray:
+    lon = ring[:, 0].copy()
+    steps = np.diff(lon)
+    lon[1:] = lon[0] + np.cumsum(steps - 360.0 * np.round(steps / 360.0))
+    return np.column_stack((lon, ring[:, 1]))
+
+
+def _polygonal(geometry: BaseGeometry) -> BaseGeometry:
+    """Only the areal parts of make_valid's output (it may add slivers of lines and points)."""
+    if isinstance(geometry, Polygon | MultiPolygon):
+        return geometry
+    parts: Iterable[BaseGeometry] = shapely.get_parts(geometry)
+    polygons = [g for g in parts if isinstance(g, Polygon | MultiPolygon) and not g.is_empty]
+    return shapely.unary_union(polygons) if polygons else Polygon()
