@@ -1,0 +1,226 @@
+"""Signed measurement records and batches: what landmarks upload and the verifier checks.
+
+A record carries the exact CHALLENGE and RESPONSE datagrams, so anyone holding the public keys can
+re-check, independently of the landmark, that the target signed that very challenge. The landmark
+signs a domain-separated canonical encoding of the record (never its JSON form).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Self
+
+from protocol.codec import Writer, from_b64, to_b64, validate_id
+from protocol.errors import WireError
+from protocol.keys import SIGNATURE_BYTES, Signer, verify_signature
+from protocol.wire import NONCE_BYTES, decode_challenge, decode_response, verify_response
+
+RECORD_DOMAIN = b"lightfence/record/v1\x00"
+BATCH_DOMAIN = b"lightfence/batch/v1\x00"
+TARGET_KINDS = ("chip", "landmark")
+CLOCK_SOURCES = ("kernel", "monotonic")
+_U64_MAX = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementRecord:
+    landmark_id: str
+    target_kind: str  # "chip" | "landmark" (mesh probe)
+    target_id: str
+    nonce: bytes  # 32 B
+    sent_unix_ns: int  # landmark wall clock just before sendto
+    rtt_ns: int
+    clock_source: str  # "kernel" (SO_TIMESTAMPNS receive time) | "monotonic"
+    challenge: bytes  # exact CHALLENGE datagram
+    response: bytes  # exact RESPONSE datagram
+    signature: bytes  # landmark signature over `signed_bytes()`
+
+    def __post_init__(self) -> None:
+        validate_id(self.landmark_id, "landmark id")
+        validate_id(self.target_id, "target id")
+        if self.target_kind not in TARGET_KINDS:
+            raise WireError(f"target_kind must be one of {TARGET_KINDS}, got {self.target_kind!r}")
+        if self.clock_source not in CLOCK_SOURCES:
+            raise WireError(
+                f"clock_source must be one of {CLOCK_SOURCES}, got {self.clock_source!r}"
+            )
+        if len(self.nonce) != NONCE_BYTES:
+            raise WireError(f"nonce must be {NONCE_BYTES} bytes")
+        if len(self.signature) != SIGNATURE_BYTES:
+            raise WireError(f"record signature must be {SIGNATURE_BYTES} bytes")
+        if not 0 <= self.sent_unix_ns <= _U64_MAX:
+            raise WireError("sent_unix_ns out of range")
+        if not 0 < self.rtt_ns <= _U64_MAX:
+            raise WireError(f"rtt_ns must be positive, got {self.rtt_ns}")
+
+    def signed_bytes(self) -> bytes:
+        return (
+            Writer()
+            .raw(RECORD_DOMAIN)
+            .short_str(self.landmark_id)
+            .short_str(self.target_kind)
+            .short_str(self.target_id)
+            .raw(self.nonce)
+            .u64(self.sent_unix_ns)
+            .u64(self.rtt_ns)
+            .short_str(self.clock_source)
+            .blob(self.challenge)
+            .blob(self.response)
+            .bytes()
+        )
+
+    def digest(self) -> bytes:
+        """SHA-256 of the signed bytes and the signature: the record's identity inside a batch."""
+        return hashlib.sha256(self.signed_bytes() + self.signature).digest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "landmark_id": self.landmark_id,
+            "target_kind": self.target_kind,
+            "target_id": self.target_id,
+            "nonce_b64": to_b64(self.nonce),
+            "sent_unix_ns": self.sent_unix_ns,
+            "rtt_ns": self.rtt_ns,
+            "clock_source": self.clock_source,
+            "challenge_b64": to_b64(self.challenge),
+            "response_b64": to_b64(self.response),
+            "signature_b64": to_b64(self.signature),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Self:
+        """Parse (not verify) a record; WireError when malformed."""
+        if not isinstance(obj, dict):
+            raise WireError("a measurement record must be a JSON object")
+
+        def text(name: str) -> str:
+            value = obj.get(name)
+            if not isinstance(value, str):
+                raise WireError(f"record field {name!r} must be a string")
+            return value
+
+        def integer(name: str) -> int:
+            value = obj.get(name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise WireError(f"record field {name!r} must be an integer")
+            return value
+
+        return cls(
+            landmark_id=text("landmark_id"),
+            target_kind=text("target_kind"),
+            target_id=text("target_id"),
+            nonce=from_b64(obj.get("nonce_b64"), "nonce_b64", NONCE_BYTES),
+            sent_unix_ns=integer("sent_unix_ns"),
+            rtt_ns=integer("rtt_ns"),
+            clock_source=text("clock_source"),
+            challenge=from_b64(obj.get("challenge_b64"), "challenge_b64"),
+            response=from_b64(obj.get("response_b64"), "response_b64"),
+            signature=from_b64(obj.get("signature_b64"), "signature_b64", SIGNATURE_BYTES),
+        )
+
+
+def sign_record(
+    signer: Signer, *, landmark_id: str, target_kind: str, target_id: str, nonce: bytes,
+    sent_unix_ns: int, rtt_ns: int, clock_source: str, challenge: bytes, response: bytes,
+) -> MeasurementRecord:
+    unsigned = MeasurementRecord(
+        landmark_id, target_kind, target_id, nonce, sent_unix_ns, rtt_ns, clock_source,
+        challenge, response, bytes(SIGNATURE_BYTES),
+    )
+    return MeasurementRecord(
+        landmark_id, target_kind, target_id, nonce, sent_unix_ns, rtt_ns, clock_source,
+        challenge, response, signer.sign(unsigned.signed_bytes()),
+    )
+
+
+def verify_record(
+    record: MeasurementRecord, landmark_public_key: bytes, target_public_key: bytes
+) -> None:
+    """Check a record end to end; SignatureError for a bad signature, WireError otherwise.
+
+    Checks: the landmark signed the record and the challenge; the challenge names the record's
+    landmark, target and nonce; the send time lies inside the challenge's validity and the answer
+    arrived before it expired; the target signed exactly this challenge.
+    """
+    challenge = decode_challenge(record.challenge)
+    if challenge.landmark_id != record.landmark_id:
+        raise WireError("record landmark id does not match its challenge")
+    if challenge.target_id != record.target_id:
+        raise WireError("record target id does not match its challenge")
+    if challenge.nonce != record.nonce:
+        raise WireError("record nonce does not match its challenge")
+    if not challenge.issued_unix_ns <= record.sent_unix_ns < challenge.expires_unix_ns:
+        raise WireError("record send time lies outside the challenge's validity")
+    if record.sent_unix_ns + record.rtt_ns > challenge.expires_unix_ns:
+        raise WireError("the response arrived after the challenge expired")
+    verify_signature(landmark_public_key, record.signed_bytes(), record.signature)
+    challenge.verify(landmark_public_key)
+    verify_response(decode_response(record.response), record.challenge, target_public_key)
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementBatch:
+    batch_id: str
+    landmark_id: str
+    records: tuple[MeasurementRecord, ...]
+    signature: bytes  # landmark signature over `signed_bytes()`
+
+    def __post_init__(self) -> None:
+        validate_id(self.batch_id, "batch id")
+        validate_id(self.landmark_id, "landmark id")
+        if len(self.signature) != SIGNATURE_BYTES:
+            raise WireError(f"batch signature must be {SIGNATURE_BYTES} bytes")
+
+    def signed_bytes(self) -> bytes:
+        writer = (
+            Writer()
+            .raw(BATCH_DOMAIN)
+            .short_str(self.batch_id)
+            .short_str(self.landmark_id)
+            .u64(len(self.records))
+        )
+        for record in self.records:
+            writer.raw(record.digest())
+        return writer.bytes()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "landmark_id": self.landmark_id,
+            "records": [record.to_json() for record in self.records],
+            "signature_b64": to_b64(self.signature),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Self:
+        if not isinstance(obj, dict):
+            raise WireError("a measurement batch must be a JSON object")
+        records = obj.get("records")
+        if not isinstance(records, list):
+            raise WireError("batch field 'records' must be a list")
+        batch_id, landmark_id = obj.get("batch_id"), obj.get("landmark_id")
+        if not isinstance(batch_id, str) or not isinstance(landmark_id, str):
+            raise WireError("batch_id and landmark_id must be strings")
+        return cls(
+            batch_id=batch_id,
+            landmark_id=landmark_id,
+            records=tuple(MeasurementRecord.from_json(item) for item in records),
+            signature=from_b64(obj.get("signature_b64"), "signature_b64", SIGNATURE_BYTES),
+        )
+
+
+def sign_batch(
+    signer: Signer, batch_id: str, landmark_id: str, records: tuple[MeasurementRecord, ...]
+) -> MeasurementBatch:
+    unsigned = MeasurementBatch(batch_id, landmark_id, records, bytes(SIGNATURE_BYTES))
+    return MeasurementBatch(batch_id, landmark_id, records, signer.sign(unsigned.signed_bytes()))
+
+
+def verify_batch(batch: MeasurementBatch, landmark_public_key: bytes) -> None:
+    """The landmark signed this batch and every record names it; records are checked one by one
+    with `verify_record` (which needs each target's key)."""
+    for index, record in enumerate(batch.records):
+        if record.landmark_id != batch.landmark_id:
+            raise WireError(f"record {index} is from {record.landmark_id}, not {batch.landmark_id}")
+    verify_signature(landmark_public_key, batch.signed_bytes(), batch.signature)

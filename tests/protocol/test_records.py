@@ -1,0 +1,126 @@
+"""Signed measurement records and batches."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.errors import ProtocolError, SignatureError, WireError
+from protocol.keys import SoftwareSigner
+from protocol.records import (
+    MeasurementBatch,
+    MeasurementRecord,
+    sign_batch,
+    sign_record,
+    verify_batch,
+    verify_record,
+)
+from protocol.wire import sign_challenge, sign_response
+
+LANDMARK = SoftwareSigner(bytes(range(32)))
+CHIP = SoftwareSigner(bytes(range(32, 64)))
+OTHER = SoftwareSigner(bytes(range(96, 128)))
+NONCE = bytes([0xAB]) * 32
+GOLDEN_RECORD_SIGNATURE = bytes.fromhex(
+    "d6f2dee0b248f6ee618c677a442a423a82936b4ecdff457aebcd6c7fe9b17049"
+    "1d8abb4acde2e97e21f1c4bee0381a0a8eec9af871f39046465b5e806e8ce807"
+)
+GOLDEN_BATCH_SIGNATURE = bytes.fromhex(
+    "d9b94efc17ef58799aac10e54248ffc5570dfa39fced42b48a6d504451d44339"
+    "ff0473e890a9484d3091e598e0a23b9f58969b1f61660f02b5cb6d322591f701"
+)
+
+
+def make_record(target: SoftwareSigner = CHIP, /, **overrides: object) -> MeasurementRecord:
+    challenge = sign_challenge(
+        LANDMARK, landmark_id="lm-1", target_id="gpu-0", nonce=NONCE,
+        issued_unix_ns=1_700_000_000_000_000_000, expires_unix_ns=1_700_000_002_000_000_000,
+        sequence=7,
+    ).encode()
+    response = sign_response(target, challenge, NONCE).encode()
+    fields: dict[str, object] = {
+        "landmark_id": "lm-1", "target_kind": "chip", "target_id": "gpu-0", "nonce": NONCE,
+        "sent_unix_ns": 1_700_000_000_000_100_000, "rtt_ns": 123_456, "clock_source": "kernel",
+        "challenge": challenge, "response": response,
+    }
+    fields.update(overrides)
+    return sign_record(LANDMARK, **fields)  # type: ignore[arg-type]
+
+
+def test_record_golden_signature_and_verifies() -> None:
+    record = make_record()
+    assert record.signature == GOLDEN_RECORD_SIGNATURE
+    verify_record(record, LANDMARK.public_key(), CHIP.public_key())
+
+
+def test_batch_golden_signature_json_round_trip() -> None:
+    batch = sign_batch(LANDMARK, "batch-1", "lm-1", (make_record(),))
+    assert batch.signature == GOLDEN_BATCH_SIGNATURE
+    again = MeasurementBatch.from_json(json.loads(json.dumps(batch.to_json())))
+    assert again == batch
+    verify_batch(again, LANDMARK.public_key())
+
+
+def test_forged_chip_response_is_rejected() -> None:
+    record = make_record(OTHER)
+    with pytest.raises(SignatureError):
+        verify_record(record, LANDMARK.public_key(), CHIP.public_key())
+
+
+def test_record_altered_after_signing_is_rejected() -> None:
+    record = dataclasses.replace(make_record(), rtt_ns=1)  # a landmark-claimed faster RTT
+    with pytest.raises(SignatureError):
+        verify_record(record, LANDMARK.public_key(), CHIP.public_key())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"target_id": "gpu-1"}, "target id does not match"),
+        ({"nonce": bytes(32)}, "nonce does not match"),
+        ({"sent_unix_ns": 1}, "outside the challenge's validity"),
+        ({"rtt_ns": 3_000_000_000}, "after the challenge expired"),
+    ],
+)
+def test_inconsistent_record_is_rejected(override: dict[str, object], message: str) -> None:
+    with pytest.raises(WireError, match=message):
+        verify_record(make_record(CHIP, **override), LANDMARK.public_key(), CHIP.public_key())
+
+
+def test_batch_signature_covers_records() -> None:
+    batch = sign_batch(LANDMARK, "batch-1", "lm-1", (make_record(),))
+    dropped = dataclasses.replace(batch, records=())
+    with pytest.raises(SignatureError):
+        verify_batch(dropped, LANDMARK.public_key())
+    foreign = dataclasses.replace(batch, landmark_id="lm-2")
+    with pytest.raises(WireError, match="is from lm-1"):
+        verify_batch(foreign, LANDMARK.public_key())
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"rtt_ns": 0}, "rtt_ns must be positive"),
+        ({"rtt_ns": "1"}, "must be an integer"),
+        ({"clock_source": "ntp"}, "clock_source must be one of"),
+        ({"target_kind": "toaster"}, "target_kind must be one of"),
+        ({"nonce_b64": "AAAA"}, "nonce_b64 must be 32 bytes"),
+    ],
+)
+def test_malformed_record_json(patch: dict[str, object], message: str) -> None:
+    with pytest.raises(WireError, match=message):
+        MeasurementRecord.from_json({**make_record().to_json(), **patch})
+
+
+@given(st.recursive(st.none() | st.integers() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12))
+def test_fuzz_batch_json_gives_batch_or_wire_error(obj: object) -> None:
+    try:
+        MeasurementBatch.from_json(obj)
+    except ProtocolError as exc:
+        assert isinstance(exc, WireError)
