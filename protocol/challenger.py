@@ -1,0 +1,237 @@
+"""The challenger state machine (landmark side), sans I/O, in the aioquic style.
+
+The I/O layer asks `challenge(target, now_unix_ns)` for a datagram, takes both clocks immediately
+before `sendto` and reports them with `mark_sent`, feeds every received datagram to `receive` with
+its receive timestamps, and calls `handle_timer` when `get_timer()` (monotonic ns) is due. Lost
+challenges are retried with a FRESH nonce, so a late or replayed answer to an earlier attempt can
+never be timed against a later send.
+
+RTT and clocks. The kernel receive timestamp (SO_TIMESTAMPNS) is CLOCK_REALTIME, so the matching
+send time is `time.time_ns()`; the fallback is `time.monotonic_ns()` at both ends, the receive
+side read first thing after `recvmsg` returns. The send stamp is read *before* `sendto`, which can
+only lengthen the RTT (the safe direction). A wall-clock step between send and receive would corrupt
+a realtime RTT, so both clock pairs are compared and any disagreement beyond slew falls back to the
+monotonic RTT, which is never shorter than the true one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from protocol.errors import SignatureError, WireError
+from protocol.keys import Signer
+from protocol.records import MeasurementRecord, sign_record
+from protocol.wire import (
+    NONCE_BYTES,
+    ErrorMessage,
+    Hello,
+    Response,
+    decode,
+    sign_challenge,
+    verify_response,
+)
+
+MAX_SLEW_PPM = 500  # Linux adjtimex caps slewing at 500 ppm
+CLOCK_PAIR_TOLERANCE_NS = 20_000  # the two clocks of a pair are read a few instructions apart
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    target_kind: str  # "chip" | "landmark"
+    target_id: str
+    host: str
+    port: int
+    public_key: bytes  # from the target's CA-verified certificate
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    nonce: bytes
+    datagram: bytes
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class RxTime:
+    kernel_unix_ns: int | None  # SO_TIMESTAMPNS (CLOCK_REALTIME), None when unavailable
+    unix_ns: int  # time.time_ns() right after recvmsg returned
+    mono_ns: int  # time.monotonic_ns() right after recvmsg returned
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengerConfig:
+    timeout_ns: int = 500_000_000
+    max_attempts: int = 3
+    lifetime_ns: int = 2_000_000_000  # challenge expiry; must exceed timeout_ns
+
+
+@dataclass(slots=True)
+class _Pending:
+    target: Target
+    attempt: int
+    datagram: bytes
+    expires_unix_ns: int
+    sent_unix_ns: int = 0
+    sent_mono_ns: int = 0
+    deadline_mono_ns: int = 0
+    sent: bool = False
+
+
+def choose_rtt(sent_unix_ns: int, sent_mono_ns: int, rx: RxTime) -> tuple[int, str]:
+    """(rtt_ns, clock_source): the kernel RTT when both clocks agree, else the monotonic RTT."""
+    mono_rtt_ns = rx.mono_ns - sent_mono_ns
+    if rx.kernel_unix_ns is None:
+        return mono_rtt_ns, "monotonic"
+    kernel_rtt_ns = rx.kernel_unix_ns - sent_unix_ns
+    tolerance_ns = CLOCK_PAIR_TOLERANCE_NS + mono_rtt_ns * MAX_SLEW_PPM // 1_000_000
+    step_ns = abs((rx.unix_ns - rx.mono_ns) - (sent_unix_ns - sent_mono_ns))
+    # The kernel stamps a packet before user space sees it, so kernel ≤ monotonic RTT unless the
+    # wall clock stepped; a step makes realtime untrustworthy for this round trip.
+    if step_ns > tolerance_ns or not 0 < kernel_rtt_ns <= mono_rtt_ns + tolerance_ns:
+        return mono_rtt_ns, "monotonic"
+    return kernel_rtt_ns, "kernel"
+
+
+class ChallengerCore:
+    def __init__(
+        self,
+        landmark_id: str,
+        signer: Signer,
+        config: ChallengerConfig = ChallengerConfig(),
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if config.lifetime_ns <= config.timeout_ns:
+            raise ValueError("challenge lifetime must exceed the response timeout")
+        self.landmark_id = landmark_id
+        self._signer = signer
+        self._config = config
+        self._random_bytes = random_bytes
+        self._pending: dict[bytes, _Pending] = {}
+        self._timers: list[tuple[int, bytes]] = []  # (deadline_mono_ns, nonce), lazy deletion
+        self._sequence = 0
+        self.hello_endpoints: dict[str, tuple[str, int]] = {}  # chip id → last HELLO source
+        self.counters: dict[str, int] = dict.fromkeys(
+            (
+                "sent",
+                "measured",
+                "retries",
+                "gave_up",
+                "hellos",
+                "error_replies",
+                "clock_fallbacks",
+                "dropped_malformed",
+                "dropped_unknown_nonce",
+                "dropped_bad_signature",
+                "dropped_late",
+                "dropped_unexpected",
+            ),
+            0,
+        )
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def challenge(self, target: Target, now_unix_ns: int, attempt: int = 1) -> Outgoing:
+        """Sign a challenge for `target` with a fresh nonce; send it, then call `mark_sent`."""
+        nonce = self._random_bytes(NONCE_BYTES)
+        self._sequence += 1
+        expires = now_unix_ns + self._config.lifetime_ns
+        datagram = sign_challenge(
+            self._signer,
+            landmark_id=self.landmark_id,
+            target_id=target.target_id,
+            nonce=nonce,
+            issued_unix_ns=now_unix_ns,
+            expires_unix_ns=expires,
+            sequence=self._sequence,
+        ).encode()
+        self._pending[nonce] = _Pending(target, attempt, datagram, expires)
+        return Outgoing(nonce, datagram, target.host, target.port)
+
+    def mark_sent(self, nonce: bytes, sent_unix_ns: int, sent_mono_ns: int) -> None:
+        pending = self._pending.get(nonce)
+        if pending is None:
+            return
+        pending.sent_unix_ns = sent_unix_ns
+        pending.sent_mono_ns = sent_mono_ns
+        pending.deadline_mono_ns = sent_mono_ns + self._config.timeout_ns
+        pending.sent = True
+        self.counters["sent"] += 1
+        heapq.heappush(self._timers, (pending.deadline_mono_ns, nonce))
+
+    def get_timer(self) -> int | None:
+        """Monotonic ns at which `handle_timer` must next run, or None when nothing is pending."""
+        heap = self._timers
+        while heap and heap[0][1] not in self._pending:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def handle_timer(self, now_mono_ns: int, now_unix_ns: int) -> list[Outgoing]:
+        """Expire overdue challenges; return retries (fresh nonces) to send."""
+        retries: list[Outgoing] = []
+        heap = self._timers
+        while heap and heap[0][0] <= now_mono_ns:
+            _, nonce = heapq.heappop(heap)
+            pending = self._pending.pop(nonce, None)
+            if pending is None:
+                continue
+            if pending.attempt >= self._config.max_attempts:
+                self.counters["gave_up"] += 1
+                continue
+            self.counters["retries"] += 1
+            retries.append(self.challenge(pending.target, now_unix_ns, pending.attempt + 1))
+        return retries
+
+    def receive(self, data: bytes, source: tuple[str, int], rx: RxTime) -> MeasurementRecord | None:
+        """Handle one datagram; a verified answer gives a signed record, anything else None."""
+        try:
+            message = decode(data)
+        except WireError:
+            self.counters["dropped_malformed"] += 1
+            return None
+        if isinstance(message, Hello):
+            self.counters["hellos"] += 1
+            for chip_id in message.chip_ids:
+                self.hello_endpoints[chip_id] = source
+            return None
+        if isinstance(message, ErrorMessage):
+            self.counters["error_replies"] += 1
+            return None
+        if not isinstance(message, Response):
+            self.counters["dropped_unexpected"] += 1
+            return None
+        pending = self._pending.get(message.nonce)
+        if pending is None or not pending.sent:
+            self.counters["dropped_unknown_nonce"] += 1
+            return None
+        rtt_ns, clock_source = choose_rtt(pending.sent_unix_ns, pending.sent_mono_ns, rx)
+        try:
+            verify_response(message, pending.datagram, pending.target.public_key)
+        except (SignatureError, WireError):
+            # A forged answer must not cancel the pending challenge the real target may answer.
+            self.counters["dropped_bad_signature"] += 1
+            return None
+        del self._pending[message.nonce]
+        if pending.sent_unix_ns + rtt_ns > pending.expires_unix_ns:
+            self.counters["dropped_late"] += 1
+            return None
+        if clock_source == "monotonic" and rx.kernel_unix_ns is not None:
+            self.counters["clock_fallbacks"] += 1
+        self.counters["measured"] += 1
+        return sign_record(
+            self._signer,
+            landmark_id=self.landmark_id,
+            target_kind=pending.target.target_kind,
+            target_id=pending.target.target_id,
+            nonce=message.nonce,
+            sent_unix_ns=pending.sent_unix_ns,
+            rtt_ns=max(1, rtt_ns),
+            clock_source=clock_source,
+            challenge=pending.datagram,
+            response=data,
+        )
