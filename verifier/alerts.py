@@ -1,0 +1,77 @@
+"""Alerts: open (at most one unresolved per subject and type), acknowledge, resolve.
+
+Every change is written together with its webhook outbox rows in one transaction, then
+published to SSE subscribers and appended to the evidence log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from verifier.errors import ConflictError, NotFoundError
+from verifier.evidence_sink import EvidenceSink
+from verifier.hub import Hub
+from verifier.metrics import Metrics
+from verifier.model import SEVERITY_BY_TYPE, Alert
+from verifier.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    return asdict(alert)
+
+
+class Alerts:
+    def __init__(self, *, webhook_urls: tuple[str, ...], hub: Hub, metrics: Metrics,
+                 evidence: EvidenceSink) -> None:
+        self._urls = webhook_urls
+        self._hub = hub
+        self._metrics = metrics
+        self._evidence = evidence
+
+    def raise_alert(self, store: Store, type_: str, *, subject_kind: str, subject_id: str,
+                    message: str, details: dict[str, Any], now_unix_ns: int) -> Alert | None:
+        """Open an alert; None when one is already unresolved for this subject and type."""
+        alert = store.open_alert(type_, severity=SEVERITY_BY_TYPE[type_],
+                                 subject_kind=subject_kind, subject_id=subject_id,
+                                 message=message, details=details, now_unix_ns=now_unix_ns,
+                                 outbox=self._urls)
+        if alert is None:
+            return None
+        logger.warning("alert %s opened: %s %s: %s", alert.alert_id, type_, subject_id, message)
+        self._metrics.alerts.labels(type_).inc()
+        self._announce(alert)
+        return alert
+
+    def act(self, store: Store, alert_id: int, *, action: str, by: str, reason: str,
+            now_unix_ns: int) -> Alert:
+        """Acknowledge or resolve; resolved alerts are final, acknowledging twice is refused."""
+        current = store.alert(alert_id)
+        if current is None:
+            raise NotFoundError(f"no alert {alert_id}")
+        if current.status == "resolved":
+            raise ConflictError(f"alert {alert_id} is already resolved")
+        if action == "acknowledge" and current.status == "acknowledged":
+            raise ConflictError(f"alert {alert_id} is already acknowledged")
+        alert = store.update_alert(alert_id, action=action, by=by, reason=reason,
+                                   now_unix_ns=now_unix_ns, outbox=self._urls)
+        logger.info("alert %s %s by %s", alert_id, alert.status, by)
+        self._announce(alert)
+        return alert
+
+    def auto_resolve(self, store: Store, type_: str, *, subject_kind: str, subject_id: str,
+                     reason: str, now_unix_ns: int) -> None:
+        """Resolve an unresolved alert once the condition has cleared (e.g. a dark chip answers)."""
+        current = store.unresolved_alert(subject_kind, subject_id, type_)
+        if current is not None:
+            self.act(store, current.alert_id, action="resolve", by="verifier", reason=reason,
+                     now_unix_ns=now_unix_ns)
+
+    def _announce(self, alert: Alert) -> None:
+        payload = alert_json(alert)
+        self._hub.publish(payload)
+        chip_id = alert.subject_id if alert.subject_kind == "chip" else None
+        self._evidence.alert(payload, chip_id=chip_id, time_unix_ns=alert.updated_unix_ns)

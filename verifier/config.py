@@ -1,0 +1,132 @@
+"""One typed configuration object, loaded from TOML; CLI flags override only when given."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from verifier.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    url: str
+    secret: str  # HMAC-SHA256 key; never logged
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierConfig:
+    data_dir: Path = Path("verifier-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ca_public_key_b64: str = ""  # vendor CA (Ed25519, 32 bytes) that signs chip/landmark certs
+    max_body_bytes: int = 8 * 1024 * 1024
+    verify_threads: int = 2  # Ed25519 checks run here, off the event loop (PyNaCl drops the GIL)
+    max_record_age_s: float = 600.0  # freshness: older records are rejected as `stale`
+    max_clock_skew_s: float = 5.0  # records stamped further in the future are `future`
+    tick_s: float = 1.0  # scheduler/verdict loop period
+    landmark_dead_after_s: float = 60.0  # no task poll for this long → landmark `dead`
+    task_ttl_s: float = 30.0  # a handed-out task not answered by then may be re-issued
+    mesh_interval_s: float = 300.0  # how often each landmark probes its peers
+    calibration_refresh_s: float = 300.0
+    sqlite_synchronous: str = "NORMAL"  # WAL+NORMAL survives a process kill; FULL adds power loss
+    webhooks: tuple[WebhookConfig, ...] = ()
+    webhook_max_attempts: int = 12
+    webhook_backoff_base_s: float = 1.0
+    evidence: bool = True  # append verdicts/alerts to the evidence log (docs/evidence.md)
+
+    @property
+    def ca_public_key(self) -> bytes:
+        try:
+            key = base64.b64decode(self.ca_public_key_b64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigError("ca_public_key_b64 is not base64") from exc
+        if len(key) != 32:
+            raise ConfigError("ca_public_key_b64 must decode to a 32-byte Ed25519 key")
+        return key
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "verifier.sqlite3"
+
+
+_SCALARS = {f.name: f for f in fields(VerifierConfig)}
+
+
+def config_from_mapping(raw: dict[str, Any], base_dir: Path | None = None) -> VerifierConfig:
+    """Build a config from the `[verifier]` table (or a flat mapping); unknown keys are errors."""
+    table = raw.get("verifier", raw)
+    if not isinstance(table, dict):
+        raise ConfigError("[verifier] must be a table")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _SCALARS:
+            raise ConfigError(f"unknown config key {key!r}")
+        if key == "webhooks":
+            values[key] = _webhooks(value)
+        elif key == "data_dir":
+            path = Path(str(value))
+            values[key] = path if path.is_absolute() or base_dir is None else base_dir / path
+        else:
+            values[key] = value
+    config = VerifierConfig(**values)
+    _validate(config)
+    return config
+
+
+def _webhooks(value: Any) -> tuple[WebhookConfig, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("webhooks must be an array of tables")
+    hooks = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"url", "secret"}:
+            raise ConfigError("each webhook needs exactly `url` and `secret`")
+        hooks.append(WebhookConfig(url=str(item["url"]), secret=str(item["secret"])))
+    return tuple(hooks)
+
+
+def _validate(config: VerifierConfig) -> None:
+    for name in ("max_body_bytes", "verify_threads", "port", "webhook_max_attempts"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{name} must be a positive integer")
+    for name in ("max_record_age_s", "max_clock_skew_s", "tick_s", "landmark_dead_after_s",
+                 "task_ttl_s", "mesh_interval_s", "calibration_refresh_s",
+                 "webhook_backoff_base_s"):
+        value = getattr(config, name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{name} must be a positive number")
+    if config.sqlite_synchronous not in ("NORMAL", "FULL"):
+        raise ConfigError("sqlite_synchronous must be NORMAL or FULL")
+    if config.ca_public_key_b64:
+        _ = config.ca_public_key
+
+
+def load_config(path: Path, **overrides: Any) -> VerifierConfig:
+    """Load TOML at `path`; keyword overrides that are not None replace file values."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    config = config_from_mapping(raw, base_dir=path.parent)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given:
+        config = replace(config, **given)
+        _validate(config)
+    return config
+
+
+def default_config(**overrides: Any) -> VerifierConfig:
+    config = replace(VerifierConfig(), **overrides) if overrides else VerifierConfig()
+    _validate(config)
+    return config
+
+
+__all__ = ["VerifierConfig", "WebhookConfig", "config_from_mapping", "default_config",
+           "load_config"]

@@ -1,0 +1,32 @@
+"""Runs `Store` calls on one dedicated thread so the event loop never blocks on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Concatenate, ParamSpec, TypeVar
+
+from verifier.store import Store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Db:
+    """A single worker thread owns the connection: SQLite has one writer anyway, and one thread
+    makes every domain function a plain transaction with no locking."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verifier-db")
+
+    async def run(self, fn: Callable[Concatenate[Store, P], T], *args: P.args,
+                  **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(fn, self.store, *args, **kwargs))
+
+    def close(self) -> None:
+        self._pool.submit(self.store.close).result()
+        self._pool.shutdown(wait=True)

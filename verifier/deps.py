@@ -1,0 +1,64 @@
+"""FastAPI dependencies: the service object and bearer-token authorisation by role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from verifier.auth import authenticate
+from verifier.errors import ForbiddenError, UnauthorizedError
+from verifier.model import Token
+from verifier.service import Service
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+async def _token(service: Service, secret: str | None) -> Token:
+    if not secret:
+        raise UnauthorizedError("missing bearer token")
+    token = await service.db.run(authenticate, secret)
+    if token is None:
+        raise UnauthorizedError("unknown bearer token")
+    return token
+
+
+def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Token]]:
+    async def dependency(
+        service: ServiceDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Token:
+        token = await _token(service, credentials.credentials if credentials else None)
+        if token.role not in roles:
+            raise ForbiddenError(f"role {token.role} may not do this")
+        return token
+
+    return dependency
+
+
+async def stream_token(
+    request: Request, service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Token:
+    """EventSource cannot send headers, so the stream also takes `?access_token=`."""
+    secret = credentials.credentials if credentials else request.query_params.get("access_token")
+    token = await _token(service, secret)
+    if token.role not in ("admin", "dashboard"):
+        raise ForbiddenError(f"role {token.role} may not read alerts")
+    return token
+
+
+Admin = Annotated[Token, Depends(require("admin"))]
+Reader = Annotated[Token, Depends(require("admin", "dashboard"))]
+AnyRole = Annotated[Token, Depends(require("admin", "dashboard", "landmark"))]
+Uploader = Annotated[Token, Depends(require("admin", "landmark"))]

@@ -1,0 +1,183 @@
+"""Frozen domain values of the verifier (no pydantic here; see verifier/schemas.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ALERT_TYPES = (
+    "outside_licensed_region",
+    "went_dark",
+    "inconsistent_measurements",
+    "landmark_fault",
+    "signature_failure",
+    "replay_detected",
+)
+SEVERITY_BY_TYPE = {
+    "outside_licensed_region": "critical",
+    "replay_detected": "high",
+    "signature_failure": "high",
+    "went_dark": "high",
+    "inconsistent_measurements": "medium",
+    "landmark_fault": "medium",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    token_id: int
+    role: str  # admin | landmark | dashboard
+    label: str
+    landmark_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    round_interval_s: float
+    landmarks_per_round: int
+    round_timeout_s: float
+    dark_window_s: float
+
+
+DEFAULT_POLICY = Policy("default", round_interval_s=300.0, landmarks_per_round=6,
+                        round_timeout_s=30.0, dark_window_s=3_600.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Landmark:
+    landmark_id: str
+    lat_deg: float
+    lon_deg: float
+    host: str
+    port: int
+    public_key: bytes
+    certificate: dict[str, Any]
+    last_seen_unix_ns: int | None
+    faulty: bool
+    audit: dict[str, Any] | None
+    next_mesh_unix_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chip:
+    chip_id: str
+    owner: str
+    model: str
+    serial: str
+    host: str | None
+    port: int | None
+    policy: str
+    public_key: bytes
+    certificate: dict[str, Any]
+    licence: dict[str, Any]
+    state: str
+    state_since_unix_ns: int
+    last_response_unix_ns: int | None
+    registered_unix_ns: int
+    next_round_unix_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    task_id: int
+    round_id: str
+    landmark_id: str
+    target_kind: str
+    target_id: str
+    host: str
+    port: int
+    issued_unix_ns: int
+    expires_unix_ns: int
+    delivered_unix_ns: int | None
+    answered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    round_id: str
+    target_kind: str
+    target_id: str
+    started_unix_ns: int
+    deadline_unix_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMeasurement:
+    """One accepted, signature-checked measurement ready to be written."""
+
+    batch_id: str
+    landmark_id: str
+    target_kind: str
+    target_id: str
+    nonce: bytes
+    sent_unix_ns: int
+    rtt_ns: int
+    clock_source: str
+    round_id: str
+    task_id: int
+    record_json: str  # the exact record as uploaded, for independent re-checking
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementRow:
+    measurement_id: int
+    landmark_id: str
+    target_kind: str
+    target_id: str
+    rtt_ns: int
+    sent_unix_ns: int
+    round_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRecord:
+    verdict_id: int
+    chip_id: str
+    round_id: str
+    verdict: str
+    created_unix_ns: int
+    measurement_ids: tuple[int, ...]
+    landmarks: tuple[dict[str, Any], ...]
+    assessment: dict[str, Any] | None
+    reason: str
+    licence: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    alert_id: int
+    type: str
+    severity: str
+    status: str  # open | acknowledged | resolved
+    subject_kind: str  # chip | landmark
+    subject_id: str
+    message: str
+    details: dict[str, Any]
+    opened_unix_ns: int
+    updated_unix_ns: int
+    acknowledged_by: str | None
+    acknowledged_reason: str | None
+    acknowledged_unix_ns: int | None
+    resolved_by: str | None
+    resolved_reason: str | None
+    resolved_unix_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    status: str | None = None
+    type: str | None = None
+    subject_kind: str | None = None
+    subject_id: str | None = None
+    severity: str | None = None
+    before_id: int | None = None  # cursor: only alerts with a smaller id
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    outbox_id: int
+    url: str
+    body: bytes
+    attempts: int

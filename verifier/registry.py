@@ -1,0 +1,124 @@
+"""Registries: landmarks and chips (CA-checked certificates), licences and policies."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from geo.errors import GeoError
+from geo.licence import licence_from_json
+from protocol.certs import ChipCertificate, LandmarkCertificate
+from protocol.errors import ProtocolError
+from verifier.errors import InvalidInputError, NotFoundError
+from verifier.model import DEFAULT_POLICY, Chip, Landmark, Policy
+from verifier.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class KeyCache:
+    """Public keys by id, kept in memory for ingestion; updated by every registration."""
+
+    def __init__(self) -> None:
+        self.landmarks: dict[str, bytes] = {}
+        self.chips: dict[str, bytes] = {}
+
+    def load(self, store: Store) -> None:
+        self.landmarks = {lm.landmark_id: lm.public_key for lm in store.landmarks()}
+        self.chips = {chip.chip_id: chip.public_key for chip in store.chips()}
+        store_policy = store.policy(DEFAULT_POLICY.name)
+        if store_policy is None:
+            store.put_policy(DEFAULT_POLICY)
+
+    def target_key(self, target_kind: str, target_id: str) -> bytes | None:
+        return (self.chips if target_kind == "chip" else self.landmarks).get(target_id)
+
+
+def check_licence(licence: dict[str, Any]) -> dict[str, Any]:
+    """Validate with the geo core; returns its canonical JSON form."""
+    try:
+        return dict(licence_from_json(licence).to_json())
+    except GeoError as exc:
+        raise InvalidInputError(f"invalid licence: {exc}") from exc
+
+
+def register_landmark(store: Store, keys: KeyCache, *, ca_public_key: bytes,
+                      certificate: dict[str, Any], host: str, port: int,
+                      now_unix_ns: int) -> Landmark:
+    try:
+        cert = LandmarkCertificate.from_json(certificate)
+        cert.verify(ca_public_key, now_unix_ns // 1_000_000_000)
+    except ProtocolError as exc:
+        raise InvalidInputError(f"landmark certificate rejected: {exc}") from exc
+    existing = store.landmark(cert.landmark_id)
+    landmark = Landmark(
+        landmark_id=cert.landmark_id, lat_deg=cert.lat_deg, lon_deg=cert.lon_deg, host=host,
+        port=port, public_key=cert.public_key, certificate=cert.to_json(),
+        last_seen_unix_ns=existing.last_seen_unix_ns if existing else None,
+        faulty=existing.faulty if existing else False,
+        audit=existing.audit if existing else None, next_mesh_unix_ns=0)
+    store.put_landmark(landmark)
+    keys.landmarks[landmark.landmark_id] = landmark.public_key
+    logger.info("landmark %s registered at %.4f,%.4f", landmark.landmark_id, cert.lat_deg,
+                cert.lon_deg)
+    stored = store.landmark(landmark.landmark_id)
+    assert stored is not None
+    return stored
+
+
+def register_chip(store: Store, keys: KeyCache, *, ca_public_key: bytes,
+                  certificate: dict[str, Any], owner: str, host: str | None, port: int | None,
+                  licence: dict[str, Any], policy: str, now_unix_ns: int) -> Chip:
+    try:
+        cert = ChipCertificate.from_json(certificate)
+        cert.verify(ca_public_key, now_unix_ns // 1_000_000_000)
+    except ProtocolError as exc:
+        raise InvalidInputError(f"chip certificate rejected: {exc}") from exc
+    if (host is None) != (port is None):
+        raise InvalidInputError("give both host and port for the agent endpoint, or neither")
+    if store.policy(policy) is None:
+        raise InvalidInputError(f"unknown policy {policy!r}")
+    canonical = check_licence(licence)
+    existing = store.chip(cert.chip_id)
+    chip = Chip(
+        chip_id=cert.chip_id, owner=owner, model=cert.model, serial=cert.serial, host=host,
+        port=port, policy=policy, public_key=cert.public_key, certificate=cert.to_json(),
+        licence=canonical, state=existing.state if existing else "unknown",
+        state_since_unix_ns=existing.state_since_unix_ns if existing else now_unix_ns,
+        last_response_unix_ns=existing.last_response_unix_ns if existing else None,
+        registered_unix_ns=existing.registered_unix_ns if existing else now_unix_ns,
+        next_round_unix_ns=now_unix_ns)
+    store.put_chip(chip)
+    keys.chips[chip.chip_id] = chip.public_key
+    logger.info("chip %s registered for owner %s", chip.chip_id, owner)
+    stored = store.chip(chip.chip_id)
+    assert stored is not None
+    return stored
+
+
+def set_licence(store: Store, chip_id: str, licence: dict[str, Any]) -> Chip:
+    chip = store.chip(chip_id)
+    if chip is None:
+        raise NotFoundError(f"no chip {chip_id}")
+    store.put_chip(replace(chip, licence=check_licence(licence)))
+    updated = store.chip(chip_id)
+    assert updated is not None
+    return updated
+
+
+def put_policy(store: Store, policy: Policy) -> Policy:
+    store.put_policy(policy)
+    return policy
+
+
+def licence_anchor(licence: dict[str, Any]) -> tuple[float, float] | None:
+    """A point inside the allowed area (lat_deg, lon_deg), used to pick nearby landmarks."""
+    try:
+        parsed = licence_from_json(licence)
+    except GeoError:
+        return None
+    if not parsed.allowed:
+        return None
+    point = parsed.allowed[0].geometry.representative_point()
+    return float(point.y), float(point.x)

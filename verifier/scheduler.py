@@ -1,0 +1,160 @@
+"""Round planning: which landmarks measure which target, and when.
+
+Landmark choice per chip round (`choose_landmarks`): half the slots go to the landmarks nearest
+the chip's expected position (small RTT → tight caps), the rest greedily to landmarks whose
+bearings from that position are farthest from those already chosen (caps from many directions
+intersect in a small region). Dead or faulty landmarks are never chosen; tasks stuck on a
+landmark that died are re-issued to a healthy one not already in the round.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from geo.geodesy import distance_km
+from verifier.model import DEFAULT_POLICY, Chip, Landmark, Round
+from verifier.registry import licence_anchor
+from verifier.store import Store
+
+logger = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+MESH_PEERS = 8  # probes per landmark per mesh round: enough for calibration and the audit
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    landmark_dead_after_s: float
+    mesh_interval_s: float
+    task_ttl_s: float
+
+
+def landmark_health(landmark: Landmark, now_unix_ns: int, dead_after_s: float) -> str:
+    if landmark.faulty:
+        return "faulty"
+    if landmark.last_seen_unix_ns is None:
+        return "unknown"
+    return "alive" if now_unix_ns - landmark.last_seen_unix_ns <= dead_after_s * _NS else "dead"
+
+
+def _bearing_rad(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
+    return math.atan2(math.sin(dl) * math.cos(p2),
+                      math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl))
+
+
+def _angle_gap(a: float, b: float) -> float:
+    gap = abs(a - b) % (2 * math.pi)
+    return min(gap, 2 * math.pi - gap)
+
+
+def choose_landmarks(candidates: Sequence[Landmark], anchor: tuple[float, float],
+                     count: int) -> list[Landmark]:
+    """Pick `count` landmarks for a target expected near `anchor` (lat_deg, lon_deg)."""
+    if len(candidates) <= count:
+        return list(candidates)
+    lat, lon = anchor
+    by_distance = sorted(candidates,
+                         key=lambda lm: distance_km(lat, lon, lm.lat_deg, lm.lon_deg))
+    chosen = by_distance[:max(1, count // 2)]
+    rest = by_distance[len(chosen):]
+    bearings = {lm.landmark_id: _bearing_rad(lat, lon, lm.lat_deg, lm.lon_deg)
+                for lm in candidates}
+    while len(chosen) < count and rest:
+        best = max(rest, key=lambda lm: min(_angle_gap(bearings[lm.landmark_id],
+                                                       bearings[c.landmark_id]) for c in chosen))
+        chosen.append(best)
+        rest.remove(best)
+    return chosen
+
+
+def _anchor(store: Store, chip: Chip, landmarks: Sequence[Landmark]) -> tuple[float, float]:
+    """Where the chip probably is: the last estimate, else the licence's allowed area."""
+    last = store.last_verdict(chip.chip_id)
+    if last is not None and last.assessment is not None:
+        lat, lon = last.assessment.get("estimate_lat_deg"), last.assessment.get("estimate_lon_deg")
+        if isinstance(lat, float | int) and isinstance(lon, float | int):
+            return float(lat), float(lon)
+    anchor = licence_anchor(chip.licence)
+    if anchor is not None:
+        return anchor
+    return landmarks[0].lat_deg, landmarks[0].lon_deg
+
+
+def new_round_id(kind: str, target_id: str, now_unix_ns: int) -> str:
+    return f"{kind[0]}-{now_unix_ns // 1_000_000}-{secrets.token_hex(3)}-{target_id}"[:64]
+
+
+def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[str]:
+    """Plan due chip and mesh rounds and re-issue stuck tasks; returns new round ids."""
+    landmarks = store.landmarks()
+    healthy = [lm for lm in landmarks
+               if landmark_health(lm, now_unix_ns, settings.landmark_dead_after_s) == "alive"]
+    created: list[str] = []
+    if not healthy:
+        return created
+    policies = {p.name: p for p in store.policies()}
+    for chip in store.chips():
+        if chip.next_round_unix_ns > now_unix_ns or chip.host is None or chip.port is None:
+            continue
+        policy = policies.get(chip.policy, DEFAULT_POLICY)
+        picked = choose_landmarks(healthy, _anchor(store, chip, healthy),
+                                  policy.landmarks_per_round)
+        rnd = Round(new_round_id("chip", chip.chip_id, now_unix_ns), "chip", chip.chip_id,
+                    now_unix_ns, now_unix_ns + int(policy.round_timeout_s * _NS))
+        store.add_round(rnd, [(lm.landmark_id, chip.host, chip.port) for lm in picked])
+        store.set_chip_next_round(chip.chip_id,
+                                  now_unix_ns + int(policy.round_interval_s * _NS))
+        created.append(rnd.round_id)
+    for target in healthy:
+        if target.next_mesh_unix_ns > now_unix_ns:
+            continue
+        peers = [lm for lm in healthy if lm.landmark_id != target.landmark_id]
+        probers = choose_landmarks(peers, (target.lat_deg, target.lon_deg), MESH_PEERS)
+        store.set_landmark_next_mesh(target.landmark_id,
+                                     now_unix_ns + int(settings.mesh_interval_s * _NS))
+        if not probers:
+            continue
+        rnd = Round(new_round_id("landmark", target.landmark_id, now_unix_ns), "landmark",
+                    target.landmark_id, now_unix_ns, now_unix_ns + int(settings.task_ttl_s * _NS))
+        store.add_round(rnd, [(lm.landmark_id, target.host, target.port) for lm in probers])
+        created.append(rnd.round_id)
+    _reissue(store, healthy, now_unix_ns)
+    return created
+
+
+def _reissue(store: Store, healthy: Sequence[Landmark], now_unix_ns: int) -> None:
+    """Move never-delivered tasks of open rounds off landmarks that are not alive."""
+    alive_ids = {lm.landmark_id for lm in healthy}
+    for rnd in store.open_rounds():
+        if rnd.deadline_unix_ns <= now_unix_ns:
+            continue
+        tasks = store.round_tasks(rnd.round_id)
+        in_round = {t.landmark_id for t in tasks}
+        spare = [lm for lm in healthy
+                 if lm.landmark_id not in in_round and lm.landmark_id != rnd.target_id]
+        for task in tasks:
+            if task.landmark_id in alive_ids or task.delivered_unix_ns is not None or not spare:
+                continue
+            replacement = spare.pop(0)
+            store.cancel_task(task.task_id)
+            store.add_task(rnd.round_id, landmark_id=replacement.landmark_id,
+                           target_kind=task.target_kind, target_id=task.target_id,
+                           host=task.host, port=task.port, issued_unix_ns=now_unix_ns,
+                           expires_unix_ns=rnd.deadline_unix_ns)
+            logger.info("round %s: task moved from dead landmark %s to %s", rnd.round_id,
+                        task.landmark_id, replacement.landmark_id)
+
+
+def due_rounds(store: Store, now_unix_ns: int) -> list[Round]:
+    """Open rounds that are finished: every task answered, or the deadline passed."""
+    due = []
+    for rnd in store.open_rounds():
+        if rnd.deadline_unix_ns <= now_unix_ns or all(
+                t.answered for t in store.round_tasks(rnd.round_id)):
+            due.append(rnd)
+    return due

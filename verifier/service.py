@@ -1,0 +1,103 @@
+"""The running verifier: wires store, registries, ingestion, scheduler, verdicts, alerts and
+webhooks together, and runs the background loop. Routes call into this object only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from verifier import scheduler, verdicts
+from verifier.alerts import Alerts
+from verifier.config import VerifierConfig
+from verifier.db import Db
+from verifier.evidence_sink import EvidenceSink
+from verifier.hub import Hub
+from verifier.ingest import Ingestor
+from verifier.metrics import Metrics
+from verifier.registry import KeyCache
+from verifier.store import SqliteStore
+from verifier.webhooks import WebhookSender
+
+logger = logging.getLogger(__name__)
+_NS = 1_000_000_000
+
+
+class Service:
+    def __init__(self, config: VerifierConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.hub = Hub()
+        self.db = Db(SqliteStore(config.db_path, config.sqlite_synchronous))
+        self.keys = KeyCache()
+        ca_key = config.ca_public_key if config.ca_public_key_b64 else b""
+        self.evidence = EvidenceSink(config.db_path if config.evidence else None, ca_key)
+        self.alerts = Alerts(webhook_urls=tuple(h.url for h in config.webhooks), hub=self.hub,
+                             metrics=self.metrics, evidence=self.evidence)
+        self.ingestor = Ingestor(db=self.db, config=config, keys=self.keys,
+                                 metrics=self.metrics, alerts=self.alerts)
+        self.webhooks = WebhookSender(db=self.db, config=config, metrics=self.metrics)
+        self._geo_pool = ThreadPoolExecutor(1, thread_name_prefix="geo")
+        self._task_waiters: dict[str, asyncio.Event] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._last_mesh_refresh_ns = 0
+
+    @property
+    def settings(self) -> scheduler.SchedulerSettings:
+        c = self.config
+        return scheduler.SchedulerSettings(c.landmark_dead_after_s, c.mesh_interval_s,
+                                           c.task_ttl_s)
+
+    async def start(self) -> None:
+        self.hub.bind(asyncio.get_running_loop())
+        await self.db.run(self.keys.load)
+        self._background = [asyncio.create_task(self._loop(), name="verifier-tick"),
+                            asyncio.create_task(self.webhooks.run(), name="verifier-webhooks")]
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.webhooks.close()
+        self.ingestor.close()
+        self._geo_pool.shutdown(wait=True)
+        self.db.close()
+        self.evidence.close()
+
+    def task_event(self, landmark_id: str) -> asyncio.Event:
+        return self._task_waiters.setdefault(landmark_id, asyncio.Event())
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick(time.time_ns())
+            except Exception:
+                logger.exception("verifier tick failed")
+            await asyncio.sleep(self.config.tick_s)
+
+    async def tick(self, now_unix_ns: int) -> None:
+        """One scheduling pass: plan, wake long-polls, close rounds into verdicts."""
+        created = await self.db.run(scheduler.plan, self.settings, now_unix_ns)
+        if created:
+            for event in self._task_waiters.values():
+                event.set()
+        due = await self.db.run(scheduler.due_rounds, now_unix_ns)
+        inputs = await self.db.run(verdicts.collect_all, due, now_unix_ns)
+        loop = asyncio.get_running_loop()
+        for item in inputs:
+            decision = await loop.run_in_executor(self._geo_pool, verdicts.decide, item)
+            await self.db.run(verdicts.record, decision, alerts=self.alerts,
+                              metrics=self.metrics, evidence=self.evidence,
+                              now_unix_ns=time.time_ns())
+        await self.db.run(verdicts.landmark_faults, self.alerts,
+                          window_s=self.config.landmark_dead_after_s * 5,
+                          now_unix_ns=now_unix_ns)
+        if now_unix_ns - self._last_mesh_refresh_ns >= self.config.calibration_refresh_s * _NS:
+            self._last_mesh_refresh_ns = now_unix_ns
+            since = now_unix_ns - int(self.config.calibration_refresh_s * 4 * _NS)
+            await self.db.run(verdicts.refresh_mesh_models, self.alerts, since_unix_ns=since,
+                              now_unix_ns=now_unix_ns)

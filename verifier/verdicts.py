@@ -1,0 +1,203 @@
+"""Closing rounds: geo verdicts for chip rounds, dark detection, landmark faults, calibration.
+
+Three steps so the heavy geometry never runs on the database thread: `collect` (database
+thread) gathers the round's best RTT per landmark; `decide` (worker thread) runs
+`geo.verdict.assess`; `record` (database thread) stores the verdict with the exact measurement
+ids, moves the chip's state and raises or clears alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from geo.audit import audit_landmarks
+from geo.verdict import Assessment, SolverParams, assess
+
+from geo.calibration import CalibrationModel, CalibrationSample
+from geo.errors import GeoError
+from geo.geodesy import distance_km
+from geo.licence import licence_from_json
+from geo.measurement import LandmarkRtt
+from protocol.records import MeasurementRecord
+from verifier.alerts import Alerts
+from verifier.evidence_sink import EvidenceSink
+from verifier.metrics import Metrics
+from verifier.model import DEFAULT_POLICY, Chip, Landmark, Policy, Round, VerdictRecord
+from verifier.store import Store
+
+logger = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+CALIBRATION_KEY = "calibration_model"
+ALERT_FOR_VERDICT = {"violation": "outside_licensed_region",
+                     "inconsistent": "inconsistent_measurements", "dark": "went_dark"}
+
+
+@dataclass(frozen=True, slots=True)
+class RoundInputs:
+    round: Round
+    chip: Chip
+    policy: Policy
+    rtts: tuple[LandmarkRtt, ...]
+    measurement_ids: tuple[int, ...]
+    landmarks: tuple[Landmark, ...]
+    records: tuple[MeasurementRecord, ...]
+    calibration: dict[str, Any] | None
+    dark: bool  # no answer in this round and none within the policy's dark window
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    inputs: RoundInputs
+    verdict: str
+    assessment: Assessment | None
+    reason: str
+
+
+def collect(store: Store, rnd: Round, now_unix_ns: int) -> RoundInputs | None:
+    """Close the round; None for mesh rounds or rounds that decide nothing."""
+    store.close_round(rnd.round_id)
+    if rnd.target_kind != "chip":
+        return None
+    chip = store.chip(rnd.target_id)
+    if chip is None:
+        return None
+    policy = store.policy(chip.policy) or DEFAULT_POLICY
+    best: dict[str, tuple[int, int]] = {}  # landmark → (rtt_ns, measurement_id)
+    for m in store.round_measurements(rnd.round_id):
+        if m.landmark_id not in best or m.rtt_ns < best[m.landmark_id][0]:
+            best[m.landmark_id] = (m.rtt_ns, m.measurement_id)
+    landmarks = tuple(lm for lm in (store.landmark(i) for i in sorted(best)) if lm is not None)
+    rtts = tuple(LandmarkRtt(lm.landmark_id, lm.lat_deg, lm.lon_deg,
+                             best[lm.landmark_id][0] / 1e6) for lm in landmarks)
+    ids = tuple(best[lm.landmark_id][1] for lm in landmarks)
+    last = chip.last_response_unix_ns if chip.last_response_unix_ns is not None else (
+        chip.registered_unix_ns)
+    dark = not rtts and now_unix_ns - last > policy.dark_window_s * _NS
+    if not rtts and not dark:
+        return None
+    calibration = store.get_kv(CALIBRATION_KEY)
+    records = tuple(MeasurementRecord.from_json(json.loads(text))
+                    for text in store.measurement_records(ids))
+    return RoundInputs(rnd, chip, policy, rtts, ids, landmarks, records,
+                       json.loads(calibration) if calibration else None, dark)
+
+
+def decide(inputs: RoundInputs) -> Decision:
+    """Worker thread: the geo verdict. Never invents a `verified`: errors become inconclusive."""
+    if inputs.dark:
+        return Decision(inputs, "dark", None, "no valid response within the dark window")
+    calibration = (CalibrationModel.from_json(inputs.calibration)
+                   if inputs.calibration is not None else None)
+    try:
+        assessment = assess(inputs.rtts, licence_from_json(inputs.chip.licence), calibration,
+                            SolverParams())
+    except GeoError as exc:
+        return Decision(inputs, "inconclusive", None, f"geo verdict unavailable: {exc}")
+    if assessment.verdict is None:
+        return Decision(inputs, "inconclusive", assessment, "no licence to compare with")
+    verdict = str(assessment.verdict.value)
+    reason = f"{len(inputs.rtts)} landmark(s); sound area {assessment.sound_area_km2:.0f} km²"
+    return Decision(inputs, verdict, assessment, reason)
+
+
+def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics,
+           evidence: EvidenceSink, now_unix_ns: int) -> VerdictRecord:
+    inputs = decision.inputs
+    chip = inputs.chip
+    rows = [{"landmark_id": r.landmark_id, "lat_deg": r.lat_deg, "lon_deg": r.lon_deg,
+             "rtt_ms": r.rtt_ms, "measurement_id": mid}
+            for r, mid in zip(inputs.rtts, inputs.measurement_ids, strict=True)]
+    assessment_json = decision.assessment.to_json() if decision.assessment else None
+    verdict = store.add_verdict(chip.chip_id, round_id=inputs.round.round_id,
+                                verdict=decision.verdict, created_unix_ns=now_unix_ns,
+                                measurement_ids=inputs.measurement_ids, landmarks=rows,
+                                assessment=assessment_json, reason=decision.reason,
+                                licence=chip.licence)
+    store.set_chip_state(chip.chip_id, decision.verdict, now_unix_ns)
+    metrics.verdicts.labels(decision.verdict).inc()
+    logger.info("chip %s round %s: %s", chip.chip_id, inputs.round.round_id, decision.verdict)
+    evidence.verdict(
+        chip_id=chip.chip_id, round_id=inputs.round.round_id, decided_unix_ns=now_unix_ns,
+        verdict=decision.verdict, chip_certificate=chip.certificate,
+        landmark_certificates=[lm.certificate for lm in inputs.landmarks],
+        records=inputs.records, inputs=inputs.rtts, licence=chip.licence,
+        params=SolverParams(), calibration=inputs.calibration, assessment=decision.assessment,
+        policy={"name": inputs.policy.name, "round_interval_s": inputs.policy.round_interval_s,
+                "landmarks_per_round": inputs.policy.landmarks_per_round,
+                "round_timeout_s": inputs.policy.round_timeout_s,
+                "dark_window_s": inputs.policy.dark_window_s})
+    alert_type = ALERT_FOR_VERDICT.get(decision.verdict)
+    if alert_type is not None:
+        details: dict[str, Any] = {"verdict_id": verdict.verdict_id,
+                                   "round_id": inputs.round.round_id}
+        if decision.assessment is not None:
+            details["excluded_landmarks"] = list(decision.assessment.excluded_landmarks)
+        alerts.raise_alert(store, alert_type, subject_kind="chip", subject_id=chip.chip_id,
+                           message=f"chip {chip.chip_id}: {decision.verdict} "
+                                   f"({decision.reason})",
+                           details=details, now_unix_ns=now_unix_ns)
+    if decision.verdict != "dark":
+        alerts.auto_resolve(store, "went_dark", subject_kind="chip", subject_id=chip.chip_id,
+                            reason="the chip answered again", now_unix_ns=now_unix_ns)
+    return verdict
+
+
+def landmark_faults(store: Store, alerts: Alerts, *, window_s: float, now_unix_ns: int) -> None:
+    """A landmark that lost every chip it was asked to measure (at least two chips, while other
+    landmarks got answers) is at fault, not the chips."""
+    stats = store.landmark_task_stats(now_unix_ns - int(window_s * _NS))
+    answering = {lm for lm, (_, answered, _) in stats.items() if answered > 0}
+    for landmark_id, (delivered, answered, chips) in stats.items():
+        if answered == 0 and chips >= 2 and delivered >= 3 and answering - {landmark_id}:
+            alerts.raise_alert(
+                store, "landmark_fault", subject_kind="landmark", subject_id=landmark_id,
+                message=f"landmark {landmark_id} got no answer from any of {chips} chips "
+                        "that other landmarks reach",
+                details={"tasks": delivered, "chips": chips, "reason": "lost_all_chips"},
+                now_unix_ns=now_unix_ns)
+
+
+def refresh_mesh_models(store: Store, alerts: Alerts, *, since_unix_ns: int,
+                        now_unix_ns: int) -> None:
+    """Fit the calibration model and audit landmark positions from mesh measurements."""
+    landmarks = {lm.landmark_id: lm for lm in store.landmarks()}
+    mesh: list[tuple[str, str, float]] = []
+    samples: list[CalibrationSample] = []
+    for m in store.mesh_measurements(since_unix_ns):
+        a, b = landmarks.get(m.landmark_id), landmarks.get(m.target_id)
+        if a is None or b is None:
+            continue
+        rtt_ms = m.rtt_ns / 1e6
+        mesh.append((a.landmark_id, b.landmark_id, rtt_ms))
+        samples.append(CalibrationSample(a.landmark_id,
+                                         distance_km(a.lat_deg, a.lon_deg, b.lat_deg, b.lon_deg),
+                                         rtt_ms))
+    if not mesh:
+        return
+    try:
+        store.put_kv(CALIBRATION_KEY, json.dumps(CalibrationModel.fit(samples).to_json()))
+    except GeoError as exc:
+        logger.info("calibration not refreshed: %s", exc)
+    positions = {i: (lm.lat_deg, lm.lon_deg) for i, lm in landmarks.items()}
+    for landmark_id, audit in audit_landmarks(positions, mesh).items():
+        status = str(audit.status)
+        store.set_landmark_audit(landmark_id, audit.to_json(), faulty=status == "impossible")
+        if status in ("impossible", "suspect"):
+            alerts.raise_alert(
+                store, "landmark_fault", subject_kind="landmark", subject_id=landmark_id,
+                message=f"landmark {landmark_id} position is {status} given its peers",
+                details={"audit": audit.to_json()}, now_unix_ns=now_unix_ns)
+
+
+def collect_all(store: Store, rounds: Sequence[Round], now_unix_ns: int) -> list[RoundInputs]:
+    out = []
+    for rnd in rounds:
+        inputs = collect(store, rnd, now_unix_ns)
+        if inputs is not None:
+            out.append(inputs)
+    return out

@@ -1,0 +1,88 @@
+"""Webhook delivery from the persisted outbox: HMAC-SHA256 signed, exponential backoff.
+
+Outbox rows are written in the same transaction as the alert change, so a crash never loses a
+notification; delivery is at-least-once (receivers dedupe on alert id + status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+
+import httpx
+
+from verifier.config import VerifierConfig
+from verifier.db import Db
+from verifier.metrics import Metrics
+from verifier.store import Store
+
+logger = logging.getLogger(__name__)
+_NS = 1_000_000_000
+_MAX_BACKOFF_S = 3_600.0
+
+
+def signature_header(secret: str, timestamp_s: int, body: bytes) -> str:
+    """`sha256=<hex>` over "<timestamp>." + body; the timestamp lets receivers refuse replays."""
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp_s}.".encode() + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def backoff_s(attempts: int, base_s: float) -> float:
+    return float(min(_MAX_BACKOFF_S, base_s * 2 ** attempts))
+
+
+class WebhookSender:
+    def __init__(self, *, db: Db, config: VerifierConfig, metrics: Metrics,
+                 poll_s: float = 0.5) -> None:
+        self._db = db
+        self._config = config
+        self._metrics = metrics
+        self._secrets = {h.url: h.secret for h in config.webhooks}
+        self._client = httpx.AsyncClient(timeout=10.0)
+        self._poll_s = poll_s
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.deliver_due(time.time_ns())
+            except Exception:
+                logger.exception("webhook delivery pass failed")
+            await asyncio.sleep(self._poll_s)
+
+    async def deliver_due(self, now_unix_ns: int) -> int:
+        """Attempt every due outbox item once; returns how many were delivered."""
+        if not self._secrets:
+            return 0
+        delivered = 0
+        for item in await self._db.run(Store.due_outbox, now_unix_ns, 100):
+            secret = self._secrets.get(item.url)
+            error = "webhook no longer configured"
+            if secret is not None:
+                timestamp_s = int(time.time())
+                try:
+                    response = await self._client.post(item.url, content=item.body, headers={
+                        "Content-Type": "application/json",
+                        "X-Lightfence-Timestamp": str(timestamp_s),
+                        "X-Lightfence-Signature": signature_header(secret, timestamp_s,
+                                                                   item.body)})
+                    if response.is_success:
+                        await self._db.run(Store.outbox_done, item.outbox_id, time.time_ns())
+                        delivered += 1
+                        continue
+                    error = f"HTTP {response.status_code}"
+                except httpx.HTTPError as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+            self._metrics.webhook_failures.inc()
+            give_up = item.attempts + 1 >= self._config.webhook_max_attempts
+            delay_s = backoff_s(item.attempts, self._config.webhook_backoff_base_s)
+            logger.warning("webhook %s to %s failed (%s); %s", item.outbox_id, item.url, error,
+                           "giving up" if give_up else f"retry in {delay_s:.1f} s")
+            await self._db.run(Store.outbox_retry, item.outbox_id,
+                               time.time_ns() + int(delay_s * _NS), error, give_up)
+        return delivered
