@@ -1,0 +1,106 @@
+"""Licences: where a chip may (allowed) and may not (prohibited) be, with a border tolerance."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import shapely
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+
+from geo.errors import InvalidLicenceError
+from geo.regions import Region, country, country_codes, region_from_geojson
+
+_KEYS = frozenset({"allowed", "prohibited", "tolerance_km"})
+
+
+def _union(regions: Sequence[Region]) -> BaseGeometry | None:
+    if not regions:
+        return None
+    union = shapely.union_all([r.geometry for r in regions])
+    shapely.prepare(union)
+    return union
+
+
+@dataclass(frozen=True, slots=True)
+class Licence:
+    """Allowed and/or prohibited regions and a border tolerance in km.
+
+    With no allowed region, everywhere outside the prohibited regions is allowed. The
+    tolerance widens the undecided band on both sides of every border (see docs/geo.md).
+    """
+
+    allowed: tuple[Region, ...]
+    prohibited: tuple[Region, ...]
+    tolerance_km: float = 0.0
+    allowed_union: BaseGeometry | None = field(init=False, repr=False, compare=False)
+    prohibited_union: BaseGeometry | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.allowed and not self.prohibited:
+            raise InvalidLicenceError("a licence needs at least one allowed or prohibited region")
+        for region in (*self.allowed, *self.prohibited):
+            if not isinstance(region, Region):
+                raise InvalidLicenceError(f"licence regions must be Region values, got {region!r}")
+        tolerance = self.tolerance_km
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+            raise InvalidLicenceError("tolerance_km must be a number")
+        if not (math.isfinite(tolerance) and tolerance >= 0.0):
+            raise InvalidLicenceError(f"tolerance_km must be finite and >= 0, got {tolerance}")
+        object.__setattr__(self, "allowed_union", _union(self.allowed))
+        object.__setattr__(self, "prohibited_union", _union(self.prohibited))
+
+    @property
+    def margin_km(self) -> float:
+        """Distance the sound region is grown by before comparing it with the regions: the
+        tolerance plus the worst drawing error of any region in the licence."""
+        errors = [r.boundary_error_km for r in (*self.allowed, *self.prohibited)]
+        return float(self.tolerance_km) + max(errors, default=0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        """Inverse of `licence_from_json`: countries as alpha-3 codes, others as GeoJSON."""
+        return {
+            "allowed": [_region_to_json(r) for r in self.allowed],
+            "prohibited": [_region_to_json(r) for r in self.prohibited],
+            "tolerance_km": self.tolerance_km,
+        }
+
+
+def _region_to_json(region: Region) -> str | dict[str, Any]:
+    if region.name in country_codes() and country(region.name) == region:
+        return region.name
+    geometry: dict[str, Any] = mapping(region.geometry)
+    return {"type": "Feature", "properties": {"name": region.name}, "geometry": geometry}
+
+
+def _region_from_json(item: object, where: str) -> Region:
+    if isinstance(item, str):
+        return country(item)
+    if isinstance(item, Mapping):
+        return region_from_geojson(item)
+    raise InvalidLicenceError(f"{where}: expected an ISO alpha-3 code or a GeoJSON object")
+
+
+def licence_from_json(obj: Mapping[str, Any]) -> Licence:
+    """Parse {"allowed": [iso3|GeoJSON], "prohibited": [...], "tolerance_km": 0}."""
+    if not isinstance(obj, Mapping):
+        raise InvalidLicenceError("licence must be a JSON object")
+    unknown = set(obj) - _KEYS
+    if unknown:
+        raise InvalidLicenceError(f"licence has unknown keys: {', '.join(sorted(unknown))}")
+    regions: dict[str, tuple[Region, ...]] = {}
+    for key in ("allowed", "prohibited"):
+        items = obj.get(key, [])
+        if not isinstance(items, list):
+            raise InvalidLicenceError(f"licence.{key} must be a list")
+        regions[key] = tuple(
+            _region_from_json(x, f"licence.{key}[{i}]") for i, x in enumerate(items)
+        )
+    return Licence(
+        allowed=regions["allowed"],
+        prohibited=regions["prohibited"],
+        tolerance_km=obj.get("tolerance_km", 0.0),
+    )

@@ -1,0 +1,283 @@
+"""Verdicts: measurements + licence (+ calibration) -> an Assessment.
+
+Semantics (see docs/geo.md): the sound region is grown by the licence tolerance plus the
+regions' drawing error before any comparison, which makes `verified` harder (the grown region
+must fit inside the allowed area and stay clear of prohibited areas) and `violation` harder
+(the grown region must miss the allowed area entirely, or fit inside a prohibited one).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import shapely
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+
+from geo.constants import (
+    C_VACUUM_KM_PER_S,
+    KM_PER_DEG_LAT_MIN,
+    KM_PER_DEG_LON_EQUATOR_MAX,
+    PLAUSIBLE_SPEED_KM_PER_S,
+)
+from geo.errors import InvalidMeasurementError
+from geo.geodesy import ring_area_km2, unit_vectors
+from geo.licence import Licence
+from geo.measurement import LandmarkRtt
+from geo.solver import Solution, caps_from_measurements, intersect, solve, wrap_longitudes
+
+if TYPE_CHECKING:
+    from geo.calibration import CalibrationModel
+
+logger = logging.getLogger(__name__)
+
+_BUFFER_QUAD_SEGMENTS = 8
+# shapely draws round joins with vertices on the arc; scaling the distance by this factor
+# makes the chords circumscribe the true circle, so the buffer never falls short.
+_BUFFER_CIRCUMSCRIBE = 1.0 / math.cos(math.pi / (4 * _BUFFER_QUAD_SEGMENTS))
+_POLAR_BAND_LAT_DEG = 89.0
+_OUTPUT_DECIMALS = 6  # 0.11 m; FLOAT_MARGIN_KM (10 m) in the solver absorbs the rounding
+
+
+class Verdict(StrEnum):
+    VERIFIED = "verified"
+    VIOLATION = "violation"
+    INCONCLUSIVE = "inconclusive"
+    INCONSISTENT = "inconsistent"
+    DARK = "dark"
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InvalidMeasurementError(message)
+
+
+@dataclass(frozen=True, slots=True)
+class SolverParams:
+    """Solver settings. The proof speed may only be raised above c (looser, still sound)."""
+
+    speed_km_per_s: float = C_VACUUM_KM_PER_S
+    plausible_speed_km_per_s: float = PLAUSIBLE_SPEED_KM_PER_S
+    processing_floor_ms: float = 0.0  # guaranteed minimum non-propagation time in every RTT
+    resolution_km: float = 5.0
+
+    def __post_init__(self) -> None:
+        _require(
+            math.isfinite(self.speed_km_per_s) and self.speed_km_per_s >= C_VACUUM_KM_PER_S,
+            f"speed_km_per_s must be >= c = {C_VACUUM_KM_PER_S} for a proof",
+        )
+        _require(
+            math.isfinite(self.plausible_speed_km_per_s)
+            and 0.0 < self.plausible_speed_km_per_s <= self.speed_km_per_s,
+            "plausible_speed_km_per_s must be in (0, speed_km_per_s]",
+        )
+        _require(
+            math.isfinite(self.processing_floor_ms) and self.processing_floor_ms >= 0.0,
+            "processing_floor_ms must be finite and >= 0",
+        )
+        _require(
+            math.isfinite(self.resolution_km) and 0.05 <= self.resolution_km <= 1000.0,
+            "resolution_km must be in [0.05, 1000]",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """Everything the solver concluded about one target in one round."""
+
+    verdict: Verdict | None  # None when no licence was given
+    sound_region: BaseGeometry | None  # None when inconsistent
+    plausible_region: BaseGeometry | None  # not a proof; None when the plausible caps miss
+    sound_area_km2: float
+    estimate_lat_deg: float | None
+    estimate_lon_deg: float | None
+    likely_region: BaseGeometry | None
+    confidence: float | None
+    excluded_landmarks: tuple[str, ...]  # removal restores consistency
+    inside_fraction: float | None  # share of sound area allowed and not prohibited
+
+    def to_json(self) -> dict[str, Any]:
+        """The `lightfence locate` output fields; geometries as RFC 7946 GeoJSON (lon/lat)."""
+        estimate = None
+        if self.estimate_lat_deg is not None and self.estimate_lon_deg is not None:
+            estimate = {
+                "lat": round(self.estimate_lat_deg, _OUTPUT_DECIMALS),
+                "lon": round(self.estimate_lon_deg, _OUTPUT_DECIMALS),
+            }
+        return {
+            "verdict": None if self.verdict is None else self.verdict.value,
+            "estimate": estimate,
+            "sound_region": geojson(self.sound_region),
+            "plausible_region": geojson(self.plausible_region),
+            "sound_area_km2": round(self.sound_area_km2, 3),
+            "likely_region": geojson(self.likely_region),
+            "confidence": self.confidence,
+            "excluded_landmarks": list(self.excluded_landmarks),
+            "inside_fraction": self.inside_fraction,
+        }
+
+
+def geojson(geometry: BaseGeometry | None) -> dict[str, Any] | None:
+    """RFC 7946 geometry: counter-clockwise exteriors, coordinates rounded to 1e-6 deg."""
+    if geometry is None:
+        return None
+    oriented = shapely.orient_polygons(geometry, exterior_cw=False)
+    rounded = shapely.transform(oriented, lambda xy: np.round(xy, _OUTPUT_DECIMALS))
+    result: dict[str, Any] = mapping(rounded)
+    return result
+
+
+def area_km2(geometry: BaseGeometry | None) -> float:
+    """Area on WGS84 of a lon/lat (multi)polygon with straight lon/lat edges, km^2."""
+    if geometry is None:
+        return 0.0
+    total = 0.0
+    for part in shapely.get_parts(geometry):
+        if part.geom_type != "Polygon" or part.is_empty:
+            continue
+        xy = np.asarray(part.exterior.coords)
+        total += ring_area_km2(xy[:, 0], xy[:, 1])
+        for hole in part.interiors:
+            hxy = np.asarray(hole.coords)
+            total -= ring_area_km2(hxy[:, 0], hxy[:, 1])
+    return max(total, 0.0)
+
+
+def centre(geometry: BaseGeometry) -> tuple[float, float]:
+    """Area-weighted centre on the sphere (pieces split at +-180 deg recombine correctly);
+    falls back to a point on the surface when the centre lies outside the region."""
+    parts = [p for p in shapely.get_parts(geometry) if p.area > 0.0]
+    weights = np.array([p.area for p in parts])
+    centroids = shapely.get_coordinates([p.centroid for p in parts])
+    vectors = unit_vectors(centroids[:, 1], centroids[:, 0])
+    mean = (vectors * weights[:, None]).sum(axis=0)
+    norm = float(np.linalg.norm(mean))
+    if norm > 1e-12:
+        x, y, z = mean / norm
+        lat_deg = math.degrees(math.asin(max(-1.0, min(1.0, z))))
+        lon_deg = math.degrees(math.atan2(y, x))
+        if geometry.covers(shapely.Point(lon_deg, lat_deg)):
+            return lat_deg, lon_deg
+    point = geometry.point_on_surface()
+    return float(point.y), float(point.x)
+
+
+def grow(geometry: BaseGeometry, distance_km: float) -> BaseGeometry:
+    """A lon/lat geometry containing every point within `distance_km` of `geometry`.
+
+    km become degrees conservatively: a latitude degree is at least 110.574 km and a longitude
+    degree at least 111.3195 km x cos(lat) at the region's most poleward latitude. Near a pole
+    the whole latitude band is taken.
+    """
+    if distance_km <= 0.0:
+        return geometry
+    _, min_lat, _, max_lat = geometry.bounds
+    lat_step_deg = distance_km / KM_PER_DEG_LAT_MIN
+    far_lat_deg = max(abs(min_lat), abs(max_lat)) + lat_step_deg
+    if far_lat_deg >= _POLAR_BAND_LAT_DEG:
+        low = max(min_lat - lat_step_deg, -90.0)
+        high = min(max_lat + lat_step_deg, 90.0)
+        return shapely.box(-180.0, low, 180.0, high)
+    lon_step_deg = distance_km / (KM_PER_DEG_LON_EQUATOR_MAX * math.cos(math.radians(far_lat_deg)))
+    step_deg = max(lat_step_deg, lon_step_deg) * _BUFFER_CIRCUMSCRIBE
+    grown = geometry.buffer(step_deg, quad_segs=_BUFFER_QUAD_SEGMENTS)
+    return wrap_longitudes(grown)
+
+
+def _compliant_fraction(region: BaseGeometry, licence: Licence) -> float:
+    total = area_km2(region)
+    if total <= 0.0:
+        return 0.0
+    compliant = region
+    if licence.allowed_union is not None:
+        compliant = compliant.intersection(licence.allowed_union)
+    if licence.prohibited_union is not None:
+        compliant = compliant.difference(licence.prohibited_union)
+    return min(max(area_km2(compliant) / total, 0.0), 1.0)
+
+
+def judge(region: BaseGeometry, licence: Licence) -> tuple[Verdict, float]:
+    """Verdict and inside fraction for a consistent sound region (see the module docstring)."""
+    tolerance_km = float(licence.tolerance_km)
+    allowed, prohibited = licence.allowed_union, licence.prohibited_union
+    grown_for_allowed = grown_for_prohibited = region
+    if allowed is not None:
+        error_km = max(r.boundary_error_km for r in licence.allowed)
+        grown_for_allowed = grow(region, tolerance_km + error_km)
+    if prohibited is not None:
+        error_km = max(r.boundary_error_km for r in licence.prohibited)
+        grown_for_prohibited = grow(region, tolerance_km + error_km)
+    inside_allowed = allowed is None or allowed.covers(grown_for_allowed)
+    clear = prohibited is None or not prohibited.intersects(grown_for_prohibited)
+    if inside_allowed and clear:
+        return Verdict.VERIFIED, 1.0
+    outside_allowed = allowed is not None and not allowed.intersects(grown_for_allowed)
+    in_prohibited = prohibited is not None and prohibited.covers(grown_for_prohibited)
+    if outside_allowed or in_prohibited:
+        return Verdict.VIOLATION, 0.0
+    return Verdict.INCONCLUSIVE, _compliant_fraction(region, licence)
+
+
+def assess(
+    measurements: Sequence[LandmarkRtt],
+    licence: Licence | None = None,
+    calibration: CalibrationModel | None = None,
+    params: SolverParams = SolverParams(),
+) -> Assessment:
+    """Sound and plausible regions, an estimate and (with a licence) a verdict."""
+    measurements = tuple(measurements)
+    for m in measurements:
+        if not isinstance(m, LandmarkRtt):
+            raise InvalidMeasurementError(f"expected LandmarkRtt values, got {type(m).__name__}")
+    caps = caps_from_measurements(measurements, params.speed_km_per_s, params.processing_floor_ms)
+    sound = solve(caps, params.resolution_km)
+    usable = measurements
+    within = sound.region
+    if within is None and sound.excluded_landmarks:
+        usable = tuple(m for m in measurements if m.landmark_id not in sound.excluded_landmarks)
+        within = _region_without(sound, params.resolution_km)
+    plausible_caps = caps_from_measurements(
+        usable, params.plausible_speed_km_per_s, params.processing_floor_ms
+    )
+    plausible = intersect(plausible_caps, params.resolution_km)[0] if within is not None else None
+
+    estimate_lat = estimate_lon = confidence = None
+    likely: BaseGeometry | None = None
+    if calibration is not None:
+        estimate = calibration.estimate(usable, within=within)
+        estimate_lat, estimate_lon = estimate.lat_deg, estimate.lon_deg
+        likely, confidence = estimate.likely_region, estimate.confidence
+    elif within is not None:
+        estimate_lat, estimate_lon = centre(plausible if plausible is not None else within)
+
+    verdict: Verdict | None = None
+    inside_fraction: float | None = None
+    if licence is not None:
+        if sound.region is None:
+            verdict = Verdict.INCONSISTENT
+        else:
+            verdict, inside_fraction = judge(sound.region, licence)
+    logger.debug("assessed %d landmarks: verdict %s", len(caps), verdict)
+    return Assessment(
+        verdict=verdict,
+        sound_region=sound.region,
+        plausible_region=plausible if sound.region is not None else None,
+        sound_area_km2=area_km2(sound.region),
+        estimate_lat_deg=estimate_lat,
+        estimate_lon_deg=estimate_lon,
+        likely_region=likely,
+        confidence=confidence,
+        excluded_landmarks=sound.excluded_landmarks,
+        inside_fraction=inside_fraction,
+    )
+
+
+def _region_without(sound: Solution, resolution_km: float) -> BaseGeometry | None:
+    rest = [c for c in sound.caps if c.landmark_id not in sound.excluded_landmarks]
+    return intersect(rest, resolution_km)[0]
