@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from lightfence import __version__
 
 # Modules that contribute subcommands, in help order.
-PART_CLI_MODULES: tuple[str, ...] = ()
+PART_CLI_MODULES: tuple[str, ...] = (
+    "verifier.evidence_cli",
+    "audit.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Offline auditor: re-checks an evidence bundle without network or verifier database."""

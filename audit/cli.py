@@ -1,0 +1,54 @@
+"""`lightfence audit verify bundle.json [--ca vendor_ca.pub] [--log-key log.pub]`.
+
+Prints the audit report as JSON on stdout. Exit status: 0 every check passed, 1 at least one
+finding (each names the entry, the field, expected and found), 2 the bundle or a key file could
+not be read at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from audit.verify import AuditError, verify_bundle
+from protocol.certs import read_ca_public_key
+from protocol.errors import ProtocolError
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "audit", help="offline audit of evidence bundles (no network, no verifier database)"
+    )
+    commands = parser.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
+    verify = commands.add_parser(
+        "verify", help="re-check every signature, proof and verdict in an evidence bundle"
+    )
+    verify.add_argument("bundle", type=Path, help="bundle JSON from `lightfence evidence export`")
+    verify.add_argument(
+        "--ca", type=Path, help="vendor CA public key file to pin (default: the bundle's)"
+    )
+    verify.add_argument(
+        "--log-key", type=Path, help="verifier log public key file to pin (default: the bundle's)"
+    )
+    verify.set_defaults(handler=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        bundle = json.loads(Path(args.bundle).read_text(encoding="utf-8"))
+        ca = None if args.ca is None else read_ca_public_key(args.ca)
+        log_key = None if args.log_key is None else read_ca_public_key(args.log_key)
+        report = verify_bundle(bundle, ca_public_key=ca, log_public_key=log_key)
+    except (OSError, ValueError, ProtocolError, AuditError) as exc:
+        print(f"lightfence audit: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    for finding in report.findings:
+        logger.warning("%s at %s: %s", finding.check, finding.where, finding.message)
+    return 0 if report.ok else 1
