@@ -24,8 +24,16 @@ class Db:
 
     async def run(self, fn: Callable[Concatenate[Store, P], T], *args: P.args,
                   **kwargs: P.kwargs) -> T:
+        """Call `fn(store, ...)` on the database thread. `Store.method` (the interface's own,
+        typed reference) is dispatched to the implementation's method of the same name."""
+        if getattr(fn, "__qualname__", "").startswith("Store."):
+            bound = getattr(self.store, fn.__name__)
+            call = partial(bound, *args, **kwargs)
+        else:
+            call = partial(fn, self.store, *args, **kwargs)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, partial(fn, self.store, *args, **kwargs))
+        result: T = await loop.run_in_executor(self._pool, call)
+        return result
 
     def close(self) -> None:
         self._pool.submit(self.store.close).result()

@@ -46,19 +46,21 @@ class IngestResult:
                 "duplicate": self.duplicate}
 
 
+class BadBatchError(InvalidInputError):
+    """The upload is not a well-formed MeasurementBatch (400, nothing stored)."""
+
+    status_code = 400
+
+
 def parse_batch(body: bytes) -> MeasurementBatch:
     try:
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"body is not JSON: {exc}") from exc
+        raise BadBatchError(f"body is not JSON: {exc}") from exc
     try:
         return MeasurementBatch.from_json(obj)
     except ProtocolError as exc:
         raise BadBatchError(f"malformed measurement batch: {exc}") from exc
-
-
-class BadBatchError(InvalidInputError):
-    status_code = 400
 
 
 def _verify_records(records: Sequence[tuple[int, MeasurementRecord]], landmark_key: bytes,
