@@ -154,7 +154,9 @@ def _polygons_of(obj: Any, where: str) -> list[BaseGeometry]:
     kind = obj.get("type")
     if kind == "FeatureCollection":
         features = _sequence(obj.get("features"), f"{where}.features")
-        return [p for i, f in enumerate(features) for p in _polygons_of(f, f"{where}.features[{i}]")]
+        return [
+            p for i, f in enumerate(features) for p in _polygons_of(f, f"{where}.features[{i}]")
+        ]
     if kind == "Feature":
         geometry = obj.get("geometry")
         if geometry is None:

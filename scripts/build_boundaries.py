@@ -43,7 +43,7 @@ from scipy.spatial import cKDTree
 from shapely.geometry import MultiPolygon, Polygon
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from geo.regions import split_antimeridian  # noqa: E402
+from geo.regions import split_antimeridian
 
 PACKAGE = "world-atlas@2.0.2"
 TARBALL_SHA512 = (
