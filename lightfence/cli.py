@@ -18,6 +18,7 @@ from lightfence import __version__
 # Modules that contribute subcommands, in help order.
 PART_CLI_MODULES: tuple[str, ...] = (
     "geo.cli",
+    "geo.audit_cli",
     "verifier.cli",
     "verifier.evidence_cli",
     "audit.cli",
