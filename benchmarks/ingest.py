@@ -1,0 +1,154 @@
+"""Ingestion benchmark: signed batches over real HTTP into a real verifier subprocess.
+
+    python -m benchmarks.ingest [--records 20000] [--batch 200] [--concurrency 4]
+
+Prints JSON: measurements_per_s (sustained, all signature checks and the SQLite write
+included), post_p50_ms, post_p99_ms. Batches are signed before timing starts, so the client's
+signing cost is not counted (the landmarks sign in production, not the verifier).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.verifier.fleet import Fleet
+
+_LANDMARKS = {"FRA": (50.11, 8.68), "BER": (52.52, 13.40), "MUC": (48.14, 11.58),
+              "HAM": (53.55, 9.99)}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_verifier(data_dir: Path, ca_b64: str, port: int, **extra: object
+                   ) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """Start `lightfence verifier serve` in a subprocess; returns (process, admin token, config)."""
+    lines = ["[verifier]", f'data_dir = "{data_dir}"', f"port = {port}",
+             f'ca_public_key_b64 = "{ca_b64}"']
+    lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
+    config = data_dir / "verifier.toml"
+    config.write_text("\n".join(lines) + "\n")
+    cmd = [sys.executable, "-m", "lightfence"]
+    token = subprocess.run([*cmd, "verifier", "token", "--config", str(config), "--role",
+                            "admin", "--label", "bench"], check=True, capture_output=True,
+                           text=True).stdout.strip()
+    with (data_dir / "verifier.log").open("ab") as log:
+        proc = subprocess.Popen([*cmd, "verifier", "serve", "--config", str(config)],
+                                stdout=log, stderr=log)
+    wait_ready(port)
+    return proc, token, config
+
+
+def wait_ready(port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("verifier did not start")
+
+
+def enrol(client: httpx.Client, fleet: Fleet, chips: int) -> dict[str, str]:
+    """Register landmarks and chips, make every landmark poll once; returns landmark tokens."""
+    client.put("/v1/policies/bench", json={"round_interval_s": 3600, "landmarks_per_round": 4,
+                                           "round_timeout_s": 600, "dark_window_s": 86400}
+               ).raise_for_status()
+    tokens = {}
+    for landmark_id, (lat, lon) in _LANDMARKS.items():
+        client.post("/v1/landmarks", json=fleet.landmark_body(landmark_id, lat, lon)
+                    ).raise_for_status()
+        tokens[landmark_id] = client.post("/v1/tokens", json={
+            "role": "landmark", "label": landmark_id, "landmark_id": landmark_id}).json()["token"]
+        client.get(f"/v1/landmarks/{landmark_id}/tasks?wait_s=0",
+                   headers={"Authorization": f"Bearer {tokens[landmark_id]}"})
+    for i in range(chips):
+        client.post("/v1/chips", json=fleet.chip_body(f"chip-{i}", {"allowed": ["DEU"]},
+                                                      policy="bench")).raise_for_status()
+    return tokens
+
+
+async def post_all(port: int, bodies: list[tuple[str, bytes]], concurrency: int
+                   ) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for item in bodies:
+        queue.put_nowait(item)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
+                                 timeout=60.0) as client:
+        async def worker() -> None:
+            while not queue.empty():
+                token, body = queue.get_nowait()
+                started = time.perf_counter()
+                r = await client.post("/v1/measurements", content=body, headers={
+                    "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                latencies.append((time.perf_counter() - started) * 1000)
+                if r.status_code != 200 or r.json()["rejected"]:
+                    raise RuntimeError(f"upload refused: {r.status_code} {r.text[:300]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started, latencies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--chips", type=int, default=50)
+    args = parser.parse_args(argv)
+    fleet = Fleet.create()
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _free_port()
+        proc, admin, _ = start_verifier(Path(tmp), fleet.ca_b64, port, tick_s=0.2)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0,
+                              headers={"Authorization": f"Bearer {admin}"}) as client:
+                tokens = enrol(client, fleet, args.chips)
+                time.sleep(1.0)  # one scheduler tick plans a round for every chip
+            bodies: list[tuple[str, bytes]] = []
+            landmark_ids = list(_LANDMARKS)
+            per_batch = args.batch
+            for n in range(0, args.records, per_batch):
+                landmark_id = landmark_ids[(n // per_batch) % len(landmark_ids)]
+                records = [fleet.record(landmark_id, f"chip-{(n + i) % args.chips}", 3.0)
+                           for i in range(min(per_batch, args.records - n))]
+                bodies.append((tokens[landmark_id],
+                               json.dumps(fleet.batch(landmark_id, records).to_json()).encode()))
+            elapsed_s, latencies = asyncio.run(post_all(port, bodies, args.concurrency))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    latencies.sort()
+    print(json.dumps({
+        "measurements_per_s": round(args.records / elapsed_s, 1),
+        "post_p50_ms": round(statistics.median(latencies), 2),
+        "post_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "records": args.records, "batch_size": args.batch, "concurrency": args.concurrency,
+        "cpu_count": os.cpu_count(),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
