@@ -84,7 +84,10 @@ def audit_landmarks(
     status: dict[str, Status] = {}
 
     vacuum = [p for p in pairs if p.rtt_ms < p.min_rtt_ms(C_VACUUM_KM_PER_S)]
-    for landmark_id, blamed in _blame(vacuum, pairs).items():
+    physical = [p for p in pairs if p.rtt_ms >= p.min_rtt_ms(C_VACUUM_KM_PER_S)]
+    outliers = _calibration_offsets(positions, physical)
+    oddness = {k: v["offset_km"] / v["limit_km"] for k, v in outliers.items()}
+    for landmark_id, blamed in _blame(vacuum, pairs, oddness).items():
         status[landmark_id] = "impossible"
         evidence[landmark_id] += [
             p.evidence(landmark_id, "faster_than_light", C_VACUUM_KM_PER_S) for p in blamed
@@ -97,14 +100,15 @@ def audit_landmarks(
         and p.a not in status
         and p.b not in status
     ]
-    for landmark_id, blamed in _blame(plausible, pairs).items():
+    for landmark_id, blamed in _blame(plausible, pairs, oddness).items():
         status[landmark_id] = "suspect"
         evidence[landmark_id] += [
             p.evidence(landmark_id, "faster_than_fibre", PLAUSIBLE_SPEED_KM_PER_S) for p in blamed
         ]
-    for landmark_id, item in _calibration_outliers(positions, pairs, set(status)).items():
-        status.setdefault(landmark_id, "suspect")
-        evidence[landmark_id].append(item)
+    for landmark_id, item in outliers.items():
+        if item["offset_km"] > item["limit_km"]:
+            status.setdefault(landmark_id, "suspect")
+            evidence[landmark_id].append(item)
     return {
         landmark_id: LandmarkAudit(
             landmark_id, status.get(landmark_id, "ok"), tuple(evidence[landmark_id])
@@ -135,8 +139,20 @@ def _best_pairs(
     ]
 
 
-def _blame(violations: list[_Pair], pairs: list[_Pair]) -> dict[str, list[_Pair]]:
-    """Greedy vertex cover: repeatedly blame the landmark in the most remaining violations."""
+def _blame(
+    violations: list[_Pair], pairs: list[_Pair], oddness: Mapping[str, float]
+) -> dict[str, list[_Pair]]:
+    """Greedy vertex cover: repeatedly blame the landmark in the most remaining violations.
+
+    Ties go to the landmark that breaks the plausible (2/3 c) tier with more peers, then to the one
+    whose calibrated estimate lies farthest (in error radii) from its claim, then to the one that
+    looks fastest overall: a misplaced landmark disagrees with many peers, its victims with one.
+    """
+    fibre_breaks: dict[str, int] = defaultdict(int)
+    for p in pairs:
+        if p.rtt_ms < p.min_rtt_ms(PLAUSIBLE_SPEED_KM_PER_S):
+            fibre_breaks[p.a] += 1
+            fibre_breaks[p.b] += 1
     speed = _apparent_speed(pairs)
     remaining = list(violations)
     blamed: dict[str, list[_Pair]] = {}
@@ -145,7 +161,10 @@ def _blame(violations: list[_Pair], pairs: list[_Pair]) -> dict[str, list[_Pair]
         for p in remaining:
             counts[p.a] += 1
             counts[p.b] += 1
-        culprit = max(counts, key=lambda k: (counts[k], speed.get(k, 0.0), k))
+        culprit = max(
+            counts,
+            key=lambda k: (counts[k], fibre_breaks[k], oddness.get(k, 0.0), speed.get(k, 0.0), k),
+        )
         blamed[culprit] = [p for p in remaining if culprit in (p.a, p.b)]
         remaining = [p for p in remaining if culprit not in (p.a, p.b)]
     return blamed
@@ -161,14 +180,13 @@ def _apparent_speed(pairs: list[_Pair]) -> dict[str, float]:
     return {k: float(np.median(v)) for k, v in ratios.items()}
 
 
-def _calibration_outliers(
-    positions: Mapping[str, tuple[float, float]], pairs: list[_Pair], already: set[str]
+def _calibration_offsets(
+    positions: Mapping[str, tuple[float, float]], pairs: list[_Pair]
 ) -> dict[str, dict[str, Any]]:
-    """Landmarks whose calibrated estimate (from peers' models) is far from their claim."""
-    clean = [p for p in pairs if p.a not in already and p.b not in already]
+    """Each landmark's calibrated estimate from its peers' models, and how far off its claim is."""
     samples = [
         CalibrationSample(landmark_id, p.claimed_km, p.rtt_ms)
-        for p in clean
+        for p in pairs
         for landmark_id in (p.a, p.b)
     ]
     try:
@@ -176,26 +194,22 @@ def _calibration_outliers(
     except InsufficientDataError:
         return {}
     peers: dict[str, list[LandmarkRtt]] = defaultdict(list)
-    for p in clean:
+    for p in pairs:
         for me, other in ((p.a, p.b), (p.b, p.a)):
             lat_deg, lon_deg = positions[other]
             peers[me].append(LandmarkRtt(other, lat_deg, lon_deg, p.rtt_ms))
     found: dict[str, dict[str, Any]] = {}
     for landmark_id, measurements in peers.items():
-        if landmark_id in already or len(measurements) < MIN_PEERS_FOR_ESTIMATE:
+        if len(measurements) < MIN_PEERS_FOR_ESTIMATE:
             continue
         estimate = model.estimate(measurements)
         offset_km = distance_km(*positions[landmark_id], estimate.lat_deg, estimate.lon_deg)
         limit_km = max(OUTLIER_MIN_KM, OUTLIER_RADIUS_FACTOR * estimate.error_radius_km)
-        if offset_km > limit_km:
-            logger.info("landmark %s looks %.0f km from its claim", landmark_id, offset_km)
-            found[landmark_id] = {
-                "kind": "calibration_outlier",
-                "estimate": {
-                    "lat": round(estimate.lat_deg, 3),
-                    "lon": round(estimate.lon_deg, 3),
-                },
-                "offset_km": round(offset_km, 1),
-                "limit_km": round(limit_km, 1),
-            }
+        logger.debug("landmark %s estimate is %.0f km from its claim", landmark_id, offset_km)
+        found[landmark_id] = {
+            "kind": "calibration_outlier",
+            "estimate": {"lat": round(estimate.lat_deg, 3), "lon": round(estimate.lon_deg, 3)},
+            "offset_km": round(offset_km, 1),
+            "limit_km": round(limit_km, 1),
+        }
     return found
