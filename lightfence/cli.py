@@ -22,6 +22,9 @@ PART_CLI_MODULES: tuple[str, ...] = (
     "verifier.cli",
     "verifier.evidence_cli",
     "audit.cli",
+    "protocol.cli",
+    "device_agent.cli",
+    "landmark_node.cli",
 )
 
 

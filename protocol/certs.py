@@ -7,6 +7,7 @@ signed bytes do not depend on a JSON library's formatting. JSON is only the file
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from protocol.codec import Writer, from_b64, to_b64, validate_id
 from protocol.errors import CertificateError, SignatureError, WireError
 from protocol.keys import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, Signer, verify_signature
 
+logger = logging.getLogger(__name__)
 CHIP_CERT_DOMAIN = b"lightfence/chip-cert/v1\x00"
 LANDMARK_CERT_DOMAIN = b"lightfence/landmark-cert/v1\x00"
 
@@ -258,3 +260,37 @@ def read_ca_public_key(path: Path) -> bytes:
         )
     except WireError as exc:
         raise CertificateError(f"{path}: {exc}") from exc
+
+
+def _trusted(
+    directory: Path, ca_public_key: bytes, now_unix_s: int, kind: str
+) -> dict[str, bytes]:
+    keys: dict[str, bytes] = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            cert: ChipCertificate | LandmarkCertificate
+            if kind == "chip":
+                cert = load_chip_certificate(path)
+                cert_id = cert.chip_id
+            else:
+                cert = load_landmark_certificate(path)
+                cert_id = cert.landmark_id
+            cert.verify(ca_public_key, now_unix_s)
+        except CertificateError as exc:
+            logger.warning("ignoring %s certificate %s: %s", kind, path, exc)
+            continue
+        keys[cert_id] = cert.public_key
+    return keys
+
+
+def trusted_chip_keys(directory: Path, ca_public_key: bytes, now_unix_s: int) -> dict[str, bytes]:
+    """chip id → public key for every `*.json` chip certificate in `directory` that the CA signed
+    and that is valid now; the others are logged and ignored."""
+    return _trusted(directory, ca_public_key, now_unix_s, "chip")
+
+
+def trusted_landmark_keys(
+    directory: Path, ca_public_key: bytes, now_unix_s: int
+) -> dict[str, bytes]:
+    """landmark id → public key, as `trusted_chip_keys` for landmark certificates."""
+    return _trusted(directory, ca_public_key, now_unix_s, "landmark")
