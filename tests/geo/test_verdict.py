@@ -1,0 +1,233 @@
+import json
+import math
+
+import pytest
+import shapely
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from geo.errors import (
+    InsufficientDataError,
+    InvalidGeometryError,
+    InvalidLicenceError,
+    InvalidMeasurementError,
+    UnknownCountryError,
+)
+from geo.geodesy import destination, distance_km, vacuum_rtt_ms
+from geo.licence import Licence, licence_from_json
+from geo.measurement import LandmarkRtt
+from geo.regions import Region
+from geo.verdict import SolverParams, Verdict, assess, grow
+
+LANDMARKS = {
+    "fra": (50.11, 8.68),
+    "par": (48.86, 2.35),
+    "ams": (52.37, 4.90),
+    "ber": (52.52, 13.40),
+    "waw": (52.23, 21.01),
+    "vie": (48.21, 16.37),
+    "mad": (40.42, -3.70),
+}
+
+
+def measure(chip: tuple[float, float], inflation: float = 1.5) -> list[LandmarkRtt]:
+    return [
+        LandmarkRtt(name, lat, lon, vacuum_rtt_ms(distance_km(lat, lon, *chip)) * inflation + 0.2)
+        for name, (lat, lon) in LANDMARKS.items()
+    ]
+
+
+def box_region(name: str, min_lon, min_lat, max_lon, max_lat) -> Region:
+    return Region(name, shapely.box(min_lon, min_lat, max_lon, max_lat))
+
+
+def test_chip_deep_inside_allowed_country_is_verified() -> None:
+    result = assess(measure((50.10, 8.60)), licence_from_json({"allowed": ["DEU"]}))
+    assert result.verdict is Verdict.VERIFIED and result.inside_fraction == 1.0
+
+
+def test_chip_far_outside_allowed_region_is_violation() -> None:
+    result = assess(measure((40.42, -3.69)), licence_from_json({"allowed": ["DEU"]}))
+    assert result.verdict is Verdict.VIOLATION and result.inside_fraction == 0.0
+
+
+def test_chip_inside_prohibited_region_is_violation() -> None:
+    result = assess(measure((52.52, 13.39)), licence_from_json({"prohibited": ["DEU"]}))
+    assert result.verdict is Verdict.VIOLATION
+
+
+def test_loose_measurements_are_inconclusive_with_a_fraction() -> None:
+    result = assess(measure((50.0, 8.0), inflation=3.0), licence_from_json({"allowed": ["DEU"]}))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.inside_fraction is not None and 0.0 < result.inside_fraction < 1.0
+
+
+def test_wrong_landmark_makes_verdict_inconsistent_and_is_named() -> None:
+    measurements = [*measure((50.10, 8.60))[:-1], LandmarkRtt("mad", -33.9, 18.4, 3.0)]
+    result = assess(measurements, licence_from_json({"allowed": ["DEU"]}))
+    assert result.verdict is Verdict.INCONSISTENT
+    assert result.excluded_landmarks == ("mad",)
+    assert result.sound_region is None and result.inside_fraction is None
+    # The estimate still comes from the landmarks that agree.
+    assert result.estimate_lat_deg is not None and result.estimate_lon_deg is not None
+    assert distance_km(result.estimate_lat_deg, result.estimate_lon_deg, 50.1, 8.6) < 300.0
+
+
+def test_without_licence_there_is_no_verdict_but_regions_and_estimate() -> None:
+    result = assess(measure((48.2, 16.3)))
+    assert result.verdict is None and result.sound_region is not None
+    assert result.plausible_region is not None and result.sound_area_km2 > 0.0
+    assert result.confidence is None and result.likely_region is None
+
+
+def test_tolerance_blocks_verified_near_the_border() -> None:
+    allowed = box_region("zone", 0.0, 40.0, 10.0, 55.0)
+    chip = (48.0, 9.0)  # ~75 km from the box's east edge at this latitude
+    measurements = measure(chip, inflation=1.0)
+    assert assess(measurements, Licence((allowed,), ())).verdict is Verdict.VERIFIED
+    tolerant = Licence((allowed,), (), tolerance_km=100.0)
+    assert assess(measurements, tolerant).verdict is Verdict.INCONCLUSIVE
+
+
+def test_tolerance_blocks_violation_near_the_border() -> None:
+    allowed = box_region("zone", 0.0, 40.0, 10.0, 55.0)
+    chip = (48.0, 11.0)  # ~75 km east of the box
+    measurements = measure(chip, inflation=1.0)
+    assert assess(measurements, Licence((allowed,), ())).verdict is Verdict.VIOLATION
+    tolerant = Licence((allowed,), (), tolerance_km=100.0)
+    assert assess(measurements, tolerant).verdict is Verdict.INCONCLUSIVE
+
+
+def test_grow_covers_the_distance_in_every_direction() -> None:
+    region = shapely.box(10.0, 59.0, 11.0, 60.0)
+    grown = grow(region, 50.0)
+    for azimuth in range(0, 360, 15):
+        lat, lon = destination(60.0, 11.0, azimuth, 50.0)
+        assert grown.covers(shapely.Point(lon, lat))
+
+
+def test_grow_near_pole_takes_the_whole_band() -> None:
+    grown = grow(shapely.box(0.0, 88.5, 1.0, 89.0), 20.0)
+    step = 20.0 / 110.574
+    assert grown.bounds == (-180.0, pytest.approx(88.5 - step), 180.0, pytest.approx(89.0 + step))
+
+
+def test_to_json_is_geojson_and_serialisable() -> None:
+    out = assess(measure((50.1, 8.6)), licence_from_json({"allowed": ["DEU"]})).to_json()
+    json.dumps(out, allow_nan=False)
+    assert out["verdict"] == "verified"
+    assert out["sound_region"]["type"] in ("Polygon", "MultiPolygon")
+    assert set(out) >= {
+        "estimate",
+        "plausible_region",
+        "sound_area_km2",
+        "likely_region",
+        "confidence",
+        "excluded_landmarks",
+        "inside_fraction",
+    }
+    ring = out["sound_region"]["coordinates"][0]
+    signed = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(ring, ring[1:], strict=False))
+    assert signed > 0.0  # RFC 7946: exterior rings counter-clockwise
+
+
+@st.composite
+def chips_with_excluding_licence(draw):
+    lat = draw(st.one_of(st.floats(-89.0, 89.0), st.sampled_from([-90.0, 0.0, 90.0])))
+    lon = draw(st.one_of(st.floats(-180.0, 180.0), st.sampled_from([-180.0, 180.0])))
+    landmarks = []
+    for i in range(draw(st.integers(2, 6))):
+        near = draw(st.booleans())
+        if near:
+            l_lat, l_lon = destination(lat, lon, draw(st.floats(0, 360)), draw(st.floats(0, 2000)))
+        else:
+            l_lat, l_lon = draw(st.floats(-90.0, 90.0)), draw(st.floats(-180.0, 180.0))
+        delay = draw(st.one_of(st.just(0.0), st.floats(0.0, 5.0), st.floats(0.0, 300.0)))
+        rtt = vacuum_rtt_ms(distance_km(l_lat, l_lon, lat, lon)) + delay
+        assume(rtt > 0.0)
+        landmarks.append(LandmarkRtt(f"l{i}", l_lat, l_lon, rtt))
+    # A random box near the chip that excludes it: allowed, or a prohibited one containing it.
+    width, height = draw(st.floats(0.01, 60.0)), draw(st.floats(0.01, 40.0))
+    gap = draw(st.floats(0.0, 5.0))
+    side = draw(st.sampled_from(["east", "west", "north", "south"]))
+    if side == "east":
+        bounds = (lon + gap, lat - height / 2, lon + gap + width, lat + height / 2)
+    elif side == "west":
+        bounds = (lon - gap - width, lat - height / 2, lon - gap, lat + height / 2)
+    elif side == "north":
+        bounds = (lon - width / 2, lat + gap, lon + width / 2, lat + gap + height)
+    else:
+        bounds = (lon - width / 2, lat - gap - height, lon + width / 2, lat - gap)
+    min_lon, min_lat, max_lon, max_lat = bounds
+    min_lat, max_lat = max(min_lat, -90.0), min(max_lat, 90.0)
+    min_lon, max_lon = max(min_lon, -180.0), min(max_lon, 180.0)
+    assume(max_lat - min_lat > 1e-3 and max_lon - min_lon > 1e-3)
+    area = shapely.box(min_lon, min_lat, max_lon, max_lat)
+    assume(not area.covers(shapely.Point(lon, lat)))
+    tolerance = draw(st.sampled_from([0.0, 0.0, 10.0, 100.0]))
+    if draw(st.booleans()):
+        licence = Licence((Region("allowed", area),), (), tolerance_km=tolerance)
+    else:
+        prohibited = shapely.box(lon - 1.0, lat - 1.0, lon + 1.0, lat + 1.0)
+        licence = Licence(
+            (Region("allowed", area),) if draw(st.booleans()) else (),
+            (Region("prohibited", prohibited.intersection(shapely.box(-180, -90, 180, 90))),),
+            tolerance_km=tolerance,
+        )
+    return (lat, lon), landmarks, licence
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chips_with_excluding_licence())
+def test_chip_outside_its_licence_is_never_verified(case) -> None:
+    (lat, lon), measurements, licence = case
+    result = assess(measurements, licence)
+    assert result.verdict is not Verdict.VERIFIED
+    assert result.sound_region is not None
+    assert result.sound_region.covers(shapely.Point(lon, lat))
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: LandmarkRtt("a", math.nan, 0.0, 1.0), InvalidMeasurementError, "finite"),
+        (lambda: LandmarkRtt("a", 95.0, 0.0, 1.0), InvalidMeasurementError, "latitude 95.0"),
+        (lambda: LandmarkRtt("a", 0.0, 181.0, 1.0), InvalidMeasurementError, "longitude 181.0"),
+        (lambda: LandmarkRtt("a", 0.0, 0.0, 0.0), InvalidMeasurementError, "rtt_ms must be > 0"),
+        (lambda: LandmarkRtt("a", 0.0, 0.0, -3.0), InvalidMeasurementError, "must be > 0"),
+        (lambda: LandmarkRtt("a", 0.0, 0.0, math.inf), InvalidMeasurementError, "finite"),
+        (lambda: LandmarkRtt("bad id!", 0.0, 0.0, 1.0), InvalidMeasurementError, "landmark id"),
+        (lambda: assess([LandmarkRtt("a", 0.0, 0.0, 1.0)]), InsufficientDataError, "at least 2"),
+        (lambda: licence_from_json({"allowed": ["XYZ"]}), UnknownCountryError, "XYZ"),
+        (
+            lambda: licence_from_json({"allowed": [{"type": "Polygon", "coordinates": [[1, 2]]}]}),
+            InvalidGeometryError,
+            "linear ring needs >= 4 positions",
+        ),
+        (lambda: licence_from_json({}), InvalidLicenceError, "at least one allowed or prohibited"),
+        (lambda: licence_from_json({"allowed": "DEU"}), InvalidLicenceError, "must be a list"),
+        (lambda: licence_from_json({"alowed": ["DEU"]}), InvalidLicenceError, "unknown keys"),
+        (
+            lambda: licence_from_json({"allowed": ["DEU"], "tolerance_km": -1}),
+            InvalidLicenceError,
+            "tolerance_km must be finite and >= 0",
+        ),
+        (lambda: SolverParams(speed_km_per_s=200_000.0), InvalidMeasurementError, ">= c"),
+    ],
+)
+def test_bad_input_raises_a_clear_geo_error(build, error, message) -> None:
+    with pytest.raises(error, match=message):
+        build()
+
+
+def test_licence_json_round_trips() -> None:
+    obj = {
+        "allowed": ["DEU", {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}],
+        "prohibited": ["CHN"],
+        "tolerance_km": 5.0,
+    }
+    licence = licence_from_json(obj)
+    again = licence_from_json(licence.to_json())
+    assert [r.name for r in again.allowed] == [r.name for r in licence.allowed]
+    assert again.allowed[1].geometry.equals(licence.allowed[1].geometry)
+    assert again.tolerance_km == 5.0 and again.prohibited[0].name == "CHN"
