@@ -1,0 +1,1 @@
+"""`lightfence demo`: the whole system live on loopback, with emulated network geography."""
