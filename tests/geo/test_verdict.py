@@ -1,3 +1,4 @@
+import itertools
 import json
 import math
 
@@ -127,7 +128,7 @@ def test_to_json_is_geojson_and_serialisable() -> None:
         "inside_fraction",
     }
     ring = out["sound_region"]["coordinates"][0]
-    signed = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(ring, ring[1:], strict=False))
+    signed = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in itertools.pairwise(ring))
     assert signed > 0.0  # RFC 7946: exterior rings counter-clockwise
 
 
