@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -175,7 +176,7 @@ async def test_silent_chip_goes_dark_but_a_dead_landmark_is_blamed(harness: Harn
     for landmark_id in GERMANY:
         headers = await h.token("landmark", landmark_id)
         await h.client.get(f"/v1/landmarks/{landmark_id}/tasks?wait_s=0", headers=headers)
-    time.sleep(0.05)
+    await asyncio.sleep(0.05)
     await h.service.tick(time.time_ns())
     chip = (await h.client.get("/v1/chips/chip-2", headers=h.dashboard)).json()
     assert chip["state"] == "dark"
