@@ -1,0 +1,262 @@
+"""A fast, conservative verdict for bulk simulation, never more permissive than geo.verdict.assess.
+
+The world is cut into lon/lat cells of about `spacing_km`; every point of a cell lies within
+`covering_km` of its centre. A cap (landmark, proof radius r) *excludes* a cell when the cell
+centre's spherical distance from the landmark exceeds
+
+    r · SPHERE_DISTANCE_INFLATION + margin_km + covering_km,
+
+where margin_km covers geo.solver's polygon slack (resolution and float margin, doubled). Then
+no point of the cell lies in geo's (deliberately enlarged) cap polygon either. Each country's
+cells are classified once as *certainly inside* (the cell box, grown by the country's boundary
+error and the margin, lies within the border), *certainly outside* (that grown box misses it) or
+mixed. A chip is
+
+* `verified` if every cell that is not certainly inside its licensed country is excluded by at
+  least `robust_landmarks + 1` caps (so it stays verified if any `robust_landmarks` landmarks lie
+  about where they are) and a cell centre lies inside every cap (the region is not empty, so
+  assess cannot call it inconsistent);
+* `violation` likewise with "certainly outside";
+* `dark` with no response; `inconclusive` otherwise.
+
+Only the `k_best` smallest caps are tested, which can only leave more cells unexcluded, so the
+answer errs toward `inconclusive`. The runner cross-checks a sample against assess each run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from benchmarks.sim.sites import pairwise_km
+from geo.constants import (
+    C_VACUUM_KM_PER_S,
+    EARTH_MEAN_RADIUS_KM,
+    KM_PER_DEG_LAT_MIN,
+    KM_PER_DEG_LON_EQUATOR_MAX,
+    SPHERE_DISTANCE_INFLATION,
+)
+from geo.geodesy import unit_vectors
+from geo.regions import Region
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+KM_PER_MS_RTT = C_VACUUM_KM_PER_S / 2.0 / 1000.0  # proof radius per ms of round trip
+# Geodesic distance is at most this factor times the spherical (R1) distance (polar radius of
+# curvature / R1 = 6399.59 / 6371.01, rounded up): used only to prove a cell centre is inside.
+GEODESIC_OVER_SPHERE_MAX = 1.0046
+_WITNESS_TRIES = 16
+
+
+class FastVerdict(IntEnum):
+    VERIFIED = 0
+    VIOLATION = 1
+    INCONCLUSIVE = 2
+    DARK = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CellGrid:
+    lat_deg: FloatArray
+    lon_deg: FloatArray
+    half_lat_deg: float
+    half_lon_deg: FloatArray
+    area_km2: FloatArray
+    covering_km: float
+    xyz: FloatArray
+
+
+def build_grid(spacing_km: float) -> CellGrid:
+    """Rows of equal latitude height; each row's cells about `spacing_km` wide at its widest."""
+    rows = max(2, math.ceil(180.0 * KM_PER_DEG_LAT_MIN / spacing_km))
+    step_lat = 180.0 / rows
+    lats: list[FloatArray] = []
+    lons: list[FloatArray] = []
+    half_lons: list[FloatArray] = []
+    areas: list[FloatArray] = []
+    covering_km = 0.0
+    radius2 = EARTH_MEAN_RADIUS_KM**2
+    for row in range(rows):
+        south = -90.0 + row * step_lat
+        north = south + step_lat
+        widest = math.cos(math.radians(min(abs(south), abs(north)) if south * north > 0 else 0.0))
+        count = max(1, math.ceil(360.0 * widest * KM_PER_DEG_LON_EQUATOR_MAX / spacing_km))
+        step_lon = 360.0 / count
+        centre_lat = (south + north) / 2.0
+        lons.append(-180.0 + step_lon * (np.arange(count, dtype=np.float64) + 0.5))
+        lats.append(np.full(count, centre_lat))
+        half_lons.append(np.full(count, step_lon / 2.0))
+        band = math.sin(math.radians(north)) - math.sin(math.radians(south))
+        areas.append(np.full(count, radius2 * math.radians(step_lon) * band))
+        # Farthest point of a cell from its centre: one of its corners or edge midpoints.
+        probe_lat = np.array([south, north, south, north, south, north, centre_lat])
+        probe_lon = np.array([-1.0, -1.0, 1.0, 1.0, 0.0, 0.0, 1.0]) * step_lon / 2.0
+        reach = pairwise_km(
+            unit_vectors(np.array([centre_lat]), np.array([0.0])),
+            unit_vectors(probe_lat, probe_lon),
+        )
+        covering_km = max(covering_km, float(reach.max()))
+    lat = np.concatenate(lats)
+    lon = np.concatenate(lons)
+    return CellGrid(
+        lat_deg=lat,
+        lon_deg=lon,
+        half_lat_deg=step_lat / 2.0,
+        half_lon_deg=np.concatenate(half_lons),
+        area_km2=np.concatenate(areas),
+        covering_km=covering_km * 1.001 + 0.01,
+        xyz=unit_vectors(lat, lon),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CountryCells:
+    inside: BoolArray  # cell certainly inside the country
+    outside: BoolArray  # cell certainly outside
+
+
+def classify_cells(grid: CellGrid, region: Region, grow_km: float) -> CountryCells:
+    """Grow each cell box by `grow_km` plus the region's boundary error, then test it."""
+    geometry = region.geometry
+    shapely.prepare(geometry)
+    grow = grow_km + region.boundary_error_km
+    grow_lat = grow / KM_PER_DEG_LAT_MIN
+    south = np.maximum(grid.lat_deg - grid.half_lat_deg - grow_lat, -90.0)
+    north = np.minimum(grid.lat_deg + grid.half_lat_deg + grow_lat, 90.0)
+    worst_cos = np.cos(np.radians(np.minimum(np.maximum(np.abs(south), np.abs(north)), 89.0)))
+    grow_lon = grow / (KM_PER_DEG_LON_EQUATOR_MAX * worst_cos)
+    half_lon = np.minimum(grid.half_lon_deg + grow_lon, 180.0)
+    west = grid.lon_deg - half_lon
+    east = grid.lon_deg + half_lon
+    min_lon, min_lat, max_lon, max_lat = geometry.bounds
+    near_lat = (north >= min_lat) & (south <= max_lat)
+    inside = np.zeros(grid.lat_deg.shape, dtype=np.bool_)
+    touches = np.zeros(grid.lat_deg.shape, dtype=np.bool_)
+    # A grown box may reach past +-180; its wrapped part is tested as a shifted copy.
+    for shift in (-360.0, 0.0, 360.0):
+        near = near_lat & (east + shift >= min_lon) & (west + shift <= max_lon)
+        index = np.flatnonzero(near)
+        if index.size == 0:
+            continue
+        boxes = shapely.box(west[index] + shift, south[index], east[index] + shift, north[index])
+        touches[index] |= shapely.intersects(geometry, boxes)
+        if shift == 0.0:
+            inside[index] = shapely.contains(geometry, boxes)
+    inside &= (west >= -180.0) & (east <= 180.0)
+    return CountryCells(inside=inside, outside=~touches)
+
+
+@dataclass(frozen=True, slots=True)
+class FastParams:
+    margin_km: float  # geo's polygon slack, doubled
+    k_best: int = 10
+    robust_landmarks: int = 1
+    processing_floor_ms: float = 0.0
+
+
+class LandmarkField:
+    """Each landmark's distance to every cell centre, and its cells sorted by that distance."""
+
+    def __init__(self, grid: CellGrid, lat_deg: FloatArray, lon_deg: FloatArray) -> None:
+        self.grid = grid
+        self.xyz = unit_vectors(lat_deg, lon_deg)
+        distance = pairwise_km(self.xyz, grid.xyz).astype(np.float32)
+        self.distance_km = distance
+        self.order = np.argsort(distance, axis=1).astype(np.int32)
+        self.sorted_km = np.take_along_axis(distance, self.order, axis=1)
+        # Row per cell: gathering a few landmarks for many cells reads contiguous memory.
+        self.by_cell_km = np.ascontiguousarray(distance.T)
+
+
+@dataclass(frozen=True, slots=True)
+class FastOutcome:
+    verdict: FastVerdict
+    sound_area_upper_km2: float  # cells no tested cap excludes; >= the true sound area
+
+
+def fast_verdict(
+    field: LandmarkField,
+    params: FastParams,
+    cells: CountryCells,
+    rtt_ms: FloatArray,
+) -> FastOutcome:
+    """One chip, one round: `rtt_ms` per landmark (NaN = no valid response)."""
+    valid = np.flatnonzero(np.isfinite(rtt_ms))
+    if valid.size == 0:
+        return FastOutcome(FastVerdict.DARK, math.nan)
+    radius_km = np.maximum(rtt_ms[valid] - params.processing_floor_ms, 0.0) * KM_PER_MS_RTT
+    threshold_km = radius_km * SPHERE_DISTANCE_INFLATION + params.margin_km + field.grid.covering_km
+    pick = np.argsort(threshold_km)[: params.k_best]
+    landmarks = valid[pick]
+    limits = threshold_km[pick]
+    need = params.robust_landmarks + 1
+    # Cells within reach of the smallest cap: the only ones that can be in the region.
+    weak = _unexcluded(field, landmarks, limits, 0, need)
+    open_cells = weak[0][weak[1] == 0]
+    area_km2 = float(field.grid.area_km2[open_cells].sum())
+    if not _has_witness(field, valid, radius_km, open_cells, (landmarks, limits)):
+        return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
+    inside = bool(cells.inside[weak[0]].all())
+    outside = bool(cells.outside[weak[0]].all())
+    # Robustness: a cell excluded by fewer than `need` caps lies within reach of one of the
+    # `need` smallest caps. Those beyond the first are only examined for a chip that could
+    # still be proven either way, which spares the work for the (many) inconclusive ones.
+    for rank in range(1, min(need, landmarks.size)):
+        if not (inside or outside):
+            break
+        cells_, _ = _unexcluded(field, landmarks, limits, rank, need)
+        inside = inside and bool(cells.inside[cells_].all())
+        outside = outside and bool(cells.outside[cells_].all())
+    if inside:
+        return FastOutcome(FastVerdict.VERIFIED, area_km2)
+    if outside:
+        return FastOutcome(FastVerdict.VIOLATION, area_km2)
+    return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
+
+
+def _unexcluded(
+    field: LandmarkField, landmarks: IntArray, limits: FloatArray, rank: int, need: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int8]]:
+    """Cells within reach of cap `rank` but of no smaller cap, excluded by < `need` caps.
+
+    Returns the cells and how many of the tested caps exclude each. Cells drop out as soon
+    as enough caps exclude them: most fall to the first few, which keeps the work small.
+    """
+    lm = landmarks[rank]
+    cells = field.order[lm, : int(np.searchsorted(field.sorted_km[lm], limits[rank], "right"))]
+    for earlier in range(rank):
+        cells = cells[field.distance_km[landmarks[earlier], cells] > limits[earlier]]
+    count = np.full(cells.size, rank, dtype=np.int8)
+    for other in range(rank + 1, landmarks.size):
+        count += field.distance_km[landmarks[other], cells] > limits[other]
+        keep = count < need
+        cells, count = cells[keep], count[keep]
+    return cells, count
+
+
+def _has_witness(
+    field: LandmarkField,
+    valid: IntArray,
+    radius_km: FloatArray,
+    open_cells: npt.NDArray[np.int32],
+    tested: tuple[IntArray, FloatArray],
+) -> bool:
+    """Is some cell centre inside every valid cap? Then the sound region is not empty."""
+    if open_cells.size == 0:
+        return False
+    landmarks, limits = tested
+    depth_km = (field.distance_km[landmarks[:, None], open_cells[None, :]] - limits[:, None]).max(
+        axis=0
+    )
+    tries = open_cells[np.argsort(depth_km)[:_WITNESS_TRIES]]
+    geodesic_upper = field.by_cell_km[tries][:, valid].T * GEODESIC_OVER_SPHERE_MAX
+    return bool((geodesic_upper <= radius_km[:, None]).all(axis=0).any())

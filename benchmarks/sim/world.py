@@ -1,0 +1,226 @@
+"""The fixed part of a scenario: landmarks, chip sites, licences and the fast-path field."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from benchmarks.sim.adversaries import ADVERSARY_NAMES, AdversaryParams
+from benchmarks.sim.errors import ScenarioError
+from benchmarks.sim.fastpath import (
+    CountryCells,
+    FastParams,
+    LandmarkField,
+    build_grid,
+    classify_cells,
+)
+from benchmarks.sim.latency import LatencyModel
+from benchmarks.sim.sites import Site, load_sites, pairwise_km, unique_places
+from geo.calibration import CalibrationModel, CalibrationSample
+from geo.geodesy import unit_vectors
+from geo.regions import country, country_codes
+from geo.solver import FLOAT_MARGIN_KM
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    chips: int = 1000
+    landmarks: int = 50
+    adversary: str = "none"
+    seed: int = 0
+    smuggled_fraction: float = 0.3
+    chunk_size: int = 2000
+    workers: int = 1
+    grid_km: float = 75.0
+    k_best: int = 10
+    robust_landmarks: int = 1
+    sample_size: int = 40
+    resolution_km: float = 5.0
+    jitter_km: float = 20.0
+    smuggle_radius_km: float = 2500.0
+    latency: LatencyModel = field(default_factory=LatencyModel)
+    adversary_params: AdversaryParams = field(default_factory=AdversaryParams)
+    sites_path: Path | None = None
+    landmark_sites_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.adversary not in ADVERSARY_NAMES:
+            raise ScenarioError(
+                f"unknown adversary {self.adversary!r}; choose from {', '.join(ADVERSARY_NAMES)}"
+            )
+        if self.chips < 1 or self.chunk_size < 1 or self.workers < 1:
+            raise ScenarioError("chips, chunk_size and workers must be >= 1")
+        if self.landmarks < 2:
+            raise ScenarioError("a verdict needs at least 2 landmarks")
+        if not 0.0 <= self.smuggled_fraction <= 1.0:
+            raise ScenarioError("smuggled_fraction must be in [0, 1]")
+        if not 10.0 <= self.grid_km <= 1000.0:
+            raise ScenarioError("grid_km must be in [10, 1000]")
+        if self.k_best < 2 or self.robust_landmarks < 0 or self.sample_size < 0:
+            raise ScenarioError("k_best must be >= 2, robust_landmarks and sample_size >= 0")
+        if self.robust_landmarks + 1 > self.k_best:
+            raise ScenarioError("k_best must exceed robust_landmarks")
+
+
+@dataclass(frozen=True, slots=True)
+class Liar:
+    landmark_index: int
+    true_lat_deg: float
+    true_lon_deg: float
+    claimed_site: int  # index into World.chip_sites
+
+
+class World:
+    """Everything fixed for a run. Built once in the parent; forked workers share it."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        rng = np.random.default_rng([scenario.seed, 0])
+        known = set(country_codes())
+        all_sites = unique_places(load_sites(scenario.sites_path))
+        self.chip_sites = self._inside_sites([s for s in all_sites if s.iso3 in known])
+        if len({s.iso3 for s in self.chip_sites}) < 2:
+            raise ScenarioError("chip sites must span at least two countries")
+        self.country_codes = tuple(sorted({s.iso3 for s in self.chip_sites}))
+        index_of = {code: i for i, code in enumerate(self.country_codes)}
+        self.site_country = np.array([index_of[s.iso3] for s in self.chip_sites], dtype=np.int64)
+        self.site_lat = np.array([s.lat_deg for s in self.chip_sites])
+        self.site_lon = np.array([s.lon_deg for s in self.chip_sites])
+        self.site_xyz = unit_vectors(self.site_lat, self.site_lon)
+        self.geometries: list[BaseGeometry] = [country(c).geometry for c in self.country_codes]
+        for geometry in self.geometries:
+            shapely.prepare(geometry)
+
+        landmark_pool = (
+            unique_places(load_sites(scenario.landmark_sites_path))
+            if scenario.landmark_sites_path
+            else all_sites
+        )
+        if scenario.landmarks > len(landmark_pool):
+            raise ScenarioError(
+                f"asked for {scenario.landmarks} landmarks but only {len(landmark_pool)} "
+                "distinct landmark sites exist"
+            )
+        chosen = np.sort(rng.choice(len(landmark_pool), scenario.landmarks, replace=False))
+        self.landmark_sites: tuple[Site, ...] = tuple(landmark_pool[i] for i in chosen)
+        self.landmark_ids = tuple(f"lm{i:03d}" for i in range(len(self.landmark_sites)))
+        self.landmark_lat = np.array([s.lat_deg for s in self.landmark_sites])
+        self.landmark_lon = np.array([s.lon_deg for s in self.landmark_sites])
+        self.landmark_xyz = unit_vectors(self.landmark_lat, self.landmark_lon)
+
+        self.claimed_lat = self.landmark_lat.copy()
+        self.claimed_lon = self.landmark_lon.copy()
+        self.liar: Liar | None = None
+        if scenario.adversary == "liar":
+            self.liar = self._pick_liar(rng)
+            self.claimed_lat[self.liar.landmark_index] = self.site_lat[self.liar.claimed_site]
+            self.claimed_lon[self.liar.landmark_index] = self.site_lon[self.liar.claimed_site]
+
+        site_distance = pairwise_km(self.site_xyz, self.site_xyz)
+        other = self.site_country[:, None] != self.site_country[None, :]
+        near = other & (site_distance <= scenario.smuggle_radius_km)
+        self.destinations = [
+            np.flatnonzero(near[i]) if near[i].any() else np.flatnonzero(other[i])
+            for i in range(len(self.chip_sites))
+        ]
+
+        self.grid = build_grid(scenario.grid_km)
+        self.field = LandmarkField(self.grid, self.claimed_lat, self.claimed_lon)
+        # geo.solver's cap polygons reach at most 0.57 % r (already in the threshold) plus
+        # FLOAT_MARGIN_KM plus the achieved resolution beyond the true disc; double the rest.
+        self.fast_params = FastParams(
+            margin_km=2.0 * (scenario.resolution_km + FLOAT_MARGIN_KM) + 1.0,
+            k_best=scenario.k_best,
+            robust_landmarks=scenario.robust_landmarks,
+        )
+        self.cells: list[CountryCells] = [
+            classify_cells(self.grid, country(code), self.fast_params.margin_km)
+            for code in self.country_codes
+        ]
+        self.calibration = self._calibrate(np.random.default_rng([scenario.seed, 1]))
+        sample = min(scenario.sample_size, scenario.chips)
+        self.sample_indices = np.sort(
+            np.random.default_rng([scenario.seed, 2]).choice(scenario.chips, sample, replace=False)
+        )
+        logger.info(
+            "world: %d chip sites in %d countries, %d landmarks, %d cells (cover %.1f km)",
+            len(self.chip_sites),
+            len(self.country_codes),
+            len(self.landmark_ids),
+            self.grid.lat_deg.size,
+            self.grid.covering_km,
+        )
+
+    def _inside_sites(self, sites: list[Site]) -> tuple[Site, ...]:
+        """Chips start at sites inside their country's bundled border (ground truth)."""
+        kept = []
+        for site in sites:
+            geometry = country(site.iso3).geometry
+            if shapely.contains_xy(geometry, site.lon_deg, site.lat_deg):
+                kept.append(site)
+            else:
+                logger.debug(
+                    "site %s lies outside the %s border; landmark only", site.name, site.iso3
+                )
+        return tuple(kept)
+
+    def _pick_liar(self, rng: np.random.Generator) -> Liar:
+        """A landmark that claims to sit at a chip site in another country, far away."""
+        lie_km = self.scenario.adversary_params.lie_min_km
+        distance = pairwise_km(self.landmark_xyz, self.site_xyz)
+        for index in rng.permutation(len(self.landmark_ids)):
+            own = self.landmark_sites[index].iso3
+            options = np.flatnonzero(
+                (distance[index] >= lie_km)
+                & (distance[index] <= 3.0 * lie_km)
+                & np.array([s.iso3 != own for s in self.chip_sites])
+            )
+            if options.size:
+                return Liar(
+                    int(index),
+                    float(self.landmark_lat[index]),
+                    float(self.landmark_lon[index]),
+                    int(rng.choice(options)),
+                )
+        raise ScenarioError("no landmark can claim a site far enough away for the liar scenario")
+
+    def _calibrate(self, rng: np.random.Generator) -> CalibrationModel:
+        """Fit geo's calibration on a simulated landmark mesh (claimed positions, real paths)."""
+        true_km = pairwise_km(self.landmark_xyz, self.landmark_xyz)
+        claimed_km = pairwise_km(
+            unit_vectors(self.claimed_lat, self.claimed_lon),
+            unit_vectors(self.claimed_lat, self.claimed_lon),
+        )
+        model = self.scenario.latency
+        last_mile = model.draw_last_mile_ms(rng, (true_km.shape[0], 1))
+        rtt = model.rtt_ms(rng, true_km, last_mile)
+        samples = [
+            CalibrationSample(self.landmark_ids[i], float(claimed_km[i, j]), float(rtt[i, j]))
+            for i in range(true_km.shape[0])
+            for j in range(true_km.shape[0])
+            if i != j and np.isfinite(rtt[i, j])
+        ]
+        return CalibrationModel.fit(samples)
+
+    def inside(
+        self, country_index: IntArray, lat_deg: FloatArray, lon_deg: FloatArray
+    ) -> npt.NDArray[np.bool_]:
+        """Ground truth: is each point inside the bundled border of its country?"""
+        out = np.zeros(country_index.shape, dtype=np.bool_)
+        for code_index in np.unique(country_index):
+            rows = np.flatnonzero(country_index == code_index)
+            out[rows] = shapely.contains_xy(
+                self.geometries[code_index], lon_deg[rows], lat_deg[rows]
+            )
+        return out
