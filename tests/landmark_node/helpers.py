@@ -55,8 +55,13 @@ def make_pki(root: Path, landmark_ids: tuple[str, ...] = ("lm-1",), chip_count: 
         write_certificate(
             pki.landmark_certs / f"{landmark_id}.json",
             issue_landmark_certificate(
-                ca, landmark_id=landmark_id, public_key=signer.public_key(), lat_deg=50.0,
-                lon_deg=8.0, not_before_unix_s=NOT_BEFORE_S, not_after_unix_s=NOT_AFTER_S,
+                ca,
+                landmark_id=landmark_id,
+                public_key=signer.public_key(),
+                lat_deg=50.0,
+                lon_deg=8.0,
+                not_before_unix_s=NOT_BEFORE_S,
+                not_after_unix_s=NOT_AFTER_S,
             ),
         )
     for index in range(chip_count):
@@ -67,8 +72,13 @@ def make_pki(root: Path, landmark_ids: tuple[str, ...] = ("lm-1",), chip_count: 
         write_certificate(
             pki.chip_certs / f"{chip_id}.json",
             issue_chip_certificate(
-                ca, chip_id=chip_id, public_key=signer.public_key(), model="simulated",
-                serial=f"S{index}", not_before_unix_s=NOT_BEFORE_S, not_after_unix_s=NOT_AFTER_S,
+                ca,
+                chip_id=chip_id,
+                public_key=signer.public_key(),
+                model="simulated",
+                serial=f"S{index}",
+                not_before_unix_s=NOT_BEFORE_S,
+                not_after_unix_s=NOT_AFTER_S,
             ),
         )
     return pki

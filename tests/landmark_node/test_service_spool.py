@@ -38,13 +38,24 @@ class AckLostSink(FileSink):
 
 def config(pki: Pki, tmp_path: Path, agent_port: int) -> LandmarkConfig:
     return LandmarkConfig(
-        landmark_id="lm-1", key_file=pki.root / "keys" / "lm-1.key", ca_public_key=pki.ca_pub,
-        chip_certs_dir=pki.chip_certs, landmark_certs_dir=pki.landmark_certs,
-        spool_path=tmp_path / "var" / "spool.sqlite3", outbox_dir=tmp_path / "var" / "outbox",
-        host="127.0.0.1", challenge_port=0, responder_port=0, round_interval_s=0.2,
-        timeout_s=0.2, batch_interval_s=0.1, batch_max_records=3,
-        targets=tuple({"kind": "chip", "id": f"sim-{i}", "host": "127.0.0.1", "port": agent_port}
-                      for i in range(2)),
+        landmark_id="lm-1",
+        key_file=pki.root / "keys" / "lm-1.key",
+        ca_public_key=pki.ca_pub,
+        chip_certs_dir=pki.chip_certs,
+        landmark_certs_dir=pki.landmark_certs,
+        spool_path=tmp_path / "var" / "spool.sqlite3",
+        outbox_dir=tmp_path / "var" / "outbox",
+        host="127.0.0.1",
+        challenge_port=0,
+        responder_port=0,
+        round_interval_s=0.2,
+        timeout_s=0.2,
+        batch_interval_s=0.1,
+        batch_max_records=3,
+        targets=tuple(
+            {"kind": "chip", "id": f"sim-{i}", "host": "127.0.0.1", "port": agent_port}
+            for i in range(2)
+        ),
     )
 
 
@@ -97,29 +108,40 @@ async def test_spool_survives_restart_nothing_lost_or_duplicated(tmp_path: Path)
 @pytest.mark.asyncio
 async def test_batches_verify_and_mesh_probe_between_landmarks(tmp_path: Path) -> None:
     pki = make_pki(tmp_path, landmark_ids=("lm-1", "lm-2"), chip_count=1)
-    peer_core = ResponderCore({"lm-2": pki.landmarks["lm-2"]},
-                              {"lm-1": pki.landmarks["lm-1"].public_key()})
+    peer_core = ResponderCore(
+        {"lm-2": pki.landmarks["lm-2"]}, {"lm-1": pki.landmarks["lm-1"].public_key()}
+    )
     peer = ResponderServer(peer_core, "127.0.0.1")  # lm-2's responder_port
     peer.start()
     try:
         cfg = config(pki, tmp_path, 0)
-        cfg = LandmarkConfig(**{
-            **{f: getattr(cfg, f) for f in cfg.__dataclass_fields__},
-            "targets": ({"kind": "landmark", "id": "lm-2", "host": "127.0.0.1",
-                         "port": peer.address[1]},),
-        })
+        cfg = LandmarkConfig(
+            **{
+                **{f: getattr(cfg, f) for f in cfg.__dataclass_fields__},
+                "targets": (
+                    {
+                        "kind": "landmark",
+                        "id": "lm-2",
+                        "host": "127.0.0.1",
+                        "port": peer.address[1],
+                    },
+                ),
+            }
+        )
         service = LandmarkService(cfg)
         await run_for(service, 0.5)
     finally:
         peer.stop()
-    batches = [MeasurementBatch.from_json(json.loads(p.read_text()))
-               for p in cfg.outbox_dir.glob("*.json")]
+    batches = [
+        MeasurementBatch.from_json(json.loads(p.read_text())) for p in cfg.outbox_dir.glob("*.json")
+    ]
     records = [r for b in batches for r in b.records]
     assert records and all(r.target_kind == "landmark" and r.target_id == "lm-2" for r in records)
     for batch in batches:
         verify_batch(batch, pki.landmarks["lm-1"].public_key())
-    verify_record(records[0], pki.landmarks["lm-1"].public_key(),
-                  pki.landmarks["lm-2"].public_key())
+    verify_record(
+        records[0], pki.landmarks["lm-1"].public_key(), pki.landmarks["lm-2"].public_key()
+    )
 
 
 def test_example_config_loads() -> None:

@@ -41,7 +41,8 @@ def start_prober(
 ) -> tuple[Prober, queue.SimpleQueue[MeasurementRecord]]:
     records: queue.SimpleQueue[MeasurementRecord] = queue.SimpleQueue()
     core = ChallengerCore(
-        "lm-1", signer or pki.landmarks["lm-1"],
+        "lm-1",
+        signer or pki.landmarks["lm-1"],
         ChallengerConfig(**{"timeout_ns": 200 * MS, "max_attempts": 2, **config}),
     )
     prober = Prober(core, "127.0.0.1", 0, records.put)
@@ -80,8 +81,9 @@ def test_valid_round_trip_gives_verifiable_kernel_timed_record(
 
 
 def test_forged_chip_signature_gives_no_measurement(pki: Pki) -> None:
-    impostor = ResponderCore({"sim-0": SoftwareSigner.generate()},
-                             {"lm-1": pki.landmarks["lm-1"].public_key()})
+    impostor = ResponderCore(
+        {"sim-0": SoftwareSigner.generate()}, {"lm-1": pki.landmarks["lm-1"].public_key()}
+    )
     server = ResponderServer(impostor, "127.0.0.1", 0)
     server.start()
     prober, records = start_prober(pki)
@@ -121,8 +123,13 @@ def raw_exchange(address: tuple[str, int], datagrams: list[bytes]) -> list[bytes
 
 def challenge_bytes(pki: Pki, chip_id: str, nonce: bytes, issued_unix_ns: int) -> bytes:
     return sign_challenge(
-        pki.landmarks["lm-1"], landmark_id="lm-1", target_id=chip_id, nonce=nonce,
-        issued_unix_ns=issued_unix_ns, expires_unix_ns=issued_unix_ns + 2_000 * MS, sequence=1,
+        pki.landmarks["lm-1"],
+        landmark_id="lm-1",
+        target_id=chip_id,
+        nonce=nonce,
+        issued_unix_ns=issued_unix_ns,
+        expires_unix_ns=issued_unix_ns + 2_000 * MS,
+        sequence=1,
     ).encode()
 
 
@@ -131,7 +138,9 @@ def test_replayed_expired_and_misaddressed_challenges(pki: Pki, agent: Responder
     fresh = challenge_bytes(pki, "sim-0", b"f" * 32, now)
     expired = challenge_bytes(pki, "sim-0", b"e" * 32, now - 60_000 * MS)
     wrong_chip = challenge_bytes(pki, "gpu-elsewhere", b"w" * 32, now)
-    first, replay, late, elsewhere = raw_exchange(agent.address, [fresh, fresh, expired, wrong_chip])
+    first, replay, late, elsewhere = raw_exchange(
+        agent.address, [fresh, fresh, expired, wrong_chip]
+    )
     assert first is not None and isinstance(decode(first), Response)
     assert replay is None
     assert late is not None and decode(late) == ErrorMessage(ErrorCode.EXPIRED, b"e" * 32)
