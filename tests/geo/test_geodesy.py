@@ -63,7 +63,7 @@ def _geodesic_area_km2(lons_deg: np.ndarray, lats_deg: np.ndarray) -> float:
     for lon, lat in zip(lons_deg[:-1], lats_deg[:-1], strict=True):
         polygon.AddPoint(float(lat), float(lon))
     _, _, area_m2 = polygon.Compute(False, True)
-    return abs(area_m2) / 1e6
+    return float(abs(area_m2)) / 1e6
 
 
 def test_ring_area_matches_geographiclib_for_densified_box() -> None:

@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -8,7 +9,7 @@ from lightfence.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "locate.jsonl"
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "id": "t1",
     "measurements": [
         {"landmark": "fra", "lat": 50.11, "lon": 8.68, "rtt_ms": 0.6},
@@ -19,7 +20,7 @@ GOOD = {
 }
 
 
-def run(records: list[str]) -> tuple[int, list[dict]]:
+def run(records: list[str]) -> tuple[int, list[dict[str, Any]]]:
     import io
 
     out = io.StringIO()
