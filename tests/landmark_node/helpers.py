@@ -9,12 +9,14 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from protocol.certs import issue_chip_certificate, issue_landmark_certificate, write_certificate
 from protocol.codec import to_b64
 from protocol.keys import SoftwareSigner, write_key_file
 
 NOT_BEFORE_S, NOT_AFTER_S = 0, 4_000_000_000
+T = TypeVar("T")
 
 
 @dataclass
@@ -139,5 +141,5 @@ class LossyRelay:
         self._back.close()
 
 
-def drain(records: queue.SimpleQueue[object], count: int, timeout_s: float = 10.0) -> list[object]:
+def drain(records: queue.SimpleQueue[T], count: int, timeout_s: float = 10.0) -> list[T]:
     return [records.get(timeout=timeout_s) for _ in range(count)]

@@ -66,7 +66,7 @@ async def run_for(service: LandmarkService, seconds: float) -> None:
 
 
 def outbox_records(outbox: Path) -> list[bytes]:
-    nonces = []
+    nonces: list[bytes] = []
     for path in sorted(outbox.glob("*.json")):
         batch = MeasurementBatch.from_json(json.loads(path.read_text()))
         assert path.stem == batch.batch_id
