@@ -115,6 +115,9 @@ def _country_region(code: str) -> Region:
         ]
         polygons.append(Polygon(coords[0], coords[1:]))
     geometry = polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
+    if geometry.bounds[1] < -90.0:
+        # The quantization grid puts Antarctica's south-pole closure 0.0007 deg below -90.
+        geometry = _polygonal(shapely.clip_by_rect(geometry, -180.0, -90.0, 180.0, 90.0))
     return Region(code, geometry, float(data["countries"][code]["error_km"]))
 
 
@@ -226,20 +229,20 @@ def split_antimeridian(rings: Sequence[np.ndarray]) -> BaseGeometry:
     """A valid (multi)polygon in [-180, 180] from lon/lat rings (exterior first, then holes).
 
     Consecutive vertices whose longitudes differ by more than 180 degrees are joined the short way,
-    across the antimeridian. An exterior ring whose unwrapped longitude winds a full 360 degrees
-    encircles a pole (like Antarctica) and is closed along that pole.
+    across the antimeridian. A ring whose unwrapped longitude winds a full 360 degrees encircles a
+    pole and is closed along that pole (the pole on the side of its mean latitude). The polygon is
+    the symmetric difference of its closed rings: exterior minus holes in the ordinary case, and
+    the band between two pole-encircling rings when a spherical polygon is written that way
+    (Antarctica in world-atlas's TopoJSON: a ring at -89.999 with the coast as its "hole").
     """
-    shell = _unwrap(rings[0])
-    winding_deg = shell[-1, 0] - shell[0, 0]
-    if abs(winding_deg) > 180.0:
-        pole_deg = math.copysign(90.0, float(shell[:, 1].mean()))
-        shell = np.vstack((shell, [[shell[-1, 0], pole_deg], [shell[0, 0], pole_deg], shell[0]]))
-    low_deg = float(shell[:, 0].min())
-    holes = []
+    shell = _closed_planar(rings[0])
+    low_deg = float(shell.bounds[0])
+    planar = shell
     for ring in rings[1:]:
-        hole = _unwrap(ring)
-        holes.append(hole - 360.0 * math.floor((float(hole[:, 0].min()) - low_deg) / 360.0))
-    planar = _polygonal(shapely.make_valid(Polygon(shell, holes)))
+        hole = _closed_planar(ring)
+        shift_deg = -360.0 * math.floor((float(hole.bounds[0]) - low_deg) / 360.0)
+        planar = planar.symmetric_difference(shapely.affinity.translate(hole, xoff=shift_deg))
+    planar = _polygonal(planar)
     if planar.bounds[0] >= -180.0 and planar.bounds[2] <= 180.0:
         return planar
     pieces = [
@@ -247,6 +250,16 @@ def split_antimeridian(rings: Sequence[np.ndarray]) -> BaseGeometry:
         for shift_deg, world in _WORLD_BOXES
     ]
     return _polygonal(shapely.unary_union([p for p in pieces if not p.is_empty]))
+
+
+def _closed_planar(ring: np.ndarray) -> BaseGeometry:
+    coords = _unwrap(ring)
+    if abs(coords[-1, 0] - coords[0, 0]) > 180.0:
+        pole_deg = math.copysign(90.0, float(coords[:, 1].mean()))
+        coords = np.vstack(
+            (coords, [[coords[-1, 0], pole_deg], [coords[0, 0], pole_deg], coords[0]])
+        )
+    return _polygonal(shapely.make_valid(Polygon(coords)))
 
 
 def _unwrap(ring: np.ndarray) -> np.ndarray:
