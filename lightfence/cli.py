@@ -25,6 +25,7 @@ PART_CLI_MODULES: tuple[str, ...] = (
     "protocol.cli",
     "device_agent.cli",
     "landmark_node.cli",
+    "benchmarks.sim.cli",
 )
 
 

@@ -1,0 +1,152 @@
+"""`lightfence bench sim ...`: the topology simulator from the command line.
+
+`register` adds (or reuses) the `bench` command group, so other benchmarks can add theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from benchmarks.sim.adversaries import ADVERSARY_NAMES, AdversaryParams
+from benchmarks.sim.errors import SimError
+from benchmarks.sim.latency import LatencyModel
+from benchmarks.sim.world import Scenario
+
+logger = logging.getLogger(__name__)
+
+
+def _bench_group(subparsers: Any) -> Any:
+    """The `bench` group's own subparsers, created on first use."""
+    existing = subparsers.choices.get("bench")
+    if existing is not None:
+        for action in existing._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action
+    bench = subparsers.add_parser("bench", help="benchmarks and simulations")
+    return bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
+
+
+def register(subparsers: Any) -> None:
+    group = _bench_group(subparsers)
+    sim = group.add_parser(
+        "sim",
+        help="simulate chips, landmarks and adversaries; write results.json and PNG plots",
+        description="Topology simulator: see docs/sim.md.",
+    )
+    sim.add_argument("--chips", type=int, default=1000)
+    sim.add_argument("--landmarks", type=int, default=50)
+    sim.add_argument("--adversary", choices=ADVERSARY_NAMES, default="none")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--out", type=Path, required=True, help="output directory")
+    sim.add_argument("--smuggled-fraction", type=float, default=0.3)
+    sim.add_argument("--workers", type=int, default=1, help="processes (fork)")
+    sim.add_argument("--chunk-size", type=int, default=2000)
+    sim.add_argument("--grid-km", type=float, default=75.0, help="fast-path cell size")
+    sim.add_argument("--k-best", type=int, default=10, help="caps the fast path tests")
+    sim.add_argument(
+        "--robust-landmarks",
+        type=int,
+        default=1,
+        help="verdicts must survive this many landmarks lying about their position",
+    )
+    sim.add_argument("--sample", type=int, default=40, help="chip-rounds replayed through assess")
+    sim.add_argument("--resolution-km", type=float, default=5.0)
+    sim.add_argument("--sites", type=Path, help="CSV of chip sites (default: bundled)")
+    sim.add_argument("--landmark-sites", type=Path, help="CSV of landmark sites")
+    sim.add_argument("--delay-ms", type=float, default=30.0)
+    sim.add_argument("--silence-count", type=int, default=10)
+    sim.add_argument("--relocate-rounds", type=int, default=4)
+    sim.add_argument(
+        "--latency",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a latency-model parameter (repeatable), e.g. loss_rate=0.05",
+    )
+    sim.add_argument("--no-plots", action="store_true")
+    sim.add_argument("--no-progress", action="store_true")
+    sim.set_defaults(handler=run_sim)
+
+
+def scenario_from_args(args: argparse.Namespace) -> Scenario:
+    overrides: dict[str, str] = {}
+    for item in args.latency:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SimError(f"--latency expects NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = value.strip()
+    return Scenario(
+        chips=args.chips,
+        landmarks=args.landmarks,
+        adversary=args.adversary,
+        seed=args.seed,
+        smuggled_fraction=args.smuggled_fraction,
+        chunk_size=args.chunk_size,
+        workers=args.workers,
+        grid_km=args.grid_km,
+        k_best=args.k_best,
+        robust_landmarks=args.robust_landmarks,
+        sample_size=args.sample,
+        resolution_km=args.resolution_km,
+        latency=LatencyModel.with_overrides(overrides),
+        adversary_params=AdversaryParams(
+            delay_ms=args.delay_ms,
+            silence_count=args.silence_count,
+            relocate_rounds=args.relocate_rounds,
+        ),
+        sites_path=args.sites,
+        landmark_sites_path=args.landmark_sites,
+    )
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    from benchmarks.sim.plots import write_plots
+    from benchmarks.sim.simulate import simulate
+
+    try:
+        scenario = scenario_from_args(args)
+        out_dir: Path = args.out
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=args.no_progress,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("chips", total=scenario.chips)
+            run = simulate(scenario, lambda done: progress.advance(task, done))
+        figures = [] if args.no_plots else write_plots(run, out_dir)
+    except (SimError, OSError) as exc:
+        print(f"lightfence bench sim: {exc}", file=sys.stderr)
+        return 2
+    results = run.results
+    results["figures"] = [p.name for p in figures]
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
+    summary = {
+        "out": str(out_dir / "results.json"),
+        "false_verifications": results["metrics"]["false_verifications"],
+        "false_violations": results["metrics"]["false_violations"],
+        "fast_more_permissive_than_assess": results["cross_check"]["fast_more_permissive"],
+        "wall_s": round(results["timing"]["wall_s"], 2),
+        "peak_memory_mib": round(results["peak_memory"]["self_mib"], 1),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sim")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", *(argv if argv is not None else sys.argv[1:])])
+    logging.basicConfig(level=logging.WARNING)
+    return int(args.handler(args))
