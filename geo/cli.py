@@ -110,13 +110,13 @@ def locate_lines(lines: Iterable[str], out: IO[str]) -> int:
         if not line.strip():
             continue
         record_id: object = None
-        failures += 1  # taken back below once the record succeeds
+        failed = True
         try:
             record = json.loads(line)
             if isinstance(record, Mapping):
                 record_id = record.get("id")
             text = json.dumps(locate_record(record), allow_nan=False)
-            failures -= 1
+            failed = False
         except json.JSONDecodeError as exc:
             text = _error_line(None, line_number, f"invalid JSON: {exc}")
         except GeoError as exc:
@@ -124,6 +124,7 @@ def locate_lines(lines: Iterable[str], out: IO[str]) -> int:
         except Exception as exc:  # one broken record must not stop the batch
             logger.exception("record on line %d failed unexpectedly", line_number)
             text = _error_line(record_id, line_number, f"internal error: {exc!r}")
+        failures += failed
         out.write(text + "\n")
     return failures
 
