@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -26,15 +27,16 @@ def test_no_input_causes_a_server_error(tmp_path: Path) -> None:
             now_unix_ns=time.time_ns()).result()
         schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
         headers = {"Authorization": f"Bearer {secret}"}
-        operations = [op for op in schema.get_all_operations()
-                      if "stream" not in op.ok().path]
-        for result in operations:
-            operation = result.ok()
+        # An unparseable operation is itself a failure: .ok() raises on Err.
+        operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+        for operation in operations:
+            if "stream" in operation.path:  # infinite response; covered in test_flow
+                continue
 
             @settings(max_examples=15, deadline=None, database=None,
                       suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy())
-            def check(case: schemathesis.Case) -> None:
+            def check(case: Any) -> None:
                 kwargs = case.as_transport_kwargs(base_url="http://testserver", headers=headers)
                 response = client.request(
                     kwargs["method"], kwargs["url"], headers=kwargs.get("headers"),
