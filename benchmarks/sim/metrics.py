@@ -47,6 +47,8 @@ class Tally:
         self.verdicts = np.zeros((len(CLASSES), len(FastVerdict)), dtype=np.int64)
         self.false_verifications = 0
         self.false_violations = 0
+        # landmark answers: [class, (received, missing)]; missing includes rejected replays
+        self.answers = np.zeros((len(CLASSES), 2), dtype=np.int64)
         self.country_verdicts = np.zeros((country_count, len(FastVerdict)), dtype=np.int64)
         # index 0 underflow, then len(edges)-1 bins, then overflow
         self.area_hist = np.zeros((len(CLASSES), len(AREA_EDGES_LOG10_KM2) + 1), dtype=np.int64)
@@ -76,6 +78,10 @@ class Tally:
         bins = np.searchsorted(AREA_EDGES_LOG10_KM2, np.log10(finite), side="right")
         self.area_hist[class_index] += np.bincount(bins, minlength=self.area_hist.shape[1])
 
+    def add_answers(self, class_index: int, rtt_ms: FloatArray) -> None:
+        missing = int(np.count_nonzero(np.isnan(rtt_ms)))
+        self.answers[class_index] += (rtt_ms.size - missing, missing)
+
     def add_ratios(self, ratios: FloatArray) -> None:
         bins = np.searchsorted(RATIO_EDGES, ratios[np.isfinite(ratios)], side="right")
         self.ratio_hist += np.bincount(bins, minlength=self.ratio_hist.shape[0])
@@ -94,6 +100,7 @@ class Tally:
         self.verdicts += other.verdicts
         self.false_verifications += other.false_verifications
         self.false_violations += other.false_violations
+        self.answers += other.answers
         self.country_verdicts += other.country_verdicts
         self.area_hist += other.area_hist
         self.ratio_hist += other.ratio_hist
@@ -112,6 +119,8 @@ class Tally:
                 "chip_rounds": total,
                 "verdicts": dict(zip(VERDICT_NAMES, (int(c) for c in counts), strict=True)),
                 "rates": {v: int(c) / total for v, c in zip(VERDICT_NAMES, counts, strict=True)},
+                "missing_answer_share": int(self.answers[index, 1])
+                / max(int(self.answers[index].sum()), 1),
                 "sound_area_upper_km2": {
                     k: (None if v is None else 10.0**v)
                     for k, v in histogram_quantiles(

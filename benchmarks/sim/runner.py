@@ -117,6 +117,7 @@ def run_chunk(world: World, chunk_index: int) -> ChunkResult:
                     )
                 )
                 sampled.discard(int(row))
+        tally.add_answers(class_index, rtt_)
         tally.add(
             class_index,
             verdicts,
