@@ -77,16 +77,14 @@ function chipCountries(chip) {
 
 // The map wants a chip's latest sound region and point estimate, taken from its last verdict.
 function mapChip(chip, verdict) {
+  // Assessment.to_json() gives the estimate as {"lat", "lon"} in degrees, or null.
   const assessment = verdict?.assessment ?? null;
-  const hasEstimate =
-    assessment && assessment.estimate_lat_deg !== null && assessment.estimate_lat_deg !== undefined;
+  const estimate = assessment?.estimate ?? null;
   return {
     chip_id: chip.chip_id,
     verdict: chip.state,
     sound_region: assessment?.sound_region ?? null,
-    estimate: hasEstimate
-      ? { lat_deg: assessment.estimate_lat_deg, lon_deg: assessment.estimate_lon_deg }
-      : null,
+    estimate: estimate ? { lat_deg: estimate.lat, lon_deg: estimate.lon } : null,
   };
 }
 
@@ -534,7 +532,7 @@ async function boot() {
   $("#zoom-out").addEventListener("click", () => state.map.zoomBy(1 / 1.5));
   $("#zoom-reset").addEventListener("click", () => state.map.reset());
   for (const id of ["#search", "#filter-verdict", "#filter-owner", "#filter-country", "#filter-alert-type", "#filter-alert-status"]) {
-    $(id).addEventListener("input", () => renderOverview());
+    for (const kind of ["input", "change"]) $(id).addEventListener(kind, () => renderOverview());
   }
   $("#download-evidence").addEventListener("click", downloadEvidence);
   // The outlines need no token, so the map draws even before sign-in.
