@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.servers is not None:
         misplaced = frozenset(filter(None, args.misplaced.split(",")))
         data = from_files(args.servers, args.pings, misplaced)
-        source = {"servers": str(args.servers), "pings": str(args.pings)}
+        source: dict[str, Any] = {"servers": str(args.servers), "pings": str(args.pings)}
     else:
         data = synthetic(args.seed)
         source = {"synthetic_seed": args.seed, "misplaced": sorted(data.misplaced)}

@@ -105,6 +105,12 @@ def audit_landmarks(
         evidence[landmark_id] += [
             p.evidence(landmark_id, "faster_than_fibre", PLAUSIBLE_SPEED_KM_PER_S) for p in blamed
         ]
+    # Re-estimate without the pairs of landmarks already blamed, so that their wrong claims do not
+    # drag an honest partner's estimate away (small meshes are sensitive to this).
+    if status:
+        outliers = _calibration_offsets(
+            positions, [p for p in physical if p.a not in status and p.b not in status]
+        )
     for landmark_id, item in outliers.items():
         if item["offset_km"] > item["limit_km"]:
             status.setdefault(landmark_id, "suspect")

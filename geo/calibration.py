@@ -12,6 +12,7 @@ landmark look farther, so "closer than expected" is penalised less than "farther
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections import defaultdict
@@ -23,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 from scipy.optimize import least_squares
-from shapely.geometry import Point, Polygon
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
 
@@ -112,7 +113,7 @@ def bestline(distance_km: FloatArray, rtt_ms: FloatArray) -> tuple[float, float]
                 break
         hull.append(i)
     candidates: list[tuple[float, float]] = []
-    for a, b in zip(hull, hull[1:], strict=False):
+    for a, b in itertools.pairwise(hull):
         if d[b] > d[a]:
             slope = (r[b] - r[a]) / (d[b] - d[a])
             candidates.append((slope, r[a] - slope * d[a]))
@@ -309,14 +310,3 @@ def disc(lat_deg: float, lon_deg: float, radius_km: float, vertices: int = 64) -
     ring = np.vstack((ring, ring[:1]))
     geometry = split_antimeridian([ring])
     return geometry if not geometry.is_empty else shapely.buffer(Point(lon_deg, lat_deg), 0.01)
-
-
-__all__ = [
-    "CalibrationModel",
-    "CalibrationSample",
-    "LandmarkModel",
-    "LocationEstimate",
-    "Polygon",
-    "bestline",
-    "disc",
-]

@@ -41,8 +41,8 @@ class Region:
     """A named area. `boundary_error_km` bounds how far the drawn border may lie from the real one.
 
     For bundled countries it is that country's measured generalisation error (1:50m versus
-    Natural Earth 1:10m, an upper bound) plus quantization; for custom GeoJSON it is 0 (the geometry is the policy). Consumers that must
-    not under-state a region buffer by it.
+    Natural Earth 1:10m, an upper bound) plus quantization; for custom GeoJSON it is 0 (the
+    geometry is the policy). Consumers that must not under-state a region buffer by it.
     """
 
     name: str

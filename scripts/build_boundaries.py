@@ -160,9 +160,9 @@ def country_rings(
     result: dict[str, list[list[np.ndarray]]] = defaultdict(list)
     for feature in topology["objects"]["countries"]["geometries"]:
         name = feature["properties"]["name"]
-        if skip_unknown and "id" not in feature and name not in _UNNUMBERED:
-            if name != "Indian Ocean Ter.":
-                continue
+        known = "id" in feature or name in _UNNUMBERED or name == "Indian Ocean Ter."
+        if skip_unknown and not known:
+            continue
         for polygon in feature_polygons(feature):
             rings = [ring_positions(ring, arcs) for ring in polygon]
             result[alpha3_for(feature, rings[0])].append(rings)

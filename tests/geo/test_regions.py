@@ -69,7 +69,7 @@ def test_every_country_is_valid_and_inside_the_lon_lat_box() -> None:
         region = country(code)
         minx, miny, maxx, maxy = region.geometry.bounds
         assert region.geometry.is_valid, code
-        assert -180.0 <= minx and maxx <= 180.0 and -90.0 <= miny and maxy <= 90.0, code
+        assert minx >= -180.0 and maxx <= 180.0 and miny >= -90.0 and maxy <= 90.0, code
         assert 0.0 < region.boundary_error_km <= country_boundary_error_km()
 
 
@@ -195,4 +195,4 @@ def test_boxes_keep_their_area_wherever_they_wrap(
     region = region_from_geojson({"type": "Polygon", "coordinates": [[*ring, ring[0]]]})
     assert region.geometry.area == pytest.approx(width * height, rel=1e-6)
     minx, _, maxx, _ = region.geometry.bounds
-    assert -180.0 <= minx and maxx <= 180.0
+    assert minx >= -180.0 and maxx <= 180.0

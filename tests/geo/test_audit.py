@@ -1,0 +1,118 @@
+"""Landmark audit: misplaced landmarks are blamed, honest partners are not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from geo.audit import audit_landmarks
+from geo.errors import GeoError
+from geo.geodesy import distance_km
+from lightfence.cli import main
+
+EUROPE = {
+    "lon": (51.51, -0.13),
+    "par": (48.86, 2.35),
+    "fra": (50.11, 8.68),
+    "ams": (52.37, 4.90),
+    "ber": (52.52, 13.40),
+    "mad": (40.42, -3.70),
+    "rom": (41.90, 12.50),
+    "war": (52.23, 21.01),
+    "sto": (59.33, 18.07),
+    "vie": (48.21, 16.37),
+}
+
+
+def _mesh(true: dict[str, tuple[float, float]]) -> list[tuple[str, str, float]]:
+    ids = sorted(true)
+    # Fibre at 2/3 c with a 1.8x path inflation and 1 ms of fixed delay: an honest mesh.
+    return [
+        (a, b, 2 * distance_km(*true[a], *true[b]) * 1.8 / 199.86 + 1.0)
+        for i, a in enumerate(ids)
+        for b in ids[i + 1 :]
+    ]
+
+
+def test_honest_mesh_is_all_ok() -> None:
+    result = audit_landmarks(EUROPE, _mesh(EUROPE))
+    assert {a.status for a in result.values()} == {"ok"}
+
+
+def test_swapped_pair_is_flagged_and_partners_are_not() -> None:
+    claimed = dict(EUROPE)
+    claimed["mad"], claimed["sto"] = EUROPE["sto"], EUROPE["mad"]
+    result = audit_landmarks(claimed, _mesh(EUROPE))
+    flagged = {k for k, v in result.items() if v.status != "ok"}
+    assert flagged == {"mad", "sto"}
+    evidence = result["sto"].evidence[0]
+    assert evidence["kind"] == "faster_than_fibre"
+    assert evidence["rtt_ms"] < evidence["min_rtt_ms"]
+
+
+def test_single_wrong_landmark_gets_the_blame_alone() -> None:
+    claimed = dict(EUROPE)
+    claimed["war"] = (40.71, -74.01)  # listed in New York
+    result = audit_landmarks(claimed, _mesh(EUROPE))
+    assert result["war"].status == "impossible"
+    assert all(result[k].status == "ok" for k in EUROPE if k != "war")
+    assert len(result["war"].evidence) >= 5  # one line per contradicting peer
+
+
+def test_faster_than_fibre_is_suspect_not_impossible() -> None:
+    claimed = dict(EUROPE)
+    claimed["vie"] = (47.0, 19.0)  # a few hundred km off: breaks 2/3 c, not vacuum
+    mesh = [(a, b, rtt * 0.62 if "vie" in (a, b) else rtt) for a, b, rtt in _mesh(EUROPE)]
+    result = audit_landmarks(claimed, mesh)
+    assert result["vie"].status in {"suspect", "impossible"}
+    assert sum(a.status != "ok" for a in result.values()) == 1
+
+
+@pytest.mark.parametrize(
+    ("mesh", "message"),
+    [
+        ([("lon", "xxx", 5.0)], "unknown landmark 'xxx'"),
+        ([("lon", "par", 0.0)], "finite and > 0"),
+        ([("lon", "par", float("nan"))], "finite and > 0"),
+    ],
+)
+def test_bad_mesh_rows_are_rejected(mesh: list[tuple[str, str, float]], message: str) -> None:
+    with pytest.raises(GeoError, match=message):
+        audit_landmarks(EUROPE, mesh)
+
+
+def test_bad_position_is_rejected() -> None:
+    with pytest.raises(GeoError, match="latitude 95"):
+        audit_landmarks({"a": (95.0, 0.0), "b": (0.0, 0.0)}, [("a", "b", 10.0)])
+
+
+def _write(tmp_path: Path, claimed: dict[str, tuple[float, float]]) -> tuple[Path, Path]:
+    landmarks = tmp_path / "l.csv"
+    landmarks.write_text(
+        "id,lat,lon\n" + "".join(f"{k},{lat},{lon}\n" for k, (lat, lon) in claimed.items())
+    )
+    mesh = tmp_path / "m.csv"
+    mesh.write_text("a,b,rtt_ms\n" + "".join(f"{a},{b},{r}\n" for a, b, r in _mesh(EUROPE)))
+    return landmarks, mesh
+
+
+def test_cli_prints_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    claimed = dict(EUROPE)
+    claimed["mad"], claimed["sto"] = EUROPE["sto"], EUROPE["mad"]
+    landmarks, mesh = _write(tmp_path, claimed)
+    assert main(["landmarks", "audit", "--landmarks", str(landmarks), "--mesh", str(mesh)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["flagged"] == 2
+    assert report["landmarks"]["lon"] == {"status": "ok", "evidence": []}
+    assert report["landmarks"]["mad"]["status"] == "suspect"
+
+
+def test_cli_reports_bad_csv_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    landmarks, mesh = _write(tmp_path, EUROPE)
+    landmarks.write_text("id,lat\nlon,51.5\n")
+    assert main(["landmarks", "audit", "--landmarks", str(landmarks), "--mesh", str(mesh)]) == 2
+    assert "missing column(s) lon" in capsys.readouterr().err
