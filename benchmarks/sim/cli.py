@@ -75,6 +75,19 @@ def register(subparsers: Any) -> None:
     sim.add_argument("--no-progress", action="store_true")
     sim.set_defaults(handler=run_sim)
 
+    planner = group.add_parser(
+        "plan",
+        help="choose K landmark sites that verify the most honest chips in given countries",
+    )
+    planner.add_argument("--countries", required=True, help="ISO alpha-3 codes, comma-separated")
+    planner.add_argument("-k", type=int, default=8, help="landmarks to place")
+    planner.add_argument("--chips-per-country", type=int, default=12)
+    planner.add_argument("--candidate-radius-km", type=float, default=3000.0)
+    planner.add_argument("--grid-km", type=float, default=150.0)
+    planner.add_argument("--seed", type=int, default=0)
+    planner.add_argument("--sites", type=Path, help="CSV of candidate and chip sites")
+    planner.set_defaults(handler=run_plan)
+
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
     overrides: dict[str, str] = {}
@@ -141,6 +154,27 @@ def run_sim(args: argparse.Namespace) -> int:
         "peak_memory_mib": round(results["peak_memory"]["self_mib"], 1),
     }
     print(json.dumps(summary))
+    return 0
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from benchmarks.sim.planning import PlanRequest, plan
+    from benchmarks.sim.sites import load_sites
+
+    try:
+        request = PlanRequest(
+            countries=tuple(c.strip().upper() for c in args.countries.split(",") if c.strip()),
+            k=args.k,
+            chips_per_country=args.chips_per_country,
+            candidate_radius_km=args.candidate_radius_km,
+            grid_km=args.grid_km,
+            seed=args.seed,
+        )
+        steps = plan(request, load_sites(args.sites))
+    except SimError as exc:
+        print(f"lightfence bench plan: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"countries": list(request.countries), "steps": [s.to_json() for s in steps]}))
     return 0
 
 

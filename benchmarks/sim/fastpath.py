@@ -205,8 +205,10 @@ def fast_verdict(
     area_km2 = float(field.grid.area_km2[open_cells].sum())
     if not _has_witness(field, valid, radius_km, open_cells, (landmarks, limits)):
         return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
-    inside = bool(cells.inside[weak[0]].all())
-    outside = bool(cells.outside[weak[0]].all())
+    # With fewer caps than `need`, cells beyond the smallest cap lack enough exclusions.
+    enough = landmarks.size >= need
+    inside = enough and bool(cells.inside[weak[0]].all())
+    outside = enough and bool(cells.outside[weak[0]].all())
     # Robustness: a cell excluded by fewer than `need` caps lies within reach of one of the
     # `need` smallest caps. Those beyond the first are only examined for a chip that could
     # still be proven either way, which spares the work for the (many) inconclusive ones.

@@ -80,3 +80,24 @@ def test_bad_site_files_are_rejected_clearly(text, message):
 def test_missing_site_file(tmp_path):
     with pytest.raises(SiteFileError, match="cannot read"):
         load_sites(tmp_path / "absent.csv")
+
+
+def test_planner_reports_marginal_gains_and_rejects_unknown_places():
+    from benchmarks.sim.planning import PlanRequest, plan
+
+    request = PlanRequest(
+        countries=("USA",), k=4, chips_per_country=6, candidate_radius_km=1500.0, grid_km=250.0
+    )
+    steps = plan(request, load_sites())
+    assert len(steps) == 4
+    assert len({s.site.name for s in steps}) == 4
+    rates = [s.verified_rate for s in steps]
+    assert rates[0] == 0.0  # one landmark can never give a verdict robust to one liar
+    assert all(
+        s.gain == pytest.approx(r - p) for s, r, p in zip(steps, rates, [0.0, *rates], strict=False)
+    )
+    # each added landmark shrinks (or keeps) the sound regions
+    areas = [s.mean_log10_area_km2 for s in steps]
+    assert areas[-1] < areas[0]
+    with pytest.raises(ScenarioError, match="no chip site in ATA"):
+        plan(PlanRequest(countries=("ATA",), k=3), load_sites())
