@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from device_agent.chips import Chip, discover_nvml, simulated_chips
+from device_agent.chips import Chip, discover_nvml, simulated_chips, software_chips
 from device_agent.config import AgentConfig
 from device_agent.errors import AgentConfigError
 from device_agent.server import ResponderServer
@@ -46,6 +46,8 @@ def load_chips(config: AgentConfig, simulate: int | None) -> list[Chip]:
     if simulate is not None:
         config.key_dir.mkdir(parents=True, exist_ok=True)
         return simulated_chips(simulate, config.key_dir)
+    if config.software_chips:
+        return software_chips(config.software_chips, config.key_dir)
     return discover_nvml(config.key_dir)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -91,3 +92,12 @@ def simulated_chips(count: int, key_dir: Path | None) -> list[Chip]:
             signer = load_signer(key_path) if key_path.exists() else generate_key_file(key_path)
         chips.append(Chip(chip_id, "simulated", f"SIM{index:06d}", signer))
     return chips
+
+
+def software_chips(chip_ids: Sequence[str], key_dir: Path) -> list[Chip]:
+    """Chips whose keys were enrolled as files (`lightfence keys enrol`); a missing key is an
+    error, never silently replaced by a new one."""
+    return [
+        Chip(chip_id, "software", chip_id, load_signer(key_dir / f"{chip_id}.key"))
+        for chip_id in chip_ids
+    ]

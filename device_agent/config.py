@@ -32,6 +32,9 @@ class AgentConfig:
     rate_per_s: float = 10_000.0
     burst: float = 2_000.0
     replay_cache_size: int = 200_000
+    # Chips answered with software keys `<key_dir>/<chip_id>.key` instead of NVML discovery:
+    # the stand-in for a hardware root of trust on hosts without GPUs (demo, staging).
+    software_chips: tuple[str, ...] = ()
 
 
 def load_agent_config(path: Path) -> AgentConfig:
@@ -65,6 +68,11 @@ def load_agent_config(path: Path) -> AgentConfig:
             raise AgentConfigError(
                 f"{path}: each [[landmarks]] needs id, host, port: {entry!r}"
             ) from exc
+    software_chips = table.get("software_chips", [])
+    if not isinstance(software_chips, list) or not all(
+        isinstance(chip_id, str) for chip_id in software_chips
+    ):
+        raise AgentConfigError(f"{path}: [agent] software_chips must be a list of chip ids")
     number = (int, float)
     extra_delay_ms = float(get("extra_delay_ms", number, 0.0))
     if extra_delay_ms < 0:
@@ -76,6 +84,7 @@ def load_agent_config(path: Path) -> AgentConfig:
         host=get("host", str, "0.0.0.0"),
         port=get("port", int, 7500),
         landmarks=tuple(landmarks),
+        software_chips=tuple(software_chips),
         hello_interval_s=float(get("hello_interval_s", number, 30.0)),
         stats_interval_s=float(get("stats_interval_s", number, 60.0)),
         extra_delay_ms=extra_delay_ms,
