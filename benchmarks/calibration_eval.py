@@ -147,6 +147,19 @@ def evaluate(data: Dataset, targets: int) -> dict[str, Any]:
     step = max(1, len(honest) // targets) if targets else 1
     chosen = honest[::step][: targets or None]
     ours_km, cbg_km, inside_likely, sound_ok, sound_checked = [], [], 0, 0, 0
+    audit = audit_landmarks(
+        {
+            data.ids[i]: (float(data.claimed_deg[i, 0]), float(data.claimed_deg[i, 1]))
+            for i in range(n)
+        },
+        [
+            (data.ids[a], data.ids[b], float(data.rtt_ms[a, b]))
+            for a in range(n)
+            for b in range(a + 1, n)
+            if not math.isnan(data.rtt_ms[a, b])
+        ],
+    )
+    flagged = {k for k, v in audit.items() if v.status != "ok"}
     assess = _assess_or_none()
     started = time.perf_counter()
     for t in chosen:
@@ -179,20 +192,9 @@ def evaluate(data: Dataset, targets: int) -> dict[str, Any]:
         )
         if assess is not None:
             sound_checked += 1
-            sound_ok += _sound_contains(assess, measurements, truth)
-    audit = audit_landmarks(
-        {
-            data.ids[i]: (float(data.claimed_deg[i, 0]), float(data.claimed_deg[i, 1]))
-            for i in range(n)
-        },
-        [
-            (data.ids[a], data.ids[b], float(data.rtt_ms[a, b]))
-            for a in range(n)
-            for b in range(a + 1, n)
-            if not math.isnan(data.rtt_ms[a, b])
-        ],
-    )
-    flagged = {k for k, v in audit.items() if v.status != "ok"}
+            # The intended pipeline: landmarks the audit flags are left out of the proof.
+            trusted = [m for m in measurements if m.landmark_id not in flagged]
+            sound_ok += _sound_contains(assess, trusted, truth)
     hits = flagged & data.misplaced
     return {
         "landmarks": n,
