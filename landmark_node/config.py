@@ -9,6 +9,17 @@ from typing import Any
 
 from landmark_node.errors import LandmarkConfigError
 
+MAX_POLL_WAIT_S = 30.0  # the verifier's long-poll limit (GET /v1/landmarks/{id}/tasks)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierLink:
+    """The `[verifier]` table: tasks are long-polled from, and batches uploaded to, `url`."""
+
+    url: str  # e.g. "https://verifier.example:8080"
+    token_file: Path  # the landmark's bearer token, one line, mode 0600
+    poll_wait_s: float = 20.0  # long-poll duration per task request
+
 
 @dataclass(frozen=True, slots=True)
 class LandmarkConfig:
@@ -18,7 +29,7 @@ class LandmarkConfig:
     chip_certs_dir: Path
     landmark_certs_dir: Path
     spool_path: Path
-    outbox_dir: Path  # FileSink directory
+    outbox_dir: Path  # FileSink directory (used when there is no [verifier] table)
     host: str = "0.0.0.0"
     challenge_port: int = 7400  # challenges leave, answers and HELLOs arrive here
     responder_port: int | None = 7401  # peers' mesh probes are answered here; None = off
@@ -31,6 +42,7 @@ class LandmarkConfig:
     batch_interval_s: float = 1.0
     targets: tuple[dict[str, Any], ...] = ()
     tasks_file: Path | None = None
+    verifier: VerifierLink | None = None  # replaces targets/tasks_file and the FileSink
 
 
 def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -67,6 +79,11 @@ def load_landmark_config(path: Path) -> LandmarkConfig:
     if not isinstance(targets, list):
         raise LandmarkConfigError(f"{path}: targets must be an array of tables")
     tasks_file = schedule.get("tasks_file")
+    verifier = _verifier_link(path, raw.get("verifier"))
+    if verifier is not None and (targets or tasks_file is not None):
+        raise LandmarkConfigError(
+            f"{path}: [verifier] hands out the tasks; remove [[targets]] and tasks_file"
+        )
     responder_port = _get(table, "responder_port", int, 7401)
     number = (int, float)
     return LandmarkConfig(
@@ -89,4 +106,26 @@ def load_landmark_config(path: Path) -> LandmarkConfig:
         batch_interval_s=float(_get(batch, "interval_s", number, 1.0)),
         targets=tuple(targets),
         tasks_file=base / tasks_file if isinstance(tasks_file, str) else None,
+        verifier=verifier,
     )
+
+
+def _verifier_link(path: Path, table: Any) -> VerifierLink | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise LandmarkConfigError(f"{path}: [verifier] must be a table")
+    unknown = set(table) - {"url", "token_file", "poll_wait_s"}
+    if unknown:
+        raise LandmarkConfigError(f"{path}: [verifier] has unknown keys {sorted(unknown)}")
+    url, token_file = table.get("url"), table.get("token_file")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise LandmarkConfigError(f"{path}: [verifier] needs url (http:// or https://)")
+    if not isinstance(token_file, str) or not token_file:
+        raise LandmarkConfigError(f"{path}: [verifier] needs token_file (a path)")
+    poll_wait_s = _get(table, "poll_wait_s", (int, float), 20.0)
+    if not 0 < poll_wait_s <= MAX_POLL_WAIT_S:
+        raise LandmarkConfigError(
+            f"{path}: [verifier] poll_wait_s must be in (0, {MAX_POLL_WAIT_S:g}] s"
+        )
+    return VerifierLink(url.rstrip("/"), path.parent / token_file, float(poll_wait_s))

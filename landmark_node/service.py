@@ -8,12 +8,20 @@ import logging
 import queue
 import time
 
+import httpx
+
 from device_agent.server import ResponderServer
 from landmark_node.config import LandmarkConfig
 from landmark_node.prober import Prober
 from landmark_node.sinks import BatchSink, FileSink
 from landmark_node.spool import Spool
 from landmark_node.tasks import FileTaskSource, StaticTaskSource, Task, TaskSource
+from landmark_node.uplink import (
+    VerifierBatchSink,
+    VerifierTaskSource,
+    read_token_file,
+    verifier_client,
+)
 from protocol.certs import read_ca_public_key, trusted_chip_keys, trusted_landmark_keys
 from protocol.challenger import ChallengerConfig, ChallengerCore, Target
 from protocol.keys import SoftwareSigner, load_signer
@@ -39,12 +47,31 @@ class LandmarkService:
         now_s = int(time.time())
         self.chip_keys = trusted_chip_keys(config.chip_certs_dir, ca_key, now_s)
         self.landmark_keys = trusted_landmark_keys(config.landmark_certs_dir, ca_key, now_s)
-        self.task_source: TaskSource = task_source or (
-            FileTaskSource(config.tasks_file, config.round_interval_s)
-            if config.tasks_file is not None
-            else StaticTaskSource(list(config.targets), config.round_interval_s)
-        )
-        self.sink: BatchSink = sink or FileSink(config.outbox_dir)
+        # With a [verifier] table the verifier hands out tasks and receives batches over HTTP;
+        # without one, targets come from the config or a task file and batches go to files.
+        self._client: httpx.AsyncClient | None = None
+        if config.verifier is not None and (task_source is None or sink is None):
+            self._client = verifier_client(
+                config.verifier.url, read_token_file(config.verifier.token_file)
+            )
+        self.task_source: TaskSource
+        if task_source is not None:
+            self.task_source = task_source
+        elif self._client is not None and config.verifier is not None:
+            self.task_source = VerifierTaskSource(
+                self._client, config.landmark_id, wait_s=config.verifier.poll_wait_s
+            )
+        elif config.tasks_file is not None:
+            self.task_source = FileTaskSource(config.tasks_file, config.round_interval_s)
+        else:
+            self.task_source = StaticTaskSource(list(config.targets), config.round_interval_s)
+        self.sink: BatchSink
+        if sink is not None:
+            self.sink = sink
+        elif self._client is not None:
+            self.sink = VerifierBatchSink(self._client)
+        else:
+            self.sink = FileSink(config.outbox_dir)
         self.spool = Spool(config.spool_path)
         self._records: queue.SimpleQueue[MeasurementRecord] = queue.SimpleQueue()
         core = ChallengerCore(
@@ -147,8 +174,9 @@ class LandmarkService:
         self.prober.start()
         if self.responder is not None:
             self.responder.start()
-        logger.info("landmark %s challenging from %s:%d (kernel timestamps: %s)",
-                    self.config.landmark_id, *self.prober.address, self.prober.kernel_timestamps)
+        logger.info("landmark %s challenging from %s:%d (kernel timestamps: %s); tasks from %s",
+                    self.config.landmark_id, *self.prober.address, self.prober.kernel_timestamps,
+                    self.config.verifier.url if self.config.verifier else "config")
         loops = [asyncio.create_task(c) for c in (self._schedule(), self._spool(), self._deliver())]
         try:
             await stop.wait()
@@ -164,5 +192,7 @@ class LandmarkService:
                 self.signer, self.config.landmark_id, self.config.batch_max_records
             )
             await self.deliver_pending()
+            if self._client is not None:
+                await self._client.aclose()
             logger.info("landmark %s stopped: %s", self.config.landmark_id, self.counters())
             self.spool.close()
