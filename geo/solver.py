@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -60,6 +61,7 @@ _MAX_VERTICES = 720
 _MAX_EXCLUSION_CANDIDATES = 12
 _MAX_EXCLUSION_SIZE = 3
 _HALF_PI = math.pi / 2
+_POLE_SEAM_OVERLAP_DEG = 1e-7
 _WORLD = shapely.box(-180.0, -90.0, 180.0, 90.0)
 
 
@@ -177,7 +179,9 @@ def _ring_geometry(
     if vertex_angle_rad > _HALF_PI - lat_rad or vertex_angle_rad > _HALF_PI + lat_rad:
         pole_deg = 90.0 if vertex_angle_rad > _HALF_PI - lat_rad else -90.0
         step = lon_deg[1] - lon_deg[0]
-        closing = lon_deg[0] + math.copysign(360.0, step)
+        # Overlap the seam slightly: shifting the pieces back by 360 deg in floating point
+        # would otherwise leave a sliver of longitudes (all the same pole point) uncovered.
+        closing = lon_deg[0] + math.copysign(360.0 + _POLE_SEAM_OVERLAP_DEG, step)
         lon_deg = np.concatenate((lon_deg, [closing, closing, lon_deg[0]]))
         lat_deg = np.concatenate((lat_deg, [lat_deg[0], pole_deg, pole_deg]))
     polygon = shapely.polygons(np.column_stack((lon_deg, lat_deg)))
@@ -284,9 +288,270 @@ def _cutting(smallest: CapPolygon, others: Sequence[Cap]) -> list[Cap]:
     return [c for c, k in zip(others, keep, strict=True) if k]
 
 
+# Local frame ------------------------------------------------------------------------------
+#
+# The gnomonic projection about a point P maps great circles to straight lines, so the
+# circumscribed polygon of a cap (angle < 90 deg) with great-circle edges is, in that frame,
+# an exact convex polygon, and intersecting caps is intersecting convex polygons. The result
+# R (exact, in the frame) is converted back to lon/lat with a margin that keeps every
+# lon/lat-straight edge outside it:
+#
+# 1. Offset: R is grown in the plane by eps_plane (tangent lines at distance eps_plane from
+#    every supporting line of R, corners circumscribed in steps of at most 45 deg). The plane
+#    scale of the projection is >= 1 and <= 1 + r^2 at plane radius r, so a plane distance D
+#    between points within radius r_reach is an angle >= D / (1 + r_reach^2); with
+#    eps_plane = eps * (1 + r_reach^2) every point of the grown boundary is >= eps (angle)
+#    from R.
+# 2. Densify: the grown boundary's edges are great circles; they are split until the
+#    lon/lat-straight chord of every piece strays from it by at most eps / 2 (the same
+#    curvature bound as `_max_edge_deviation_rad`), so the lon/lat ring stays >= eps / 2
+#    from R. R is connected and a point of it is checked to be inside the ring, so R is inside.
+#
+# Excess over the inflated caps: cap polygon (<= resolution / 2) + 1.083 * eps_plane + eps / 2.
+
+_LOCAL_MAX_SMALLEST_RAD = math.radians(60.0)
+"""The frame is centred on the smallest cap; beyond this its polygon falls back to lon/lat."""
+
+_LOCAL_MAX_VERTEX_RAD = math.radians(89.0)
+"""Other caps' polygons must stay pointed cones (well inside a hemisphere)."""
+
+_LOCAL_MIN_DEPTH = 0.1
+"""Rings reaching nearer than this to the frame's horizon (x . P) are clipped to a box first."""
+
+_LOCAL_MAX_LAT_RAD = math.radians(89.5)
+_JOIN_STEP_RAD = math.pi / 4
+_JOIN_FACTOR = 1.0 / math.cos(_JOIN_STEP_RAD / 2)  # 1.0824: corner points' distance / eps_plane
+_MIN_LOCAL_VERTICES = 8
+_MAX_DENSIFY_ROUNDS = 4
+
+
+def _local_basis(lat_deg: float, lon_deg: float) -> FloatArray:
+    """Rows: east, north and the centre's unit vector (an orthonormal basis)."""
+    lat, lon = math.radians(lat_deg), math.radians(lon_deg)
+    sin_lat, cos_lat, sin_lon, cos_lon = math.sin(lat), math.cos(lat), math.sin(lon), math.cos(lon)
+    return np.array(
+        [
+            [-sin_lon, cos_lon, 0.0],
+            [-sin_lat * cos_lon, -sin_lat * sin_lon, cos_lat],
+            [cos_lat * cos_lon, cos_lat * sin_lon, sin_lat],
+        ]
+    )
+
+
+def _great_circle_polygon(cap: Cap, excess_rad: float) -> tuple[FloatArray, float] | None:
+    """Vertices (n, 3) of a polygon with great-circle edges tangent to the cap from outside,
+    whose vertices lie at most `excess_rad` beyond it, and their angle from the centre."""
+    theta = cap.angle_rad
+    if theta + excess_rad >= _LOCAL_MAX_VERTEX_RAD:
+        return None
+    half_step = math.acos(min(math.tan(theta) / math.tan(theta + excess_rad), 1.0))
+    n = _MIN_LOCAL_VERTICES if half_step <= 0.0 else math.ceil(math.pi / half_step)
+    n = min(max(n, _MIN_LOCAL_VERTICES), _MAX_VERTICES)
+    vertex_angle = math.atan(math.tan(theta) / math.cos(math.pi / n))
+    if vertex_angle >= _LOCAL_MAX_VERTEX_RAD:
+        return None
+    east, north, centre = _local_basis(cap.lat_deg, cap.lon_deg)
+    azimuths = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
+    directions = np.outer(np.cos(azimuths), north) + np.outer(np.sin(azimuths), east)
+    vertices = math.cos(vertex_angle) * centre + math.sin(vertex_angle) * directions
+    return vertices, vertex_angle
+
+
+def _clip_homogeneous(points: FloatArray, half_spaces: FloatArray) -> FloatArray:
+    """Sutherland-Hodgman in homogeneous plane coordinates: keep the part of the convex ring
+    (great-circle edges) where every `half_spaces @ point >= 0`."""
+    for half_space in half_spaces:
+        if len(points) == 0:
+            break
+        side = points @ half_space
+        inside = side >= 0.0
+        if inside.all():
+            continue
+        following, side_next = np.roll(points, -1, axis=0), np.roll(side, -1)
+        crossing = inside != np.roll(inside, -1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(crossing, side / (side - side_next), 0.0)
+        cut = points + t[:, None] * (following - points)
+        points = np.stack((points, cut), axis=1)[np.stack((inside, crossing), axis=1)]
+    return points
+
+
+def _grown_ring(ring: FloatArray, eps_plane: float) -> FloatArray | None:
+    """Corners of a polygon whose edges are at plane distance >= eps_plane outside the convex
+    counter-clockwise `ring` and at most _JOIN_FACTOR * eps_plane from it."""
+    edges = np.roll(ring, -1, axis=0) - ring
+    lengths = np.hypot(edges[:, 0], edges[:, 1])
+    keep = lengths > 1e-13
+    ring, edges, lengths = ring[keep], edges[keep], lengths[keep]
+    if len(ring) < 3:
+        return None
+    normal_angle = np.arctan2(-edges[:, 0], edges[:, 1])  # outward normal of edge k (CCW)
+    incoming = np.roll(normal_angle, 1)
+    turn = (normal_angle - incoming) % (2.0 * math.pi)
+    turn = np.where(turn > math.pi + 1e-9, turn - 2.0 * math.pi, turn)
+    if np.any(turn < -1e-9):
+        return None  # not convex: leave it to the general path
+    steps = np.maximum(np.ceil(turn / _JOIN_STEP_RAD), 1).astype(np.int64)
+    step = turn / steps
+    owner = np.repeat(np.arange(len(ring)), steps)
+    index = np.arange(int(steps.sum())) - np.repeat(np.cumsum(steps) - steps, steps)
+    angle = incoming[owner] + (index + 0.5) * step[owner]
+    reach = eps_plane / np.cos(step[owner] / 2.0)
+    return np.asarray(
+        ring[owner] + reach[:, None] * np.column_stack((np.cos(angle), np.sin(angle))),
+        dtype=np.float64,
+    )
+
+
+def _plane_to_lat_lon(points: FloatArray, basis: FloatArray) -> tuple[FloatArray, FloatArray]:
+    xyz = np.column_stack((points, np.ones(len(points)))) @ basis
+    xyz /= np.linalg.norm(xyz, axis=1)[:, None]
+    return np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0)), np.arctan2(xyz[:, 1], xyz[:, 0])
+
+
+def _densify(ring: FloatArray, pieces: npt.NDArray[np.int64]) -> FloatArray:
+    owner = np.repeat(np.arange(len(ring)), pieces)
+    fraction = (np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)) / (
+        pieces[owner]
+    )
+    following = np.roll(ring, -1, axis=0)
+    return np.asarray(
+        ring[owner] + fraction[:, None] * (following[owner] - ring[owner]), dtype=np.float64
+    )
+
+
+def _local_region_to_lonlat(
+    region: BaseGeometry, basis: FloatArray, eps_rad: float
+) -> tuple[BaseGeometry, float] | None:
+    """A lon/lat polygon containing the plane polygon `region` (see the section comment), and
+    its boundary's largest angular distance from `region`; None if a check fails."""
+    ring = np.asarray(region.exterior.coords)[:-1]
+    if len(ring) < 3:
+        return None
+    doubled_area = np.sum(
+        ring[:, 0] * np.roll(ring[:, 1], -1) - np.roll(ring[:, 0], -1) * ring[:, 1]
+    )
+    if doubled_area < 0.0:
+        ring = ring[::-1]
+    r_max = float(np.max(np.hypot(ring[:, 0], ring[:, 1])))
+    eps_plane = eps_rad * (1.0 + r_max**2)
+    for _ in range(8):
+        need = eps_rad * (1.0 + (r_max + _JOIN_FACTOR * eps_plane) ** 2)
+        if eps_plane >= need:
+            break
+        eps_plane = need * 1.01
+    else:
+        return None
+    grown = _grown_ring(ring, eps_plane)
+    if grown is None:
+        return None
+    lat, lon = _plane_to_lat_lon(grown, basis)
+    unit = np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
+    edge_rad = angle_between_rad(unit, np.roll(unit, -1, axis=0))
+    far_lat = min(float(np.max(np.abs(lat)) + np.max(edge_rad) / 2.0), _LOCAL_MAX_LAT_RAD)
+    deviation_rad = eps_rad / 2.0
+    max_piece_rad = math.sqrt(
+        8.0 * deviation_rad / (CURVATURE_SAFETY * max(math.tan(far_lat), 1e-3))
+    )
+    pieces = np.maximum(np.ceil(edge_rad / max_piece_rad), 1).astype(np.int64)
+    for _ in range(_MAX_DENSIFY_ROUNDS):
+        lat, lon = _plane_to_lat_lon(_densify(grown, pieces), basis)
+        if np.max(np.abs(lat)) > _LOCAL_MAX_LAT_RAD:
+            return None
+        if _max_edge_deviation_rad(lat, lon) <= deviation_rad:
+            break
+        pieces *= 2
+    else:
+        return None
+    steps = (np.diff(np.append(lon, lon[0])) + math.pi) % (2.0 * math.pi) - math.pi
+    if abs(float(np.sum(steps))) > math.pi:
+        return None  # the ring winds around a pole
+    lon_deg = np.degrees(lon[0] + np.concatenate(([0.0], np.cumsum(steps[:-1]))))
+    lat_deg = np.degrees(lat)
+    polygon = shapely.polygons(np.column_stack((lon_deg, lat_deg)))
+    if not shapely.is_valid(polygon):
+        return None
+    inner = shapely.get_coordinates(region.centroid)
+    inner_lat, inner_lon = _plane_to_lat_lon(inner, basis)
+    inner_lon_deg = float(np.degrees(inner_lon[0]))
+    inner_lon_deg += 360.0 * round((float(np.mean(lon_deg)) - inner_lon_deg) / 360.0)
+    if not shapely.contains_xy(polygon, inner_lon_deg, float(np.degrees(inner_lat[0]))):
+        return None
+    return wrap_longitudes(polygon), _JOIN_FACTOR * eps_plane + deviation_rad
+
+
+def _intersect_local(
+    caps: Sequence[Cap], resolution_rad: float
+) -> tuple[BaseGeometry | None, float] | None:
+    """`intersect` in the gnomonic frame of the smallest cap; None when it does not apply."""
+    ordered = sorted(caps, key=lambda c: c.angle_rad)
+    cap_excess_rad = resolution_rad / 2.0
+    smallest = ordered[0]
+    if smallest.angle_rad + cap_excess_rad >= _LOCAL_MAX_SMALLEST_RAD:
+        return None
+    first = _great_circle_polygon(smallest, cap_excess_rad)
+    if first is None:
+        return None
+    first_vertices, first_vertex_angle = first
+    others = ordered[1:]
+    centre = unit_vectors(smallest.lat_deg, smallest.lon_deg)
+    gaps = angle_between_rad(
+        centre, unit_vectors([c.lat_deg for c in others], [c.lon_deg for c in others])
+    )
+    # A cap that contains the smallest polygon's vertex circle cannot cut it.
+    cutting = [
+        c for c, gap in zip(others, gaps, strict=True) if gap + first_vertex_angle > c.angle_rad
+    ]
+    basis = _local_basis(smallest.lat_deg, smallest.lon_deg)
+    first_plane = first_vertices @ basis.T
+    first_uv = first_plane[:, :2] / first_plane[:, 2:]
+    (u_min, v_min), (u_max, v_max) = first_uv.min(axis=0) - 1e-9, first_uv.max(axis=0) + 1e-9
+    box = np.array([[1.0, 0.0, -u_min], [-1.0, 0.0, u_max], [0.0, 1.0, -v_min], [0.0, -1.0, v_max]])
+    excess_rad = first_vertex_angle - smallest.angle_rad
+    rings = [first_uv]
+    for cap in cutting:
+        polygon = _great_circle_polygon(cap, cap_excess_rad)
+        if polygon is None:
+            return None
+        vertices, vertex_angle = polygon
+        excess_rad = max(excess_rad, vertex_angle - cap.angle_rad)
+        plane = vertices @ basis.T
+        if plane[:, 2].min() < _LOCAL_MIN_DEPTH:
+            # Only the part inside the smallest polygon's bounding box can matter.
+            plane = _clip_homogeneous(plane, box)
+            if len(plane) < 3:
+                return None, excess_rad * EARTH_MEAN_RADIUS_KM
+        rings.append(plane[:, :2] / plane[:, 2:])
+    polygons = [shapely.polygons(ring) for ring in rings]
+    region = shapely.intersection_all(polygons) if len(polygons) > 1 else polygons[0]
+    area_part = _polygonal(region)
+    if area_part is None:
+        return None, excess_rad * EARTH_MEAN_RADIUS_KM
+    converted = _local_region_to_lonlat(area_part.convex_hull, basis, resolution_rad / 5.0)
+    if converted is None:
+        return None
+    geometry, margin_rad = converted
+    return geometry, (excess_rad + margin_rad) * EARTH_MEAN_RADIUS_KM
+
+
 def intersect(caps: Sequence[Cap], resolution_km: float) -> tuple[BaseGeometry | None, float]:
     """Intersection of the caps' polygons (None when empty: the caps provably do not meet),
-    and the largest boundary excess of any polygon used (km)."""
+    and the largest boundary excess of any polygon used (km).
+
+    Tries the local gnomonic frame first (see `_intersect_local`); near the poles, for caps of
+    about a hemisphere, or whenever one of its checks fails it falls back to intersecting
+    lon/lat polygons.
+    """
+    local = _intersect_local(caps, resolution_km / EARTH_MEAN_RADIUS_KM)
+    if local is not None:
+        return local
+    return _intersect_lonlat(caps, resolution_km)
+
+
+def _intersect_lonlat(
+    caps: Sequence[Cap], resolution_km: float
+) -> tuple[BaseGeometry | None, float]:
+    """The general path: intersect `cap_polygon`s in lon/lat."""
     ordered = sorted(caps, key=lambda c: c.angle_rad)
     smallest = cap_polygon(ordered[0], resolution_km)
     polygons = [smallest, *(cap_polygon(c, resolution_km) for c in _cutting(smallest, ordered[1:]))]
