@@ -6,11 +6,19 @@ import shapely
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from geo.constants import C_VACUUM_KM_PER_S, SPHERE_DISTANCE_INFLATION
+from geo.constants import C_VACUUM_KM_PER_S, EARTH_MEAN_RADIUS_KM, SPHERE_DISTANCE_INFLATION
 from geo.errors import InsufficientDataError, InvalidMeasurementError
 from geo.geodesy import destination, distance_km, sphere_distance_km, vacuum_rtt_ms
 from geo.measurement import LandmarkRtt
-from geo.solver import FLOAT_MARGIN_KM, Cap, cap_polygon, caps_from_measurements, intersect, solve
+from geo.solver import (
+    FLOAT_MARGIN_KM,
+    Cap,
+    _intersect_local,
+    cap_polygon,
+    caps_from_measurements,
+    intersect,
+    solve,
+)
 
 # Special values make poles, the antimeridian and the equator common, not just possible.
 lats = st.one_of(st.floats(-90.0, 90.0), st.sampled_from([-90.0, -89.999, 0.0, 89.999, 90.0]))
@@ -175,3 +183,68 @@ def test_processing_floor_shrinks_radius_but_never_below_zero() -> None:
     )
     assert math.isclose(caps[0].radius_km, C_VACUUM_KM_PER_S / 2000.0)
     assert caps[1].radius_km == 0.0
+
+
+@st.composite
+def overlapping_caps(draw):
+    """Caps around a hidden point, plus points that lie inside every true geodesic disc:
+    random ones near the point and ones on each disc's boundary (the hardest to cover)."""
+    centre = (draw(lats), draw(lons))
+    caps = []
+    for i in range(draw(st.integers(2, 6))):
+        lat, lon = destination(*centre, draw(st.floats(0.0, 360.0)), draw(st.floats(0.0, 4000.0)))
+        slack_km = draw(st.one_of(st.floats(0.0, 1.0), st.floats(0.0, 300.0), st.floats(0, 3000)))
+        caps.append(Cap(f"c{i}", lat, lon, distance_km(lat, lon, *centre) + slack_km))
+    candidates = [centre]
+    for _ in range(12):
+        candidates.append(
+            destination(*centre, draw(st.floats(0.0, 360.0)), draw(st.floats(0.0, 500.0)))
+        )
+    for cap in caps:
+        for azimuth in draw(st.lists(st.floats(0.0, 360.0), min_size=2, max_size=4)):
+            candidates.append(destination(cap.lat_deg, cap.lon_deg, azimuth, cap.radius_km))
+    inside = [
+        p
+        for p in candidates
+        if all(distance_km(c.lat_deg, c.lon_deg, *p) <= c.radius_km for c in caps)
+    ]
+    return caps, inside
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(overlapping_caps())
+@example(  # across the antimeridian
+    ([Cap("a", 1.0, 179.5, 300.0), Cap("b", -1.0, -179.0, 350.0)], [(0.0, 180.0), (0.0, -179.9)])
+)
+@example(([Cap("a", 88.0, 10.0, 400.0), Cap("b", 85.0, -170.0, 900.0)], [(89.9, 0.0)]))
+def test_intersection_contains_every_point_inside_all_geodesic_discs(case) -> None:
+    caps, inside = case
+    region, _ = intersect(caps, 5.0)
+    local = _intersect_local(caps, 5.0 / EARTH_MEAN_RADIUS_KM)
+    for lat, lon in inside:
+        assert region is not None and covers(region, lat, lon)
+        if local is not None:  # the local frame, when it applies, on its own
+            assert local[0] is not None and covers(local[0], lat, lon)
+
+
+def test_local_frame_applies_to_the_benchmark_case_and_is_within_resolution() -> None:
+    caps = [Cap("fra", 50.11, 8.68, 500.0), Cap("ber", 52.52, 13.40, 600.0)]
+    local = _intersect_local(caps, 5.0 / EARTH_MEAN_RADIUS_KM)
+    assert local is not None and local[0] is not None
+    assert local[1] <= 5.0
+    # Every boundary vertex lies outside one inflated cap and at most the resolution beyond.
+    boundary = shapely.get_coordinates(local[0].boundary)
+    beyond = np.maximum(
+        sphere_distance_km(50.11, 8.68, boundary[:, 1], boundary[:, 0]) - 500.0 * 1.0057,
+        sphere_distance_km(52.52, 13.40, boundary[:, 1], boundary[:, 0]) - 600.0 * 1.0057,
+    )
+    assert np.all(beyond >= 0.0) and np.all(beyond <= 5.0 + FLOAT_MARGIN_KM)
+
+
+def test_local_frame_declines_polar_and_hemispheric_caps() -> None:
+    resolution_rad = 5.0 / EARTH_MEAN_RADIUS_KM
+    around_pole = [Cap("a", 89.0, 0.0, 300.0), Cap("b", 88.0, 90.0, 400.0)]
+    assert _intersect_local(around_pole, resolution_rad) is None
+    huge = [Cap("a", 0.0, 0.0, 9000.0), Cap("b", 10.0, 10.0, 9500.0)]
+    assert _intersect_local(huge, resolution_rad) is None
+    assert intersect(huge, 5.0)[0] is not None  # the general path still answers

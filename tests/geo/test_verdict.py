@@ -7,6 +7,7 @@ import shapely
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from geo.constants import C_VACUUM_KM_PER_S
 from geo.errors import (
     InsufficientDataError,
     InvalidGeometryError,
@@ -18,7 +19,8 @@ from geo.geodesy import destination, distance_km, vacuum_rtt_ms
 from geo.licence import Licence, licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.regions import Region
-from geo.verdict import SolverParams, Verdict, assess, grow
+from geo.solver import _intersect_lonlat, caps_from_measurements, intersect
+from geo.verdict import SolverParams, Verdict, assess, grow, judge
 
 LANDMARKS = {
     "fra": (50.11, 8.68),
@@ -232,3 +234,42 @@ def test_licence_json_round_trips() -> None:
     assert [r.name for r in again.allowed] == [r.name for r in licence.allowed]
     assert again.allowed[1].geometry.equals(licence.allowed[1].geometry)
     assert again.tolerance_km == 5.0 and again.prohibited[0].name == "CHN"
+
+
+@st.composite
+def chips_with_box_licence(draw):
+    """A chip, honest-or-delayed measurements, and a box licence that may or may not hold it."""
+    lat, lon = draw(st.floats(-80.0, 80.0)), draw(st.floats(-180.0, 180.0))
+    landmarks = []
+    for i in range(draw(st.integers(2, 6))):
+        l_lat, l_lon = destination(lat, lon, draw(st.floats(0, 360)), draw(st.floats(0, 2500)))
+        rtt = vacuum_rtt_ms(distance_km(l_lat, l_lon, lat, lon)) + draw(st.floats(0.0, 20.0))
+        assume(rtt > 0.0)
+        landmarks.append(LandmarkRtt(f"l{i}", l_lat, l_lon, rtt))
+    centre_lat = lat + draw(st.floats(-10.0, 10.0))
+    centre_lon = lon + draw(st.floats(-10.0, 10.0))
+    half_w, half_h = draw(st.floats(0.1, 20.0)), draw(st.floats(0.1, 15.0))
+    area = shapely.box(
+        centre_lon - half_w, centre_lat - half_h, centre_lon + half_w, centre_lat + half_h
+    )
+    area = area.intersection(shapely.box(-180.0, -90.0, 180.0, 90.0))
+    assume(area.area > 1e-3)
+    licence = Licence((Region("zone", area),), (), tolerance_km=draw(st.sampled_from([0.0, 25.0])))
+    return (lat, lon), landmarks, licence
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chips_with_box_licence())
+def test_local_frame_and_lonlat_paths_never_disagree_in_direction(case) -> None:
+    (lat, lon), measurements, licence = case
+    caps = caps_from_measurements(measurements, C_VACUUM_KM_PER_S, 0.0)
+    fast, _ = intersect(caps, 5.0)
+    general, _ = _intersect_lonlat(caps, 5.0)
+    assert fast is not None and general is not None
+    fast_verdict, _ = judge(fast, licence)
+    general_verdict, _ = judge(general, licence)
+    assert {fast_verdict, general_verdict} != {Verdict.VERIFIED, Verdict.VIOLATION}
+    if not licence.allowed[0].geometry.covers(shapely.Point(lon, lat)):
+        assert fast_verdict is not Verdict.VERIFIED
+    else:
+        assert fast_verdict is not Verdict.VIOLATION
