@@ -17,6 +17,7 @@ from lightfence import __version__
 
 # Modules that contribute subcommands, in help order.
 PART_CLI_MODULES: tuple[str, ...] = (
+    "lightfence.demo.cli",
     "geo.cli",
     "geo.audit_cli",
     "verifier.cli",

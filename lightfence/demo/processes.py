@@ -1,0 +1,86 @@
+"""Child processes of the demo: started in their own process group, always reaped.
+
+On Linux each child also asks the kernel to SIGTERM it when the demo dies (PR_SET_PDEATHSIG), so
+even a `kill -9` of the demo leaves no stray landmark or agent behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Child:
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def terminate(self) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def wait(self, timeout_s: float) -> bool:
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._log.close()
+
+
+def lightfence_argv(*args: str) -> list[str]:
+    """Runs the `lightfence` CLI with this interpreter, whatever PATH says."""
+    return [sys.executable, "-m", "lightfence", *args]
+
+
+def stop_all(children: Sequence[Child], grace_s: float = 5.0) -> None:
+    """SIGTERM everyone, wait up to `grace_s` in total, then SIGKILL the rest; reap all."""
+    for child in children:
+        child.terminate()
+    for child in children:
+        if not child.wait(grace_s):
+            logger.warning("%s ignored SIGTERM; killing it", child.name)
+            child.kill()
+            child.wait(grace_s)
+        child.close()

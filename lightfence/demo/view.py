@@ -1,0 +1,125 @@
+"""What the demo shows: a live table of chips, verdicts and alerts, and the final summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from lightfence.demo.runner import Snapshot
+from lightfence.demo.scenario import Scenario
+
+STATE_STYLE = {
+    "verified": "bold green",
+    "inconclusive": "yellow",
+    "violation": "bold red",
+    "inconsistent": "magenta",
+    "dark": "bold white on red",
+    "unknown": "dim",
+}
+
+
+def _area(chip: dict[str, Any]) -> str:
+    verdict = chip.get("last_verdict") or {}
+    assessment = verdict.get("assessment") or {}
+    area = assessment.get("sound_area_km2")
+    return f"{area:,.0f}" if isinstance(area, int | float) else "-"
+
+
+def render(snapshot: Snapshot, scenario: Scenario) -> Group:
+    places = {chip.chip_id: chip for chip in scenario.chips}
+    chips = Table(title=f"Chips ({snapshot.elapsed_s:4.0f} s)", expand=True)
+    for column in ("chip", "owner", "really at", "licensed", "state", "sound km²", "landmarks"):
+        chips.add_column(column)
+    for chip in snapshot.chips:
+        spec = places.get(chip["chip_id"])
+        verdict = chip.get("last_verdict") or {}
+        chips.add_row(
+            chip["chip_id"], chip["owner"],
+            spec.place.name if spec else "?",
+            ",".join(str(a) for a in chip["licence"].get("allowed", []))[:28],
+            Text(chip["state"], style=STATE_STYLE.get(chip["state"], "")),
+            _area(chip), str(len(verdict.get("landmarks", []))),
+        )
+    alerts = Table(title="Alerts", expand=True)
+    for column in ("type", "subject", "severity", "status", "message"):
+        alerts.add_column(column)
+    for alert in snapshot.alerts[:14]:
+        alerts.add_row(alert["type"], alert["subject_id"], alert["severity"], alert["status"],
+                       alert["message"][:70])
+    health: dict[str, int] = {}
+    for landmark in snapshot.landmarks:
+        health[landmark["health"]] = health.get(landmark["health"], 0) + 1
+    footer = Text(
+        f"landmarks: {health}   measurements accepted: "
+        f"{snapshot.stats.get('measurements_accepted_total', 0)}   rejected: "
+        f"{snapshot.stats.get('measurements_rejected_by_reason', {})}\n"
+        f"dashboard: {snapshot.dashboard_url}\n" + "\n".join(snapshot.events[-5:])
+    )
+    return Group(chips, alerts, footer)
+
+
+def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
+    """The machine-readable result, with the checks the scenario is meant to demonstrate."""
+    specs = {chip.chip_id: chip for chip in scenario.chips}
+    states = {chip["chip_id"]: chip["state"] for chip in snapshot.chips}
+    open_alerts = {(a["subject_id"], a["type"]) for a in snapshot.alerts}
+
+    def chips_with(role: str) -> list[str]:
+        return [chip.chip_id for chip in scenario.chips if chip.role == role]
+
+    honest = chips_with("honest")
+    checks = {
+        "smuggled_never_verified": all(states.get(c) != "verified" for c in chips_with("smuggled")),
+        "smuggled_alerted": all(
+            any((c, t) in open_alerts for t in ("outside_licensed_region",
+                                                "inconsistent_measurements"))
+            or states.get(c) in ("violation", "inconclusive")
+            for c in chips_with("smuggled")
+        ),
+        "dark_chip_alerted": all((c, "went_dark") in open_alerts for c in chips_with("goes_dark")),
+        "faulty_landmark_flagged": all(
+            (lm.landmark_id, "landmark_fault") in open_alerts
+            for lm in scenario.landmarks if lm.claimed is not None
+        ),
+        "replay_alerted": any(a["type"] == "replay_detected" for a in snapshot.alerts),
+        "honest_never_violation": all(states.get(c) != "violation" for c in honest),
+        "honest_verified": sum(states.get(c) == "verified" for c in honest),
+        "honest_total": len(honest),
+    }
+    return {
+        "duration_s": round(snapshot.elapsed_s, 1),
+        "dashboard_url": snapshot.dashboard_url,
+        "chips": [
+            {
+                "chip_id": chip["chip_id"],
+                "role": specs[chip["chip_id"]].role if chip["chip_id"] in specs else None,
+                "really_at": specs[chip["chip_id"]].place.name if chip["chip_id"] in specs
+                else None,
+                "licence": chip["licence"],
+                "state": chip["state"],
+                "sound_area_km2": (((chip.get("last_verdict") or {}).get("assessment") or {})
+                                   .get("sound_area_km2")),
+            }
+            for chip in snapshot.chips
+        ],
+        "alerts": [
+            {key: alert[key] for key in ("type", "subject_id", "severity", "status", "message")}
+            for alert in snapshot.alerts
+        ],
+        "landmarks": [
+            {"landmark_id": lm["landmark_id"], "health": lm["health"],
+             "audit": (lm.get("audit") or {}).get("status")}
+            for lm in snapshot.landmarks
+        ],
+        "stats": snapshot.stats,
+        "events": snapshot.events,
+        "checks": checks,
+    }
+
+
+def checks_passed(result: dict[str, Any]) -> bool:
+    return all(value for key, value in result["checks"].items()
+               if key not in ("honest_verified", "honest_total"))

@@ -1,0 +1,188 @@
+"""Lays out the demo's world on disk: keys, certificates, configs and loopback addresses.
+
+Every node binds its own loopback address (127.B.x.y, with B chosen per run so that two demos
+never collide), which is how the delay relay recognises who is sending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lightfence.demo.scenario import ChipSpec, LandmarkSpec, Scenario
+from protocol.certs import issue_chip_certificate, issue_landmark_certificate, write_certificate
+from protocol.codec import to_b64
+from protocol.keys import SoftwareSigner, generate_key_file
+
+CHALLENGE_PORT = 7400
+RESPONDER_PORT = 7401
+AGENT_PORT = 7500
+CERT_VALIDITY_S = 7 * 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class LandmarkNode:
+    spec: LandmarkSpec
+    bind_host: str  # its challenge socket and responder bind here
+    front_host: str  # the relay front peers probe (registered with the verifier)
+    config_path: Path
+    key_path: Path
+    spool_path: Path
+    token_path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class AgentNode:
+    chip: ChipSpec
+    bind_host: str
+    front_host: str  # the relay front landmarks challenge (registered with the verifier)
+    config_path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    root: Path
+    octet: int
+    ca: SoftwareSigner
+    landmarks: tuple[LandmarkNode, ...]
+    agents: tuple[AgentNode, ...]
+    verifier_config_path: Path
+    verifier_data_dir: Path
+
+    def chip_certificate_path(self, chip_id: str) -> Path:
+        return self.root / "certs" / "chips" / f"{chip_id}.json"
+
+    def landmark_certificate_path(self, landmark_id: str) -> Path:
+        return self.root / "certs" / "landmarks" / f"{landmark_id}.json"
+
+
+def _write_toml(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _q(value: object) -> str:
+    """A TOML basic string (JSON string escaping is a subset TOML accepts)."""
+    return json.dumps(str(value))
+
+
+def build_world(scenario: Scenario, root: Path, verifier_port: int, *, fast: bool) -> World:
+    octet = random.randint(30, 250)
+    now_s = int(time.time())
+    for sub in ("keys/landmarks", "keys/chips", "certs/chips", "certs/landmarks", "var", "etc"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    ca = generate_key_file(root / "keys" / "ca.key")
+    ca_pub = root / "keys" / "ca.pub.json"
+    ca_pub.write_text(json.dumps({"public_key_b64": to_b64(ca.public_key())}), encoding="utf-8")
+
+    for chip in scenario.chips:
+        signer = generate_key_file(root / "keys" / "chips" / f"{chip.chip_id}.key")
+        cert = issue_chip_certificate(
+            ca, chip_id=chip.chip_id, public_key=signer.public_key(), model="H100-SXM (simulated)",
+            serial=f"SN-{chip.chip_id.upper()}", not_before_unix_s=now_s - 60,
+            not_after_unix_s=now_s + CERT_VALIDITY_S,
+        )
+        write_certificate(root / "certs" / "chips" / f"{chip.chip_id}.json", cert)
+
+    landmarks: list[LandmarkNode] = []
+    for index, spec in enumerate(scenario.landmarks, start=1):
+        key_path = root / "keys" / "landmarks" / f"{spec.landmark_id}.key"
+        signer = generate_key_file(key_path)
+        claimed = spec.claimed_place
+        landmark_cert = issue_landmark_certificate(
+            ca, landmark_id=spec.landmark_id, public_key=signer.public_key(),
+            lat_deg=claimed.lat_deg, lon_deg=claimed.lon_deg, not_before_unix_s=now_s - 60,
+            not_after_unix_s=now_s + CERT_VALIDITY_S,
+        )
+        write_certificate(
+            root / "certs" / "landmarks" / f"{spec.landmark_id}.json", landmark_cert
+        )
+        node = LandmarkNode(
+            spec=spec,
+            bind_host=f"127.{octet}.10.{index}",
+            front_host=f"127.{octet}.11.{index}",
+            config_path=root / "etc" / f"{spec.landmark_id}.toml",
+            key_path=key_path,
+            spool_path=root / "var" / spec.landmark_id / "spool.sqlite3",
+            token_path=root / "keys" / "landmarks" / f"{spec.landmark_id}.token",
+        )
+        _write_landmark_config(node, root, verifier_port, fast=fast)
+        landmarks.append(node)
+
+    agents: list[AgentNode] = []
+    for index, chip in enumerate(scenario.chips, start=1):
+        agent = AgentNode(
+            chip=chip,
+            bind_host=f"127.{octet}.20.{index}",
+            front_host=f"127.{octet}.21.{index}",
+            config_path=root / "etc" / f"agent-{chip.chip_id}.toml",
+        )
+        _write_toml(
+            agent.config_path,
+            "[agent]\n"
+            f"host = {_q(agent.bind_host)}\n"
+            f"port = {AGENT_PORT}\n"
+            f"ca_public_key = {_q(ca_pub)}\n"
+            f"landmark_certs_dir = {_q(root / 'certs' / 'landmarks')}\n"
+            f"key_dir = {_q(root / 'keys' / 'chips')}\n"
+            f"software_chips = [{_q(chip.chip_id)}]\n"
+            "stats_interval_s = 30.0\n",
+        )
+        agents.append(agent)
+
+    data_dir = root / "var" / "verifier"
+    verifier_config = root / "etc" / "verifier.toml"
+    _write_toml(
+        verifier_config,
+        "[verifier]\n"
+        f"data_dir = {_q(data_dir)}\n"
+        'host = "127.0.0.1"\n'
+        f"port = {verifier_port}\n"
+        f"ca_public_key_b64 = {_q(to_b64(ca.public_key()))}\n"
+        f"tick_s = {0.25 if fast else 0.5}\n"
+        f"mesh_interval_s = {3.0 if fast else 6.0}\n"
+        f"calibration_refresh_s = {5.0 if fast else 10.0}\n"
+        "landmark_dead_after_s = 20.0\n"
+        "task_ttl_s = 6.0\n",
+    )
+    return World(root, octet, ca, tuple(landmarks), tuple(agents), verifier_config, data_dir)
+
+
+def _write_landmark_config(
+    node: LandmarkNode, root: Path, verifier_port: int, *, fast: bool
+) -> None:
+    (root / "var" / node.spec.landmark_id).mkdir(parents=True, exist_ok=True)
+    _write_toml(
+        node.config_path,
+        "[landmark]\n"
+        f"id = {_q(node.spec.landmark_id)}\n"
+        f"key_file = {_q(node.key_path)}\n"
+        f"ca_public_key = {_q(root / 'keys' / 'ca.pub.json')}\n"
+        f"chip_certs_dir = {_q(root / 'certs' / 'chips')}\n"
+        f"landmark_certs_dir = {_q(root / 'certs' / 'landmarks')}\n"
+        f"spool_path = {_q(node.spool_path)}\n"
+        f"outbox_dir = {_q(root / 'var' / node.spec.landmark_id / 'outbox')}\n"
+        f"host = {_q(node.bind_host)}\n"
+        f"challenge_port = {CHALLENGE_PORT}\n"
+        f"responder_port = {RESPONDER_PORT}\n"
+        "\n[schedule]\n"
+        "timeout_s = 1.5\n"
+        "max_attempts = 3\n"
+        "challenge_lifetime_s = 5.0\n"
+        "\n[batch]\n"
+        f"interval_s = {0.25 if fast else 0.5}\n"
+        "\n[verifier]\n"
+        f'url = "http://127.0.0.1:{verifier_port}"\n'
+        f"token_file = {_q(node.token_path)}\n"
+        "poll_wait_s = 5.0\n",
+    )
+
+
+def write_token(path: Path, token: str) -> None:
+    """Bearer tokens are secrets: 0600 from the first byte, like key files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
