@@ -110,6 +110,12 @@ async def post_all(port: int, bodies: list[tuple[str, bytes]], concurrency: int
         return time.perf_counter() - started, latencies
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=20_000)
@@ -135,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
                            for i in range(min(per_batch, args.records - n))]
                 bodies.append((tokens[landmark_id],
                                json.dumps(fleet.batch(landmark_id, records).to_json()).encode()))
+            server_cpu_s, client_cpu_s = process_cpu_s(proc.pid), time.process_time()
             elapsed_s, latencies = asyncio.run(post_all(port, bodies, args.concurrency))
+            server_cpu_s = process_cpu_s(proc.pid) - server_cpu_s
+            client_cpu_s = time.process_time() - client_cpu_s
         finally:
             proc.terminate()
             proc.wait(10)
@@ -145,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         "post_p50_ms": round(statistics.median(latencies), 2),
         "post_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
         "records": args.records, "batch_size": args.batch, "concurrency": args.concurrency,
-        "cpu_count": os.cpu_count(),
+        "server_cpu_us_per_measurement": round(server_cpu_s / args.records * 1e6, 1),
+        "client_cpu_share": round(client_cpu_s / (client_cpu_s + server_cpu_s), 3),
+        "elapsed_s": round(elapsed_s, 2), "cpu_count": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
     }))
     return 0
 

@@ -7,6 +7,8 @@ published to SSE subscribers and appended to the evidence log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -31,6 +33,26 @@ class Alerts:
         self._hub = hub
         self._metrics = metrics
         self._evidence = evidence
+        # Announcements held until their transaction commits (database thread only).
+        self._held: list[list[Alert]] = []
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold SSE/evidence announcements made inside until the block ends without error; an
+        error drops them, so no subscriber hears of an alert its rolled-back transaction undid.
+        Wrap a store transaction in this (outermost) so announcements follow the COMMIT."""
+        self._held.append([])
+        try:
+            yield
+        except BaseException:
+            self._held.pop()
+            raise
+        done = self._held.pop()
+        if self._held:
+            self._held[-1].extend(done)
+        else:
+            for alert in done:
+                self._announce(alert)
 
     def raise_alert(self, store: Store, type_: str, *, subject_kind: str, subject_id: str,
                     message: str, details: dict[str, Any], now_unix_ns: int) -> Alert | None:
@@ -71,6 +93,9 @@ class Alerts:
                      now_unix_ns=now_unix_ns)
 
     def _announce(self, alert: Alert) -> None:
+        if self._held:
+            self._held[-1].append(alert)
+            return
         payload = alert_json(alert)
         self._hub.publish(payload)
         chip_id = alert.subject_id if alert.subject_kind == "chip" else None

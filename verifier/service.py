@@ -86,7 +86,7 @@ class Service:
             for event in self._task_waiters.values():
                 event.set()
         due = await self.db.run(scheduler.due_rounds, now_unix_ns)
-        inputs = await self.db.run(verdicts.collect_all, due, now_unix_ns)
+        inputs = await self.db.run(verdicts.collect_all, due, now_unix_ns, self.alerts)
         loop = asyncio.get_running_loop()
         for item in inputs:
             decision = await loop.run_in_executor(self._geo_pool, verdicts.decide, item)

@@ -8,9 +8,11 @@ returns, the change is durable against a process crash (WAL; `synchronous=FULL` 
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -61,6 +63,8 @@ class Store(Protocol):
     def take_tasks(self, landmark_id: str, now_unix_ns: int) -> list[TaskRow]: ...
     def find_task(self, landmark_id: str, target_kind: str, target_id: str,
                   sent_unix_ns: int, slack_ns: int) -> TaskRow | None: ...
+    def tasks_overlapping(self, landmark_id: str, target_ids: Sequence[str],
+                          from_unix_ns: int, until_unix_ns: int) -> list[TaskRow]: ...
     def landmark_task_stats(self, since_unix_ns: int) -> dict[str, tuple[int, int, int]]: ...
     # ingestion
     def batch_result(self, batch_id: str) -> str | None: ...
@@ -96,6 +100,8 @@ class Store(Protocol):
     def get_kv(self, key: str) -> str | None: ...
     def put_kv(self, key: str, value: str) -> None: ...
     def close(self) -> None: ...
+    # grouping: nested calls become savepoints, so a failing part rolls back alone
+    def transaction(self) -> AbstractContextManager[None]: ...
 
 
 _SCHEMA = """
@@ -220,6 +226,10 @@ class SqliteStore:
         self._db.close()
 
     def _tx(self) -> _Tx:
+        return _Tx(self._db)
+
+    def transaction(self) -> _Tx:
+        """One transaction around several store calls (their own transactions nest inside)."""
         return _Tx(self._db)
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
@@ -380,6 +390,21 @@ class SqliteStore:
              sent_unix_ns - slack_ns))
         return _task(row) if row else None
 
+    def tasks_overlapping(self, landmark_id: str, target_ids: Sequence[str],
+                          from_unix_ns: int, until_unix_ns: int) -> list[TaskRow]:
+        """Live tasks of this landmark for these targets whose validity overlaps the interval:
+        one query per uploaded batch instead of one per record."""
+        found: list[TaskRow] = []
+        unique = sorted(set(target_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            found.extend(_task(r) for r in self._all(
+                f"SELECT * FROM tasks WHERE landmark_id = ? AND target_id IN"
+                f" ({','.join('?' * len(chunk))}) AND issued_unix_ns <= ?"
+                f" AND expires_unix_ns >= ? AND cancelled = 0",
+                [landmark_id, *chunk, until_unix_ns, from_unix_ns]))
+        return found
+
     def landmark_task_stats(self, since_unix_ns: int) -> dict[str, tuple[int, int, int]]:
         """Per landmark, chip tasks since then: (delivered, answered, distinct chips)."""
         rows = self._all(
@@ -415,13 +440,19 @@ class SqliteStore:
                 [(m.batch_id, m.landmark_id, m.target_kind, m.target_id, m.nonce,
                   m.sent_unix_ns, m.rtt_ns, m.clock_source, m.round_id, m.task_id,
                   m.record_json, now_unix_ns) for m in measurements])
+            # One update per task and per chip, not per record: a batch often holds several
+            # answers to the same task.
+            latest: dict[str, int] = {}
+            for m in measurements:
+                if m.target_kind == "chip":
+                    latest[m.target_id] = max(latest.get(m.target_id, 0), m.sent_unix_ns)
             self._db.executemany("UPDATE tasks SET answered = 1 WHERE task_id = ?",
-                                 [(m.task_id,) for m in measurements])
+                                 [(task_id,) for task_id in sorted({m.task_id
+                                                                    for m in measurements})])
             self._db.executemany(
                 "UPDATE chips SET last_response_unix_ns = MAX(COALESCE(last_response_unix_ns,"
                 " 0), ?) WHERE chip_id = ?",
-                [(m.sent_unix_ns, m.target_id) for m in measurements
-                 if m.target_kind == "chip"])
+                [(sent_unix_ns, chip_id) for chip_id, sent_unix_ns in latest.items()])
 
     def round_measurements(self, round_id: str) -> list[MeasurementRow]:
         return [MeasurementRow(**dict(r)) for r in self._all(
@@ -566,22 +597,31 @@ class SqliteStore:
         self._db.execute("INSERT OR REPLACE INTO kv VALUES (?,?)", (key, value))
 
 
+_SAVEPOINTS = itertools.count(1)
+
+
 class _Tx:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception; re-entrant as a no-op."""
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception. Nested inside an open
+    transaction it is a SAVEPOINT: an inner failure undoes only the inner work, and nothing is
+    durable before the outermost COMMIT."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._outer = False
+        self._savepoint: str | None = None
 
     def __enter__(self) -> None:
-        if not self._db.in_transaction:
+        if self._db.in_transaction:
+            self._savepoint = f"sp{next(_SAVEPOINTS)}"
+            self._db.execute(f"SAVEPOINT {self._savepoint}")
+        else:
             self._db.execute("BEGIN IMMEDIATE")
-            self._outer = True
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if not self._outer:
-            return
-        if exc_type is None:
+        if self._savepoint is not None:
+            if exc_type is not None:
+                self._db.execute(f"ROLLBACK TO {self._savepoint}")
+            self._db.execute(f"RELEASE {self._savepoint}")
+        elif exc_type is None:
             self._db.execute("COMMIT")
         else:
             self._db.execute("ROLLBACK")

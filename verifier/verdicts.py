@@ -20,7 +20,8 @@ from geo.geodesy import distance_km
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.verdict import Assessment, SolverParams, assess
-from protocol.records import MeasurementRecord
+from protocol.errors import ProtocolError, WireError
+from protocol.records import MeasurementRecord, verify_record
 from verifier.alerts import Alerts
 from verifier.evidence_sink import EvidenceSink
 from verifier.metrics import Metrics
@@ -56,7 +57,39 @@ class Decision:
     reason: str
 
 
-def collect(store: Store, rnd: Round, now_unix_ns: int) -> RoundInputs | None:
+def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, now_unix_ns: int
+                  ) -> list[tuple[Landmark, int, MeasurementRecord]]:
+    """Per landmark, the smallest-RTT measurement whose stored record passes the full
+    `verify_record` (landmark record and challenge signatures too, which ingestion leaves to
+    the batch signature): (landmark, measurement id, record), sorted by landmark id."""
+    by_landmark: dict[str, list[tuple[int, int]]] = {}  # landmark → [(rtt_ns, measurement_id)]
+    for m in store.round_measurements(rnd.round_id):
+        by_landmark.setdefault(m.landmark_id, []).append((m.rtt_ns, m.measurement_id))
+    chosen = []
+    for landmark_id in sorted(by_landmark):
+        landmark = store.landmark(landmark_id)
+        if landmark is None:
+            continue
+        for _, measurement_id in sorted(by_landmark[landmark_id]):
+            texts = store.measurement_records([measurement_id])
+            record = MeasurementRecord.from_json(json.loads(texts[0])) if texts else None
+            try:
+                if record is None:
+                    raise WireError("stored record missing")
+                verify_record(record, landmark.public_key, chip.public_key)
+            except ProtocolError as exc:
+                alerts.raise_alert(
+                    store, "signature_failure", subject_kind="landmark", subject_id=landmark_id,
+                    message=f"landmark {landmark_id} uploaded a record that fails the full check",
+                    details={"measurement_id": measurement_id, "round_id": rnd.round_id,
+                             "error": str(exc)}, now_unix_ns=now_unix_ns)
+                continue
+            chosen.append((landmark, measurement_id, record))
+            break
+    return chosen
+
+
+def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts) -> RoundInputs | None:
     """Close the round; None for mesh rounds or rounds that decide nothing."""
     store.close_round(rnd.round_id)
     if rnd.target_kind != "chip":
@@ -65,22 +98,18 @@ def collect(store: Store, rnd: Round, now_unix_ns: int) -> RoundInputs | None:
     if chip is None:
         return None
     policy = store.policy(chip.policy) or DEFAULT_POLICY
-    best: dict[str, tuple[int, int]] = {}  # landmark → (rtt_ns, measurement_id)
-    for m in store.round_measurements(rnd.round_id):
-        if m.landmark_id not in best or m.rtt_ns < best[m.landmark_id][0]:
-            best[m.landmark_id] = (m.rtt_ns, m.measurement_id)
-    landmarks = tuple(lm for lm in (store.landmark(i) for i in sorted(best)) if lm is not None)
-    rtts = tuple(LandmarkRtt(lm.landmark_id, lm.lat_deg, lm.lon_deg,
-                             best[lm.landmark_id][0] / 1e6) for lm in landmarks)
-    ids = tuple(best[lm.landmark_id][1] for lm in landmarks)
+    best = _checked_best(store, rnd, chip, alerts, now_unix_ns)
+    landmarks = tuple(lm for lm, _, _ in best)
+    rtts = tuple(LandmarkRtt(lm.landmark_id, lm.lat_deg, lm.lon_deg, record.rtt_ns / 1e6)
+                 for lm, _, record in best)
+    ids = tuple(mid for _, mid, _ in best)
+    records = tuple(record for _, _, record in best)
     last = chip.last_response_unix_ns if chip.last_response_unix_ns is not None else (
         chip.registered_unix_ns)
     dark = not rtts and now_unix_ns - last > policy.dark_window_s * _NS
     if not rtts and not dark:
         return None
     calibration = store.get_kv(CALIBRATION_KEY)
-    records = tuple(MeasurementRecord.from_json(json.loads(text))
-                    for text in store.measurement_records(ids))
     return RoundInputs(rnd, chip, policy, rtts, ids, landmarks, records,
                        json.loads(calibration) if calibration else None, dark)
 
@@ -196,10 +225,11 @@ def refresh_mesh_models(store: Store, alerts: Alerts, *, since_unix_ns: int,
                 details={"audit": audit.to_json()}, now_unix_ns=now_unix_ns)
 
 
-def collect_all(store: Store, rounds: Sequence[Round], now_unix_ns: int) -> list[RoundInputs]:
+def collect_all(store: Store, rounds: Sequence[Round], now_unix_ns: int,
+                alerts: Alerts) -> list[RoundInputs]:
     out = []
     for rnd in rounds:
-        inputs = collect(store, rnd, now_unix_ns)
+        inputs = collect(store, rnd, now_unix_ns, alerts)
         if inputs is not None:
             out.append(inputs)
     return out
