@@ -86,7 +86,7 @@ def wait_for_states(fleet: Any, expected: dict[str, str]) -> None:
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"chip states {states} != {expected} after {FLEET_READY_S} s; "
-                    f"verifier errors: {fleet.server_errors}")
+                    f"verifier 5xx (first 3): {fleet.server_errors[:3]}")
             time.sleep(0.2)
 
 

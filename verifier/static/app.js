@@ -29,6 +29,7 @@ const state = {
   chips: [],
   landmarks: [],
   alerts: new Map(),
+  reasons: new Map(),
   stats: null,
   previousStats: null,
   route: { kind: "overview" },
@@ -169,6 +170,9 @@ function alertActions(alert) {
     cls: "action-reason",
     attrs: { type: "text", placeholder: "reason", "aria-label": `reason for alert ${alert.alert_id}` },
   });
+  // The list re-renders on every refresh and stream event; keep what the officer is typing.
+  reason.value = state.reasons.get(alert.alert_id) ?? "";
+  reason.addEventListener("input", () => state.reasons.set(alert.alert_id, reason.value));
   const buttons = [];
   if (alert.status === "open") {
     buttons.push(make("button", { text: "Acknowledge", cls: "ack", attrs: { type: "button" } }));
@@ -429,6 +433,9 @@ function openStream() {
     scheduleFleetReload();
   };
   state.stream = stream;
+  // Release the long-lived connection as the page goes, so the browser's per-host connection
+  // pool is free for the next page at once.
+  window.addEventListener("pagehide", () => stream.close());
 }
 
 async function actOnAlert(alertId, action, reason) {
