@@ -2,6 +2,7 @@ import itertools
 import json
 import math
 
+import numpy as np
 import pytest
 import shapely
 from hypothesis import HealthCheck, assume, given, settings
@@ -15,12 +16,12 @@ from geo.errors import (
     InvalidMeasurementError,
     UnknownCountryError,
 )
-from geo.geodesy import destination, distance_km, vacuum_rtt_ms
+from geo.geodesy import destination, distance_km, ring_area_km2, vacuum_rtt_ms
 from geo.licence import Licence, licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.regions import Region
 from geo.solver import _intersect_lonlat, caps_from_measurements, intersect
-from geo.verdict import SolverParams, Verdict, assess, grow, judge
+from geo.verdict import SolverParams, Verdict, area_km2, assess, grow, judge
 
 LANDMARKS = {
     "fra": (50.11, 8.68),
@@ -273,3 +274,19 @@ def test_local_frame_and_lonlat_paths_never_disagree_in_direction(case) -> None:
         assert fast_verdict is not Verdict.VERIFIED
     else:
         assert fast_verdict is not Verdict.VIOLATION
+
+
+def test_area_of_parts_and_holes_matches_ring_by_ring_areas() -> None:
+    outer = [(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0), (0.0, 0.0)]
+    hole = [(2.0, 2.0), (2.0, 4.0), (4.0, 4.0), (4.0, 2.0), (2.0, 2.0)]
+    far = [(100.0, -60.0), (120.0, -60.0), (110.0, -50.0), (100.0, -60.0)]
+    geometry = shapely.MultiPolygon([shapely.Polygon(outer, [hole]), shapely.Polygon(far)])
+    expected = sum(
+        sign * ring_area_km2(np.array(ring)[:, 0], np.array(ring)[:, 1])
+        for sign, ring in ((1.0, outer), (-1.0, hole), (1.0, far))
+    )
+    assert area_km2(geometry) == pytest.approx(expected, rel=1e-12)
+    assert area_km2(shapely.GeometryCollection([geometry, shapely.Point(0, 0)])) == pytest.approx(
+        expected, rel=1e-12
+    )
+    assert area_km2(None) == 0.0 and area_km2(shapely.Polygon()) == 0.0
