@@ -95,7 +95,7 @@ class Service:
                               now_unix_ns=time.time_ns())
         await self.db.run(verdicts.landmark_faults, self.alerts,
                           window_s=self.config.landmark_dead_after_s * 5,
-                          now_unix_ns=now_unix_ns)
+                          settle_s=self.config.task_ttl_s, now_unix_ns=now_unix_ns)
         if now_unix_ns - self._last_mesh_refresh_ns >= self.config.calibration_refresh_s * _NS:
             self._last_mesh_refresh_ns = now_unix_ns
             since = now_unix_ns - int(self.config.calibration_refresh_s * 4 * _NS)

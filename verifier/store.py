@@ -65,7 +65,8 @@ class Store(Protocol):
                   sent_unix_ns: int, slack_ns: int) -> TaskRow | None: ...
     def tasks_overlapping(self, landmark_id: str, target_ids: Sequence[str],
                           from_unix_ns: int, until_unix_ns: int) -> list[TaskRow]: ...
-    def landmark_task_stats(self, since_unix_ns: int) -> dict[str, tuple[int, int, int]]: ...
+    def landmark_task_stats(self, since_unix_ns: int,
+                            settled_unix_ns: int) -> dict[str, tuple[int, int, int]]: ...
     # ingestion
     def batch_result(self, batch_id: str) -> str | None: ...
     def used_nonces(self, nonces: Sequence[bytes]) -> set[bytes]: ...
@@ -405,13 +406,16 @@ class SqliteStore:
                 [landmark_id, *chunk, until_unix_ns, from_unix_ns]))
         return found
 
-    def landmark_task_stats(self, since_unix_ns: int) -> dict[str, tuple[int, int, int]]:
-        """Per landmark, chip tasks since then: (delivered, answered, distinct chips)."""
+    def landmark_task_stats(self, since_unix_ns: int,
+                            settled_unix_ns: int) -> dict[str, tuple[int, int, int]]:
+        """Per landmark, chip tasks issued since `since` whose answers are due by `settled`
+        (so tasks still in flight never count as lost): (delivered, answered, distinct chips)."""
         rows = self._all(
             "SELECT landmark_id, COUNT(*) AS n, SUM(answered) AS a,"
             " COUNT(DISTINCT target_id) AS c FROM tasks WHERE target_kind = 'chip'"
-            " AND delivered_unix_ns IS NOT NULL AND issued_unix_ns >= ? AND cancelled = 0"
-            " GROUP BY landmark_id", (since_unix_ns,))
+            " AND delivered_unix_ns IS NOT NULL AND issued_unix_ns >= ?"
+            " AND expires_unix_ns <= ? AND cancelled = 0"
+            " GROUP BY landmark_id", (since_unix_ns, settled_unix_ns))
         return {r["landmark_id"]: (r["n"], r["a"] or 0, r["c"]) for r in rows}
 
     # -- ingestion --

@@ -174,10 +174,13 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
     return verdict
 
 
-def landmark_faults(store: Store, alerts: Alerts, *, window_s: float, now_unix_ns: int) -> None:
+def landmark_faults(store: Store, alerts: Alerts, *, window_s: float, settle_s: float,
+                    now_unix_ns: int) -> None:
     """A landmark that lost every chip it was asked to measure (at least two chips, while other
-    landmarks got answers) is at fault, not the chips."""
-    stats = store.landmark_task_stats(now_unix_ns - int(window_s * _NS))
+    landmarks got answers) is at fault, not the chips. Only tasks that expired at least
+    `settle_s` ago count: an answer may still be on its way in a landmark's upload batch."""
+    stats = store.landmark_task_stats(now_unix_ns - int(window_s * _NS),
+                                      now_unix_ns - int(settle_s * _NS))
     answering = {lm for lm, (_, answered, _) in stats.items() if answered > 0}
     for landmark_id, (delivered, answered, chips) in stats.items():
         if answered == 0 and chips >= 2 and delivered >= 3 and answering - {landmark_id}:
