@@ -90,9 +90,10 @@ class Service:
         loop = asyncio.get_running_loop()
         for item in inputs:
             decision = await loop.run_in_executor(self._geo_pool, verdicts.decide, item)
-            await self.db.run(verdicts.record, decision, alerts=self.alerts,
-                              metrics=self.metrics, evidence=self.evidence,
-                              now_unix_ns=time.time_ns())
+            verdict = await self.db.run(verdicts.record, decision, alerts=self.alerts,
+                                        metrics=self.metrics, evidence=self.evidence,
+                                        now_unix_ns=time.time_ns())
+            self.hub.publish(verdicts.verdict_event(verdict), event="verdict")
         await self.db.run(verdicts.landmark_faults, self.alerts,
                           window_s=self.config.landmark_dead_after_s * 5,
                           settle_s=self.config.task_ttl_s, now_unix_ns=now_unix_ns)

@@ -174,6 +174,14 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
     return verdict
 
 
+def verdict_event(verdict: VerdictRecord) -> dict[str, Any]:
+    """The SSE `verdict` event: what a dashboard needs to refresh one chip (regions stay behind
+    `GET /v1/chips/{id}/verdicts`, so the stream stays small)."""
+    return {"verdict_id": verdict.verdict_id, "chip_id": verdict.chip_id,
+            "round_id": verdict.round_id, "verdict": verdict.verdict,
+            "created_unix_ns": verdict.created_unix_ns, "reason": verdict.reason}
+
+
 def landmark_faults(store: Store, alerts: Alerts, *, window_s: float, settle_s: float,
                     now_unix_ns: int) -> None:
     """A landmark that lost every chip it was asked to measure (at least two chips, while other

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,12 @@ def make_config(tmp_path: Path, fleet: Fleet, **overrides: Any) -> VerifierConfi
     return default_config(**values)
 
 
-@pytest_asyncio.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    fleet = Fleet.create()
-    app = create_app(make_config(tmp_path, fleet))
+@asynccontextmanager
+async def open_harness(tmp_path: Path, fleet: Fleet | None = None,
+                       **overrides: Any) -> AsyncIterator[Harness]:
+    """A real verifier app (lifespan, background loops) behind an in-process HTTP client."""
+    fleet = fleet or Fleet.create()
+    app = create_app(make_config(tmp_path, fleet, **overrides))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -55,6 +58,12 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
             h.admin = await h.token("admin")
             h.dashboard = await h.token("dashboard")
             yield h
+
+
+@pytest_asyncio.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with open_harness(tmp_path) as h:
+        yield h
 
 
 @pytest.fixture
