@@ -39,7 +39,12 @@ from protocol.merkle import (
     verify_inclusion,
 )
 from protocol.records import MeasurementRecord
-from protocol.wire import decode_challenge, decode_response, response_signed_bytes
+from protocol.wire import (
+    decode_challenge,
+    decode_response,
+    nonce_commitment,
+    response_signed_bytes,
+)
 from verifier.evidence import (
     ALERT_EVIDENCE_TYPE,
     BUNDLE_FORMAT,
@@ -601,10 +606,12 @@ def _check_record(
     except ProtocolError as exc:
         fail("challenge.format", "challenge_b64", str(exc))
         return None
+    # The challenge commits to the nonce (SHA-256) and the timed REVEAL disclosed it.
+    commitment = nonce_commitment(record.nonce)
     for name, mine, theirs in (
         ("landmark_id", record.landmark_id, challenge.landmark_id),
         ("target_id", record.target_id, challenge.target_id),
-        ("nonce_b64", _b64(record.nonce), _b64(challenge.nonce)),
+        ("nonce_b64", _b64(commitment), _b64(challenge.commitment)),
     ):
         if mine != theirs:
             fail(
@@ -645,17 +652,17 @@ def _check_record(
     except ProtocolError as exc:
         fail("response.format", "response_b64", str(exc))
         return None
-    if response.nonce != challenge.nonce:
+    if response.nonce != record.nonce:
         fail(
             "response.binding",
             "response_b64",
             "response answers another nonce",
-            _b64(challenge.nonce),
+            _b64(record.nonce),
             _b64(response.nonce),
         )
     if chip is not None:
         _signature(
-            response_signed_bytes(record.challenge),
+            response_signed_bytes(record.challenge, response.nonce),
             response.signature,
             chip.public_key,
             audit=audit,

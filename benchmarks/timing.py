@@ -4,11 +4,13 @@ Prints one JSON object. Every figure comes from this run, on this machine, over 
 
 - raw_echo_median_us: a plain blocking UDP echo between two processes, the floor;
 - challenge_rtt_median_us / _p99_us: the real landmark `Prober` (kernel receive timestamps) against
-  the real agent `ResponderServer` in another process, one challenge at a time;
+  the real agent `ResponderServer` in another process, one measurement at a time; the RTT is the
+  timed REVEAL → RESPONSE step of the commit-reveal exchange (docs/protocol.md);
 - challenge_rtt_p99_loaded_us: the same while the prober drives ≥ 2,000 challenges/s spread over
   1,000 simulated chips (achieved rate reported as loaded_rate_per_s);
-- agent_processing_median_us: inside the agent, from `recvfrom` returning to `sendto` returning
-  (landmark signature check + chip signature);
+- agent_processing_median_us: inside the agent, from `recvfrom` returning to `sendto` returning,
+  for the timed REVEAL (commitment check + chip signature; the landmark signature was checked
+  when the CHALLENGE arrived, before the clock started);
 - asyncio_dgram_ / uvloop_challenge_rtt_median_us: the same challenges answered by the same
   `ResponderCore` behind asyncio-dgram and behind a uvloop DatagramProtocol, for the design choice.
 """

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 
 from protocol.responder import ResponderCore
-from protocol.wire import MAX_DATAGRAM_BYTES, hello_datagrams
+from protocol.wire import MAX_DATAGRAM_BYTES, MessageType, hello_datagrams
 
 logger = logging.getLogger(__name__)
 PROCESSING_SAMPLES = 8192
@@ -50,7 +50,8 @@ class ResponderServer:
         self._delayed: queue.SimpleQueue[tuple[int, bytes, tuple[str, int]] | None] = (
             queue.SimpleQueue()
         )
-        # ns from recvfrom returning to sendto returning, for the last PROCESSING_SAMPLES answers.
+        # ns from recvfrom returning to sendto returning, for the last PROCESSING_SAMPLES RESPONSEs
+        # (the timed REVEAL → RESPONSE step; READY replies to challenges are not timed).
         self.processing_ns: collections.deque[int] = collections.deque(maxlen=PROCESSING_SAMPLES)
         self.socket_errors = 0
         self._threads = [threading.Thread(target=self._serve, name="responder", daemon=True)]
@@ -84,6 +85,7 @@ class ResponderServer:
         recvfrom, sendto = self._sock.recvfrom, self._sock.sendto
         handle, clock_ns, mono_ns = self.core.handle_datagram, time.time_ns, time.perf_counter_ns
         samples, delay_ns = self.processing_ns, self._extra_delay_ns
+        response_type = MessageType.RESPONSE
         while True:
             try:
                 data, source = recvfrom(MAX_DATAGRAM_BYTES + 1)
@@ -106,7 +108,8 @@ class ResponderServer:
             except OSError:
                 self.socket_errors += 1
                 continue
-            samples.append(mono_ns() - started)
+            if reply[3] == response_type:
+                samples.append(mono_ns() - started)
 
     def _delay(self) -> None:
         # The delay is constant, so FIFO order is due order; a heap keeps it right regardless.

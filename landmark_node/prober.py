@@ -1,10 +1,11 @@
 """The landmark's timed path: one thread owning the challenge socket.
 
-It signs each challenge *before* reading the clocks, reads `time.time_ns()` and
-`time.monotonic_ns()` immediately before `sendto`, and takes the receive time from the kernel
-(SO_TIMESTAMPNS), so neither the asyncio scheduler, nor signature checks, nor other packets queued
-ahead of a response enter its RTT. Verified records leave through `on_record` (a queue put), so
-no disk or network I/O ever runs on this thread.
+Challenges (signed, untimed) go out paced at `max_rate_per_s`; when a target's READY arrives the
+REVEAL goes out at once. The clocks are read immediately before each `sendto` (the REVEAL's stamps
+start the RTT) and the receive time comes from the kernel (SO_TIMESTAMPNS), so neither the asyncio
+scheduler, nor signature checks, nor other packets queued ahead of a response enter its RTT.
+Verified records leave through `on_record` (a queue put), so no disk or network I/O ever runs
+on this thread.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Prober:
             self.socket_errors += 1
             logger.debug("sendto %s:%d failed: %s", out.host, out.port, exc)
             # Still marked sent: the timer retries it like a lost datagram.
-        self.core.mark_sent(out.nonce, sent_unix_ns, sent_mono_ns)
+        self.core.mark_sent(out, sent_unix_ns, sent_mono_ns)
 
     def _receive_all(self) -> None:
         recvmsg, time_ns, mono_ns = self._sock.recvmsg, time.time_ns, time.monotonic_ns
@@ -104,9 +105,11 @@ class Prober:
                 self.socket_errors += 1
                 return
             rx = RxTime(kernel_timestamp_ns(ancdata), time_ns(), mono_ns())
-            record = self.core.receive(data, source[:2], rx)
-            if record is not None:
-                self._on_record(record)
+            result = self.core.receive(data, source[:2], rx)
+            if isinstance(result, Outgoing):
+                self._send(result)  # the REVEAL: not paced, its send starts the clock
+            elif result is not None:
+                self._on_record(result)
 
     def _run(self) -> None:
         backlog: collections.deque[Target] = collections.deque()

@@ -1,10 +1,12 @@
 """The challenger state machine (landmark side), sans I/O, in the aioquic style.
 
-The I/O layer asks `challenge(target, now_unix_ns)` for a datagram, takes both clocks immediately
-before `sendto` and reports them with `mark_sent`, feeds every received datagram to `receive` with
-its receive timestamps, and calls `handle_timer` when `get_timer()` (monotonic ns) is due. Lost
-challenges are retried with a FRESH nonce, so a late or replayed answer to an earlier attempt can
-never be timed against a later send.
+The I/O layer asks `challenge(target, now_unix_ns)` for a CHALLENGE datagram, takes both clocks
+immediately before every `sendto` and reports them with `mark_sent`, feeds every received datagram
+to `receive` with its receive timestamps (a READY gives back the REVEAL to send at once: that send
+starts the clock), and calls `handle_timer` when `get_timer()` (monotonic ns) is due. A lost
+challenge, READY, REVEAL or RESPONSE is retried with a whole new challenge and a FRESH nonce; a
+nonce is revealed at most once, so a late answer to an earlier reveal can never be timed against a
+later send.
 
 RTT and clocks. The kernel receive timestamp (SO_TIMESTAMPNS) is CLOCK_REALTIME, so the matching
 send time is `time.time_ns()`; the fallback is `time.monotonic_ns()` at both ends, the receive
@@ -28,8 +30,11 @@ from protocol.wire import (
     NONCE_BYTES,
     ErrorMessage,
     Hello,
+    Ready,
     Response,
+    Reveal,
     decode,
+    nonce_commitment,
     sign_challenge,
     verify_response,
 )
@@ -49,10 +54,11 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    nonce: bytes
+    commitment: bytes  # identifies the pending challenge
     datagram: bytes
     host: str
     port: int
+    timed: bool  # True for the REVEAL, whose send stamps start the RTT
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +72,21 @@ class RxTime:
 class ChallengerConfig:
     timeout_ns: int = 500_000_000
     max_attempts: int = 3
-    lifetime_ns: int = 2_000_000_000  # challenge expiry; must exceed timeout_ns
+    lifetime_ns: int = 2_000_000_000  # challenge expiry; must exceed 2 × timeout_ns
 
 
 @dataclass(slots=True)
 class _Pending:
     target: Target
     attempt: int
-    datagram: bytes
+    nonce: bytes
+    datagram: bytes  # the exact CHALLENGE
     expires_unix_ns: int
-    sent_unix_ns: int = 0
+    deadline_mono_ns: int = 0  # of the current stage (READY awaited, then RESPONSE awaited)
+    revealed: bool = False  # the REVEAL was handed out: never again for this nonce
+    sent_unix_ns: int = 0  # REVEAL send stamps
     sent_mono_ns: int = 0
-    deadline_mono_ns: int = 0
-    sent: bool = False
+    timed: bool = False  # the REVEAL went out and its stamps are set
 
 
 def choose_rtt(sent_unix_ns: int, sent_mono_ns: int, rx: RxTime) -> tuple[int, str]:
@@ -104,19 +112,20 @@ class ChallengerCore:
         config: ChallengerConfig = ChallengerConfig(),
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        if config.lifetime_ns <= config.timeout_ns:
-            raise ValueError("challenge lifetime must exceed the response timeout")
+        if config.lifetime_ns <= 2 * config.timeout_ns:
+            raise ValueError("challenge lifetime must exceed twice the response timeout")
         self.landmark_id = landmark_id
         self._signer = signer
         self._config = config
         self._random_bytes = random_bytes
-        self._pending: dict[bytes, _Pending] = {}
-        self._timers: list[tuple[int, bytes]] = []  # (deadline_mono_ns, nonce), lazy deletion
+        self._pending: dict[bytes, _Pending] = {}  # commitment → state
+        self._timers: list[tuple[int, bytes]] = []  # (deadline_mono_ns, commitment), lazy
         self._sequence = 0
         self.hello_endpoints: dict[str, tuple[str, int]] = {}  # chip id → last HELLO source
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "sent",
+                "revealed",
                 "measured",
                 "retries",
                 "gave_up",
@@ -124,7 +133,8 @@ class ChallengerCore:
                 "error_replies",
                 "clock_fallbacks",
                 "dropped_malformed",
-                "dropped_unknown_nonce",
+                "dropped_unknown_challenge",
+                "dropped_duplicate_ready",
                 "dropped_bad_signature",
                 "dropped_late",
                 "dropped_unexpected",
@@ -137,11 +147,11 @@ class ChallengerCore:
         return len(self._pending)
 
     def challenge(self, target: Target, now_unix_ns: int, attempt: int = 1) -> Outgoing:
-        """Sign a challenge for `target` with a fresh nonce; send it, then call `mark_sent`."""
+        """Sign a challenge for `target` committing to a fresh nonce; send it, then `mark_sent`."""
         nonce = self._random_bytes(NONCE_BYTES)
         self._sequence += 1
         expires = now_unix_ns + self._config.lifetime_ns
-        datagram = sign_challenge(
+        challenge = sign_challenge(
             self._signer,
             landmark_id=self.landmark_id,
             target_id=target.target_id,
@@ -149,37 +159,46 @@ class ChallengerCore:
             issued_unix_ns=now_unix_ns,
             expires_unix_ns=expires,
             sequence=self._sequence,
-        ).encode()
-        self._pending[nonce] = _Pending(target, attempt, datagram, expires)
-        return Outgoing(nonce, datagram, target.host, target.port)
+        )
+        datagram = challenge.encode()
+        self._pending[challenge.commitment] = _Pending(target, attempt, nonce, datagram, expires)
+        return Outgoing(challenge.commitment, datagram, target.host, target.port, timed=False)
 
-    def mark_sent(self, nonce: bytes, sent_unix_ns: int, sent_mono_ns: int) -> None:
-        pending = self._pending.get(nonce)
+    def mark_sent(self, out: Outgoing, sent_unix_ns: int, sent_mono_ns: int) -> None:
+        """Record the stamps read just before `sendto(out.datagram)` and arm the stage timer."""
+        pending = self._pending.get(out.commitment)
         if pending is None:
             return
-        pending.sent_unix_ns = sent_unix_ns
-        pending.sent_mono_ns = sent_mono_ns
+        if out.timed:
+            pending.sent_unix_ns = sent_unix_ns
+            pending.sent_mono_ns = sent_mono_ns
+            pending.timed = True
+            self.counters["revealed"] += 1
+        else:
+            self.counters["sent"] += 1
         pending.deadline_mono_ns = sent_mono_ns + self._config.timeout_ns
-        pending.sent = True
-        self.counters["sent"] += 1
-        heapq.heappush(self._timers, (pending.deadline_mono_ns, nonce))
+        heapq.heappush(self._timers, (pending.deadline_mono_ns, out.commitment))
+
+    def _live_timer(self, deadline_mono_ns: int, commitment: bytes) -> bool:
+        pending = self._pending.get(commitment)
+        return pending is not None and pending.deadline_mono_ns == deadline_mono_ns
 
     def get_timer(self) -> int | None:
         """Monotonic ns at which `handle_timer` must next run, or None when nothing is pending."""
         heap = self._timers
-        while heap and heap[0][1] not in self._pending:
+        while heap and not self._live_timer(*heap[0]):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
     def handle_timer(self, now_mono_ns: int, now_unix_ns: int) -> list[Outgoing]:
-        """Expire overdue challenges; return retries (fresh nonces) to send."""
+        """Expire overdue challenges; return retries (new challenges, fresh nonces) to send."""
         retries: list[Outgoing] = []
         heap = self._timers
         while heap and heap[0][0] <= now_mono_ns:
-            _, nonce = heapq.heappop(heap)
-            pending = self._pending.pop(nonce, None)
-            if pending is None:
+            deadline, commitment = heapq.heappop(heap)
+            if not self._live_timer(deadline, commitment):
                 continue
+            pending = self._pending.pop(commitment)
             if pending.attempt >= self._config.max_attempts:
                 self.counters["gave_up"] += 1
                 continue
@@ -187,8 +206,11 @@ class ChallengerCore:
             retries.append(self.challenge(pending.target, now_unix_ns, pending.attempt + 1))
         return retries
 
-    def receive(self, data: bytes, source: tuple[str, int], rx: RxTime) -> MeasurementRecord | None:
-        """Handle one datagram; a verified answer gives a signed record, anything else None."""
+    def receive(
+        self, data: bytes, source: tuple[str, int], rx: RxTime
+    ) -> MeasurementRecord | Outgoing | None:
+        """Handle one datagram: a READY gives the REVEAL to send now, a verified RESPONSE a signed
+        record, anything else None."""
         try:
             message = decode(data)
         except WireError:
@@ -202,21 +224,47 @@ class ChallengerCore:
         if isinstance(message, ErrorMessage):
             self.counters["error_replies"] += 1
             return None
+        if isinstance(message, Ready):
+            return self._ready(message, rx)
         if not isinstance(message, Response):
             self.counters["dropped_unexpected"] += 1
             return None
-        pending = self._pending.get(message.nonce)
-        if pending is None or not pending.sent:
-            self.counters["dropped_unknown_nonce"] += 1
+        return self._response(message, data, rx)
+
+    def _ready(self, ready: Ready, rx: RxTime) -> Outgoing | None:
+        pending = self._pending.get(ready.commitment)
+        if pending is None:
+            self.counters["dropped_unknown_challenge"] += 1
+            return None
+        if pending.revealed:
+            # READY is unsigned; a duplicate (or forgery) must never cause a second reveal.
+            self.counters["dropped_duplicate_ready"] += 1
+            return None
+        if rx.unix_ns >= pending.expires_unix_ns:
+            self.counters["dropped_late"] += 1
+            return None
+        pending.revealed = True
+        # To the target's address, never to the READY's source: a forged READY cannot redirect
+        # the nonce, at worst reveal it early (the target then ignores it and we retry).
+        target = pending.target
+        return Outgoing(
+            ready.commitment, Reveal(pending.nonce).encode(), target.host, target.port, timed=True
+        )
+
+    def _response(self, response: Response, data: bytes, rx: RxTime) -> MeasurementRecord | None:
+        commitment = nonce_commitment(response.nonce)
+        pending = self._pending.get(commitment)
+        if pending is None or not pending.timed:
+            self.counters["dropped_unknown_challenge"] += 1
             return None
         rtt_ns, clock_source = choose_rtt(pending.sent_unix_ns, pending.sent_mono_ns, rx)
         try:
-            verify_response(message, pending.datagram, pending.target.public_key)
+            verify_response(response, pending.datagram, pending.target.public_key)
         except (SignatureError, WireError):
             # A forged answer must not cancel the pending challenge the real target may answer.
             self.counters["dropped_bad_signature"] += 1
             return None
-        del self._pending[message.nonce]
+        del self._pending[commitment]
         if pending.sent_unix_ns + rtt_ns > pending.expires_unix_ns:
             self.counters["dropped_late"] += 1
             return None
@@ -228,7 +276,7 @@ class ChallengerCore:
             landmark_id=self.landmark_id,
             target_kind=pending.target.target_kind,
             target_id=pending.target.target_id,
-            nonce=message.nonce,
+            nonce=response.nonce,
             sent_unix_ns=pending.sent_unix_ns,
             rtt_ns=max(1, rtt_ns),
             clock_source=clock_source,

@@ -1,7 +1,9 @@
 """Signed measurement records and batches: what landmarks upload and the verifier checks.
 
-A record carries the exact CHALLENGE and RESPONSE datagrams, so anyone holding the public keys can
-re-check, independently of the landmark, that the target signed that very challenge. The landmark
+A record carries the exact CHALLENGE datagram (with its nonce commitment), the revealed nonce and
+the exact RESPONSE datagram, so anyone holding the public keys can re-check, independently of the
+landmark, that the nonce opens the commitment and that the target signed that very challenge and
+nonce. The landmark
 signs a domain-separated canonical encoding of the record (never its JSON form).
 """
 
@@ -28,12 +30,12 @@ class MeasurementRecord:
     landmark_id: str
     target_kind: str  # "chip" | "landmark" (mesh probe)
     target_id: str
-    nonce: bytes  # 32 B
-    sent_unix_ns: int  # landmark wall clock just before sendto
+    nonce: bytes  # 32 B, revealed in the timed REVEAL; the challenge holds its commitment
+    sent_unix_ns: int  # landmark wall clock just before the REVEAL's sendto
     rtt_ns: int
     clock_source: str  # "kernel" (SO_TIMESTAMPNS receive time) | "monotonic"
-    challenge: bytes  # exact CHALLENGE datagram
-    response: bytes  # exact RESPONSE datagram
+    challenge: bytes  # exact CHALLENGE datagram (landmark-signed, commits to the nonce)
+    response: bytes  # exact RESPONSE datagram (target-signed over challenge digest and nonce)
     signature: bytes  # landmark signature over `signed_bytes()`
 
     def __post_init__(self) -> None:
@@ -134,29 +136,41 @@ def sign_record(
     )
 
 
-def verify_record(
-    record: MeasurementRecord, landmark_public_key: bytes, target_public_key: bytes
-) -> None:
-    """Check a record end to end; SignatureError for a bad signature, WireError otherwise.
+def verify_record_answer(record: MeasurementRecord, target_public_key: bytes) -> None:
+    """Everything `verify_record` checks except the landmark's own signatures (for a receiver
+    that already verified the batch signature covering the record's bytes).
 
-    Checks: the landmark signed the record and the challenge; the challenge names the record's
-    landmark, target and nonce; the send time lies inside the challenge's validity and the answer
-    arrived before it expired; the target signed exactly this challenge.
+    Checks: the challenge names the record's landmark and target; the record's nonce opens the
+    challenge's commitment; the send time lies inside the challenge's validity and the answer
+    arrived before it expired; the response carries that nonce and the target signed exactly this
+    challenge and nonce. SignatureError for a bad target signature, WireError otherwise.
     """
     challenge = decode_challenge(record.challenge)
     if challenge.landmark_id != record.landmark_id:
         raise WireError("record landmark id does not match its challenge")
     if challenge.target_id != record.target_id:
         raise WireError("record target id does not match its challenge")
-    if challenge.nonce != record.nonce:
-        raise WireError("record nonce does not match its challenge")
+    challenge.check_nonce(record.nonce)
     if not challenge.issued_unix_ns <= record.sent_unix_ns < challenge.expires_unix_ns:
         raise WireError("record send time lies outside the challenge's validity")
     if record.sent_unix_ns + record.rtt_ns > challenge.expires_unix_ns:
         raise WireError("the response arrived after the challenge expired")
+    response = decode_response(record.response)
+    if response.nonce != record.nonce:
+        raise WireError("record nonce does not match its response")
+    verify_response(response, record.challenge, target_public_key)
+
+
+def verify_record(
+    record: MeasurementRecord, landmark_public_key: bytes, target_public_key: bytes
+) -> None:
+    """Check a record end to end; SignatureError for a bad signature, WireError otherwise.
+
+    The landmark signed the record and the challenge, and `verify_record_answer` holds.
+    """
+    verify_record_answer(record, target_public_key)
     verify_signature(landmark_public_key, record.signed_bytes(), record.signature)
-    challenge.verify(landmark_public_key)
-    verify_response(decode_response(record.response), record.challenge, target_public_key)
+    decode_challenge(record.challenge).verify(landmark_public_key)
 
 
 @dataclass(frozen=True, slots=True)

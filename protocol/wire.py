@@ -1,23 +1,30 @@
 """The UDP wire format: versioned, big-endian, explicit lengths, one message per datagram.
 
-Every datagram starts with a 4-byte header: magic ``b"LF"``, version (1), message type.
+Every datagram starts with a 4-byte header: magic ``b"LF"``, version (2), message type.
 
-CHALLENGE (landmark → target), 126 bytes + the two id lengths::
+A measurement is a commit-reveal exchange, so the landmark's signature check (~100 µs) happens
+before the clock starts and only a hash compare and the chip's signature sit in the timed path:
 
-    header(4) | landmark_id: u8 len + ASCII | target_id: u8 len + ASCII | nonce(32)
-    | issued_unix_ns: u64 | expires_unix_ns: u64 | sequence: u64 | signature(64)
+1. CHALLENGE (landmark → target, untimed), 126 bytes + the two id lengths::
 
-    signature = Ed25519_landmark(CHALLENGE_DOMAIN || every preceding byte of the datagram)
+       header(4) | landmark_id: u8 len + ASCII | target_id: u8 len + ASCII | commitment(32)
+       | issued_unix_ns: u64 | expires_unix_ns: u64 | sequence: u64 | signature(64)
 
-RESPONSE (target → landmark), always 100 bytes::
+       commitment = SHA-256(COMMIT_DOMAIN || nonce), nonce = 32 fresh random bytes
+       signature  = Ed25519_landmark(CHALLENGE_DOMAIN || every preceding byte of the datagram)
 
-    header(4) | nonce(32) | signature(64)
+2. READY (target → landmark, 36 bytes): ``header(4) | commitment(32)``, sent once the target has
+   verified and stored the challenge. Unsigned, only a hint to send the reveal now.
+3. REVEAL (landmark → target, timed from here), 100 bytes::
 
-    signature = Ed25519_target(RESPONSE_DOMAIN || SHA-256(exact CHALLENGE datagram))
+       header(4) | nonce(32) | zero padding(64)
 
-The response echoes only the nonce (so the landmark finds its pending challenge) and signs a
-digest of the exact challenge bytes, so it binds landmark, target, nonce, times and sequence while
-staying smaller than the smallest possible challenge (128 bytes): no amplification.
+   The padding makes the REVEAL exactly as large as the RESPONSE it triggers: no amplification.
+4. RESPONSE (target → landmark, timed until here), 100 bytes::
+
+       header(4) | nonce(32) | signature(64)
+
+       signature = Ed25519_target(RESPONSE_DOMAIN || SHA-256(exact CHALLENGE datagram) || nonce)
 
 HELLO (agent → landmark, opens NAT/firewall paths; unsigned, only a hint)::
 
@@ -25,7 +32,7 @@ HELLO (agent → landmark, opens NAT/firewall paths; unsigned, only a hint)::
 
 ERROR (target → landmark, only in reply to a correctly signed challenge), 37 bytes::
 
-    header(4) | code: u8 | nonce(32)
+    header(4) | code: u8 | commitment(32)
 """
 
 from __future__ import annotations
@@ -39,11 +46,16 @@ from protocol.errors import WireError
 from protocol.keys import SIGNATURE_BYTES, Signer, verify_signature
 
 MAGIC = b"LF"
-VERSION = 1
+VERSION = 2  # 2: commit-reveal challenges (1 carried the nonce in the signed challenge)
 NONCE_BYTES = 32
+COMMITMENT_BYTES = 32
 MAX_DATAGRAM_BYTES = 1200  # below every common path MTU, so nothing is fragmented
-CHALLENGE_DOMAIN = b"lightfence/challenge/v1\x00"
-RESPONSE_DOMAIN = b"lightfence/response/v1\x00"
+CHALLENGE_DOMAIN = b"lightfence/challenge/v2\x00"
+RESPONSE_DOMAIN = b"lightfence/response/v2\x00"
+COMMIT_DOMAIN = b"lightfence/nonce-commitment/v2\x00"
+RESPONSE_BYTES = 4 + NONCE_BYTES + SIGNATURE_BYTES
+REVEAL_BYTES = RESPONSE_BYTES  # padded so the reply is never larger than what caused it
+READY_BYTES = 4 + COMMITMENT_BYTES
 _U64_MAX = (1 << 64) - 1
 
 
@@ -52,6 +64,8 @@ class MessageType(IntEnum):
     RESPONSE = 2
     HELLO = 3
     ERROR = 4
+    READY = 5
+    REVEAL = 6
 
 
 class ErrorCode(IntEnum):
@@ -61,6 +75,16 @@ class ErrorCode(IntEnum):
 
 def _header(kind: MessageType) -> Writer:
     return Writer().raw(MAGIC).u8(VERSION).u8(kind)
+
+
+REVEAL_HEADER = _header(MessageType.REVEAL).bytes()
+RESPONSE_HEADER = _header(MessageType.RESPONSE).bytes()
+_REVEAL_PADDING = bytes(REVEAL_BYTES - 4 - NONCE_BYTES)
+
+
+def nonce_commitment(nonce: bytes) -> bytes:
+    """What a CHALLENGE carries instead of its nonce: SHA-256 over a domain and the nonce."""
+    return hashlib.sha256(COMMIT_DOMAIN + nonce).digest()
 
 
 def _check_u64(value: int, what: str) -> None:
@@ -77,7 +101,7 @@ def _check_len(value: bytes, size: int, what: str) -> None:
 class Challenge:
     landmark_id: str
     target_id: str  # a chip id, or a landmark id for mesh probes
-    nonce: bytes
+    commitment: bytes  # nonce_commitment(nonce); the nonce itself travels in the timed REVEAL
     issued_unix_ns: int
     expires_unix_ns: int
     sequence: int
@@ -86,7 +110,7 @@ class Challenge:
     def __post_init__(self) -> None:
         validate_id(self.landmark_id, "landmark id")
         validate_id(self.target_id, "target id")
-        _check_len(self.nonce, NONCE_BYTES, "nonce")
+        _check_len(self.commitment, COMMITMENT_BYTES, "commitment")
         _check_len(self.signature, SIGNATURE_BYTES, "challenge signature")
         _check_u64(self.issued_unix_ns, "issued_unix_ns")
         _check_u64(self.expires_unix_ns, "expires_unix_ns")
@@ -99,7 +123,7 @@ class Challenge:
             _header(MessageType.CHALLENGE)
             .short_str(self.landmark_id)
             .short_str(self.target_id)
-            .raw(self.nonce)
+            .raw(self.commitment)
             .u64(self.issued_unix_ns)
             .u64(self.expires_unix_ns)
             .u64(self.sequence)
@@ -115,6 +139,11 @@ class Challenge:
             landmark_public_key, CHALLENGE_DOMAIN + self.unsigned_bytes(), self.signature
         )
 
+    def check_nonce(self, nonce: bytes) -> None:
+        """WireError unless `nonce` is the one this challenge committed to."""
+        if len(nonce) != NONCE_BYTES or nonce_commitment(nonce) != self.commitment:
+            raise WireError("nonce does not open the challenge's commitment")
+
 
 @dataclass(frozen=True, slots=True)
 class Response:
@@ -127,6 +156,28 @@ class Response:
 
     def encode(self) -> bytes:
         return _header(MessageType.RESPONSE).raw(self.nonce).raw(self.signature).bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    commitment: bytes
+
+    def __post_init__(self) -> None:
+        _check_len(self.commitment, COMMITMENT_BYTES, "commitment")
+
+    def encode(self) -> bytes:
+        return _header(MessageType.READY).raw(self.commitment).bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class Reveal:
+    nonce: bytes
+
+    def __post_init__(self) -> None:
+        _check_len(self.nonce, NONCE_BYTES, "nonce")
+
+    def encode(self) -> bytes:
+        return REVEAL_HEADER + self.nonce + _REVEAL_PADDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,16 +202,16 @@ class Hello:
 @dataclass(frozen=True, slots=True)
 class ErrorMessage:
     code: ErrorCode
-    nonce: bytes
+    commitment: bytes  # of the challenge refused
 
     def __post_init__(self) -> None:
-        _check_len(self.nonce, NONCE_BYTES, "nonce")
+        _check_len(self.commitment, COMMITMENT_BYTES, "commitment")
 
     def encode(self) -> bytes:
-        return _header(MessageType.ERROR).u8(self.code).raw(self.nonce).bytes()
+        return _header(MessageType.ERROR).u8(self.code).raw(self.commitment).bytes()
 
 
-Message = Challenge | Response | Hello | ErrorMessage
+Message = Challenge | Response | Hello | ErrorMessage | Ready | Reveal
 
 
 def decode(data: bytes) -> Message:
@@ -179,7 +230,7 @@ def decode(data: bytes) -> Message:
         message = Challenge(
             landmark_id=reader.ident("landmark id"),
             target_id=reader.ident("target id"),
-            nonce=reader.raw(NONCE_BYTES, "nonce"),
+            commitment=reader.raw(COMMITMENT_BYTES, "commitment"),
             issued_unix_ns=reader.u64("issued_unix_ns"),
             expires_unix_ns=reader.u64("expires_unix_ns"),
             sequence=reader.u64("sequence"),
@@ -198,7 +249,14 @@ def decode(data: bytes) -> Message:
         code = reader.u8("error code")
         if code not in ErrorCode._value2member_map_:
             raise WireError(f"unknown error code {code}")
-        message = ErrorMessage(ErrorCode(code), reader.raw(NONCE_BYTES, "nonce"))
+        message = ErrorMessage(ErrorCode(code), reader.raw(COMMITMENT_BYTES, "commitment"))
+    elif kind == MessageType.READY:
+        message = Ready(reader.raw(COMMITMENT_BYTES, "commitment"))
+    elif kind == MessageType.REVEAL:
+        message = Reveal(reader.raw(NONCE_BYTES, "nonce"))
+        # Canonical: one encoding per reveal, so the padding must be zeros.
+        if reader.raw(len(_REVEAL_PADDING), "padding") != _REVEAL_PADDING:
+            raise WireError("reveal padding must be zero bytes")
     else:
         raise WireError(f"unknown message type {kind}")
     reader.end()
@@ -223,32 +281,40 @@ def sign_challenge(
     signer: Signer, *, landmark_id: str, target_id: str, nonce: bytes,
     issued_unix_ns: int, expires_unix_ns: int, sequence: int,
 ) -> Challenge:
+    """A signed challenge committing to `nonce` (which it does not contain)."""
+    _check_len(nonce, NONCE_BYTES, "nonce")
+    commitment = nonce_commitment(nonce)
     unsigned = Challenge(
-        landmark_id, target_id, nonce, issued_unix_ns, expires_unix_ns, sequence,
+        landmark_id, target_id, commitment, issued_unix_ns, expires_unix_ns, sequence,
         bytes(SIGNATURE_BYTES),
     )
     signature = signer.sign(CHALLENGE_DOMAIN + unsigned.unsigned_bytes())
     return Challenge(
-        landmark_id, target_id, nonce, issued_unix_ns, expires_unix_ns, sequence, signature
+        landmark_id, target_id, commitment, issued_unix_ns, expires_unix_ns, sequence, signature
     )
 
 
-def response_signed_bytes(challenge_datagram: bytes) -> bytes:
-    """What a target signs: a domain-separated SHA-256 of the exact challenge datagram."""
-    return RESPONSE_DOMAIN + hashlib.sha256(challenge_datagram).digest()
+def challenge_digest(challenge_datagram: bytes) -> bytes:
+    """SHA-256 of the exact CHALLENGE datagram (an agent computes it before the reveal)."""
+    return hashlib.sha256(challenge_datagram).digest()
+
+
+def response_signed_bytes(challenge_datagram: bytes, nonce: bytes) -> bytes:
+    """What a target signs: a domain, the digest of the exact challenge, the revealed nonce."""
+    return RESPONSE_DOMAIN + challenge_digest(challenge_datagram) + nonce
 
 
 def sign_response(signer: Signer, challenge_datagram: bytes, nonce: bytes) -> Response:
-    return Response(nonce, signer.sign(response_signed_bytes(challenge_datagram)))
+    return Response(nonce, signer.sign(response_signed_bytes(challenge_datagram, nonce)))
 
 
 def verify_response(response: Response, challenge_datagram: bytes, public_key: bytes) -> None:
-    """WireError if the response is for another challenge; SignatureError if the key did not sign
-    exactly this challenge."""
-    challenge = decode_challenge(challenge_datagram)
-    if response.nonce != challenge.nonce:
-        raise WireError("response nonce does not match the challenge")
-    verify_signature(public_key, response_signed_bytes(challenge_datagram), response.signature)
+    """WireError if the response's nonce does not open this challenge's commitment;
+    SignatureError if the key did not sign exactly this challenge and nonce."""
+    decode_challenge(challenge_datagram).check_nonce(response.nonce)
+    verify_signature(
+        public_key, response_signed_bytes(challenge_datagram, response.nonce), response.signature
+    )
 
 
 def hello_datagrams(sent_unix_ns: int, chip_ids: tuple[str, ...]) -> list[bytes]:

@@ -16,7 +16,17 @@ from protocol.challenger import ChallengerConfig, ChallengerCore, Target
 from protocol.keys import SoftwareSigner
 from protocol.records import MeasurementRecord, verify_record
 from protocol.responder import ResponderCore
-from protocol.wire import ErrorCode, ErrorMessage, Response, decode, sign_challenge
+from protocol.wire import (
+    ErrorCode,
+    ErrorMessage,
+    Ready,
+    Response,
+    Reveal,
+    decode,
+    nonce_commitment,
+    sign_challenge,
+    verify_response,
+)
 from tests.landmark_node.helpers import LossyRelay, Pki, drain, make_pki
 
 MS = 1_000_000
@@ -141,14 +151,24 @@ def test_replayed_expired_and_misaddressed_challenges(pki: Pki, agent: Responder
     first, replay, late, elsewhere = raw_exchange(
         agent.address, [fresh, fresh, expired, wrong_chip]
     )
-    assert first is not None and isinstance(decode(first), Response)
+    assert first is not None and decode(first) == Ready(nonce_commitment(b"f" * 32))
     assert replay is None
-    assert late is not None and decode(late) == ErrorMessage(ErrorCode.EXPIRED, b"e" * 32)
+    assert late is not None
+    assert decode(late) == ErrorMessage(ErrorCode.EXPIRED, nonce_commitment(b"e" * 32))
     assert elsewhere is not None
-    assert decode(elsewhere) == ErrorMessage(ErrorCode.UNKNOWN_TARGET, b"w" * 32)
+    assert decode(elsewhere) == ErrorMessage(ErrorCode.UNKNOWN_TARGET, nonce_commitment(b"w" * 32))
+    reveal = Reveal(b"f" * 32).encode()
+    wrong = Reveal(b"x" * 32).encode()
+    answer, replayed_reveal, guessed = raw_exchange(agent.address, [reveal, reveal, wrong])
+    assert answer is not None and len(answer) <= len(reveal)
+    response = decode(answer)
+    assert isinstance(response, Response)
+    verify_response(response, fresh, pki.chips["sim-0"].public_key())
+    assert replayed_reveal is None and guessed is None
     counters = agent.counters()
     assert counters["dropped_replay"] == 1 and counters["dropped_expired"] == 1
     assert counters["dropped_unknown_target"] == 1 and counters["answered"] == 1
+    assert counters["dropped_unknown_commitment"] == 2
 
 
 def test_garbage_is_dropped_counted_and_agent_keeps_serving(
@@ -156,10 +176,13 @@ def test_garbage_is_dropped_counted_and_agent_keeps_serving(
 ) -> None:
     fresh = challenge_bytes(pki, "sim-0", b"g" * 32, time.time_ns())
     replies = raw_exchange(
-        agent.address, [fresh[:-1], b"\xff" * 1500, bytes(range(200)), b"LF\x01", fresh]
+        agent.address,
+        [fresh[:-1], b"\xff" * 1500, bytes(range(200)), b"LF\x01", fresh,
+         Reveal(b"g" * 32).encode()],
     )
     assert replies[:4] == [None, None, None, None]
-    assert replies[4] is not None and isinstance(decode(replies[4]), Response)
+    assert replies[4] is not None and isinstance(decode(replies[4]), Ready)
+    assert replies[5] is not None and isinstance(decode(replies[5]), Response)
     counters = agent.counters()
     assert counters["dropped_malformed"] == 3 and counters["dropped_oversized"] == 1
     assert counters["answered"] == 1

@@ -18,6 +18,7 @@ from protocol.records import (
     sign_record,
     verify_batch,
     verify_record,
+    verify_record_answer,
 )
 from protocol.wire import sign_challenge, sign_response
 
@@ -26,12 +27,12 @@ CHIP = SoftwareSigner(bytes(range(32, 64)))
 OTHER = SoftwareSigner(bytes(range(96, 128)))
 NONCE = bytes([0xAB]) * 32
 GOLDEN_RECORD_SIGNATURE = bytes.fromhex(
-    "d6f2dee0b248f6ee618c677a442a423a82936b4ecdff457aebcd6c7fe9b17049"
-    "1d8abb4acde2e97e21f1c4bee0381a0a8eec9af871f39046465b5e806e8ce807"
+    "e01b57e8b11d968280de474caee09b60a172aa388b1711dae14acb782fec1328"
+    "f9612b4c4d8264049e6512b42ca6b2f8d6a289cab77b24a3288edcd467403f01"
 )
 GOLDEN_BATCH_SIGNATURE = bytes.fromhex(
-    "d9b94efc17ef58799aac10e54248ffc5570dfa39fced42b48a6d504451d44339"
-    "ff0473e890a9484d3091e598e0a23b9f58969b1f61660f02b5cb6d322591f701"
+    "568b3708758f76fbb264c700fd61674909f2c35b1deafc84a664a82599eb145d"
+    "c826e1c54361c8df0f18acc0b54db4608a3d8dafa5dd1c53dda36e5ee6f6460c"
 )
 
 
@@ -81,7 +82,7 @@ def test_record_altered_after_signing_is_rejected() -> None:
     ("override", "message"),
     [
         ({"target_id": "gpu-1"}, "target id does not match"),
-        ({"nonce": bytes(32)}, "nonce does not match"),
+        ({"nonce": bytes(32)}, "does not open the challenge's commitment"),
         ({"sent_unix_ns": 1}, "outside the challenge's validity"),
         ({"rtt_ns": 3_000_000_000}, "after the challenge expired"),
     ],
@@ -89,6 +90,25 @@ def test_record_altered_after_signing_is_rejected() -> None:
 def test_inconsistent_record_is_rejected(override: dict[str, object], message: str) -> None:
     with pytest.raises(WireError, match=message):
         verify_record(make_record(CHIP, **override), LANDMARK.public_key(), CHIP.public_key())
+
+
+def test_response_with_another_nonce_than_the_record_is_rejected() -> None:
+    # The chip answered (and signed) a different nonce than the one the record claims was
+    # revealed: an auditor must not accept the record's nonce on the landmark's word.
+    challenge = make_record().challenge
+    other = sign_response(CHIP, challenge, bytes(32)).encode()
+    record = make_record(CHIP, response=other)
+    with pytest.raises(WireError, match="nonce does not match its response"):
+        verify_record(record, LANDMARK.public_key(), CHIP.public_key())
+
+
+def test_verify_record_answer_skips_only_landmark_signatures() -> None:
+    record = dataclasses.replace(make_record(), signature=bytes(64))
+    verify_record_answer(record, CHIP.public_key())
+    with pytest.raises(SignatureError):
+        verify_record(record, LANDMARK.public_key(), CHIP.public_key())
+    with pytest.raises(SignatureError):
+        verify_record_answer(make_record(OTHER), CHIP.public_key())
 
 
 def test_batch_signature_covers_records() -> None:
