@@ -2,7 +2,9 @@
 
 Ten landmarks across Europe, chips at random places in Germany and its neighbours, RTTs at
 1.5-3x the vacuum-light RTT plus 0.2 ms, licence {"allowed": ["DEU", "FRA"], "prohibited":
-["CHN"]} (country containment included), resolution 5 km. Prints one JSON object.
+["CHN"]} (country containment included), resolution 5 km. Prints one JSON object with the
+best of REPEATS runs in wall time (`verdicts_per_s`) and in this process's CPU time
+(`cpu_verdicts_per_s`, steadier when other jobs share the cores).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ LANDMARKS = {
     "mil": (45.46, 9.19),
 }
 TARGETS = 200
-REPEATS = 3
+REPEATS = 5
 
 
 def main() -> None:
@@ -49,12 +51,13 @@ def main() -> None:
             ]
         )
     assess(rounds[0], licence, params=params)  # warm caches (country unions, imports)
-    best_s = float("inf")
+    best_s = best_cpu_s = float("inf")
     verdicts: dict[str, int] = {}
     for _ in range(REPEATS):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         results = [assess(r, licence, params=params) for r in rounds]
         best_s = min(best_s, time.perf_counter() - start)
+        best_cpu_s = min(best_cpu_s, time.process_time() - start_cpu)
         verdicts = {v.value: sum(a.verdict is v for a in results) for v in Verdict}
     print(
         json.dumps(
@@ -62,6 +65,8 @@ def main() -> None:
                 "benchmark": "solver",
                 "verdicts_per_s": round(TARGETS / best_s, 1),
                 "ms_per_verdict": round(best_s / TARGETS * 1000.0, 3),
+                # CPU time of this process: steadier than wall time on a shared machine.
+                "cpu_verdicts_per_s": round(TARGETS / best_cpu_s, 1),
                 "landmarks": len(LANDMARKS),
                 "resolution_km": params.resolution_km,
                 "targets": TARGETS,

@@ -36,7 +36,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -297,7 +296,8 @@ def _cutting(smallest: CapPolygon, others: Sequence[Cap]) -> list[Cap]:
 # lon/lat-straight edge outside it:
 #
 # 1. Offset: R is grown in the plane by eps_plane (tangent lines at distance eps_plane from
-#    every supporting line of R, corners circumscribed in steps of at most 45 deg). The plane
+#    every supporting line of R: mitre corners up to 90 deg of turn, sharper corners
+#    circumscribed in steps of at most 45 deg). The plane
 #    scale of the projection is >= 1 and <= 1 + r^2 at plane radius r, so a plane distance D
 #    between points within radius r_reach is an angle >= D / (1 + r_reach^2); with
 #    eps_plane = eps * (1 + r_reach^2) every point of the grown boundary is >= eps (angle)
@@ -307,7 +307,7 @@ def _cutting(smallest: CapPolygon, others: Sequence[Cap]) -> list[Cap]:
 #    curvature bound as `_max_edge_deviation_rad`), so the lon/lat ring stays >= eps / 2
 #    from R. R is connected and a point of it is checked to be inside the ring, so R is inside.
 #
-# Excess over the inflated caps: cap polygon (<= resolution / 2) + 1.083 * eps_plane + eps / 2.
+# Excess over the inflated caps: cap polygon (<= resolution / 2) + sqrt(2) * eps_plane + eps / 2.
 
 _LOCAL_MAX_SMALLEST_RAD = math.radians(60.0)
 """The frame is centred on the smallest cap; beyond this its polygon falls back to lon/lat."""
@@ -320,41 +320,51 @@ _LOCAL_MIN_DEPTH = 0.1
 
 _LOCAL_MAX_LAT_RAD = math.radians(89.5)
 _JOIN_STEP_RAD = math.pi / 4
-_JOIN_FACTOR = 1.0 / math.cos(_JOIN_STEP_RAD / 2)  # 1.0824: corner points' distance / eps_plane
+_JOIN_FACTOR = math.sqrt(2.0)  # corner points' largest distance / eps_plane (90 deg mitre)
 _MIN_LOCAL_VERTICES = 8
-_MAX_DENSIFY_ROUNDS = 4
+_GAP_SLACK_RAD = 1e-7
 
 
-def _local_basis(lat_deg: float, lon_deg: float) -> FloatArray:
-    """Rows: east, north and the centre's unit vector (an orthonormal basis)."""
-    lat, lon = math.radians(lat_deg), math.radians(lon_deg)
-    sin_lat, cos_lat, sin_lon, cos_lon = math.sin(lat), math.cos(lat), math.sin(lon), math.cos(lon)
-    return np.array(
-        [
-            [-sin_lon, cos_lon, 0.0],
-            [-sin_lat * cos_lon, -sin_lat * sin_lon, cos_lat],
-            [cos_lat * cos_lon, cos_lat * sin_lon, sin_lat],
-        ]
-    )
+def _local_bases(caps: Sequence[Cap]) -> FloatArray:
+    """(k, 3, 3): rows east, north and the centre's unit vector (orthonormal) per cap."""
+    rows = []
+    for cap in caps:  # scalar math: a handful of caps, cheaper than a dozen numpy calls
+        lat, lon = math.radians(cap.lat_deg), math.radians(cap.lon_deg)
+        sin_lat, cos_lat = math.sin(lat), math.cos(lat)
+        sin_lon, cos_lon = math.sin(lon), math.cos(lon)
+        rows.append(
+            (
+                (-sin_lon, cos_lon, 0.0),
+                (-sin_lat * cos_lon, -sin_lat * sin_lon, cos_lat),
+                (cos_lat * cos_lon, cos_lat * sin_lon, sin_lat),
+            )
+        )
+    return np.array(rows)
 
 
-def _great_circle_polygon(cap: Cap, excess_rad: float) -> tuple[FloatArray, float] | None:
-    """Vertices (n, 3) of a polygon with great-circle edges tangent to the cap from outside,
-    whose vertices lie at most `excess_rad` beyond it, and their angle from the centre."""
-    theta = cap.angle_rad
-    if theta + excess_rad >= _LOCAL_MAX_VERTEX_RAD:
+def _great_circle_rings(
+    caps: Sequence[Cap], excess_rad: float
+) -> tuple[FloatArray, FloatArray, FloatArray] | None:
+    """For each cap, the vertices (k, n, 3) of a polygon with great-circle edges tangent to
+    the cap from outside, lying at most `excess_rad` beyond it; their angles from the centres;
+    and the caps' bases. One vertex count n (the largest needed) serves every cap."""
+    theta = np.array([c.angle_rad for c in caps])
+    if float(theta.max()) + excess_rad >= _LOCAL_MAX_VERTEX_RAD:
         return None
-    half_step = math.acos(min(math.tan(theta) / math.tan(theta + excess_rad), 1.0))
-    n = _MIN_LOCAL_VERTICES if half_step <= 0.0 else math.ceil(math.pi / half_step)
+    ratio = np.minimum(np.tan(theta) / np.tan(theta + excess_rad), 1.0)
+    half_step = float(np.min(np.arccos(ratio)))
+    n = _MAX_VERTICES if half_step <= 0.0 else math.ceil(math.pi / half_step)
     n = min(max(n, _MIN_LOCAL_VERTICES), _MAX_VERTICES)
-    vertex_angle = math.atan(math.tan(theta) / math.cos(math.pi / n))
-    if vertex_angle >= _LOCAL_MAX_VERTEX_RAD:
+    vertex_angle = np.arctan(np.tan(theta) / math.cos(math.pi / n))
+    if float(vertex_angle.max()) >= _LOCAL_MAX_VERTEX_RAD:
         return None
-    east, north, centre = _local_basis(cap.lat_deg, cap.lon_deg)
+    bases = _local_bases(caps)
     azimuths = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
-    directions = np.outer(np.cos(azimuths), north) + np.outer(np.sin(azimuths), east)
-    vertices = math.cos(vertex_angle) * centre + math.sin(vertex_angle) * directions
-    return vertices, vertex_angle
+    # Azimuth from north towards east: sin along east (row 0), cos along north (row 1).
+    trig = np.stack((np.sin(azimuths), np.cos(azimuths)), axis=-1)  # (n, 2)
+    sin_v, cos_v = np.sin(vertex_angle)[:, None, None], np.cos(vertex_angle)[:, None, None]
+    vertices = cos_v * bases[:, None, 2, :] + sin_v * (trig @ bases[:, :2, :])
+    return np.asarray(vertices, dtype=np.float64), vertex_angle, bases
 
 
 def _clip_homogeneous(points: FloatArray, half_spaces: FloatArray) -> FloatArray:
@@ -379,45 +389,35 @@ def _clip_homogeneous(points: FloatArray, half_spaces: FloatArray) -> FloatArray
 def _grown_ring(ring: FloatArray, eps_plane: float) -> FloatArray | None:
     """Corners of a polygon whose edges are at plane distance >= eps_plane outside the convex
     counter-clockwise `ring` and at most _JOIN_FACTOR * eps_plane from it."""
-    edges = np.roll(ring, -1, axis=0) - ring
-    lengths = np.hypot(edges[:, 0], edges[:, 1])
-    keep = lengths > 1e-13
-    ring, edges, lengths = ring[keep], edges[keep], lengths[keep]
+    edges = np.concatenate((ring[1:], ring[:1])) - ring
+    keep = np.abs(edges).max(axis=1) > 1e-13
+    ring, edges = ring[keep], edges[keep]
     if len(ring) < 3:
         return None
-    normal_angle = np.arctan2(-edges[:, 0], edges[:, 1])  # outward normal of edge k (CCW)
-    incoming = np.roll(normal_angle, 1)
-    turn = (normal_angle - incoming) % (2.0 * math.pi)
-    turn = np.where(turn > math.pi + 1e-9, turn - 2.0 * math.pi, turn)
-    if np.any(turn < -1e-9):
+    normals = (
+        np.stack((edges[:, 1], -edges[:, 0]), axis=-1) / np.hypot(edges[:, 0], edges[:, 1])[:, None]
+    )  # outward unit normal of edge k (CCW ring)
+    incoming = np.concatenate((normals[-1:], normals[:-1]))
+    cos_turn = np.sum(normals * incoming, axis=1)
+    cross_turn = incoming[:, 0] * normals[:, 1] - incoming[:, 1] * normals[:, 0]
+    if float(cross_turn.min()) < -1e-9:
         return None  # not convex: leave it to the general path
+    if float(cos_turn.min()) >= 0.0:
+        # Every turn <= 90 deg: the mitre point, where the two shifted edges meet, lies
+        # eps_plane / cos(turn / 2) <= sqrt(2) * eps_plane from the corner.
+        mitre = eps_plane * (incoming + normals) / (1.0 + cos_turn)[:, None]
+        return np.asarray(ring + mitre, dtype=np.float64)
+    # Sharp corners: circumscribe the corner's circle in steps of at most 45 deg.
+    turn = np.arctan2(cross_turn, cos_turn)
+    incoming_angle = np.arctan2(incoming[:, 1], incoming[:, 0])
     steps = np.maximum(np.ceil(turn / _JOIN_STEP_RAD), 1).astype(np.int64)
     step = turn / steps
     owner = np.repeat(np.arange(len(ring)), steps)
     index = np.arange(int(steps.sum())) - np.repeat(np.cumsum(steps) - steps, steps)
-    angle = incoming[owner] + (index + 0.5) * step[owner]
+    angle = incoming_angle[owner] + (index + 0.5) * step[owner]
     reach = eps_plane / np.cos(step[owner] / 2.0)
-    return np.asarray(
-        ring[owner] + reach[:, None] * np.column_stack((np.cos(angle), np.sin(angle))),
-        dtype=np.float64,
-    )
-
-
-def _plane_to_lat_lon(points: FloatArray, basis: FloatArray) -> tuple[FloatArray, FloatArray]:
-    xyz = np.column_stack((points, np.ones(len(points)))) @ basis
-    xyz /= np.linalg.norm(xyz, axis=1)[:, None]
-    return np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0)), np.arctan2(xyz[:, 1], xyz[:, 0])
-
-
-def _densify(ring: FloatArray, pieces: npt.NDArray[np.int64]) -> FloatArray:
-    owner = np.repeat(np.arange(len(ring)), pieces)
-    fraction = (np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)) / (
-        pieces[owner]
-    )
-    following = np.roll(ring, -1, axis=0)
-    return np.asarray(
-        ring[owner] + fraction[:, None] * (following[owner] - ring[owner]), dtype=np.float64
-    )
+    offset = reach[:, None] * np.stack((np.cos(angle), np.sin(angle)), axis=-1)
+    return np.asarray(ring[owner] + offset, dtype=np.float64)
 
 
 def _local_region_to_lonlat(
@@ -425,15 +425,14 @@ def _local_region_to_lonlat(
 ) -> tuple[BaseGeometry, float] | None:
     """A lon/lat polygon containing the plane polygon `region` (see the section comment), and
     its boundary's largest angular distance from `region`; None if a check fails."""
-    ring = np.asarray(region.exterior.coords)[:-1]
+    ring = shapely.get_coordinates(region.exterior)[:-1]
     if len(ring) < 3:
         return None
-    doubled_area = np.sum(
-        ring[:, 0] * np.roll(ring[:, 1], -1) - np.roll(ring[:, 0], -1) * ring[:, 1]
-    )
-    if doubled_area < 0.0:
+    # A convex hull's vertices are distinct and turn one way: three of them give the sense.
+    (x0, y0), (x1, y1), (x2, y2) = ring[:3].tolist()
+    if (x1 - x0) * (y2 - y1) - (y1 - y0) * (x2 - x1) < 0.0:
         ring = ring[::-1]
-    r_max = float(np.max(np.hypot(ring[:, 0], ring[:, 1])))
+    r_max = float(np.sqrt(np.max(np.sum(ring * ring, axis=1))))
     eps_plane = eps_rad * (1.0 + r_max**2)
     for _ in range(8):
         need = eps_rad * (1.0 + (r_max + _JOIN_FACTOR * eps_plane) ** 2)
@@ -445,37 +444,40 @@ def _local_region_to_lonlat(
     grown = _grown_ring(ring, eps_plane)
     if grown is None:
         return None
-    lat, lon = _plane_to_lat_lon(grown, basis)
-    unit = np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
-    edge_rad = angle_between_rad(unit, np.roll(unit, -1, axis=0))
-    far_lat = min(float(np.max(np.abs(lat)) + np.max(edge_rad) / 2.0), _LOCAL_MAX_LAT_RAD)
+    # Plane lengths bound angles from above (scale >= 1), and every point of the grown ring
+    # is within atan(r_max + reach) of the centre, which bounds its latitude.
+    reach_rad = math.atan(r_max + _JOIN_FACTOR * eps_plane)
+    centre_lat = math.asin(max(-1.0, min(1.0, float(basis[2, 2]))))
+    far_lat = min(abs(centre_lat) + reach_rad, _LOCAL_MAX_LAT_RAD)
     deviation_rad = eps_rad / 2.0
-    max_piece_rad = math.sqrt(
-        8.0 * deviation_rad / (CURVATURE_SAFETY * max(math.tan(far_lat), 1e-3))
-    )
-    pieces = np.maximum(np.ceil(edge_rad / max_piece_rad), 1).astype(np.int64)
-    for _ in range(_MAX_DENSIFY_ROUNDS):
-        lat, lon = _plane_to_lat_lon(_densify(grown, pieces), basis)
-        if np.max(np.abs(lat)) > _LOCAL_MAX_LAT_RAD:
-            return None
-        if _max_edge_deviation_rad(lat, lon) <= deviation_rad:
-            break
-        pieces *= 2
-    else:
+    max_piece = math.sqrt(8.0 * deviation_rad / (CURVATURE_SAFETY * max(math.tan(far_lat), 1e-3)))
+    edges = np.concatenate((grown[1:], grown[:1])) - grown
+    pieces = np.maximum(np.ceil(np.hypot(edges[:, 0], edges[:, 1]) / max_piece), 1)
+    pieces = pieces.astype(np.int64)
+    if int(pieces.max()) > 1:
+        owner = np.repeat(np.arange(len(grown)), pieces)
+        fraction = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        grown = grown[owner] + (fraction / pieces[owner])[:, None] * edges[owner]
+    # The last point is a vertex of `region` itself, converted in the same call.
+    plane = np.concatenate((grown, ring[:1]))
+    xyz = np.concatenate((plane, np.ones((len(plane), 1))), axis=1) @ basis
+    lat = np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1]))
+    lon = np.arctan2(xyz[:, 1], xyz[:, 0])
+    if float(np.max(np.abs(lat))) > _LOCAL_MAX_LAT_RAD:
         return None
-    steps = (np.diff(np.append(lon, lon[0])) + math.pi) % (2.0 * math.pi) - math.pi
+    inner_lat, inner_lon, lat, lon = lat[-1], lon[-1], lat[:-1], lon[:-1]
+    if _max_edge_deviation_rad(lat, lon) > deviation_rad:
+        return None
+    steps = (np.diff(lon, append=lon[:1]) + math.pi) % (2.0 * math.pi) - math.pi
     if abs(float(np.sum(steps))) > math.pi:
         return None  # the ring winds around a pole
-    lon_deg = np.degrees(lon[0] + np.concatenate(([0.0], np.cumsum(steps[:-1]))))
-    lat_deg = np.degrees(lat)
-    polygon = shapely.polygons(np.column_stack((lon_deg, lat_deg)))
+    lon_deg = np.degrees(np.concatenate((lon[:1], lon[0] + np.cumsum(steps[:-1]))))
+    polygon = shapely.polygons(np.stack((lon_deg, np.degrees(lat)), axis=-1))
     if not shapely.is_valid(polygon):
         return None
-    inner = shapely.get_coordinates(region.centroid)
-    inner_lat, inner_lon = _plane_to_lat_lon(inner, basis)
-    inner_lon_deg = float(np.degrees(inner_lon[0]))
-    inner_lon_deg += 360.0 * round((float(np.mean(lon_deg)) - inner_lon_deg) / 360.0)
-    if not shapely.contains_xy(polygon, inner_lon_deg, float(np.degrees(inner_lat[0]))):
+    inner_lon_deg = math.degrees(float(inner_lon))
+    inner_lon_deg += 360.0 * round((float(lon_deg[0]) - inner_lon_deg) / 360.0)
+    if not shapely.contains_xy(polygon, inner_lon_deg, math.degrees(float(inner_lat))):
         return None
     return wrap_longitudes(polygon), _JOIN_FACTOR * eps_plane + deviation_rad
 
@@ -489,49 +491,59 @@ def _intersect_local(
     smallest = ordered[0]
     if smallest.angle_rad + cap_excess_rad >= _LOCAL_MAX_SMALLEST_RAD:
         return None
-    first = _great_circle_polygon(smallest, cap_excess_rad)
-    if first is None:
+    # Vertex angle of the smallest polygon for the fewest vertices we would use: an upper
+    # bound, so the pruning below stays conservative whatever n is chosen.
+    theta = smallest.angle_rad
+    half_step = math.acos(min(math.tan(theta) / math.tan(theta + cap_excess_rad), 1.0))
+    fewest = _MAX_VERTICES if half_step <= 0.0 else math.ceil(math.pi / half_step)
+    fewest = min(max(fewest, _MIN_LOCAL_VERTICES), _MAX_VERTICES)
+    outer_rad = math.atan(math.tan(theta) / math.cos(math.pi / fewest))
+    # A cap that contains the smallest polygon's vertex circle cannot cut it. Scalar math is
+    # cheaper than numpy for ten caps; the gap is over-estimated by _GAP_SLACK_RAD (acos is
+    # inaccurate near 0), so a cap is only skipped when it surely contains the circle.
+    lat0, lon0 = math.radians(smallest.lat_deg), math.radians(smallest.lon_deg)
+    sin0, cos0 = math.sin(lat0), math.cos(lat0)
+    used = [smallest]
+    for cap in ordered[1:]:
+        lat, lon = math.radians(cap.lat_deg), math.radians(cap.lon_deg)
+        cos_gap = sin0 * math.sin(lat) + cos0 * math.cos(lat) * math.cos(lon - lon0)
+        gap = math.acos(max(-1.0, min(1.0, cos_gap))) + _GAP_SLACK_RAD
+        if gap + outer_rad > cap.angle_rad:
+            used.append(cap)
+    built = _great_circle_rings(used, cap_excess_rad)
+    if built is None:
         return None
-    first_vertices, first_vertex_angle = first
-    others = ordered[1:]
-    centre = unit_vectors(smallest.lat_deg, smallest.lon_deg)
-    gaps = angle_between_rad(
-        centre, unit_vectors([c.lat_deg for c in others], [c.lon_deg for c in others])
-    )
-    # A cap that contains the smallest polygon's vertex circle cannot cut it.
-    cutting = [
-        c for c, gap in zip(others, gaps, strict=True) if gap + first_vertex_angle > c.angle_rad
-    ]
-    basis = _local_basis(smallest.lat_deg, smallest.lon_deg)
-    first_plane = first_vertices @ basis.T
-    first_uv = first_plane[:, :2] / first_plane[:, 2:]
-    (u_min, v_min), (u_max, v_max) = first_uv.min(axis=0) - 1e-9, first_uv.max(axis=0) + 1e-9
-    box = np.array([[1.0, 0.0, -u_min], [-1.0, 0.0, u_max], [0.0, 1.0, -v_min], [0.0, -1.0, v_max]])
-    excess_rad = first_vertex_angle - smallest.angle_rad
-    rings = [first_uv]
-    for cap in cutting:
-        polygon = _great_circle_polygon(cap, cap_excess_rad)
-        if polygon is None:
-            return None
-        vertices, vertex_angle = polygon
-        excess_rad = max(excess_rad, vertex_angle - cap.angle_rad)
-        plane = vertices @ basis.T
-        if plane[:, 2].min() < _LOCAL_MIN_DEPTH:
+    vertices, vertex_angle, bases = built
+    excess_km = float(np.max(vertex_angle - [c.angle_rad for c in used])) * EARTH_MEAN_RADIUS_KM
+    basis = bases[0]
+    plane = vertices @ basis.T  # (k, n, 3) homogeneous plane coordinates
+    depth = plane[:, :, 2].min(axis=1)
+    if bool(np.all(depth >= _LOCAL_MIN_DEPTH)):
+        rings: list[FloatArray] | FloatArray = plane[:, :, :2] / plane[:, :, 2:]
+    else:
+        first_uv = plane[0, :, :2] / plane[0, :, 2:]
+        (u_min, v_min) = first_uv.min(axis=0) - 1e-9
+        (u_max, v_max) = first_uv.max(axis=0) + 1e-9
+        box = np.array(
+            [[1.0, 0.0, -u_min], [-1.0, 0.0, u_max], [0.0, 1.0, -v_min], [0.0, -1.0, v_max]]
+        )
+        rings = []
+        for cap_plane, cap_depth in zip(plane, depth, strict=True):
             # Only the part inside the smallest polygon's bounding box can matter.
-            plane = _clip_homogeneous(plane, box)
-            if len(plane) < 3:
-                return None, excess_rad * EARTH_MEAN_RADIUS_KM
-        rings.append(plane[:, :2] / plane[:, 2:])
+            kept = cap_plane if cap_depth >= _LOCAL_MIN_DEPTH else _clip_homogeneous(cap_plane, box)
+            if len(kept) < 3:
+                return None, excess_km
+            rings.append(kept[:, :2] / kept[:, 2:])
     polygons = [shapely.polygons(ring) for ring in rings]
     region = shapely.intersection_all(polygons) if len(polygons) > 1 else polygons[0]
     area_part = _polygonal(region)
     if area_part is None:
-        return None, excess_rad * EARTH_MEAN_RADIUS_KM
+        return None, excess_km
     converted = _local_region_to_lonlat(area_part.convex_hull, basis, resolution_rad / 5.0)
     if converted is None:
         return None
     geometry, margin_rad = converted
-    return geometry, (excess_rad + margin_rad) * EARTH_MEAN_RADIUS_KM
+    return geometry, excess_km + margin_rad * EARTH_MEAN_RADIUS_KM
 
 
 def intersect(caps: Sequence[Cap], resolution_km: float) -> tuple[BaseGeometry | None, float]:

@@ -141,17 +141,24 @@ def area_km2(geometry: BaseGeometry | None) -> float:
     The same exact edge integral as `geo.geodesy.ring_area_km2` (Green's theorem on the
     authalic sphere, authalic latitude linear along each edge), batched over every ring.
     """
-    if geometry is None:
+    if geometry is None or geometry.is_empty:
         return 0.0
-    parts = shapely.get_parts(shapely.get_parts(geometry))  # collections may hold multis
-    polygons = parts[(shapely.get_type_id(parts) == _POLYGON_TYPE_ID) & ~shapely.is_empty(parts)]
-    if len(polygons) == 0:
-        return 0.0
-    rings = shapely.get_rings(polygons)
-    interiors = shapely.get_num_interior_rings(polygons)
-    exterior = np.zeros(len(rings), dtype=bool)
-    exterior[np.cumsum(interiors + 1) - (interiors + 1)] = True
-    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    if geometry.geom_type == "Polygon" and not geometry.interiors:  # the common case, cheaply
+        xy = shapely.get_coordinates(geometry)
+        ring_of = np.zeros(len(xy), dtype=np.int64)
+        exterior = np.ones(1, dtype=bool)
+    else:
+        parts = shapely.get_parts(shapely.get_parts(geometry))  # collections may hold multis
+        polygons = parts[
+            (shapely.get_type_id(parts) == _POLYGON_TYPE_ID) & ~shapely.is_empty(parts)
+        ]
+        if len(polygons) == 0:
+            return 0.0
+        rings = shapely.get_rings(polygons)
+        interiors = shapely.get_num_interior_rings(polygons)
+        exterior = np.zeros(len(rings), dtype=bool)
+        exterior[np.cumsum(interiors + 1) - (interiors + 1)] = True
+        xy, ring_of = shapely.get_coordinates(rings, return_index=True)
     lon = np.radians(xy[:, 0])
     beta = authalic_latitude_rad(np.radians(xy[:, 1]))
     same_ring = ring_of[1:] == ring_of[:-1]
@@ -162,7 +169,7 @@ def area_km2(geometry: BaseGeometry | None) -> float:
     sloped = dlon * (np.cos(b1) - np.cos(b2)) / np.where(flat, 1.0, dbeta)
     level = dlon * np.sin(0.5 * (b1 + b2))
     per_ring = np.bincount(
-        ring_of[:-1][same_ring], weights=np.where(flat, level, sloped), minlength=len(rings)
+        ring_of[:-1][same_ring], weights=np.where(flat, level, sloped), minlength=len(exterior)
     )
     signed = np.where(exterior, 1.0, -1.0) * np.abs(per_ring)
     return max(float(np.sum(signed)) * EARTH_AUTHALIC_RADIUS_KM**2, 0.0)
