@@ -86,6 +86,14 @@ def load_landmark_config(path: Path) -> LandmarkConfig:
         )
     responder_port = _get(table, "responder_port", int, 7401)
     number = (int, float)
+    timeout_s = float(_get(schedule, "timeout_s", number, 0.5))
+    lifetime_s = float(_get(schedule, "challenge_lifetime_s", number, 2.0))
+    # A measurement waits for READY, then for RESPONSE, each up to timeout_s.
+    if not 0 < 2 * timeout_s < lifetime_s:
+        raise LandmarkConfigError(
+            f"{path}: [schedule] challenge_lifetime_s ({lifetime_s:g}) must exceed twice "
+            f"timeout_s ({timeout_s:g}), which must be positive"
+        )
     return LandmarkConfig(
         landmark_id=landmark_id,
         key_file=required_path("key_file"),
@@ -98,9 +106,9 @@ def load_landmark_config(path: Path) -> LandmarkConfig:
         challenge_port=_get(table, "challenge_port", int, 7400),
         responder_port=None if responder_port < 0 else responder_port,
         round_interval_s=float(_get(schedule, "round_interval_s", number, 60.0)),
-        timeout_s=float(_get(schedule, "timeout_s", number, 0.5)),
+        timeout_s=timeout_s,
         max_attempts=_get(schedule, "max_attempts", int, 3),
-        challenge_lifetime_s=float(_get(schedule, "challenge_lifetime_s", number, 2.0)),
+        challenge_lifetime_s=lifetime_s,
         max_rate_per_s=float(_get(schedule, "max_rate_per_s", number, 5_000.0)),
         batch_max_records=_get(batch, "max_records", int, 500),
         batch_interval_s=float(_get(batch, "interval_s", number, 1.0)),

@@ -156,6 +156,12 @@ def test_example_config_loads() -> None:
         ("[landmark]\nid = 'x'\n", "needs key_file"),
         ("nonsense = [", "cannot read landmark config"),
         ("[other]\n", "missing \\[landmark\\]"),
+        (
+            "[landmark]\nid = 'x'\nkey_file = 'k'\nca_public_key = 'c'\nchip_certs_dir = 'd'\n"
+            "landmark_certs_dir = 'e'\nspool_path = 's'\noutbox_dir = 'o'\n"
+            "[schedule]\ntimeout_s = 1.0\nchallenge_lifetime_s = 2.0\n",
+            "must exceed twice",
+        ),
     ],
 )
 def test_bad_landmark_config(tmp_path: Path, text: str, message: str) -> None:
