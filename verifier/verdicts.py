@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from geo.audit import audit_landmarks
 from geo.calibration import CalibrationModel, CalibrationSample
 from geo.errors import GeoError
 from geo.geodesy import distance_km
@@ -221,10 +222,6 @@ def refresh_mesh_models(store: Store, alerts: Alerts, *, since_unix_ns: int,
         store.put_kv(CALIBRATION_KEY, json.dumps(CalibrationModel.fit(samples).to_json()))
     except GeoError as exc:
         logger.info("calibration not refreshed: %s", exc)
-    # Imported here: the landmark audit is the one geo part the rest of the verifier can run
-    # without, so the service still starts while it is being built.
-    from geo.audit import audit_landmarks
-
     positions = {i: (lm.lat_deg, lm.lon_deg) for i, lm in landmarks.items()}
     for landmark_id, audit in audit_landmarks(positions, mesh).items():
         status = str(audit.status)
