@@ -77,8 +77,10 @@ async def answer(h: Harness, landmark_id: str, tasks: list[dict[str, Any]],
 
 
 async def full_pass(h: Harness, chip_at: tuple[float, float] = KASSEL,
-                    skip: frozenset[str] = frozenset()) -> dict[str, list[dict[str, Any]]]:
-    """Plan, let every landmark (but `skip`) poll and answer every task, close due rounds."""
+                    skip: frozenset[str] = frozenset(), silent: frozenset[str] = frozenset()
+                    ) -> dict[str, list[dict[str, Any]]]:
+    """Plan, let every landmark (but `skip`) poll and answer every task (but `silent` ones,
+    which take their tasks and never answer), close due rounds."""
     await h.service.tick(time.time_ns())
     handed: dict[str, list[dict[str, Any]]] = {}
     for landmark_id in TRUE:
@@ -86,7 +88,7 @@ async def full_pass(h: Harness, chip_at: tuple[float, float] = KASSEL,
             continue
         tasks = await poll(h, landmark_id)
         handed[landmark_id] = tasks
-        if tasks:
+        if tasks and landmark_id not in silent:
             await answer(h, landmark_id, tasks, chip_at)
     await h.service.tick(time.time_ns())
     return handed
@@ -184,6 +186,29 @@ async def test_task_of_a_landmark_that_died_moves_to_a_live_one(harness: Harness
     assert {row["landmark_id"] for row in verdict["landmarks"]} == takers
     # Back from the dead, it finds nothing left of that round.
     assert all(t["round_id"] != rnd.round_id for t in await poll(h, dead))
+
+
+@pytest.mark.asyncio
+async def test_landmark_that_loses_every_chip_is_blamed_not_the_chips(harness: Harness) -> None:
+    h = harness
+    await register(h, TRUE, policy={"round_interval_s": 0.01, "landmarks_per_round": 5,
+                                     "round_timeout_s": 0.3, "dark_window_s": 600})
+    for chip_id in ("chip-1", "chip-2"):
+        body = h.fleet.chip_body(chip_id, {"allowed": ["DEU"]}, policy="p")
+        assert (await h.post("/v1/chips", body)).status_code == 200
+    for _ in range(2):  # FRA takes its tasks for both chips, twice, and never answers
+        handed = await full_pass(h, silent=frozenset({"FRA"}))
+        assert sum(t["target_kind"] == "chip" for t in handed["FRA"]) == 2
+    # Once the tasks have expired and a task TTL has passed (answers may sit in a landmark's
+    # upload queue until then), FRA's unanswered tasks count as lost.
+    await h.service.tick(time.time_ns() + int((h.service.config.task_ttl_s + 1) * _NS))
+    faults = await alerts_of(h, "type=landmark_fault")
+    assert [(a["subject_id"], a["details"]["reason"]) for a in faults] == [
+        ("FRA", "lost_all_chips")]
+    assert await alerts_of(h, "type=went_dark") == []
+    for chip_id in ("chip-1", "chip-2"):
+        chip = (await h.client.get(f"/v1/chips/{chip_id}", headers=h.dashboard)).json()
+        assert chip["state"] == "verified"
 
 
 @pytest.mark.asyncio
