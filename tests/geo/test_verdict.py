@@ -21,7 +21,15 @@ from geo.licence import Licence, licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.regions import Region
 from geo.solver import _intersect_lonlat, caps_from_measurements, intersect
-from geo.verdict import SolverParams, Verdict, area_km2, assess, grow, judge
+from geo.verdict import (
+    SolverParams,
+    Verdict,
+    _intersection_near,
+    area_km2,
+    assess,
+    grow,
+    judge,
+)
 
 LANDMARKS = {
     "fra": (50.11, 8.68),
@@ -292,3 +300,13 @@ def test_area_of_parts_and_holes_matches_ring_by_ring_areas() -> None:
     far_only = ring_area_km2(np.array(far)[:, 0], np.array(far)[:, 1])
     assert area_km2(shapely.Polygon(far)) == pytest.approx(far_only, rel=1e-12)
     assert area_km2(None) == 0.0 and area_km2(shapely.Polygon()) == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(2.0, 18.0), st.floats(44.0, 56.0), st.floats(0.05, 6.0), st.floats(0.05, 4.0))
+def test_fraction_overlay_near_the_region_equals_the_full_overlay(lon, lat, width, height) -> None:
+    area = licence_from_json({"allowed": ["DEU", "FRA"]}).allowed_union
+    assert area is not None
+    region = shapely.box(lon, lat, lon + width, lat + height)
+    near = area_km2(_intersection_near(region, area))
+    assert near == pytest.approx(area_km2(region.intersection(area)), rel=1e-9, abs=1e-6)
