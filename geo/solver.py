@@ -534,7 +534,12 @@ def _intersect_local(
             if len(kept) < 3:
                 return None, excess_km
             rings.append(kept[:, :2] / kept[:, 2:])
-    polygons = [shapely.polygons(ring) for ring in rings]
+    # One call builds every polygon when the rings share a length (no ring was clipped).
+    polygons = (
+        shapely.polygons(rings)
+        if isinstance(rings, np.ndarray)
+        else np.array([shapely.polygons(ring) for ring in rings])
+    )
     region = shapely.intersection_all(polygons) if len(polygons) > 1 else polygons[0]
     area_part = _polygonal(region)
     if area_part is None:
