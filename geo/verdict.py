@@ -43,6 +43,8 @@ _BUFFER_QUAD_SEGMENTS = 8
 # makes the chords circumscribe the true circle, so the buffer never falls short.
 _BUFFER_CIRCUMSCRIBE = 1.0 / math.cos(math.pi / (4 * _BUFFER_QUAD_SEGMENTS))
 _POLAR_BAND_LAT_DEG = 89.0
+_MIN_BUFFER_DEG = 1e-9  # 0.1 mm
+_BOX_SLACK = 1.001  # the box test must not clip the buffer's outermost vertices by rounding
 _POLYGON_TYPE_ID = 3  # shapely.get_type_id of a Polygon
 _OUTPUT_DECIMALS = 6  # 0.11 m; FLOAT_MARGIN_KM (10 m) in the solver absorbs the rounding
 
@@ -194,6 +196,18 @@ def centre(geometry: BaseGeometry) -> tuple[float, float]:
     return float(point.y), float(point.x)
 
 
+def _lon_lat_steps_deg(geometry: BaseGeometry, distance_km: float) -> tuple[float, float] | None:
+    """Degrees of latitude and longitude that `distance_km` spans at most around `geometry`;
+    None within _POLAR_BAND_LAT_DEG of a pole (where `grow` takes the whole band)."""
+    _, min_lat, _, max_lat = geometry.bounds
+    lat_step_deg = distance_km / KM_PER_DEG_LAT_MIN
+    far_lat_deg = max(abs(min_lat), abs(max_lat)) + lat_step_deg
+    if far_lat_deg >= _POLAR_BAND_LAT_DEG:
+        return None
+    lon_step_deg = distance_km / (KM_PER_DEG_LON_EQUATOR_MAX * math.cos(math.radians(far_lat_deg)))
+    return lat_step_deg, lon_step_deg
+
+
 def grow(geometry: BaseGeometry, distance_km: float) -> BaseGeometry:
     """A lon/lat geometry containing every point within `distance_km` of `geometry`.
 
@@ -203,17 +217,32 @@ def grow(geometry: BaseGeometry, distance_km: float) -> BaseGeometry:
     """
     if distance_km <= 0.0:
         return geometry
-    _, min_lat, _, max_lat = geometry.bounds
-    lat_step_deg = distance_km / KM_PER_DEG_LAT_MIN
-    far_lat_deg = max(abs(min_lat), abs(max_lat)) + lat_step_deg
-    if far_lat_deg >= _POLAR_BAND_LAT_DEG:
+    steps = _lon_lat_steps_deg(geometry, distance_km)
+    if steps is None:
+        _, min_lat, _, max_lat = geometry.bounds
+        lat_step_deg = distance_km / KM_PER_DEG_LAT_MIN
         low = max(min_lat - lat_step_deg, -90.0)
         high = min(max_lat + lat_step_deg, 90.0)
         return shapely.box(-180.0, low, 180.0, high)
-    lon_step_deg = distance_km / (KM_PER_DEG_LON_EQUATOR_MAX * math.cos(math.radians(far_lat_deg)))
-    step_deg = max(lat_step_deg, lon_step_deg) * _BUFFER_CIRCUMSCRIBE
+    # GEOS returns an empty buffer for distances below ~1e-16; growing by more is conservative.
+    step_deg = max(max(steps) * _BUFFER_CIRCUMSCRIBE, _MIN_BUFFER_DEG)
     grown = geometry.buffer(step_deg, quad_segs=_BUFFER_QUAD_SEGMENTS)
     return wrap_longitudes(grown)
+
+
+def _grown_box(geometry: BaseGeometry, distance_km: float) -> BaseGeometry | None:
+    """A box containing `grow(geometry, distance_km)` (a buffer of d degrees stays within the
+    bounds widened by d), or None where that box would cross the antimeridian or a pole band."""
+    steps = _lon_lat_steps_deg(geometry, max(distance_km, 0.0))
+    if steps is None:
+        return None
+    step_deg = max(max(steps) * _BUFFER_CIRCUMSCRIBE, _MIN_BUFFER_DEG) * _BOX_SLACK
+    min_lon, min_lat, max_lon, max_lat = geometry.bounds
+    if min_lon - step_deg < -180.0 or max_lon + step_deg > 180.0:
+        return None
+    return shapely.box(
+        min_lon - step_deg, min_lat - step_deg, max_lon + step_deg, max_lat + step_deg
+    )
 
 
 def _intersection_near(region: BaseGeometry, area: BaseGeometry) -> BaseGeometry:
@@ -256,17 +285,28 @@ def judge(
     if allowed is not None:
         margin_km = tolerance_km + max(r.boundary_error_km for r in licence.allowed)
         grown_for_allowed = grown.setdefault(margin_km, grow(region, margin_km))
+    far_from_prohibited = prohibited is None
     if prohibited is not None:
         margin_km = tolerance_km + max(r.boundary_error_km for r in licence.prohibited)
-        if margin_km not in grown:
-            grown[margin_km] = grow(region, margin_km)
-        grown_for_prohibited = grown[margin_km]
+        # A prohibited region on another continent is cleared by a box test, without growing.
+        box = _grown_box(region, margin_km)
+        far_from_prohibited = box is not None and not prohibited.intersects(box)
+        if not far_from_prohibited:
+            if margin_km not in grown:
+                grown[margin_km] = grow(region, margin_km)
+            grown_for_prohibited = grown[margin_km]
     inside_allowed = allowed is None or allowed.covers(grown_for_allowed)
-    clear = prohibited is None or not prohibited.intersects(grown_for_prohibited)
+    clear = far_from_prohibited or (
+        prohibited is not None and not prohibited.intersects(grown_for_prohibited)
+    )
     if inside_allowed and clear:
         return Verdict.VERIFIED, 1.0
     outside_allowed = allowed is not None and not allowed.intersects(grown_for_allowed)
-    in_prohibited = prohibited is not None and prohibited.covers(grown_for_prohibited)
+    in_prohibited = (
+        not far_from_prohibited
+        and prohibited is not None
+        and prohibited.covers(grown_for_prohibited)
+    )
     if outside_allowed or in_prohibited:
         return Verdict.VIOLATION, 0.0
     if region_km2 is None:

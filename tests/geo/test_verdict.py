@@ -24,6 +24,7 @@ from geo.solver import _intersect_lonlat, caps_from_measurements, intersect
 from geo.verdict import (
     SolverParams,
     Verdict,
+    _grown_box,
     _intersection_near,
     area_km2,
     assess,
@@ -310,3 +311,33 @@ def test_fraction_overlay_near_the_region_equals_the_full_overlay(lon, lat, widt
     region = shapely.box(lon, lat, lon + width, lat + height)
     near = area_km2(_intersection_near(region, area))
     assert near == pytest.approx(area_km2(region.intersection(area)), rel=1e-9, abs=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.floats(-179.0, 170.0),
+    st.floats(-88.0, 80.0),
+    st.floats(0.01, 8.0),
+    st.floats(0.01, 8.0),
+    st.floats(0.0, 500.0),
+)
+def test_prefilter_box_contains_the_grown_region(lon, lat, width, height, distance_km) -> None:
+    region = shapely.box(lon, lat, min(lon + width, 180.0), min(lat + height, 90.0))
+    box = _grown_box(region, distance_km)
+    if box is not None:  # None: near the antimeridian or a pole, where judge grows instead
+        assert box.covers(grow(region, distance_km))
+
+
+def test_far_prohibited_region_is_cleared_without_changing_the_verdict() -> None:
+    measurements = measure((50.10, 8.60))
+    near = assess(measurements, licence_from_json({"allowed": ["DEU"], "prohibited": ["POL"]}))
+    far = assess(measurements, licence_from_json({"allowed": ["DEU"], "prohibited": ["CHN"]}))
+    assert near.verdict is Verdict.VERIFIED and far.verdict is Verdict.VERIFIED
+    inside = assess(measure((52.23, 21.0)), licence_from_json({"prohibited": ["POL", "CHN"]}))
+    assert inside.verdict is Verdict.VIOLATION
+
+
+def test_a_vanishing_tolerance_still_verifies_a_chip_well_inside() -> None:
+    allowed = box_region("zone", 0.0, 40.0, 20.0, 55.0)
+    licence = Licence((allowed,), (), tolerance_km=1e-90)  # GEOS buffers this to nothing
+    assert assess(measure((48.0, 9.0), inflation=1.0), licence).verdict is Verdict.VERIFIED
