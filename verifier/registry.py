@@ -52,12 +52,15 @@ def register_landmark(store: Store, keys: KeyCache, *, ca_public_key: bytes,
     except ProtocolError as exc:
         raise InvalidInputError(f"landmark certificate rejected: {exc}") from exc
     existing = store.landmark(cert.landmark_id)
+    # A landmark flagged faulty stays flagged unless its certified position changed.
+    moved = existing is not None and (existing.lat_deg, existing.lon_deg) != (
+        cert.lat_deg, cert.lon_deg)
     landmark = Landmark(
         landmark_id=cert.landmark_id, lat_deg=cert.lat_deg, lon_deg=cert.lon_deg, host=host,
         port=port, public_key=cert.public_key, certificate=cert.to_json(),
         last_seen_unix_ns=existing.last_seen_unix_ns if existing else None,
-        faulty=existing.faulty if existing else False,
-        audit=existing.audit if existing else None, next_mesh_unix_ns=0)
+        faulty=existing.faulty and not moved if existing else False,
+        audit=existing.audit if existing and not moved else None, next_mesh_unix_ns=0)
     store.put_landmark(landmark)
     keys.landmarks[landmark.landmark_id] = landmark.public_key
     logger.info("landmark %s registered at %.4f,%.4f", landmark.landmark_id, cert.lat_deg,

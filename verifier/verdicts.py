@@ -69,7 +69,8 @@ def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, now_unix
     chosen = []
     for landmark_id in sorted(by_landmark):
         landmark = store.landmark(landmark_id)
-        if landmark is None:
+        # A landmark the mesh caught at an impossible position is no evidence of anything.
+        if landmark is None or landmark.faulty:
             continue
         for _, measurement_id in sorted(by_landmark[landmark_id]):
             texts = store.measurement_records([measurement_id])
@@ -203,34 +204,40 @@ def landmark_faults(store: Store, alerts: Alerts, *, window_s: float, settle_s: 
 
 def refresh_mesh_models(store: Store, alerts: Alerts, *, since_unix_ns: int,
                         now_unix_ns: int) -> None:
-    """Fit the calibration model and audit landmark positions from mesh measurements."""
+    """Audit landmark positions from mesh measurements, then fit the calibration model from the
+    pairs whose both ends passed the audit (a misplaced landmark would teach it wrong speeds).
+
+    `faulty` is sticky: once the mesh proves a position impossible, the landmark stays out of
+    rounds and verdicts even when later windows hold no evidence against it (it is no longer
+    probed, so silence proves nothing). Re-registering it at a corrected position clears it."""
     landmarks = {lm.landmark_id: lm for lm in store.landmarks()}
-    mesh: list[tuple[str, str, float]] = []
-    samples: list[CalibrationSample] = []
-    for m in store.mesh_measurements(since_unix_ns):
-        a, b = landmarks.get(m.landmark_id), landmarks.get(m.target_id)
-        if a is None or b is None:
-            continue
-        rtt_ms = m.rtt_ns / 1e6
-        mesh.append((a.landmark_id, b.landmark_id, rtt_ms))
-        samples.append(CalibrationSample(a.landmark_id,
-                                         distance_km(a.lat_deg, a.lon_deg, b.lat_deg, b.lon_deg),
-                                         rtt_ms))
+    mesh = [
+        (m.landmark_id, m.target_id, m.rtt_ns / 1e6)
+        for m in store.mesh_measurements(since_unix_ns)
+        if m.landmark_id in landmarks and m.target_id in landmarks
+    ]
     if not mesh:
         return
-    try:
-        store.put_kv(CALIBRATION_KEY, json.dumps(CalibrationModel.fit(samples).to_json()))
-    except GeoError as exc:
-        logger.info("calibration not refreshed: %s", exc)
     positions = {i: (lm.lat_deg, lm.lon_deg) for i, lm in landmarks.items()}
+    flagged = {lm.landmark_id for lm in landmarks.values() if lm.faulty}
     for landmark_id, audit in audit_landmarks(positions, mesh).items():
         status = str(audit.status)
-        store.set_landmark_audit(landmark_id, audit.to_json(), faulty=status == "impossible")
         if status in ("impossible", "suspect"):
+            flagged.add(landmark_id)
             alerts.raise_alert(
                 store, "landmark_fault", subject_kind="landmark", subject_id=landmark_id,
                 message=f"landmark {landmark_id} position is {status} given its peers",
                 details={"audit": audit.to_json()}, now_unix_ns=now_unix_ns)
+        if not landmarks[landmark_id].faulty:
+            store.set_landmark_audit(landmark_id, audit.to_json(), faulty=status == "impossible")
+    samples = [
+        CalibrationSample(a, distance_km(*positions[a], *positions[b]), rtt_ms)
+        for a, b, rtt_ms in mesh if a not in flagged and b not in flagged
+    ]
+    try:
+        store.put_kv(CALIBRATION_KEY, json.dumps(CalibrationModel.fit(samples).to_json()))
+    except GeoError as exc:
+        logger.info("calibration not refreshed: %s", exc)
 
 
 def collect_all(store: Store, rounds: Sequence[Round], now_unix_ns: int,

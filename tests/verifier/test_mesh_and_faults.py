@@ -135,6 +135,31 @@ async def test_landmark_with_false_position_is_faulted_and_no_longer_scheduled(
 
 
 @pytest.mark.asyncio
+async def test_faulty_landmark_stays_faulty_without_new_evidence_until_moved(
+        harness: Harness) -> None:
+    h = harness
+    await register(h, {**TRUE, "HAM": LISBON})
+    await full_pass(h)
+    await refresh_mesh(h)
+    # A later window holds no mesh measurement of HAM (it is no longer probed): still faulty.
+    now = time.time_ns()
+    await h.service.db.run(verdicts.refresh_mesh_models, h.service.alerts,
+                           since_unix_ns=now, now_unix_ns=now)
+    await full_pass(h)
+    await h.service.db.run(verdicts.refresh_mesh_models, h.service.alerts,
+                           since_unix_ns=now, now_unix_ns=time.time_ns())
+    landmarks = {lm["landmark_id"]: lm for lm in
+                 (await h.client.get("/v1/landmarks", headers=h.dashboard)).json()["items"]}
+    assert landmarks["HAM"]["health"] == "faulty"
+    assert landmarks["HAM"]["audit"]["status"] == "impossible"
+    # Re-registered at its true position, the operator's correction clears the flag.
+    await register(h, {"HAM": TRUE["HAM"]})
+    landmarks = {lm["landmark_id"]: lm for lm in
+                 (await h.client.get("/v1/landmarks", headers=h.dashboard)).json()["items"]}
+    assert landmarks["HAM"]["health"] != "faulty"
+
+
+@pytest.mark.asyncio
 async def test_calibration_refresh_from_the_mesh_feeds_the_next_verdict(harness: Harness) -> None:
     h = harness
     await register(h, TRUE)
