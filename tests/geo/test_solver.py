@@ -225,6 +225,8 @@ def test_intersection_contains_every_point_inside_all_geodesic_discs(case) -> No
         assert region is not None and covers(region, lat, lon)
         if local is not None:  # the local frame, when it applies, on its own
             assert local[0] is not None and covers(local[0], lat, lon)
+    if local is not None and local[0] is not None:
+        assert local[1] <= 5.0  # boundary within the resolution of the inflated caps
 
 
 def test_local_frame_applies_to_the_benchmark_case_and_is_within_resolution() -> None:
