@@ -277,7 +277,8 @@ class SqliteStore:
                 "INSERT INTO landmarks VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(landmark_id)"
                 " DO UPDATE SET lat_deg=excluded.lat_deg, lon_deg=excluded.lon_deg,"
                 " host=excluded.host, port=excluded.port, public_key=excluded.public_key,"
-                " certificate=excluded.certificate",
+                " certificate=excluded.certificate, faulty=excluded.faulty,"
+                " audit=excluded.audit",
                 (landmark.landmark_id, landmark.lat_deg, landmark.lon_deg, landmark.host,
                  landmark.port, landmark.public_key, json.dumps(landmark.certificate),
                  landmark.last_seen_unix_ns, int(landmark.faulty),
