@@ -150,10 +150,14 @@ def area_km2(geometry: BaseGeometry | None) -> float:
         ring_of = np.zeros(len(xy), dtype=np.int64)
         exterior = np.ones(1, dtype=bool)
     else:
-        parts = shapely.get_parts(shapely.get_parts(geometry))  # collections may hold multis
-        polygons = parts[
-            (shapely.get_type_id(parts) == _POLYGON_TYPE_ID) & ~shapely.is_empty(parts)
-        ]
+        if geometry.geom_type == "MultiPolygon":  # overlays' usual result: parts are polygons
+            polygons = shapely.get_parts(geometry)
+            polygons = polygons[~shapely.is_empty(polygons)]
+        else:
+            parts = shapely.get_parts(shapely.get_parts(geometry))  # collections hold multis
+            polygons = parts[
+                (shapely.get_type_id(parts) == _POLYGON_TYPE_ID) & ~shapely.is_empty(parts)
+            ]
         if len(polygons) == 0:
             return 0.0
         rings = shapely.get_rings(polygons)

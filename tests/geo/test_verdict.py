@@ -300,6 +300,8 @@ def test_area_of_parts_and_holes_matches_ring_by_ring_areas() -> None:
     )
     far_only = ring_area_km2(np.array(far)[:, 0], np.array(far)[:, 1])
     assert area_km2(shapely.Polygon(far)) == pytest.approx(far_only, rel=1e-12)
+    with_empty = shapely.MultiPolygon([shapely.Polygon(far), shapely.Polygon()])
+    assert area_km2(with_empty) == pytest.approx(far_only, rel=1e-12)
     assert area_km2(None) == 0.0 and area_km2(shapely.Polygon()) == 0.0
 
 
