@@ -179,10 +179,13 @@ async def replay_a_record(running: _Running) -> str | None:
         if not node.spool_path.exists():
             continue
         uri = f"file:{node.spool_path}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-            row = db.execute(
-                "SELECT body FROM batches WHERE delivered = 1 ORDER BY seq LIMIT 1"
-            ).fetchone()
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+                row = db.execute(
+                    "SELECT body FROM batches WHERE delivered = 1 ORDER BY seq LIMIT 1"
+                ).fetchone()
+        except sqlite3.Error:  # the landmark has not created its spool's tables yet
+            continue
         if row is None:
             continue
         records = [
