@@ -1,45 +1,54 @@
-import asyncio
 import random
 import socket
+import threading
 import time
-import typing
+from collections.abc import Iterator
 
 import pytest
 
 from lightfence.demo.geography import FIBRE_SPEED_KM_PER_S, PathModel, Place
-from lightfence.demo.relay import RelayFront
+from lightfence.demo.relay import FrontSpec, Relay
 
 FRANKFURT = Place("fra", 50.11, 8.68)
 LONDON = Place("lon", 51.51, -0.13)
 SINGAPORE = Place("sin", 1.35, 103.82)
 
 
-class _Echo(asyncio.DatagramProtocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = typing.cast(asyncio.DatagramTransport, transport)
+@pytest.fixture
+def echo_server() -> Iterator[tuple[str, int]]:
+    """A responder that answers every datagram with its bytes reversed."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.transport.sendto(data[::-1], addr)
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, addr = sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            sock.sendto(data[::-1], addr)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[:2]
+    stop.set()
+    thread.join()
+    sock.close()
 
 
-async def _echo_server() -> asyncio.DatagramTransport:
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", 0))
-    return transport
-
-
-def _client(bind_ip: str) -> socket.socket:
+def _client(bind_ip: str, timeout_s: float) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((bind_ip, 0))
-    sock.setblocking(False)
+    sock.settimeout(timeout_s)
     return sock
 
 
-async def _round_trip(sock: socket.socket, target: tuple[str, int], timeout_s: float) -> float:
-    loop = asyncio.get_running_loop()
+def _round_trip_ms(sock: socket.socket, target: tuple[str, int]) -> float:
     start = time.monotonic()
-    await loop.sock_sendto(sock, b"ping", target)
-    data = await asyncio.wait_for(loop.sock_recv(sock, 64), timeout_s)
+    sock.sendto(b"ping", target)
+    data = sock.recv(64)
     assert data == b"gnip"
     return (time.monotonic() - start) * 1000.0
 
@@ -52,51 +61,44 @@ def test_path_model_adds_propagation_along_every_hop() -> None:
     assert via_london > direct
 
 
-@pytest.mark.asyncio
-async def test_relay_delays_both_directions_by_geography() -> None:
-    server = await _echo_server()
+def test_relay_delays_both_directions_by_geography(echo_server: tuple[str, int]) -> None:
     model = PathModel(inflation=1.5, last_mile_ms=0.3, jitter_mean_ms=0.1)
-    front = RelayFront(
-        ("127.0.0.1", 0), server.get_extra_info("sockname")[:2], [LONDON],
-        {"127.0.0.2": FRANKFURT}, model,
-    )
-    await front.start()
+    relay = Relay([FrontSpec(("127.0.0.1", 0), echo_server, (LONDON,))],
+                  {"127.0.0.2": FRANKFURT}, model)
+    relay.start()
     floor_ms = 2 * PathModel(1.5, 0.3, 0.0).one_way_ms([FRANKFURT, LONDON], random.Random(0))
-    sock = _client("127.0.0.2")
+    sock = _client("127.0.0.2", timeout_s=2.0)
     try:
-        rtts = [await _round_trip(sock, front.public, timeout_s=2.0) for _ in range(5)]
+        rtts = [_round_trip_ms(sock, relay.public_addresses[0]) for _ in range(5)]
     finally:
         sock.close()
-        front.close()
-        server.close()
+        relay.close()
     assert min(rtts) >= floor_ms
-    assert front.stats.forwarded == 5
-    assert front.stats.returned == 5
+    assert relay.stats(0).forwarded == 5
+    assert relay.stats(0).returned == 5
 
 
-@pytest.mark.asyncio
-async def test_relay_drops_and_counts_unknown_senders_and_losses() -> None:
-    server = await _echo_server()
-    upstream = server.get_extra_info("sockname")[:2]
-    front = RelayFront(("127.0.0.1", 0), upstream, [LONDON], {"127.0.0.2": FRANKFURT}, PathModel())
-    lossy = RelayFront(
-        ("127.0.0.1", 0), upstream, [LONDON], {"127.0.0.2": FRANKFURT}, PathModel(), loss_rate=1.0
-    )
-    await front.start()
-    await lossy.start()
-    stranger = _client("127.0.0.3")
-    known = _client("127.0.0.2")
+def test_relay_drops_and_counts_unknown_senders_and_losses(
+    echo_server: tuple[str, int],
+) -> None:
+    relay = Relay([FrontSpec(("127.0.0.1", 0), echo_server, (LONDON,))],
+                  {"127.0.0.2": FRANKFURT}, PathModel())
+    lossy = Relay([FrontSpec(("127.0.0.1", 0), echo_server, (LONDON,))],
+                  {"127.0.0.2": FRANKFURT}, PathModel(), loss_rate=1.0)
+    relay.start()
+    lossy.start()
+    stranger = _client("127.0.0.3", timeout_s=0.2)
+    known = _client("127.0.0.2", timeout_s=0.2)
     try:
         with pytest.raises(TimeoutError):
-            await _round_trip(stranger, front.public, timeout_s=0.2)
+            _round_trip_ms(stranger, relay.public_addresses[0])
         with pytest.raises(TimeoutError):
-            await _round_trip(known, lossy.public, timeout_s=0.2)
+            _round_trip_ms(known, lossy.public_addresses[0])
     finally:
         stranger.close()
         known.close()
-        front.close()
+        relay.close()
         lossy.close()
-        server.close()
-    assert front.stats.dropped["unknown_sender"] == 1
-    assert front.stats.forwarded == 0
-    assert lossy.stats.dropped["lost"] == 1
+    assert relay.stats(0).dropped["unknown_sender"] == 1
+    assert relay.stats(0).forwarded == 0
+    assert lossy.stats(0).dropped["lost"] == 1
