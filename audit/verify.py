@@ -811,11 +811,10 @@ def _recompute(
             f"{__version__}"
         )
     try:
-        from geo.verdict import SolverParams, assess
-
         from geo.calibration import CalibrationModel
         from geo.licence import licence_from_json
         from geo.measurement import LandmarkRtt
+        from geo.verdict import SolverParams, assess
 
         measurements = [LandmarkRtt(*i) for i in inputs]
         licence = licence_from_json(entry.get("licence") or {})

@@ -22,9 +22,12 @@ from collections.abc import Callable, Iterable
 
 from landmark_node.transport import (
     ANCILLARY_BYTES,
+    drain_tx_timestamps,
     enable_kernel_timestamps,
+    enable_tx_timestamps,
     kernel_timestamp_ns,
     open_udp_socket,
+    send_stamped,
 )
 from protocol.challenger import ChallengerCore, Outgoing, RxTime, Target
 from protocol.records import MeasurementRecord
@@ -51,6 +54,7 @@ class Prober:
         self._sock.setblocking(False)
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         self.kernel_timestamps = kernel_timestamps and enable_kernel_timestamps(self._sock)
+        self.tx_timestamps = self.kernel_timestamps and enable_tx_timestamps(self._sock)
         self._interval_ns = int(1e9 / max_rate_per_s)
         self._inbox: queue.SimpleQueue[Target] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -84,15 +88,19 @@ class Prober:
 
     def _send(self, out: Outgoing) -> None:
         time_ns, mono_ns = time.time_ns, time.monotonic_ns
+        tx_unix_ns: int | None = None
         try:
             sent_unix_ns = time_ns()
             sent_mono_ns = mono_ns()
-            self._sock.sendto(out.datagram, (out.host, out.port))
+            if out.timed and self.tx_timestamps:
+                tx_unix_ns = send_stamped(self._sock, out.datagram, (out.host, out.port))
+            else:
+                self._sock.sendto(out.datagram, (out.host, out.port))
         except OSError as exc:
             self.socket_errors += 1
             logger.debug("sendto %s:%d failed: %s", out.host, out.port, exc)
             # Still marked sent: the timer retries it like a lost datagram.
-        self.core.mark_sent(out, sent_unix_ns, sent_mono_ns)
+        self.core.mark_sent(out, sent_unix_ns, sent_mono_ns, tx_unix_ns)
 
     def _receive_all(self) -> None:
         recvmsg, time_ns, mono_ns = self._sock.recvmsg, time.time_ns, time.monotonic_ns
@@ -100,6 +108,8 @@ class Prober:
             try:
                 data, ancdata, _flags, source = recvmsg(MAX_DATAGRAM_BYTES + 1, ANCILLARY_BYTES)
             except BlockingIOError:
+                if self.tx_timestamps:
+                    drain_tx_timestamps(self._sock)  # a late send stamp keeps select() waking
                 return
             except OSError:
                 self.socket_errors += 1

@@ -86,11 +86,17 @@ class _Pending:
     revealed: bool = False  # the REVEAL was handed out: never again for this nonce
     sent_unix_ns: int = 0  # REVEAL send stamps
     sent_mono_ns: int = 0
+    tx_kernel_unix_ns: int | None = None  # the kernel's own send stamp of the REVEAL, if any
     timed: bool = False  # the REVEAL went out and its stamps are set
 
 
-def choose_rtt(sent_unix_ns: int, sent_mono_ns: int, rx: RxTime) -> tuple[int, str]:
-    """(rtt_ns, clock_source): the kernel RTT when both clocks agree, else the monotonic RTT."""
+def choose_rtt(sent_unix_ns: int, sent_mono_ns: int, rx: RxTime,
+               tx_kernel_unix_ns: int | None = None) -> tuple[int, str]:
+    """(rtt_ns, clock_source): kernel stamps when the clocks agree, else the monotonic RTT.
+
+    With a kernel send stamp too (`kernel-tx`), the RTT starts when the packet really left; the
+    stamp must lie between the clock read before the send and the receive stamp, otherwise it
+    is ignored."""
     mono_rtt_ns = rx.mono_ns - sent_mono_ns
     if rx.kernel_unix_ns is None:
         return mono_rtt_ns, "monotonic"
@@ -101,6 +107,8 @@ def choose_rtt(sent_unix_ns: int, sent_mono_ns: int, rx: RxTime) -> tuple[int, s
     # wall clock stepped; a step makes realtime untrustworthy for this round trip.
     if step_ns > tolerance_ns or not 0 < kernel_rtt_ns <= mono_rtt_ns + tolerance_ns:
         return mono_rtt_ns, "monotonic"
+    if tx_kernel_unix_ns is not None and sent_unix_ns <= tx_kernel_unix_ns < rx.kernel_unix_ns:
+        return rx.kernel_unix_ns - tx_kernel_unix_ns, "kernel-tx"
     return kernel_rtt_ns, "kernel"
 
 
@@ -164,14 +172,17 @@ class ChallengerCore:
         self._pending[challenge.commitment] = _Pending(target, attempt, nonce, datagram, expires)
         return Outgoing(challenge.commitment, datagram, target.host, target.port, timed=False)
 
-    def mark_sent(self, out: Outgoing, sent_unix_ns: int, sent_mono_ns: int) -> None:
-        """Record the stamps read just before `sendto(out.datagram)` and arm the stage timer."""
+    def mark_sent(self, out: Outgoing, sent_unix_ns: int, sent_mono_ns: int,
+                  tx_kernel_unix_ns: int | None = None) -> None:
+        """Record the stamps read just before `sendto(out.datagram)` (and the kernel's send
+        stamp when the transport has one) and arm the stage timer."""
         pending = self._pending.get(out.commitment)
         if pending is None:
             return
         if out.timed:
             pending.sent_unix_ns = sent_unix_ns
             pending.sent_mono_ns = sent_mono_ns
+            pending.tx_kernel_unix_ns = tx_kernel_unix_ns
             pending.timed = True
             self.counters["revealed"] += 1
         else:
@@ -257,7 +268,8 @@ class ChallengerCore:
         if pending is None or not pending.timed:
             self.counters["dropped_unknown_challenge"] += 1
             return None
-        rtt_ns, clock_source = choose_rtt(pending.sent_unix_ns, pending.sent_mono_ns, rx)
+        rtt_ns, clock_source = choose_rtt(pending.sent_unix_ns, pending.sent_mono_ns, rx,
+                                          pending.tx_kernel_unix_ns)
         try:
             verify_response(response, pending.datagram, pending.target.public_key)
         except (SignatureError, WireError):

@@ -21,7 +21,9 @@ from protocol.wire import NONCE_BYTES, decode_challenge, decode_response, verify
 RECORD_DOMAIN = b"lightfence/record/v1\x00"
 BATCH_DOMAIN = b"lightfence/batch/v1\x00"
 TARGET_KINDS = ("chip", "landmark")
-CLOCK_SOURCES = ("kernel", "monotonic")
+# "kernel-tx": send and receive both stamped by the kernel (SO_TIMESTAMPING TX + SO_TIMESTAMPNS);
+# "kernel": receive stamped by the kernel, send read just before sendto; "monotonic": user space.
+CLOCK_SOURCES = ("kernel-tx", "kernel", "monotonic")
 _U64_MAX = (1 << 64) - 1
 
 
@@ -33,7 +35,7 @@ class MeasurementRecord:
     nonce: bytes  # 32 B, revealed in the timed REVEAL; the challenge holds its commitment
     sent_unix_ns: int  # landmark wall clock just before the REVEAL's sendto
     rtt_ns: int
-    clock_source: str  # "kernel" (SO_TIMESTAMPNS receive time) | "monotonic"
+    clock_source: str  # one of CLOCK_SOURCES
     challenge: bytes  # exact CHALLENGE datagram (landmark-signed, commits to the nonce)
     response: bytes  # exact RESPONSE datagram (target-signed over challenge digest and nonce)
     signature: bytes  # landmark signature over `signed_bytes()`

@@ -86,7 +86,9 @@ def test_valid_round_trip_gives_verifiable_kernel_timed_record(
     assert isinstance(record, MeasurementRecord)
     verify_record(record, pki.landmarks["lm-1"].public_key(), pki.chips["sim-0"].public_key())
     assert record.target_id == "sim-0" and 0 < record.rtt_ns < 1_000 * MS
-    assert record.clock_source == ("kernel" if prober.kernel_timestamps else "monotonic")
+    expected = ("kernel-tx" if prober.tx_timestamps
+                else "kernel" if prober.kernel_timestamps else "monotonic")
+    assert record.clock_source == expected
     assert agent.counters()["answered"] == 1
 
 

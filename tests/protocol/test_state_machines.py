@@ -367,3 +367,32 @@ def test_chosen_rtt_never_below_true_rtt_minus_slew(
     rtt_ns, _ = choose_rtt(T0_UNIX_NS, 0, rx)
     mono_rtt = true_rtt_ns + user_delay_ns
     assert rtt_ns >= true_rtt_ns - 20_000 - mono_rtt * 500 // 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("tx_ns", "expected"),
+    [
+        (T0_UNIX_NS + 5_000, (35_000, "kernel-tx")),  # the packet left 5 µs after the clock read
+        (T0_UNIX_NS - 1, (40_000, "kernel")),  # a send stamp before the read is impossible
+        (T0_UNIX_NS + 40_000, (40_000, "kernel")),  # ... and so is one at the receive time
+        (None, (40_000, "kernel")),
+    ],
+)
+def test_choose_rtt_with_kernel_send_stamp(tx_ns: int | None, expected: tuple[int, str]) -> None:
+    rx = RxTime(T0_UNIX_NS + 40_000, T0_UNIX_NS + 50_000, 50_000)
+    assert choose_rtt(T0_UNIX_NS, 0, rx, tx_ns) == expected
+
+
+@given(st.integers(1, 10**9), st.integers(0, 10**8), st.integers(0, 10**8))
+def test_kernel_send_stamp_measures_exactly_the_wire_round_trip(
+    true_rtt_ns: int, send_delay_ns: int, user_delay_ns: int
+) -> None:
+    """However long the GIL or the scheduler holds the send after the clock read, the RTT from
+    the kernel's send stamp is the wire round trip: never shorter, and no longer."""
+    left_ns = T0_UNIX_NS + send_delay_ns
+    rx = RxTime(
+        kernel_unix_ns=left_ns + true_rtt_ns,
+        unix_ns=left_ns + true_rtt_ns + user_delay_ns,
+        mono_ns=send_delay_ns + true_rtt_ns + user_delay_ns,
+    )
+    assert choose_rtt(T0_UNIX_NS, 0, rx, left_ns) == (true_rtt_ns, "kernel-tx")
