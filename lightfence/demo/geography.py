@@ -33,12 +33,17 @@ class PathModel:
     last_mile_ms: float = 0.3
     jitter_mean_ms: float = 0.2
 
-    def one_way_ms(self, hops: Sequence[Place], rng: random.Random) -> float:
-        """One-way delay along consecutive hops (e.g. landmark -> proxy -> chip)."""
+    def fixed_ms(self, hops: Sequence[Place]) -> float:
+        """The deterministic part of the one-way delay along consecutive hops
+        (e.g. landmark -> proxy -> chip): propagation plus last mile."""
         path_km = sum(
             distance_km(a.lat_deg, a.lon_deg, b.lat_deg, b.lon_deg)
             for a, b in itertools.pairwise(hops)
         )
-        propagation_ms = path_km * self.inflation / FIBRE_SPEED_KM_PER_S * 1000.0
-        jitter_ms = rng.expovariate(1.0 / self.jitter_mean_ms) if self.jitter_mean_ms > 0 else 0.0
-        return propagation_ms + self.last_mile_ms + jitter_ms
+        return path_km * self.inflation / FIBRE_SPEED_KM_PER_S * 1000.0 + self.last_mile_ms
+
+    def jitter_ms(self, rng: random.Random) -> float:
+        return rng.expovariate(1.0 / self.jitter_mean_ms) if self.jitter_mean_ms > 0 else 0.0
+
+    def one_way_ms(self, hops: Sequence[Place], rng: random.Random) -> float:
+        return self.fixed_ms(hops) + self.jitter_ms(rng)

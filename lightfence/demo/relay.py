@@ -57,6 +57,7 @@ class _Front:
     sock: socket.socket
     upstreams: dict[Address, socket.socket] = field(default_factory=dict)
     stats: RelayStats = field(default_factory=RelayStats)
+    fixed_ms: dict[Place, float] = field(default_factory=dict)  # per sender
 
 
 class Relay:
@@ -114,7 +115,12 @@ class Relay:
         os.close(self._wake_w)
 
     def _delay_s(self, sender: Place, front: _Front) -> float:
-        return self._model.one_way_ms((sender, *front.spec.hops), self._rng) / 1000.0
+        # Geodesics are computed once per path: at a few hundred µs each they would otherwise
+        # queue a burst of datagrams behind one another, inflating exactly the short paths.
+        fixed_ms = front.fixed_ms.get(sender)
+        if fixed_ms is None:
+            fixed_ms = front.fixed_ms[sender] = self._model.fixed_ms((sender, *front.spec.hops))
+        return (fixed_ms + self._model.jitter_ms(self._rng)) / 1000.0
 
     def _hold(self, delay_s: float, sock: socket.socket, data: bytes,
               to: Address | None) -> None:
