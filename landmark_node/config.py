@@ -36,6 +36,10 @@ class LandmarkConfig:
     round_interval_s: float = 60.0
     timeout_s: float = 0.5
     max_attempts: int = 3
+    # Independent timed probes per task, spaced out: the verifier keeps the smallest RTT per
+    # landmark and round, so a probe that hit a busy moment costs nothing.
+    probes_per_task: int = 1
+    probe_spacing_s: float = 0.2
     challenge_lifetime_s: float = 2.0
     max_rate_per_s: float = 5_000.0
     batch_max_records: int = 500
@@ -94,6 +98,12 @@ def load_landmark_config(path: Path) -> LandmarkConfig:
             f"{path}: [schedule] challenge_lifetime_s ({lifetime_s:g}) must exceed twice "
             f"timeout_s ({timeout_s:g}), which must be positive"
         )
+    probes_per_task = _get(schedule, "probes_per_task", int, 1)
+    probe_spacing_s = float(_get(schedule, "probe_spacing_s", number, 0.2))
+    if not 1 <= probes_per_task <= 16 or probe_spacing_s < 0:
+        raise LandmarkConfigError(
+            f"{path}: probes_per_task must be 1..16 and probe_spacing_s >= 0"
+        )
     return LandmarkConfig(
         landmark_id=landmark_id,
         key_file=required_path("key_file"),
@@ -108,6 +118,8 @@ def load_landmark_config(path: Path) -> LandmarkConfig:
         round_interval_s=float(_get(schedule, "round_interval_s", number, 60.0)),
         timeout_s=timeout_s,
         max_attempts=_get(schedule, "max_attempts", int, 3),
+        probes_per_task=probes_per_task,
+        probe_spacing_s=probe_spacing_s,
         challenge_lifetime_s=lifetime_s,
         max_rate_per_s=float(_get(schedule, "max_rate_per_s", number, 5_000.0)),
         batch_max_records=_get(batch, "max_records", int, 500),

@@ -75,7 +75,10 @@ class Prober:
         os.close(self._wake_w)
 
     def submit(self, targets: Iterable[Target]) -> None:
-        """Queue targets to challenge (thread-safe); they go out paced at max_rate_per_s."""
+        """Queue targets to challenge (thread-safe); they go out paced at max_rate_per_s.
+        Ignored once stopping (a spaced-out probe may be due after shutdown began)."""
+        if self._stopping.is_set():
+            return
         for target in targets:
             self._inbox.put(target)
         os.write(self._wake_w, b"x")

@@ -122,6 +122,9 @@ class LandmarkService:
                 continue
             targets = [t for t in map(self._target, tasks) if t is not None]
             self.prober.submit(targets)
+            loop = asyncio.get_running_loop()
+            for probe in range(1, self.config.probes_per_task):
+                loop.call_later(probe * self.config.probe_spacing_s, self.prober.submit, targets)
 
     def _drain_records(self) -> int:
         records: list[MeasurementRecord] = []

@@ -172,6 +172,8 @@ def _write_landmark_config(
         "timeout_s = 1.5\n"
         "max_attempts = 3\n"
         "challenge_lifetime_s = 5.0\n"
+        "probes_per_task = 3\n"
+        "probe_spacing_s = 0.3\n"
         "\n[batch]\n"
         f"interval_s = {0.25 if fast else 0.5}\n"
         "\n[verifier]\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -162,6 +163,12 @@ def test_example_config_loads() -> None:
             "[schedule]\ntimeout_s = 1.0\nchallenge_lifetime_s = 2.0\n",
             "must exceed twice",
         ),
+        (
+            "[landmark]\nid = 'x'\nkey_file = 'k'\nca_public_key = 'c'\nchip_certs_dir = 'd'\n"
+            "landmark_certs_dir = 'e'\nspool_path = 's'\noutbox_dir = 'o'\n"
+            "[schedule]\nprobes_per_task = 0\n",
+            "probes_per_task must be 1..16",
+        ),
     ],
 )
 def test_bad_landmark_config(tmp_path: Path, text: str, message: str) -> None:
@@ -169,3 +176,24 @@ def test_bad_landmark_config(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(LandmarkConfigError, match=message):
         load_landmark_config(path)
+
+
+@pytest.mark.asyncio
+async def test_each_task_is_probed_several_times_with_fresh_nonces(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    agent = ResponderServer(
+        ResponderCore(dict(pki.chips), {"lm-1": pki.landmarks["lm-1"].public_key()}), "127.0.0.1"
+    )
+    agent.start()
+    try:
+        cfg = dataclasses.replace(
+            config(pki, tmp_path, agent.address[1]), round_interval_s=60.0, probes_per_task=3,
+            probe_spacing_s=0.05, targets=({"kind": "chip", "id": "sim-0",
+                                            "host": "127.0.0.1", "port": agent.address[1]},),
+        )
+        service = LandmarkService(cfg, sink=FileSink(cfg.outbox_dir))
+        await run_for(service, 0.8)
+    finally:
+        agent.stop()
+    nonces = outbox_records(cfg.outbox_dir)
+    assert len(nonces) == len(set(nonces)) == 3  # one round, three independent probes
