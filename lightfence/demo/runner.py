@@ -249,7 +249,10 @@ async def run_demo(options: DemoOptions, on_update: Callable[[Snapshot], None]) 
             _start_landmark(running, node)
         await _scenario_loop(running, options, snapshot, on_update)
     finally:
-        await asyncio.to_thread(stop_all, running.children)
+        # Landmarks first, while the verifier still takes their last batches; then the rest.
+        landmarks = [child for child in running.children if child.name.startswith("landmark ")]
+        await asyncio.to_thread(stop_all, landmarks)
+        await asyncio.to_thread(stop_all, [c for c in running.children if c not in landmarks])
         await admin.aclose()
     return snapshot
 
