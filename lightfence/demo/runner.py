@@ -61,6 +61,8 @@ class Snapshot:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     landmarks: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    # chip id -> verdict -> rounds, over the whole run (filled in at the end)
+    verdict_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
     dashboard_url: str = ""
 
@@ -285,4 +287,21 @@ async def _scenario_loop(
         await asyncio.sleep(1.0)
     snapshot.elapsed_s = time.monotonic() - started
     await _poll(running, snapshot)
+    await _count_verdicts(running, snapshot)
     on_update(snapshot)
+
+
+async def _count_verdicts(running: _Running, snapshot: Snapshot) -> None:
+    """Every round's verdict per chip, following the history's cursor to its end."""
+    for chip in snapshot.chips:
+        counts: dict[str, int] = {}
+        params: dict[str, str | int] = {"limit": 200}
+        while True:
+            page = await _checked(
+                running.admin.get(f"/v1/chips/{chip['chip_id']}/verdicts", params=params))
+            for item in page["items"]:
+                counts[item["verdict"]] = counts.get(item["verdict"], 0) + 1
+            if not page.get("next_cursor"):
+                break
+            params["cursor"] = page["next_cursor"]
+        snapshot.verdict_counts[chip["chip_id"]] = counts

@@ -71,8 +71,14 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
         return [chip.chip_id for chip in scenario.chips if chip.role == role]
 
     honest = chips_with("honest")
+    counts = snapshot.verdict_counts
+
+    def ever(chip_id: str, verdict: str) -> bool:
+        return counts.get(chip_id, {}).get(verdict, 0) > 0 or states.get(chip_id) == verdict
+
     checks = {
-        "smuggled_never_verified": all(states.get(c) != "verified" for c in chips_with("smuggled")),
+        # Over every round of the run, not just the last one.
+        "smuggled_never_verified": not any(ever(c, "verified") for c in chips_with("smuggled")),
         "smuggled_alerted": all(
             any((c, t) in open_alerts for t in ("outside_licensed_region",
                                                 "inconsistent_measurements"))
@@ -85,8 +91,8 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
             for lm in scenario.landmarks if lm.claimed is not None
         ),
         "replay_alerted": any(a["type"] == "replay_detected" for a in snapshot.alerts),
-        "honest_never_violation": all(states.get(c) != "violation" for c in honest),
-        "honest_verified": sum(states.get(c) == "verified" for c in honest),
+        "honest_never_violation": not any(ever(c, "violation") for c in honest),
+        "honest_verified": sum(ever(c, "verified") for c in honest),
         "honest_total": len(honest),
     }
     return {
@@ -100,6 +106,7 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
                 else None,
                 "licence": chip["licence"],
                 "state": chip["state"],
+                "verdicts": snapshot.verdict_counts.get(chip["chip_id"], {}),
                 "sound_area_km2": (((chip.get("last_verdict") or {}).get("assessment") or {})
                                    .get("sound_area_km2")),
             }
