@@ -38,6 +38,8 @@ class VerifierConfig:
     webhook_max_attempts: int = 12
     webhook_backoff_base_s: float = 1.0
     evidence: bool = True  # append verdicts/alerts to the evidence log (docs/evidence.md)
+    log_key_file: Path | None = None  # evidence log signing key; None = <data_dir>/log.key
+    tree_head_interval_s: float = 10.0  # sign a tree head this often when the log grew
 
     @property
     def ca_public_key(self) -> bytes:
@@ -52,6 +54,10 @@ class VerifierConfig:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "verifier.sqlite3"
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.log_key_file if self.log_key_file is not None else self.data_dir / "log.key"
 
 
 _SCALARS = {f.name: f for f in fields(VerifierConfig)}
@@ -68,7 +74,7 @@ def config_from_mapping(raw: dict[str, Any], base_dir: Path | None = None) -> Ve
             raise ConfigError(f"unknown config key {key!r}")
         if key == "webhooks":
             values[key] = _webhooks(value)
-        elif key == "data_dir":
+        elif key in ("data_dir", "log_key_file"):
             path = Path(str(value))
             values[key] = path if path.is_absolute() or base_dir is None else base_dir / path
         else:
@@ -96,7 +102,7 @@ def _validate(config: VerifierConfig) -> None:
             raise ConfigError(f"{name} must be a positive integer")
     for name in ("max_record_age_s", "max_clock_skew_s", "tick_s", "landmark_dead_after_s",
                  "task_ttl_s", "mesh_interval_s", "calibration_refresh_s",
-                 "webhook_backoff_base_s"):
+                 "webhook_backoff_base_s", "tree_head_interval_s"):
         value = getattr(config, name)
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{name} must be a positive number")
