@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from verifier.translog import TransparencyLog
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +29,12 @@ class EvidenceSink:
     @property
     def enabled(self) -> bool:
         return self._log is not None
+
+    @property
+    def log(self) -> TransparencyLog | None:
+        """The log itself (None when evidence is off): for tree heads and exports."""
+        log: TransparencyLog | None = self._log
+        return log
 
     def verdict(self, *, chip_id: str, round_id: str, decided_unix_ns: int, verdict: str,
                 chip_certificate: dict[str, Any], landmark_certificates: Sequence[dict[str, Any]],

@@ -19,6 +19,7 @@ from verifier.ingest import Ingestor
 from verifier.metrics import Metrics
 from verifier.registry import KeyCache
 from verifier.store import SqliteStore
+from verifier.tree_heads import TreeHeadSigner, load_or_create_log_key
 from verifier.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ class Service:
         self.keys = KeyCache()
         ca_key = config.ca_public_key if config.ca_public_key_b64 else b""
         self.evidence = EvidenceSink(config.db_path if config.evidence else None, ca_key)
+        self.tree_heads = (None if self.evidence.log is None else TreeHeadSigner(
+            self.evidence.log, load_or_create_log_key(config.log_key_path),
+            config.tree_head_interval_s))
         self.alerts = Alerts(webhook_urls=tuple(h.url for h in config.webhooks), hub=self.hub,
                              metrics=self.metrics, evidence=self.evidence)
         self.ingestor = Ingestor(db=self.db, config=config, keys=self.keys,
@@ -55,6 +59,9 @@ class Service:
         await self.db.run(self.keys.load)
         self._background = [asyncio.create_task(self._loop(), name="verifier-tick"),
                             asyncio.create_task(self.webhooks.run(), name="verifier-webhooks")]
+        if self.tree_heads is not None:
+            self._background.append(asyncio.create_task(self.tree_heads.run(),
+                                                        name="verifier-tree-heads"))
 
     async def stop(self) -> None:
         for task in self._background:
@@ -66,6 +73,8 @@ class Service:
         self.ingestor.close()
         self._geo_pool.shutdown(wait=True)
         self.db.close()
+        if self.tree_heads is not None:  # last head: an export after a clean stop covers all
+            self.tree_heads.sign_if_grown(int(time.time()))
         self.evidence.close()
 
     def task_event(self, landmark_id: str) -> asyncio.Event:
