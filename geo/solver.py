@@ -29,6 +29,7 @@ reported per cap) outside the inflated spherical cap, i.e. at most
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -348,6 +349,16 @@ def _local_bases(caps: Sequence[Cap]) -> FloatArray:
     return np.array(rows)
 
 
+@functools.lru_cache(maxsize=64)
+def _azimuth_trig(n: int) -> FloatArray:
+    """(n, 2): sin and cos of n equally spaced azimuths (from north towards east: sin along
+    east, cos along north). Few distinct n occur, so they are computed once (read-only)."""
+    azimuths = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
+    trig = np.column_stack((np.sin(azimuths), np.cos(azimuths)))
+    trig.flags.writeable = False
+    return trig
+
+
 def _great_circle_rings(
     caps: Sequence[Cap], excess_rad: float
 ) -> tuple[FloatArray, FloatArray, FloatArray] | None:
@@ -365,9 +376,7 @@ def _great_circle_rings(
     if float(vertex_angle.max()) >= _LOCAL_MAX_VERTEX_RAD:
         return None
     bases = _local_bases(caps)
-    azimuths = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
-    # Azimuth from north towards east: sin along east (row 0), cos along north (row 1).
-    trig = np.stack((np.sin(azimuths), np.cos(azimuths)), axis=-1)  # (n, 2)
+    trig = _azimuth_trig(n)
     sin_v, cos_v = np.sin(vertex_angle)[:, None, None], np.cos(vertex_angle)[:, None, None]
     vertices = cos_v * bases[:, None, 2, :] + sin_v * (trig @ bases[:, :2, :])
     return np.asarray(vertices, dtype=np.float64), vertex_angle, bases

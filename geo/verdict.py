@@ -263,25 +263,59 @@ def _intersection_near(region: BaseGeometry, area: BaseGeometry) -> BaseGeometry
         return region.intersection(area)
 
 
-def _compliant_fraction(region: BaseGeometry, licence: Licence, region_km2: float) -> float:
+def _compliant_fraction(
+    region: BaseGeometry, licence: Licence, region_km2: float, near_prohibited: bool
+) -> float:
     if region_km2 <= 0.0:
         return 0.0
     compliant = region
-    # Overlays cost time in the size of both operands; the prepared predicates skip regions
-    # that are far away (a prohibited country on another continent) at almost no cost.
+    # Overlays cost time in the size of both operands; a prohibited region already cleared by
+    # the box test (another continent) is not overlaid at all.
     if licence.allowed_union is not None:
         compliant = _intersection_near(compliant, licence.allowed_union)
-    if licence.prohibited_union is not None and licence.prohibited_union.intersects(compliant):
-        compliant = compliant.difference(licence.prohibited_union)
+    prohibited = licence.prohibited_union
+    if near_prohibited and prohibited is not None and prohibited.intersects(compliant):
+        compliant = compliant.difference(prohibited)
     return min(max(area_km2(compliant) / region_km2, 0.0), 1.0)
 
 
-def judge(
-    region: BaseGeometry, licence: Licence, region_km2: float | None = None
-) -> tuple[Verdict, float]:
-    """Verdict and inside fraction for a consistent sound region (see the module docstring).
+def _near_prohibited(region: BaseGeometry, licence: Licence) -> bool:
+    """False when a box around the grown region misses every prohibited region (then the
+    region is clear of them without growing it); True when it may not."""
+    prohibited = licence.prohibited_union
+    if prohibited is None:
+        return False
+    margin_km = float(licence.tolerance_km) + max(r.boundary_error_km for r in licence.prohibited)
+    box = _grown_box(region, margin_km)
+    return box is None or bool(prohibited.intersects(box))
 
-    `region_km2` is `area_km2(region)` when the caller has it already."""
+
+def _inconclusive_by_points(region: BaseGeometry, licence: Licence, near_prohibited: bool) -> bool:
+    """True when points of the region alone prove `_judge_grown` would say inconclusive.
+
+    The region's vertices are points of G = grow(region, m) for any margin m >= 0, so a
+    vertex outside an area proves G is not covered by it and a vertex in an area proves G
+    meets it: exactly the facts that rule out `verified` and `violation`. The answer is
+    therefore the one growing the region gives, at the cost of one point-in-polygon call per
+    area on the prepared licence geometry. False means "not decided", never a verdict.
+    """
+    xy = shapely.get_coordinates(region)
+    allowed, prohibited = licence.allowed_union, licence.prohibited_union
+    meets_allowed, leaves_allowed = True, False  # no allowed regions: allowed everywhere
+    if allowed is not None:
+        hits = shapely.intersects_xy(allowed, xy[:, 0], xy[:, 1])
+        meets_allowed, leaves_allowed = bool(hits.any()), not bool(hits.all())
+    meets_prohibited, leaves_prohibited = False, True
+    if near_prohibited and prohibited is not None:
+        hits = shapely.intersects_xy(prohibited, xy[:, 0], xy[:, 1])
+        meets_prohibited, leaves_prohibited = bool(hits.any()), not bool(hits.all())
+    not_verified = leaves_allowed or meets_prohibited
+    not_violation = meets_allowed and leaves_prohibited
+    return not_verified and not_violation
+
+
+def _judge_grown(region: BaseGeometry, licence: Licence, near_prohibited: bool) -> Verdict:
+    """The verdict by definition: grow the region by the margins and compare."""
     tolerance_km = float(licence.tolerance_km)
     allowed, prohibited = licence.allowed_union, licence.prohibited_union
     grown_for_allowed = grown_for_prohibited = region
@@ -289,33 +323,47 @@ def judge(
     if allowed is not None:
         margin_km = tolerance_km + max(r.boundary_error_km for r in licence.allowed)
         grown_for_allowed = grown.setdefault(margin_km, grow(region, margin_km))
-    far_from_prohibited = prohibited is None
-    if prohibited is not None:
+    if near_prohibited and prohibited is not None:
         margin_km = tolerance_km + max(r.boundary_error_km for r in licence.prohibited)
-        # A prohibited region on another continent is cleared by a box test, without growing.
-        box = _grown_box(region, margin_km)
-        far_from_prohibited = box is not None and not prohibited.intersects(box)
-        if not far_from_prohibited:
-            if margin_km not in grown:
-                grown[margin_km] = grow(region, margin_km)
-            grown_for_prohibited = grown[margin_km]
+        if margin_km not in grown:
+            grown[margin_km] = grow(region, margin_km)
+        grown_for_prohibited = grown[margin_km]
     inside_allowed = allowed is None or allowed.covers(grown_for_allowed)
-    clear = far_from_prohibited or (
-        prohibited is not None and not prohibited.intersects(grown_for_prohibited)
+    clear = (
+        not near_prohibited or prohibited is None or not prohibited.intersects(grown_for_prohibited)
     )
     if inside_allowed and clear:
-        return Verdict.VERIFIED, 1.0
+        return Verdict.VERIFIED
     outside_allowed = allowed is not None and not allowed.intersects(grown_for_allowed)
     in_prohibited = (
-        not far_from_prohibited
-        and prohibited is not None
-        and prohibited.covers(grown_for_prohibited)
+        near_prohibited and prohibited is not None and prohibited.covers(grown_for_prohibited)
     )
     if outside_allowed or in_prohibited:
-        return Verdict.VIOLATION, 0.0
+        return Verdict.VIOLATION
+    return Verdict.INCONCLUSIVE
+
+
+def judge(
+    region: BaseGeometry, licence: Licence, region_km2: float | None = None
+) -> tuple[Verdict, float]:
+    """Verdict and inside fraction for a consistent sound region (see the module docstring).
+
+    `region_km2` is `area_km2(region)` when the caller has it already. The usual
+    `inconclusive` (region across a border) is recognised from the region's vertices without
+    growing it (`_inconclusive_by_points`, same answer); everything else is decided by
+    `_judge_grown`."""
+    near_prohibited = _near_prohibited(region, licence)
+    if _inconclusive_by_points(region, licence, near_prohibited):
+        verdict = Verdict.INCONCLUSIVE
+    else:
+        verdict = _judge_grown(region, licence, near_prohibited)
+    if verdict is Verdict.VERIFIED:
+        return verdict, 1.0
+    if verdict is Verdict.VIOLATION:
+        return verdict, 0.0
     if region_km2 is None:
         region_km2 = area_km2(region)
-    return Verdict.INCONCLUSIVE, _compliant_fraction(region, licence, region_km2)
+    return verdict, _compliant_fraction(region, licence, region_km2, near_prohibited)
 
 
 def assess(

@@ -25,7 +25,10 @@ from geo.verdict import (
     SolverParams,
     Verdict,
     _grown_box,
+    _inconclusive_by_points,
     _intersection_near,
+    _judge_grown,
+    _near_prohibited,
     area_km2,
     assess,
     grow,
@@ -343,3 +346,56 @@ def test_a_vanishing_tolerance_still_verifies_a_chip_well_inside() -> None:
     allowed = box_region("zone", 0.0, 40.0, 20.0, 55.0)
     licence = Licence((allowed,), (), tolerance_km=1e-90)  # GEOS buffers this to nothing
     assert assess(measure((48.0, 9.0), inflation=1.0), licence).verdict is Verdict.VERIFIED
+
+
+@st.composite
+def regions_with_box_licences(draw):
+    """A small region (box or disc) and a licence of boxes around it: allowed, prohibited or
+    both, crossing the region, holding it, or missing it, with or without a tolerance."""
+    lon, lat = draw(st.floats(-179.0, 175.0)), draw(st.floats(-85.0, 85.0))
+    size = draw(st.floats(0.01, 4.0))
+    if draw(st.booleans()):
+        region = shapely.box(lon, lat, min(lon + size, 180.0), min(lat + size, 90.0))
+    else:
+        region = (
+            shapely.Point(lon, lat).buffer(size / 2).intersection(shapely.box(-180, -90, 180, 90))
+        )
+
+    def near_box():
+        centre_lon = lon + draw(st.floats(-6.0, 6.0))
+        centre_lat = lat + draw(st.floats(-6.0, 6.0))
+        half_w, half_h = draw(st.floats(0.01, 8.0)), draw(st.floats(0.01, 8.0))
+        box = shapely.box(
+            centre_lon - half_w, centre_lat - half_h, centre_lon + half_w, centre_lat + half_h
+        ).intersection(shapely.box(-180, -90, 180, 90))
+        assume(box.area > 1e-6)
+        return box
+
+    kind = draw(st.sampled_from(["allowed", "prohibited", "both"]))
+    allowed = (Region("a", near_box()),) if kind != "prohibited" else ()
+    prohibited = (
+        (Region("p", near_box(), draw(st.sampled_from([0.0, 7.0]))),) if kind != "allowed" else ()
+    )
+    tolerance = draw(st.sampled_from([0.0, 0.0, 20.0, 150.0]))
+    return region, Licence(allowed, prohibited, tolerance_km=tolerance)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(regions_with_box_licences())
+def test_verdict_by_points_is_the_verdict_by_growing(case) -> None:
+    region, licence = case
+    near = _near_prohibited(region, licence)
+    exact = _judge_grown(region, licence, near_prohibited=True)  # no box shortcut either
+    assert _judge_grown(region, licence, near) is exact
+    if _inconclusive_by_points(region, licence, near):
+        assert exact is Verdict.INCONCLUSIVE
+    assert judge(region, licence)[0] is exact
+
+
+def test_points_leave_undecided_regions_to_the_grown_test() -> None:
+    allowed = Licence((box_region("zone", 0.0, 0.0, 10.0, 10.0),), (), tolerance_km=50.0)
+    inside_near_border = shapely.box(9.0, 5.0, 9.9, 5.5)  # every vertex inside, G crosses
+    assert not _inconclusive_by_points(inside_near_border, allowed, near_prohibited=False)
+    assert judge(inside_near_border, allowed)[0] is Verdict.INCONCLUSIVE
+    across = shapely.box(9.0, 5.0, 11.0, 5.5)
+    assert _inconclusive_by_points(across, allowed, near_prohibited=False)
