@@ -781,9 +781,17 @@ def _recompute(
     entry: Mapping[str, Any],
     inputs: Sequence[tuple[str, float, float, float]],
 ) -> None:
+    """Apply the verifier's decision rule to the checked inputs and compare with what it stored.
+
+    The rule (verifier.verdicts.decide): a round with no valid signed answer can only be `dark`
+    (the verifier decides nothing else without inputs); otherwise `geo.verdict.assess` decides,
+    and when it cannot (a GeoError, e.g. too few landmarks) or has no licence to compare with,
+    the verdict is `inconclusive`, never `verified`.
+    """
     stored_verdict = entry.get("verdict")
     stored = entry.get("assessment")
-    if isinstance(stored, Mapping) and stored.get("verdict") != stored_verdict:
+    # An assessment without a verdict (no licence given) backs an `inconclusive`.
+    if isinstance(stored, Mapping) and stored.get("verdict") not in (stored_verdict, None):
         audit.fail(
             "verdict.stored",
             f"{where}.verdict",
@@ -792,16 +800,36 @@ def _recompute(
             expected=stored.get("verdict"),
             found=stored_verdict,
         )
-    if stored_verdict == "dark":
-        if inputs:
+    if not inputs:
+        audit.counts["recomputed_verdicts"] += 1
+        if stored_verdict != "dark":
             audit.fail(
-                "verdict.dark",
-                f"{where}.inputs",
-                "a dark verdict rests on no input",
+                "verdict.recomputed",
+                f"{where}.verdict",
+                "with no valid signed measurement the only verdict is dark",
                 entry=index,
-                expected=[],
-                found=[i[0] for i in inputs],
+                expected="dark",
+                found=stored_verdict,
             )
+        if stored is not None:
+            audit.fail(
+                "assessment.recomputed",
+                f"{where}.assessment",
+                "a dark verdict has no assessment",
+                entry=index,
+                expected=None,
+                found=_short(stored),
+            )
+        return
+    if stored_verdict == "dark":
+        audit.fail(
+            "verdict.dark",
+            f"{where}.inputs",
+            "a dark verdict rests on no input",
+            entry=index,
+            expected=[],
+            found=[i[0] for i in inputs],
+        )
         return
     solver = entry.get("solver")
     solver = solver if isinstance(solver, Mapping) else {}
@@ -810,6 +838,8 @@ def _recompute(
             f"entry {index}: decided by solver {solver.get('version')}, recomputed with "
             f"{__version__}"
         )
+    from geo.errors import GeoError
+
     try:
         from geo.calibration import CalibrationModel
         from geo.licence import licence_from_json
@@ -823,7 +853,19 @@ def _recompute(
             None if calibration_json is None else CalibrationModel.from_json(calibration_json)
         )
         params = SolverParams(**dict(solver.get("params") or {}))
+    except Exception as exc:  # the auditor reports any failure to recompute, never crashes
+        audit.fail(
+            "verdict.recompute",
+            f"{where}.solver",
+            f"cannot recompute the verdict: {type(exc).__name__}: {exc}",
+            entry=index,
+        )
+        return
+    result = None
+    try:
         result = assess(measurements, licence, calibration, params)
+    except GeoError:
+        pass  # the verifier's rule: no geo verdict is inconclusive (checked below)
     except Exception as exc:  # the auditor reports any failure to recompute, never crashes
         audit.fail(
             "verdict.recompute",
@@ -833,20 +875,33 @@ def _recompute(
         )
         return
     audit.counts["recomputed_verdicts"] += 1
-    recomputed = result.to_json()
-    if result.verdict is None or result.verdict.value != stored_verdict:
+    expected_verdict = (
+        "inconclusive" if result is None or result.verdict is None else result.verdict.value
+    )
+    if expected_verdict != stored_verdict:
         audit.fail(
             "verdict.recomputed",
             f"{where}.verdict",
             "recomputed verdict differs from the stored one",
             entry=index,
-            expected=None if result.verdict is None else result.verdict.value,
+            expected=expected_verdict,
             found=stored_verdict,
         )
+    if result is None:
+        if stored is not None:
+            audit.fail(
+                "assessment.recomputed",
+                f"{where}.assessment",
+                "the solver gives no assessment for these inputs",
+                entry=index,
+                expected=None,
+                found=_short(stored),
+            )
+        return
     if not isinstance(stored, Mapping):
         audit.fail("assessment.missing", f"{where}.assessment", "no stored assessment", entry=index)
         return
-    for key, value in recomputed.items():
+    for key, value in result.to_json().items():
         if not _same(value, stored.get(key)):
             audit.fail(
                 "assessment.recomputed",

@@ -61,6 +61,32 @@ def test_small_demo_catches_smuggling_darkness_faulty_landmark_and_replay(tmp_pa
     assert demo.returncode == 0, stderr[-2000:]
     assert _processes_mentioning(str(workdir)) == []
 
+    # Evidence: every chip's bundle over the whole run, exported with the real CLI from the
+    # stopped verifier's data, passes the offline audit, which recomputes every stored verdict.
+    import sqlite3
+
+    data_dir = workdir / "var" / "verifier"
+    db = sqlite3.connect(data_dir / "verifier.sqlite3")
+    stored = dict(db.execute("SELECT chip_id, COUNT(*) FROM verdicts GROUP BY chip_id"))
+    db.close()
+    assert set(stored) >= {"gpu-kul-03", "gpu-fra-03", "gpu-ash-01"}
+    for chip_id, verdict_count in sorted(stored.items()):
+        bundle = tmp_path / f"{chip_id}.bundle.json"
+        export = subprocess.run(
+            [sys.executable, "-m", "lightfence", "evidence", "export", "--chip", chip_id,
+             "--from", "0", "--to", str(2**63 - 1), "--data-dir", str(data_dir),
+             "-o", str(bundle)], check=False, capture_output=True, text=True, timeout=120)
+        assert export.returncode == 0, export.stderr[-2000:]
+        assert json.loads(bundle.read_text())["omitted_uncovered"] == 0
+        audit = subprocess.run(
+            [sys.executable, "-m", "lightfence", "audit", "verify", str(bundle),
+             "--ca", str(workdir / "keys" / "ca.pub.json"),
+             "--log-key", str(data_dir / "log.pub.json")],
+            check=False, capture_output=True, text=True, timeout=300)
+        report = json.loads(audit.stdout)
+        assert audit.returncode == 0, (chip_id, report["findings"][:5])
+        assert report["counts"]["recomputed_verdicts"] == verdict_count, chip_id
+
 
 def test_demo_stops_every_process_on_ctrl_c(tmp_path: Path) -> None:
     workdir = tmp_path / "world"
