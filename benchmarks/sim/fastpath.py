@@ -25,6 +25,7 @@ answer errs toward `inconclusive`. The runner cross-checks a sample against asse
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 import shapely
+from scipy.spatial import cKDTree
 
 from benchmarks.sim.sites import pairwise_km
 from geo.constants import (
@@ -49,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+Int32Array = npt.NDArray[np.int32]
+Int8Array = npt.NDArray[np.int8]
 BoolArray = npt.NDArray[np.bool_]
 KM_PER_MS_RTT = C_VACUUM_KM_PER_S / 2.0 / 1000.0  # proof radius per ms of round trip
 # Geodesic distance is at most this factor times the spherical (R1) distance (polar radius of
@@ -73,9 +77,67 @@ class CellGrid:
     area_km2: FloatArray
     covering_km: float
     xyz: FloatArray
+    blocks: BlockLayout | None = None
 
 
-def build_grid(spacing_km: float) -> CellGrid:
+@dataclass(frozen=True, slots=True)
+class BlockLayout:
+    """Cells grouped into blocks of about COARSE_FACTOR x COARSE_FACTOR cells.
+
+    Every cell centre of a block lies within `reach_km` of the block centre, so by the
+    triangle inequality a block farther than limit + reach from a landmark holds no cell
+    centre within limit, and one nearer than limit - reach holds only cells within it.
+    """
+
+    xyz: FloatArray  # block centres
+    cells: npt.NDArray[np.int32]  # cell indices, grouped by block
+    start: IntArray  # block b's cells are cells[start[b] : start[b] + count[b]]
+    count: IntArray
+    area_km2: FloatArray
+    reach_km: float
+
+    def expand(self, blocks: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
+        """The cells of `blocks`, concatenated."""
+        counts = self.count[blocks]
+        total = int(counts.sum())
+        if total == 0:
+            return np.empty(0, dtype=np.int32)
+        ends = np.cumsum(counts)
+        offsets = np.repeat(self.start[blocks] - (ends - counts), counts)
+        out: npt.NDArray[np.int32] = self.cells[np.arange(total, dtype=np.int64) + offsets]
+        return out
+
+    def all_of(self, flags: BoolArray) -> BoolArray:
+        """Per block: is `flags` true for every one of its cells?"""
+        return np.asarray(np.logical_and.reduceat(flags[self.cells], self.start), dtype=np.bool_)
+
+
+COARSE_FACTOR = 4
+
+
+def _block_layout(grid: CellGrid, spacing_km: float) -> BlockLayout:
+    centres = build_grid(spacing_km * COARSE_FACTOR, with_blocks=False).xyz
+    parent = cKDTree(centres).query(grid.xyz)[1].astype(np.int64)
+    cos_reach = np.clip(np.einsum("ij,ij->i", grid.xyz, centres[parent]), -1.0, 1.0)
+    # Blocks that are no cell's nearest are dropped: reduceat needs non-empty segments.
+    # float32 cell distances round by < 1 m at 20,000 km; the 0.01 km added to the reach
+    # covers that and the float64 arithmetic here.
+    counts = np.bincount(parent, minlength=centres.shape[0])
+    keep = counts > 0
+    renumber = np.cumsum(keep) - 1
+    parent = renumber[parent]
+    counts = counts[keep]
+    return BlockLayout(
+        xyz=centres[keep],
+        cells=np.argsort(parent, kind="stable").astype(np.int32),
+        start=np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64),
+        count=counts.astype(np.int64),
+        area_km2=np.bincount(parent, weights=grid.area_km2).astype(np.float64),
+        reach_km=float(np.arccos(cos_reach).max() * EARTH_MEAN_RADIUS_KM) + 0.01,
+    )
+
+
+def build_grid(spacing_km: float, with_blocks: bool = True) -> CellGrid:
     """Rows of equal latitude height; each row's cells about `spacing_km` wide at its widest."""
     rows = max(2, math.ceil(180.0 * KM_PER_DEG_LAT_MIN / spacing_km))
     step_lat = 180.0 / rows
@@ -107,7 +169,7 @@ def build_grid(spacing_km: float) -> CellGrid:
         covering_km = max(covering_km, float(reach.max()))
     lat = np.concatenate(lats)
     lon = np.concatenate(lons)
-    return CellGrid(
+    grid = CellGrid(
         lat_deg=lat,
         lon_deg=lon,
         half_lat_deg=step_lat / 2.0,
@@ -116,12 +178,17 @@ def build_grid(spacing_km: float) -> CellGrid:
         covering_km=covering_km * 1.001 + 0.01,
         xyz=unit_vectors(lat, lon),
     )
+    if not with_blocks:
+        return grid
+    return dataclasses.replace(grid, blocks=_block_layout(grid, spacing_km))
 
 
 @dataclass(frozen=True, slots=True)
 class CountryCells:
     inside: BoolArray  # cell certainly inside the country
     outside: BoolArray  # cell certainly outside
+    block_inside: BoolArray  # every cell of the block certainly inside
+    block_outside: BoolArray
 
 
 def classify_cells(grid: CellGrid, region: Region, grow_km: float) -> CountryCells:
@@ -152,7 +219,16 @@ def classify_cells(grid: CellGrid, region: Region, grow_km: float) -> CountryCel
         if shift == 0.0:
             inside[index] = shapely.contains(geometry, boxes)
     inside &= (west >= -180.0) & (east <= 180.0)
-    return CountryCells(inside=inside, outside=~touches)
+    outside = ~touches
+    blocks = grid.blocks
+    if blocks is None:
+        raise ValueError("classify_cells needs a grid built with blocks")
+    return CountryCells(
+        inside=inside,
+        outside=outside,
+        block_inside=blocks.all_of(inside),
+        block_outside=blocks.all_of(outside),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +240,13 @@ class FastParams:
 
 
 class LandmarkField:
-    """Each landmark's distance to every cell centre, and its cells sorted by that distance."""
+    """Each landmark's distance to every cell and block centre, and its cells sorted by it."""
 
     def __init__(self, grid: CellGrid, lat_deg: FloatArray, lon_deg: FloatArray) -> None:
+        if grid.blocks is None:
+            raise ValueError("LandmarkField needs a grid built with blocks")
         self.grid = grid
+        self.blocks = grid.blocks
         self.xyz = unit_vectors(lat_deg, lon_deg)
         distance = pairwise_km(self.xyz, grid.xyz).astype(np.float32)
         self.distance_km = distance
@@ -175,6 +254,7 @@ class LandmarkField:
         self.sorted_km = np.take_along_axis(distance, self.order, axis=1)
         # Row per cell: gathering a few landmarks for many cells reads contiguous memory.
         self.by_cell_km = np.ascontiguousarray(distance.T)
+        self.block_distance_km = pairwise_km(self.xyz, self.blocks.xyz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,23 +281,31 @@ def fast_verdict(
     need = params.robust_landmarks + 1
     # Cells within reach of the smallest cap: the only ones that can be in the region.
     weak = _unexcluded(field, landmarks, limits, 0, need)
-    open_cells = weak[0][weak[1] == 0]
-    area_km2 = float(field.grid.area_km2[open_cells].sum())
-    if not _has_witness(field, valid, radius_km, open_cells, (landmarks, limits)):
-        return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
+    open_cells = weak.cells[weak.cell_count == 0]
+    open_blocks = weak.blocks[weak.block_count == 0]
+    area_km2 = float(
+        field.grid.area_km2[open_cells].sum() + field.blocks.area_km2[open_blocks].sum()
+    )
     # With fewer caps than `need`, cells beyond the smallest cap lack enough exclusions.
     enough = landmarks.size >= need
-    inside = enough and bool(cells.inside[weak[0]].all())
-    outside = enough and bool(cells.outside[weak[0]].all())
+    inside = enough and weak.all_inside(cells)
+    outside = enough and weak.all_outside(cells)
+    # Most chips end here: a cell that is neither certainly inside nor certainly outside
+    # leaves them inconclusive whatever the rest says, so the witness search is skipped.
+    if not (inside or outside):
+        return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
+    candidates = np.concatenate((open_cells, field.blocks.expand(open_blocks)))
+    if not _has_witness(field, valid, radius_km, candidates, (landmarks, limits)):
+        return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
     # Robustness: a cell excluded by fewer than `need` caps lies within reach of one of the
     # `need` smallest caps. Those beyond the first are only examined for a chip that could
-    # still be proven either way, which spares the work for the (many) inconclusive ones.
+    # still be proven either way.
     for rank in range(1, min(need, landmarks.size)):
         if not (inside or outside):
             break
-        cells_, _ = _unexcluded(field, landmarks, limits, rank, need)
-        inside = inside and bool(cells.inside[cells_].all())
-        outside = outside and bool(cells.outside[cells_].all())
+        more = _unexcluded(field, landmarks, limits, rank, need)
+        inside = inside and more.all_inside(cells)
+        outside = outside and more.all_outside(cells)
     if inside:
         return FastOutcome(FastVerdict.VERIFIED, area_km2)
     if outside:
@@ -225,16 +313,92 @@ def fast_verdict(
     return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
 
 
+@dataclass(frozen=True, slots=True)
+class _Selection:
+    """Cells, and whole blocks of cells, with how many tested caps exclude each."""
+
+    cells: Int32Array
+    cell_count: Int8Array
+    blocks: Int32Array  # every cell of such a block has the block's count
+    block_count: Int8Array
+
+    def all_inside(self, country_cells: CountryCells) -> bool:
+        return bool(
+            country_cells.inside[self.cells].all() and country_cells.block_inside[self.blocks].all()
+        )
+
+    def all_outside(self, country_cells: CountryCells) -> bool:
+        return bool(
+            country_cells.outside[self.cells].all()
+            and country_cells.block_outside[self.blocks].all()
+        )
+
+
+_NO_BLOCKS = np.empty(0, dtype=np.int32)
+_NO_COUNTS = np.empty(0, dtype=np.int8)
+# Below this many cells in reach of the pivot cap, testing cells directly is cheaper.
+_BLOCKS_MIN_CELLS = 400
+
+
 def _unexcluded(
     field: LandmarkField, landmarks: IntArray, limits: FloatArray, rank: int, need: int
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int8]]:
+) -> _Selection:
     """Cells within reach of cap `rank` but of no smaller cap, excluded by < `need` caps.
 
-    Returns the cells and how many of the tested caps exclude each. Cells drop out as soon
-    as enough caps exclude them: most fall to the first few, which keeps the work small.
+    For a large cap, blocks come first: a block that no tested cap boundary crosses is kept
+    or dropped whole (its cells all share one count), and only the cells of blocks that a
+    boundary may cross are tested one by one. Either way the same cells are selected.
     """
     lm = landmarks[rank]
-    cells = field.order[lm, : int(np.searchsorted(field.sorted_km[lm], limits[rank], "right"))]
+    reach = int(np.searchsorted(field.sorted_km[lm], _float32_at_most(limits[rank]), "right"))
+    if reach < _BLOCKS_MIN_CELLS:
+        cells, count = _filter_cells(
+            field, field.order[lm, :reach], landmarks, limits, rank=rank, need=need
+        )
+        return _Selection(cells, count, _NO_BLOCKS, _NO_COUNTS)
+    reach_km = field.blocks.reach_km
+    distance = field.block_distance_km
+    blocks = np.flatnonzero(distance[lm] <= limits[rank] + reach_km).astype(np.int32)
+    whole = distance[lm, blocks] + reach_km <= limits[rank]
+    for earlier in range(rank):
+        d = distance[landmarks[earlier], blocks]
+        keep = d + reach_km > limits[earlier]  # else every cell is within the earlier cap
+        blocks, whole = blocks[keep], whole[keep] & (d[keep] - reach_km > limits[earlier])
+    count = np.full(blocks.size, rank, dtype=np.int8)
+    for other in range(rank + 1, landmarks.size):
+        d = distance[landmarks[other], blocks]
+        beyond = d - reach_km > limits[other]  # every cell excluded by this cap
+        count += beyond
+        whole &= beyond | (d + reach_km <= limits[other])  # ...or none
+        keep = count < need
+        blocks, count, whole = blocks[keep], count[keep], whole[keep]
+    cells = field.blocks.expand(blocks[~whole])
+    cells = cells[field.distance_km[lm, cells] <= limits[rank]]
+    cells, cell_count = _filter_cells(field, cells, landmarks, limits, rank=rank, need=need)
+    return _Selection(cells, cell_count, blocks[whole], count[whole])
+
+
+def _float32_at_most(value: float) -> np.float32:
+    """The largest float32 <= value: for float32 d, d <= it exactly when d <= value.
+
+    (A float64 key would make searchsorted convert the whole float32 row on every call.)
+    """
+    rounded = np.float32(value)
+    return np.nextafter(rounded, np.float32(-np.inf)) if rounded > value else rounded
+
+
+def _filter_cells(
+    field: LandmarkField,
+    cells: Int32Array,
+    landmarks: IntArray,
+    limits: FloatArray,
+    *,
+    rank: int,
+    need: int,
+) -> tuple[Int32Array, Int8Array]:
+    """Of `cells` (all within reach of cap `rank`), those beyond every smaller cap and
+    excluded by < `need` caps, with their exclusion counts. Cells drop out as soon as
+    enough caps exclude them: most fall to the first few, which keeps the work small."""
     for earlier in range(rank):
         cells = cells[field.distance_km[landmarks[earlier], cells] > limits[earlier]]
     count = np.full(cells.size, rank, dtype=np.int8)
