@@ -18,7 +18,7 @@ from typing import Any
 from protocol.errors import ProtocolError
 from protocol.keys import load_signer
 from verifier.config import load_config
-from verifier.errors import VerifierError
+from verifier.errors import NotFoundError, VerifierError
 from verifier.evidence import export_bundle
 from verifier.translog import TransparencyLog
 
@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
     export.add_argument(
         "--sign-with",
         type=Path,
-        help="the log's key file: sign a fresh tree head first so every entry is covered",
+        help="the log's key file: sign a fresh tree head first so every entry is covered "
+        "(the verifier signs one every tree_head_interval_s and at shutdown by itself)",
     )
     export.set_defaults(handler=_export)
 
@@ -75,6 +76,10 @@ def _export(args: argparse.Namespace) -> int:
                 log, args.chip, args.from_ns, args.to_ns, signer=signer,
                 now_unix_s=int(time.time()),
             )  # fmt: skip
+    except NotFoundError as exc:
+        print(f"lightfence evidence: {exc} (the verifier signs a head every "
+              "tree_head_interval_s and at shutdown; or pass --sign-with)", file=sys.stderr)
+        return 2
     except (VerifierError, ProtocolError, OSError) as exc:
         print(f"lightfence evidence: {exc}", file=sys.stderr)
         return 2

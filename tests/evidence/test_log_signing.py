@@ -21,6 +21,7 @@ from tests.verifier.fleet import Fleet
 from tests.verifier.test_flow import GERMANY, KASSEL, TOKYO, rtt_from, setup_germany
 from verifier.app import create_app
 from verifier.errors import ConfigError
+from verifier.evidence import append_evidence, build_alert_evidence
 from verifier.translog import TransparencyLog
 from verifier.tree_heads import load_or_create_log_key, public_key_path
 
@@ -215,3 +216,21 @@ async def test_dark_verdict_is_recomputed_and_a_forged_one_named(tmp_path: Path)
                 for f in verify_bundle(bundle, **keys).findings}
     k = bundle["entries"].index(dark)
     assert ("verdict.recomputed", f"entries[{k}].entry.verdict", "dark", "verified") in findings
+
+
+def test_export_before_any_signed_head_says_how_to_get_one(tmp_path: Path, capsys: Any) -> None:
+    with TransparencyLog(tmp_path / "verifier.sqlite3") as log:
+        alert = {"alert_id": 1, "type": "went_dark", "subject_id": "chip-1"}
+        append_evidence(log, build_alert_evidence(alert, chip_id="chip-1", time_unix_ns=1))
+    out = tmp_path / "bundle.json"
+    argv = ["evidence", "export", "--chip", "chip-1", "--from", "0", "--to", "10",
+            "--data-dir", str(tmp_path), "-o", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no signed tree head" in err and "--sign-with" in err
+    assert not out.exists()
+    key = load_or_create_log_key(tmp_path / "log.key")
+    assert main([*argv, "--sign-with", str(tmp_path / "log.key")]) == 0
+    assert json.loads(out.read_text())["log_public_key_b64"] == json.loads(
+        (tmp_path / "log.pub.json").read_text())["public_key_b64"]
+    assert key.public_key() == read_ca_public_key(tmp_path / "log.pub.json")
