@@ -238,6 +238,11 @@ class FastParams:
     robust_landmarks: int = 1
     processing_floor_ms: float = 0.0
 
+    def __post_init__(self) -> None:
+        # Exclusion counts are int8.
+        if not 1 <= self.robust_landmarks + 1 <= self.k_best <= 127:
+            raise ValueError("need 0 <= robust_landmarks < k_best <= 127")
+
 
 class LandmarkField:
     """Each landmark's distance to every cell and block centre, and its cells sorted by it."""
@@ -347,7 +352,8 @@ def _unexcluded(
 
     For a large cap, blocks come first: a block that no tested cap boundary crosses is kept
     or dropped whole (its cells all share one count), and only the cells of blocks that a
-    boundary may cross are tested one by one. Either way the same cells are selected.
+    boundary may cross are tested one by one. Either way the same cells are selected. All
+    tested caps are compared at once (a few array operations per chip, not per cap).
     """
     lm = landmarks[rank]
     reach = int(np.searchsorted(field.sorted_km[lm], _float32_at_most(limits[rank]), "right"))
@@ -357,25 +363,20 @@ def _unexcluded(
         )
         return _Selection(cells, count, _NO_BLOCKS, _NO_COUNTS)
     reach_km = field.blocks.reach_km
-    distance = field.block_distance_km
-    blocks = np.flatnonzero(distance[lm] <= limits[rank] + reach_km).astype(np.int32)
-    whole = distance[lm, blocks] + reach_km <= limits[rank]
-    for earlier in range(rank):
-        d = distance[landmarks[earlier], blocks]
-        keep = d + reach_km > limits[earlier]  # else every cell is within the earlier cap
-        blocks, whole = blocks[keep], whole[keep] & (d[keep] - reach_km > limits[earlier])
-    count = np.full(blocks.size, rank, dtype=np.int8)
-    for other in range(rank + 1, landmarks.size):
-        d = distance[landmarks[other], blocks]
-        beyond = d - reach_km > limits[other]  # every cell excluded by this cap
-        count += beyond
-        whole &= beyond | (d + reach_km <= limits[other])  # ...or none
-        keep = count < need
-        blocks, count, whole = blocks[keep], count[keep], whole[keep]
-    cells = field.blocks.expand(blocks[~whole])
-    cells = cells[field.distance_km[lm, cells] <= limits[rank]]
-    cells, cell_count = _filter_cells(field, cells, landmarks, limits, rank=rank, need=need)
-    return _Selection(cells, cell_count, blocks[whole], count[whole])
+    candidates = np.flatnonzero(field.block_distance_km[lm] <= limits[rank] + reach_km)
+    distance = field.block_distance_km[landmarks[:, None], candidates[None, :]]
+    limit = limits[:, None]
+    # Per cap and block: every cell centre beyond the cap, or every one within it.
+    beyond = distance - reach_km > limit
+    within = distance + reach_km <= limit
+    count = rank + beyond[rank + 1 :].sum(axis=0, dtype=np.int8)
+    # A block whose cells are all within a smaller cap holds none of the cells sought.
+    keep = (count < need) & ~within[:rank].any(axis=0)
+    whole = within[rank] & (beyond | within).all(axis=0) & beyond[:rank].all(axis=0)
+    blocks = candidates[keep & whole].astype(np.int32)
+    mixed = field.blocks.expand(candidates[keep & ~whole].astype(np.int32))
+    cells, cell_count = _filter_cells(field, mixed, landmarks, limits, rank=rank, need=need)
+    return _Selection(cells, cell_count, blocks, count[keep & whole])
 
 
 def _float32_at_most(value: float) -> np.float32:
@@ -396,17 +397,12 @@ def _filter_cells(
     rank: int,
     need: int,
 ) -> tuple[Int32Array, Int8Array]:
-    """Of `cells` (all within reach of cap `rank`), those beyond every smaller cap and
-    excluded by < `need` caps, with their exclusion counts. Cells drop out as soon as
-    enough caps exclude them: most fall to the first few, which keeps the work small."""
-    for earlier in range(rank):
-        cells = cells[field.distance_km[landmarks[earlier], cells] > limits[earlier]]
-    count = np.full(cells.size, rank, dtype=np.int8)
-    for other in range(rank + 1, landmarks.size):
-        count += field.distance_km[landmarks[other], cells] > limits[other]
-        keep = count < need
-        cells, count = cells[keep], count[keep]
-    return cells, count
+    """Of `cells`, those within reach of cap `rank` and beyond every smaller cap that are
+    excluded by < `need` caps, with how many tested caps exclude each."""
+    beyond = field.distance_km[landmarks[:, None], cells[None, :]] > limits[:, None]
+    count = rank + beyond[rank + 1 :].sum(axis=0, dtype=np.int8)
+    keep = (count < need) & ~beyond[rank] & beyond[:rank].all(axis=0)
+    return cells[keep], count[keep]
 
 
 def _has_witness(

@@ -12,7 +12,7 @@ import multiprocessing
 import resource
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,11 +42,18 @@ _MIN_RATIO_DISTANCE_KM = 500.0  # the RTT/vacuum ratio is reported for paths lon
 _FORKED: dict[str, World] = {}  # the parent's world, inherited by forked workers
 
 
+@dataclass(frozen=True, slots=True)
+class CrossCheck:
+    rows: list[dict[str, Any]]
+    regions: list[tuple[str, BaseGeometry | None, BaseGeometry | None]]  # class, sound, likely
+
+
 @dataclass
 class ChunkResult:
     chips: int
     tally: Tally
-    samples: list[SampleRecord] = field(default_factory=list)
+    check: CrossCheck  # this chunk's sampled chip-rounds replayed through assess
+    check_s: float  # time spent in that replay
 
 
 def run_chunk(world: World, chunk_index: int) -> ChunkResult:
@@ -148,7 +155,10 @@ def run_chunk(world: World, chunk_index: int) -> ChunkResult:
                 RTT_ADVERSARIES.get(scenario.adversary, RTT_ADVERSARIES["none"])(batch, rtt[rows]),
                 1,
             )
-    return ChunkResult(n, tally, samples)
+    # The replay runs here, so that with workers it runs in parallel with other chunks.
+    check_started = time.perf_counter()
+    check = cross_check(world, samples)
+    return ChunkResult(n, tally, check, time.perf_counter() - check_started)
 
 
 def _relocation(
@@ -251,12 +261,6 @@ def stream_chunks(world: World) -> Iterator[ChunkResult]:
         _FORKED.clear()
 
 
-@dataclass(frozen=True, slots=True)
-class CrossCheck:
-    rows: list[dict[str, Any]]
-    regions: list[tuple[str, BaseGeometry | None, BaseGeometry | None]]  # class, sound, likely
-
-
 def cross_check(world: World, samples: list[SampleRecord], keep_regions: int = 6) -> CrossCheck:
     """Replay sampled chip-rounds through the real geo.verdict.assess."""
     params = SolverParams(resolution_km=world.scenario.resolution_km)
@@ -302,6 +306,13 @@ def cross_check(world: World, samples: list[SampleRecord], keep_regions: int = 6
         rows.append(row)
         if len(regions) < keep_regions and result.sound_region is not None:
             regions.append((record.class_name, result.sound_region, result.likely_region))
+    return CrossCheck(rows, regions)
+
+
+def merge_checks(checks: list[CrossCheck], keep_regions: int = 6) -> CrossCheck:
+    """Chunks' replays in chunk order, as one replay of all their samples would give."""
+    rows = [row for check in checks for row in check.rows]
+    regions = [region for check in checks for region in check.regions][:keep_regions]
     return CrossCheck(rows, regions)
 
 
