@@ -54,7 +54,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, chromium: tuple[str, str]) -
                   landmark_keys={}, landmark_tokens={}, landmarks={})
     # Every landmark measures every chip, so each round's verdict is the same.
     everyone = len(LANDMARKS)
-    fleet.put_policy("steady", round_interval_s=2.0, round_timeout_s=1.0, dark_window_s=3_600,
+    # A round waits long enough for every simulated landmark's answer even on a loaded CI
+    # machine; a round closed early decides on fewer caps and may only be inconclusive.
+    fleet.put_policy("steady", round_interval_s=3.0, round_timeout_s=2.5, dark_window_s=3_600,
                      landmarks_per_round=everyone)
     fleet.put_policy("fast-dark", round_interval_s=1.0, round_timeout_s=0.5, dark_window_s=1.0,
                      landmarks_per_round=everyone)
