@@ -385,7 +385,8 @@ def _float32_at_most(value: float) -> np.float32:
     (A float64 key would make searchsorted convert the whole float32 row on every call.)
     """
     rounded = np.float32(value)
-    return np.nextafter(rounded, np.float32(-np.inf)) if rounded > value else rounded
+    # float(): compared as float32, a Python float would round first and hide the excess.
+    return np.nextafter(rounded, np.float32(-np.inf)) if float(rounded) > value else rounded
 
 
 def _filter_cells(

@@ -68,9 +68,7 @@ class Scenario:
         if not 10.0 <= self.grid_km <= 1000.0:
             raise ScenarioError("grid_km must be in [10, 1000]")
         if not 2 <= self.k_best <= 127 or self.robust_landmarks < 0 or self.sample_size < 0:
-            raise ScenarioError(
-                "k_best must be in [2, 127], robust_landmarks and sample_size >= 0"
-            )
+            raise ScenarioError("k_best must be in [2, 127], robust_landmarks and sample_size >= 0")
         if self.robust_landmarks + 1 > self.k_best:
             raise ScenarioError("k_best must exceed robust_landmarks")
 
