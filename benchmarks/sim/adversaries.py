@@ -5,8 +5,10 @@ challenges; they cannot make a signal beat light or answer a fresh nonce without
 adversary here maps honest RTTs (chips x landmarks, ms, NaN = no valid response) to what the
 verifier receives, for smuggled chips only; honest chips are measured honestly.
 
-Two adversaries change more than RTTs and are driven by the runner: `liar` (one landmark claims
-false coordinates; smuggled chips sit near its real position, licensed where it claims to be)
+Some adversaries change more than RTTs and are driven by the runner: `liar` (one landmark claims
+false coordinates; smuggled chips sit near its real position, licensed where it claims to be),
+`hidden-liar` (the same landmark also delays its answers to the landmark mesh so that the mesh
+audit sees nothing faster than light: delay is all it takes, so no audit can rule this out)
 and `relocate` / `dark` (a chip passes a staged inspection, then moves abroad, answering or not).
 """
 
@@ -138,5 +140,6 @@ RTT_ADVERSARIES: dict[str, Adversary] = {
     "silence": selective_silence,
     "replay": replay_recorded,
 }
-SPECIAL_ADVERSARIES = ("liar", "relocate", "dark")
+LIAR_ADVERSARIES = ("liar", "hidden-liar")
+SPECIAL_ADVERSARIES = (*LIAR_ADVERSARIES, "relocate", "dark")
 ADVERSARY_NAMES = (*RTT_ADVERSARIES, *SPECIAL_ADVERSARIES)

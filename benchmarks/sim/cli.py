@@ -57,6 +57,11 @@ def register(subparsers: Any) -> None:
         default=1,
         help="verdicts must survive this many landmarks lying about their position",
     )
+    sim.add_argument(
+        "--no-audit",
+        action="store_true",
+        help="keep landmarks the mesh audit proves misplaced (the verifier drops them)",
+    )
     sim.add_argument("--sample", type=int, default=40, help="chip-rounds replayed through assess")
     sim.add_argument("--resolution-km", type=float, default=5.0)
     sim.add_argument("--sites", type=Path, help="CSV of chip sites (default: bundled)")
@@ -108,6 +113,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         k_best=args.k_best,
         robust_landmarks=args.robust_landmarks,
         sample_size=args.sample,
+        audit=not args.no_audit,
         resolution_km=args.resolution_km,
         latency=LatencyModel.with_overrides(overrides),
         adversary_params=AdversaryParams(

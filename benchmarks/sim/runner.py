@@ -101,6 +101,10 @@ def run_chunk(world: World, chunk_index: int) -> ChunkResult:
     sampled = _sampled_offsets(world, start, n)
 
     def judge(rows_: IntArray, rtt_: FloatArray, class_index: int) -> IntArray:
+        tally.add_answers(class_index, rtt_)
+        if world.excluded.any():
+            # The verifier drops answers from landmarks the audit proved misplaced.
+            rtt_ = np.where(world.excluded, np.nan, rtt_)
         verdicts = np.empty(rows_.size, dtype=np.int64)
         areas = np.empty(rows_.size)
         for j, row in enumerate(rows_):
@@ -124,7 +128,6 @@ def run_chunk(world: World, chunk_index: int) -> ChunkResult:
                     )
                 )
                 sampled.discard(int(row))
-        tally.add_answers(class_index, rtt_)
         tally.add(
             class_index,
             verdicts,

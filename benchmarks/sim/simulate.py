@@ -71,6 +71,12 @@ def simulate(scenario: Scenario, on_chunk: Callable[[int], None] | None = None) 
             "cell_covering_km": world.grid.covering_km,
             "fast_margin_km": world.fast_params.margin_km,
             "liar": dataclasses.asdict(world.liar) if world.liar else None,
+            # geo.audit status of every landmark not "ok"; "excluded" ones (impossible) are
+            # left out of verdicts and calibration, as the verifier does.
+            "audit": world.audit,
+            "excluded_landmarks": [
+                lid for lid, flag in zip(world.landmark_ids, world.excluded, strict=True) if flag
+            ],
         },
         "latency_model_ratio_long_paths": scenario.latency.vacuum_ratio_quantiles(
             (0.05, 0.5, 0.95)

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from benchmarks.sim.adversaries import ADVERSARY_NAMES, AdversaryParams
+from benchmarks.sim.adversaries import ADVERSARY_NAMES, LIAR_ADVERSARIES, AdversaryParams
 from benchmarks.sim.errors import ScenarioError
 from benchmarks.sim.fastpath import (
     CountryCells,
@@ -22,6 +22,7 @@ from benchmarks.sim.fastpath import (
 )
 from benchmarks.sim.latency import LatencyModel
 from benchmarks.sim.sites import Site, load_sites, pairwise_km, unique_places
+from geo.audit import audit_landmarks
 from geo.calibration import CalibrationModel, CalibrationSample
 from geo.geodesy import unit_vectors
 from geo.regions import country, country_codes
@@ -46,6 +47,7 @@ class Scenario:
     k_best: int = 10
     robust_landmarks: int = 1
     sample_size: int = 40
+    audit: bool = True  # exclude landmarks the mesh audit proves misplaced, as the verifier does
     resolution_km: float = 5.0
     jitter_km: float = 20.0
     smuggle_radius_km: float = 2500.0
@@ -122,7 +124,7 @@ class World:
         self.claimed_lat = self.landmark_lat.copy()
         self.claimed_lon = self.landmark_lon.copy()
         self.liar: Liar | None = None
-        if scenario.adversary == "liar":
+        if scenario.adversary in LIAR_ADVERSARIES:
             self.liar = self._pick_liar(rng)
             self.claimed_lat[self.liar.landmark_index] = self.site_lat[self.liar.claimed_site]
             self.claimed_lon[self.liar.landmark_index] = self.site_lon[self.liar.claimed_site]
@@ -148,7 +150,12 @@ class World:
             classify_cells(self.grid, country(code), self.fast_params.margin_km)
             for code in self.country_codes
         ]
-        self.calibration = self._calibrate(np.random.default_rng([scenario.seed, 1]))
+        mesh_rtt = self._mesh_rtt_ms(np.random.default_rng([scenario.seed, 1]))
+        self.audit: dict[str, str] = {}  # landmark id -> status, for those not "ok"
+        self.excluded = np.zeros(len(self.landmark_ids), dtype=np.bool_)
+        if scenario.audit:
+            self._audit(mesh_rtt)
+        self.calibration = self._calibrate(mesh_rtt)
         sample = min(scenario.sample_size, scenario.chips)
         self.sample_indices = np.sort(
             np.random.default_rng([scenario.seed, 2]).choice(scenario.chips, sample, replace=False)
@@ -195,21 +202,58 @@ class World:
                 )
         raise ScenarioError("no landmark can claim a site far enough away for the liar scenario")
 
-    def _calibrate(self, rng: np.random.Generator) -> CalibrationModel:
-        """Fit geo's calibration on a simulated landmark mesh (claimed positions, real paths)."""
+    def _mesh_rtt_ms(self, rng: np.random.Generator) -> FloatArray:
+        """One round of landmark-to-landmark RTTs over real paths (NaN: lost).
+
+        A `hidden-liar` delays its own answers to what its claimed place would typically
+        see, which it can always do (it only adds delay), so no pair looks faster than light.
+        """
         true_km = pairwise_km(self.landmark_xyz, self.landmark_xyz)
-        claimed_km = pairwise_km(
-            unit_vectors(self.claimed_lat, self.claimed_lon),
-            unit_vectors(self.claimed_lat, self.claimed_lon),
-        )
         model = self.scenario.latency
         last_mile = model.draw_last_mile_ms(rng, (true_km.shape[0], 1))
         rtt = model.rtt_ms(rng, true_km, last_mile)
+        if self.liar is not None and self.scenario.adversary == "hidden-liar":
+            claimed = unit_vectors(self.claimed_lat, self.claimed_lon)
+            liar = self.liar.landmark_index
+            target = model.typical_rtt_ms(pairwise_km(claimed[liar : liar + 1], claimed))[0]
+            rtt[liar] = np.fmax(rtt[liar], target)
+            rtt[:, liar] = np.fmax(rtt[:, liar], target)
+        return rtt
+
+    def _audit(self, mesh_rtt_ms: FloatArray) -> None:
+        """geo.audit on the mesh; like the verifier, exclude landmarks proven impossible."""
+        positions = {
+            lid: (float(lat), float(lon))
+            for lid, lat, lon in zip(
+                self.landmark_ids, self.claimed_lat, self.claimed_lon, strict=True
+            )
+        }
+        mesh = [
+            (self.landmark_ids[i], self.landmark_ids[j], float(mesh_rtt_ms[i, j]))
+            for i, j in zip(*np.nonzero(np.isfinite(mesh_rtt_ms)), strict=True)
+            if i != j
+        ]
+        results = audit_landmarks(positions, mesh)
+        self.audit = {lid: r.status for lid, r in results.items() if r.status != "ok"}
+        self.excluded = np.array(
+            [results[lid].status == "impossible" for lid in self.landmark_ids], dtype=np.bool_
+        )
+        if self.excluded.any():
+            excluded = [
+                lid for lid, flag in zip(self.landmark_ids, self.excluded, strict=True) if flag
+            ]
+            logger.info("audit excludes %s", excluded)
+
+    def _calibrate(self, mesh_rtt_ms: FloatArray) -> CalibrationModel:
+        """Fit geo's calibration on the landmark mesh (claimed positions, real paths), leaving
+        out excluded landmarks as the verifier does."""
+        claimed = unit_vectors(self.claimed_lat, self.claimed_lon)
+        claimed_km = pairwise_km(claimed, claimed)
         samples = [
-            CalibrationSample(self.landmark_ids[i], float(claimed_km[i, j]), float(rtt[i, j]))
-            for i in range(true_km.shape[0])
-            for j in range(true_km.shape[0])
-            if i != j and np.isfinite(rtt[i, j])
+            CalibrationSample(self.landmark_ids[i], float(claimed_km[i, j]), float(rtt))
+            for i, j in zip(*np.nonzero(np.isfinite(mesh_rtt_ms)), strict=True)
+            if i != j and not (self.excluded[i] or self.excluded[j])
+            for rtt in (mesh_rtt_ms[i, j],)
         ]
         return CalibrationModel.fit(samples)
 
