@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -57,9 +57,11 @@ def start_chromium(browser: str, driver: str, download_dir: Path) -> webdriver.C
 
 def wait_for(driver: webdriver.Chrome, condition: Callable[[webdriver.Chrome], Any],
              what: str, timeout_s: float = WAIT_S) -> Any:
-    """Waits for `condition` to be truthy; fails naming `what` and the browser log."""
+    """Waits for `condition` to be truthy; fails naming `what` and the browser log. An element
+    replaced while the condition reads it (the page re-renders on data changes) means "not yet"."""
     try:
-        return WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(condition)
+        return WebDriverWait(driver, timeout_s, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(condition)
     except TimeoutException as exc:
         log = browser_log(driver)
         raise AssertionError(f"timed out waiting for {what}; browser log: {log}") from exc

@@ -36,6 +36,7 @@ const state = {
   chipPage: null,
   stream: null,
   refreshTimer: null,
+  alertsShown: null, // what the alert list was last built from
 };
 
 function make(tag, { text, cls, attrs } = {}, children = []) {
@@ -191,6 +192,21 @@ function renderAlerts(matchingChipIds) {
     .filter((alert) => alertMatches(alert, filters, matchingChipIds))
     .sort((a, b) => b.updated_unix_ns - a.updated_unix_ns);
   const list = $("#alerts");
+  // Rebuild the list only when what it shows changed: a rebuild under the officer's cursor
+  // would swap the button or reason field they are using for a new one.
+  const shown = JSON.stringify([
+    state.me?.role ?? null,
+    alerts.map((alert) => [alert.alert_id, alert.status, alert.updated_unix_ns]),
+  ]);
+  if (shown !== state.alertsShown) {
+    state.alertsShown = shown;
+    replaceAlertItems(list, alerts);
+  }
+  const open = [...state.alerts.values()].filter((alert) => alert.status === "open").length;
+  $("#alert-count").textContent = `${alerts.length} shown, ${open} open`;
+}
+
+function replaceAlertItems(list, alerts) {
   const fresh = new Set([...list.querySelectorAll("li.fresh")].map((li) => li.dataset.alertId));
   list.replaceChildren(
     ...alerts.map((alert) => {
@@ -231,8 +247,6 @@ function renderAlerts(matchingChipIds) {
       return item;
     }),
   );
-  const open = [...state.alerts.values()].filter((alert) => alert.status === "open").length;
-  $("#alert-count").textContent = `${alerts.length} shown, ${open} open`;
 }
 
 function renderHealth() {
