@@ -25,10 +25,7 @@ class VerifierConfig:
     port: int = 8080
     ca_public_key_b64: str = ""  # vendor CA (Ed25519, 32 bytes) that signs chip/landmark certs
     max_body_bytes: int = 8 * 1024 * 1024
-    # Upload checks (parsing, Ed25519) run in this many worker processes, off the event loop's
-    # GIL; 0 runs them on `verify_threads` threads in the server process instead.
-    verify_processes: int = 2
-    verify_threads: int = 2
+    verify_threads: int = 2  # Ed25519 checks run here, off the event loop (PyNaCl drops the GIL)
     max_record_age_s: float = 600.0  # freshness: older records are rejected as `stale`
     max_clock_skew_s: float = 5.0  # records stamped further in the future are `future`
     tick_s: float = 1.0  # scheduler/verdict loop period
@@ -109,9 +106,6 @@ def _validate(config: VerifierConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{name} must be a positive number")
-    if (not isinstance(config.verify_processes, int) or isinstance(config.verify_processes, bool)
-            or config.verify_processes < 0):
-        raise ConfigError("verify_processes must be a non-negative integer (0: use threads)")
     if config.sqlite_synchronous not in ("NORMAL", "FULL"):
         raise ConfigError("sqlite_synchronous must be NORMAL or FULL")
     if config.ca_public_key_b64:

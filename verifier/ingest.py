@@ -1,6 +1,5 @@
-"""Measurement ingestion: authorise, check signatures in worker processes, check tasks, nonces
-and freshness on the database thread, then store the batch (group-committed with concurrent
-ones).
+"""Measurement ingestion: parse, check signatures off the event loop, check tasks, nonces and
+freshness on the database thread, then store the batch (group-committed with concurrent ones).
 
 What is verified at upload (docs/verifier.md, "Signature cost"): the landmark's batch signature
 once, then per record `protocol.records.verify_record_answer` (the challenge↔record bindings,
@@ -12,28 +11,30 @@ for exactly these record bytes, so its per-record and per-challenge signatures a
 authenticity. They stay in the stored record; `verifier.verdicts.collect` re-checks the few
 records a verdict uses with the full `verify_record`, and the offline audit checks them all.
 
-The checks (`verifier.checks.check_upload`) run in `verify_processes` worker processes, or in
-`verify_threads` threads when that is 0 (docs/verifier.md, "Where the checks run").
+PyNaCl calls libsodium through cffi, which releases the GIL, so a small thread pool runs the
+verifications in parallel on real cores without pickling batches to worker processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import multiprocessing.connection
-import os
-import threading
+import math
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import orjson
 
+from protocol.errors import ProtocolError, SignatureError, WireError
+from protocol.records import (
+    MeasurementBatch,
+    MeasurementRecord,
+    verify_batch,
+    verify_record_answer,
+)
 from verifier.alerts import Alerts
-from verifier.checks import CheckedBatch, CheckedRecord, check_upload, peek_upload
 from verifier.config import VerifierConfig
 from verifier.db import Db
 from verifier.errors import ForbiddenError, InvalidInputError
@@ -44,6 +45,7 @@ from verifier.store import Store
 
 logger = logging.getLogger(__name__)
 
+_MIN_VERIFY_CHUNK = 16  # records per verification job: big enough to amortise the hand-off
 _MAX_GROUP = 64  # batches per group commit: bounds how long one transaction holds the writer
 
 
@@ -60,7 +62,60 @@ class IngestResult:
                 "duplicate": self.duplicate}
 
 
-def _pick_task(tasks: dict[tuple[str, str], list[TaskRow]], record: CheckedRecord,
+class BadBatchError(InvalidInputError):
+    """The upload is not a well-formed MeasurementBatch (400, nothing stored)."""
+
+    status_code = 400
+
+
+_RECORD_FIELDS = ("landmark_id", "target_kind", "target_id", "nonce_b64", "sent_unix_ns",
+                  "rtt_ns", "clock_source", "challenge_b64", "response_b64", "signature_b64")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    batch: MeasurementBatch
+    record_json: tuple[str, ...]  # each record's fields as uploaded, re-serialised compactly
+
+
+def parse_batch(body: bytes) -> ParsedBatch:
+    """Parse (not verify) an upload. The stored record text is built from the uploaded fields
+    (unknown ones dropped) rather than re-encoded from the parsed record: same content, since
+    `MeasurementRecord.from_json` accepted exactly these values, at a tenth of the cost."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadBatchError(f"body is not JSON: {exc}") from exc
+    try:
+        batch = MeasurementBatch.from_json(obj)
+    except ProtocolError as exc:
+        raise BadBatchError(f"malformed measurement batch: {exc}") from exc
+    texts = tuple(orjson.dumps({name: item[name] for name in _RECORD_FIELDS}).decode()
+                  for item in obj["records"])
+    return ParsedBatch(batch, texts)
+
+
+def _verify_records(records: Sequence[tuple[int, MeasurementRecord]],
+                    keys: KeyCache) -> list[tuple[int, str | None]]:
+    """Runs in a worker thread. Returns (index, reason or None when valid)."""
+    out: list[tuple[int, str | None]] = []
+    for index, record in records:
+        target_key = keys.target_key(record.target_kind, record.target_id)
+        if target_key is None:
+            out.append((index, "unknown_target"))
+            continue
+        try:
+            verify_record_answer(record, target_key)
+        except SignatureError:
+            out.append((index, "signature"))
+        except WireError:
+            out.append((index, "wire"))
+        else:
+            out.append((index, None))
+    return out
+
+
+def _pick_task(tasks: dict[tuple[str, str], list[TaskRow]], record: MeasurementRecord,
                slack_ns: int) -> TaskRow | None:
     """The latest-issued task for this record's target that covers its send time (the same
     rule as `Store.find_task`, over the batch's tasks fetched in one query)."""
@@ -75,29 +130,9 @@ def _pick_task(tasks: dict[tuple[str, str], list[TaskRow]], record: CheckedRecor
 
 @dataclass(slots=True)
 class _Pending:
-    batch: CheckedBatch
+    parsed: ParsedBatch
+    checks: list[tuple[int, str | None]]
     future: asyncio.Future[IngestResult]
-
-
-def _exit_with_parent() -> None:
-    """Worker initializer: exit when the verifier process dies. A pool worker blocks on its
-    task queue, whose write end it holds itself, so a `kill -9` of the verifier would otherwise
-    leave its workers waiting forever."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-    sentinel = parent.sentinel
-
-    def watch() -> None:
-        multiprocessing.connection.wait([sentinel])
-        os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _worker_ready() -> bool:
-    """Submitted once per worker at start, so the first upload does not wait for a spawn."""
-    return True
 
 
 class Ingestor:
@@ -108,75 +143,57 @@ class Ingestor:
         self._keys = keys
         self._metrics = metrics
         self._alerts = alerts
-        self._pool = self._new_pool()
+        self._pool = ThreadPoolExecutor(config.verify_threads, thread_name_prefix="verify")
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
-
-    def _new_pool(self) -> Executor:
-        if self._config.verify_processes == 0:
-            return ThreadPoolExecutor(self._config.verify_threads, thread_name_prefix="verify")
-        # spawn, not fork: the verifier has threads (database, uvicorn) that fork would copy
-        # mid-flight; a spawned worker imports only verifier.checks and its protocol modules.
-        return ProcessPoolExecutor(self._config.verify_processes,
-                                   mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_exit_with_parent)
-
-    async def start(self) -> None:
-        """Start the workers now rather than on the first upload."""
-        loop = asyncio.get_running_loop()
-        workers = max(self._config.verify_processes, 1)
-        await asyncio.gather(*(loop.run_in_executor(self._pool, _worker_ready)
-                               for _ in range(workers)))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    async def _check(self, body: bytes, landmark_key: bytes,
-                     target_keys: dict[tuple[str, str], bytes]) -> CheckedBatch:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, check_upload, body, landmark_key,
-                                              target_keys)
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): the pool refuses all work from then on.
-            # Replace it once and retry; the checks are pure, so a retry is harmless.
-            logger.error("verification worker died; restarting the worker pool")
-            self._pool.shutdown(wait=False)
-            self._pool = self._new_pool()
-            return await loop.run_in_executor(self._pool, check_upload, body, landmark_key,
-                                              target_keys)
-
     async def ingest(self, body: bytes, token: Token) -> IngestResult:
         started = time.perf_counter()
-        header = peek_upload(body)
-        if token.role == "landmark" and token.landmark_id != header.landmark_id:
+        parsed = parse_batch(body)
+        batch = parsed.batch
+        if token.role == "landmark" and token.landmark_id != batch.landmark_id:
             raise ForbiddenError(f"this token may only upload for landmark {token.landmark_id}")
-        previous = await self._db.run(Store.batch_result, header.batch_id)
+        previous = await self._db.run(Store.batch_result, batch.batch_id)
         if previous is not None:
             return self._duplicate(previous)
-        landmark_key = self._keys.landmarks.get(header.landmark_id)
+        landmark_key = self._keys.landmarks.get(batch.landmark_id)
         if landmark_key is None:
-            raise InvalidInputError(f"unknown landmark {header.landmark_id}")
-        target_keys = {target: key for target in header.targets
-                       if (key := self._keys.target_key(*target)) is not None}
-        checked = await self._check(body, landmark_key, target_keys)
-        if checked.signature_error is not None:
+            raise InvalidInputError(f"unknown landmark {batch.landmark_id}")
+        loop = asyncio.get_running_loop()
+        # The batch signature and the records are checked in parallel; no record counts unless
+        # the batch signature holds, so nothing is stored before both are done.
+        signature_job = loop.run_in_executor(self._pool, verify_batch, batch, landmark_key)
+        indexed = list(enumerate(batch.records))
+        chunk = max(_MIN_VERIFY_CHUNK,
+                    math.ceil(len(indexed) / max(1, self._config.verify_threads)))
+        jobs = [loop.run_in_executor(self._pool, _verify_records, indexed[i:i + chunk],
+                                     self._keys)
+                for i in range(0, len(indexed), chunk)]
+        chunks = await asyncio.gather(*jobs)
+        try:
+            await signature_job
+        except ProtocolError as exc:
             self._metrics.count_batch("bad_signature", 0, [])
-            await self._db.run(self._batch_signature_alert, checked, checked.signature_error)
-            raise InvalidInputError(f"batch signature rejected: {checked.signature_error}")
-        result = await self._group_commit(checked)
+            await self._db.run(self._batch_signature_alert, batch, str(exc))
+            raise InvalidInputError(f"batch signature rejected: {exc}") from exc
+        checks = [item for part in chunks for item in part]
+        result = await self._group_commit(parsed, checks)
         if result.duplicate:
             return result
         self._metrics.count_batch("stored", result.accepted, [r for _, r in result.rejected])
         self._metrics.ingest_seconds.observe(time.perf_counter() - started)
         return result
 
-    async def _group_commit(self, batch: CheckedBatch) -> IngestResult:
+    async def _group_commit(self, parsed: ParsedBatch,
+                            checks: list[tuple[int, str | None]]) -> IngestResult:
         """Queue the batch for the next group commit: batches that arrive while one transaction
         is being written share the next one (one BEGIN/COMMIT and one database-thread hop for
         all of them). Each batch still gets its own savepoint and its own answer."""
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(batch, future))
+        self._pending.append(_Pending(parsed, checks, future))
         if self._flusher is None or self._flusher.done():
             # A task of its own, so an uploader that disconnects cannot strand the queue.
             self._flusher = asyncio.create_task(self._flush(), name="verifier-group-commit")
@@ -201,10 +218,11 @@ class Ingestor:
             for item in group:
                 try:
                     with self._alerts.held(), store.transaction():
-                        outcomes.append((item, self._commit(store, item.batch, now_unix_ns)))
+                        outcomes.append((item, self._commit(store, item.parsed, item.checks,
+                                                            now_unix_ns)))
                 except Exception as exc:
                     logger.exception("batch %s from landmark %s not stored",
-                                     item.batch.batch_id, item.batch.landmark_id)
+                                     item.parsed.batch.batch_id, item.parsed.batch.landmark_id)
                     outcomes.append((item, exc))
         loop = group[0].future.get_loop()
         for item, outcome in outcomes:
@@ -216,24 +234,24 @@ class Ingestor:
         return IngestResult(stored["batch_id"], stored["accepted"],
                             tuple((r["index"], r["reason"]) for r in stored["rejected"]), True)
 
-    def _batch_signature_alert(self, store: Store, batch: CheckedBatch, error: str) -> None:
+    def _batch_signature_alert(self, store: Store, batch: MeasurementBatch, error: str) -> None:
         self._alerts.raise_alert(
             store, "signature_failure", subject_kind="landmark", subject_id=batch.landmark_id,
             message=f"batch {batch.batch_id} failed the landmark signature check",
             details={"batch_id": batch.batch_id, "error": error}, now_unix_ns=time.time_ns())
 
-    def _commit(self, store: Store, batch: CheckedBatch, now_unix_ns: int) -> IngestResult:
+    def _commit(self, store: Store, parsed: ParsedBatch,
+                checks: list[tuple[int, str | None]], now_unix_ns: int) -> IngestResult:
         """Database thread: task, freshness and replay checks, then the batch's writes."""
+        batch = parsed.batch
         previous = store.batch_result(batch.batch_id)
         if previous is not None:  # a concurrent retry of the same batch won the race
             return self._duplicate(previous)
         max_age_ns = int(self._config.max_record_age_s * 1e9)
         skew_ns = int(self._config.max_clock_skew_s * 1e9)
-        valid = [(i, record) for i, record in enumerate(batch.records) if record.reason is None]
+        valid = [(i, batch.records[i]) for i, reason in checks if reason is None]
         used = store.used_nonces([record.nonce for _, record in valid])
-        rejected: list[tuple[int, str]] = [(i, record.reason)
-                                           for i, record in enumerate(batch.records)
-                                           if record.reason is not None]
+        rejected: list[tuple[int, str]] = [(i, r) for i, r in checks if r is not None]
         tasks: dict[tuple[str, str], list[TaskRow]] = {}
         if valid:
             sent = [record.sent_unix_ns for _, record in valid]
@@ -263,7 +281,7 @@ class Ingestor:
                 target_kind=record.target_kind, target_id=record.target_id, nonce=record.nonce,
                 sent_unix_ns=record.sent_unix_ns, rtt_ns=record.rtt_ns,
                 clock_source=record.clock_source, round_id=task.round_id, task_id=task.task_id,
-                record_json=record.record_json))
+                record_json=parsed.record_json[index]))
         rejected.sort()
         result = IngestResult(batch.batch_id, len(stored), tuple(rejected), False)
         store.ingest(batch.batch_id, batch.landmark_id, stored,
@@ -271,7 +289,7 @@ class Ingestor:
         self._attack_alerts(store, batch, rejected, now_unix_ns)
         return result
 
-    def _attack_alerts(self, store: Store, batch: CheckedBatch,
+    def _attack_alerts(self, store: Store, batch: MeasurementBatch,
                        rejected: list[tuple[int, str]], now_unix_ns: int) -> None:
         for index, reason in rejected:
             record = batch.records[index]

@@ -57,7 +57,6 @@ class Service:
     async def start(self) -> None:
         self.hub.bind(asyncio.get_running_loop())
         await self.db.run(self.keys.load)
-        await self.ingestor.start()
         self._background = [asyncio.create_task(self._loop(), name="verifier-tick"),
                             asyncio.create_task(self.webhooks.run(), name="verifier-webhooks")]
         if self.tree_heads is not None:

@@ -148,11 +148,7 @@ CREATE TABLE IF NOT EXISTS measurements (
 -- A nonce is accepted once, ever: the unique index is the replay defence's last word.
 CREATE UNIQUE INDEX IF NOT EXISTS measurements_nonce ON measurements(nonce);
 CREATE INDEX IF NOT EXISTS measurements_round ON measurements(round_id);
--- Only mesh rows are ever looked up by time (`mesh_measurements`), so chip rows, nearly all of
--- them, skip this index on insert (the unpartial index it replaces is dropped on open).
-DROP INDEX IF EXISTS measurements_kind_time;
-CREATE INDEX IF NOT EXISTS measurements_mesh_time ON measurements(sent_unix_ns)
-  WHERE target_kind = 'landmark';
+CREATE INDEX IF NOT EXISTS measurements_kind_time ON measurements(target_kind, sent_unix_ns);
 CREATE TABLE IF NOT EXISTS verdicts (
   verdict_id INTEGER PRIMARY KEY, chip_id TEXT NOT NULL, round_id TEXT NOT NULL,
   verdict TEXT NOT NULL, created_unix_ns INTEGER NOT NULL, measurement_ids TEXT NOT NULL,

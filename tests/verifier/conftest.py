@@ -38,9 +38,8 @@ class Harness:
 
 
 def make_config(tmp_path: Path, fleet: Fleet, **overrides: Any) -> VerifierConfig:
-    # One verification worker process (the shipped path; 2 by default) keeps spawns cheap.
     values: dict[str, Any] = {"data_dir": tmp_path, "ca_public_key_b64": fleet.ca_b64,
-                              "tick_s": 3600.0, "verify_processes": 1}
+                              "tick_s": 3600.0}
     values.update(overrides)
     return default_config(**values)
 
@@ -64,14 +63,6 @@ async def open_harness(tmp_path: Path, fleet: Fleet | None = None,
 @pytest_asyncio.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     async with open_harness(tmp_path) as h:
-        yield h
-
-
-@pytest_asyncio.fixture(params=[1, 0], ids=["process-checks", "thread-checks"])
-async def harness_each_pool(tmp_path: Path, request: pytest.FixtureRequest
-                            ) -> AsyncIterator[Harness]:
-    """A harness per place the upload checks can run: a worker process, or a thread."""
-    async with open_harness(tmp_path, verify_processes=request.param) as h:
         yield h
 
 
