@@ -71,11 +71,14 @@ def _polygons(geometry: BaseGeometry | None) -> list[Polygon]:
     return [p for part in getattr(geometry, "geoms", []) for p in _polygons(part)]
 
 
-def _draw(ax: Axes, geometry: BaseGeometry | None, **style: Any) -> None:
-    for part in _polygons(geometry):
+def _draw(ax: Axes, geometry: BaseGeometry | None, **style: Any) -> bool:
+    """Fill the geometry's polygons; False if there was nothing to draw."""
+    parts = _polygons(geometry)
+    for part in parts:
         x, y = part.exterior.xy
         ax.fill(x, y, **style)
         style = {**style, "label": None}
+    return bool(parts)
 
 
 def _world_map(run: SimulationRun, path: Path) -> Path:
@@ -89,18 +92,25 @@ def _world_map(run: SimulationRun, path: Path) -> Path:
     ax.add_collection(
         PolyCollection(borders, facecolors="#eeeeee", edgecolors="#999999", linewidths=0.3)
     )
-    for index, (class_name, sound, likely) in enumerate(run.regions):
+    labelled: set[str] = set()  # one legend entry per class and region kind
+    for class_name, sound, likely in run.regions:
         colour = "tab:blue" if class_name == "honest" else "tab:red"
-        _draw(
+        sound_label = f"sound region ({class_name})"
+        if _draw(
             ax,
             sound,
             facecolor=colour,
             alpha=0.15,
             edgecolor=colour,
             linewidth=0.6,
-            label=f"sound ({class_name})" if index < 2 else None,
-        )
-        _draw(ax, likely, facecolor="tab:orange", alpha=0.45, edgecolor="none")
+            label=None if sound_label in labelled else sound_label,
+        ):
+            labelled.add(sound_label)
+        likely_label = None if "likely region" in labelled else "likely region"
+        if _draw(
+            ax, likely, facecolor="tab:orange", alpha=0.45, edgecolor="none", label=likely_label
+        ):
+            labelled.add("likely region")
     world = run.world
     ax.scatter(
         world.claimed_lon,
