@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
@@ -27,11 +28,20 @@ from geo.constants import (
     KM_PER_DEG_LON_EQUATOR_MAX,
     PLAUSIBLE_SPEED_KM_PER_S,
 )
-from geo.errors import InvalidMeasurementError
-from geo.geodesy import authalic_latitude_rad, unit_vectors
+from geo.errors import GeoError, InvalidMeasurementError
+from geo.geodesy import FloatArray, authalic_latitude_rad, unit_vectors
 from geo.licence import Licence
 from geo.measurement import LandmarkRtt
-from geo.solver import Solution, caps_from_measurements, intersect, solve, wrap_longitudes
+from geo.solver import (
+    MIN_LANDMARKS,
+    Cap,
+    Solution,
+    caps_from_measurements,
+    intersect,
+    intersect_many,
+    solve,
+    wrap_longitudes,
+)
 
 if TYPE_CHECKING:
     from geo.calibration import CalibrationModel
@@ -424,3 +434,252 @@ def assess(
 def _region_without(sound: Solution, resolution_km: float) -> BaseGeometry | None:
     rest = [c for c in sound.caps if c.landmark_id not in sound.excluded_landmarks]
     return intersect(rest, resolution_km)[0]
+
+
+# Batches ----------------------------------------------------------------------------------
+#
+# `assess_many` gives, item by item, what `assess` gives (up to floating-point rounding in
+# the regions and figures), computing the common case for the whole batch with one set of
+# numpy/shapely calls per step: both tiers' regions (`geo.solver.intersect_many`), areas,
+# centres, the licence's vertex test and the inside fraction's overlays. Anything else is
+# computed by the single-item functions: inconsistent caps, a calibration model's estimate,
+# multi-part regions (split at +-180 deg), verdicts the vertex test leaves open.
+
+
+def assess_many(
+    items: Sequence[tuple[Sequence[LandmarkRtt], Licence | None]],
+    calibration: CalibrationModel | None = None,
+    params: SolverParams = SolverParams(),
+) -> list[Assessment]:
+    """`[assess(m, licence, calibration, params) for m, licence in items]`, computed together
+    (same verdicts; regions and figures equal up to float rounding). Bad input raises what
+    `assess` raises for the first bad item."""
+    prepared: list[tuple[tuple[LandmarkRtt, ...], tuple[Cap, ...], tuple[Cap, ...]] | None] = []
+    for measurements, _ in items:
+        prepared.append(_prepare(tuple(measurements), params))
+    batch = [p for p in prepared if p is not None]
+    solved = intersect_many([p[1] for p in batch] + [p[2] for p in batch], params.resolution_km)
+    sound_of, plausible_of = solved[: len(batch)], solved[len(batch) :]
+    # An inconsistent item needs the exclusion search: `assess` does it.
+    tiers: list[tuple[BaseGeometry, BaseGeometry | None] | None] = []
+    position = 0
+    for p in prepared:
+        if p is None:
+            tiers.append(None)
+            continue
+        sound, plausible = sound_of[position][0], plausible_of[position][0]
+        position += 1
+        tiers.append(None if sound is None else (sound, plausible))
+    ready = [i for i, t in enumerate(tiers) if t is not None]
+    sounds = [_tier(tiers[i])[0] for i in ready]
+    areas = _areas_km2(sounds)
+    estimates: dict[int, tuple[float, float, BaseGeometry | None, float | None]] = {}
+    if calibration is not None:
+        for i in ready:
+            p = prepared[i]
+            assert p is not None  # ready items were prepared
+            estimate = calibration.estimate(p[0], within=_tier(tiers[i])[0])
+            estimates[i] = (
+                estimate.lat_deg,
+                estimate.lon_deg,
+                estimate.likely_region,
+                estimate.confidence,
+            )
+    else:
+        targets = [_tier(tiers[i])[1] or _tier(tiers[i])[0] for i in ready]
+        for i, (lat_deg, lon_deg) in zip(ready, _centres(targets), strict=True):
+            estimates[i] = (lat_deg, lon_deg, None, None)
+    judged: dict[int, tuple[Verdict, float]] = {}
+    by_licence: dict[int, list[int]] = {}
+    for k, i in enumerate(ready):
+        licence = items[i][1]
+        if licence is not None:
+            by_licence.setdefault(id(licence), []).append(k)
+    for ks in by_licence.values():
+        licence = items[ready[ks[0]]][1]
+        assert licence is not None  # grouped by licence above
+        outcomes = _judge_many([sounds[k] for k in ks], licence, areas[ks])
+        for k, outcome in zip(ks, outcomes, strict=True):
+            judged[ready[k]] = outcome
+    results: list[Assessment] = []
+    area_of = dict(zip(ready, areas.tolist(), strict=True))
+    for i, (measurements, licence) in enumerate(items):
+        tier = tiers[i]
+        if tier is None:
+            results.append(assess(measurements, licence, calibration, params))
+            continue
+        lat_deg, lon_deg, likely, confidence = estimates[i]
+        verdict, fraction = judged.get(i, (None, None))
+        results.append(
+            Assessment(
+                verdict=verdict,
+                sound_region=tier[0],
+                plausible_region=tier[1],
+                sound_area_km2=area_of[i],
+                estimate_lat_deg=lat_deg,
+                estimate_lon_deg=lon_deg,
+                likely_region=likely,
+                confidence=confidence,
+                excluded_landmarks=(),
+                inside_fraction=fraction,
+            )
+        )
+    return results
+
+
+def _tier(
+    tier: tuple[BaseGeometry, BaseGeometry | None] | None,
+) -> tuple[BaseGeometry, BaseGeometry | None]:
+    assert tier is not None  # only called for items with a consistent sound region
+    return tier
+
+
+def _prepare(
+    measurements: tuple[LandmarkRtt, ...], params: SolverParams
+) -> tuple[tuple[LandmarkRtt, ...], tuple[Cap, ...], tuple[Cap, ...]] | None:
+    """Both tiers' caps, or None where `assess` must run (it raises the input's error)."""
+    if not all(isinstance(m, LandmarkRtt) for m in measurements):
+        return None
+    try:
+        sound = caps_from_measurements(
+            measurements, params.speed_km_per_s, params.processing_floor_ms
+        )
+        plausible = caps_from_measurements(
+            measurements, params.plausible_speed_km_per_s, params.processing_floor_ms
+        )
+    except GeoError:
+        return None
+    if len(sound) < MIN_LANDMARKS:
+        return None
+    return measurements, sound, plausible
+
+
+def _areas_km2(geometries: Sequence[BaseGeometry | None]) -> FloatArray:
+    """`area_km2` of each geometry, with one set of calls for all of them."""
+    areas = np.zeros(len(geometries))
+    present = [i for i, g in enumerate(geometries) if g is not None and not g.is_empty]
+    if not present:
+        return areas
+    geoms = np.array([geometries[i] for i in present], dtype=object)
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    parts, inner = shapely.get_parts(parts, return_index=True)  # collections hold multis
+    owner = owner[inner]
+    polygon = (shapely.get_type_id(parts) == _POLYGON_TYPE_ID) & ~shapely.is_empty(parts)
+    parts, owner = parts[polygon], owner[polygon]
+    if len(parts) == 0:
+        return areas
+    rings, ring_polygon = shapely.get_rings(parts, return_index=True)
+    exterior = np.ones(len(rings), dtype=bool)
+    exterior[1:] = ring_polygon[1:] != ring_polygon[:-1]
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    lon = np.radians(xy[:, 0])
+    beta = authalic_latitude_rad(np.radians(xy[:, 1]))
+    same_ring = ring_of[1:] == ring_of[:-1]
+    dlon = np.diff(lon)[same_ring]
+    b1, b2 = beta[:-1][same_ring], beta[1:][same_ring]
+    dbeta = b2 - b1
+    flat = np.abs(dbeta) < 1e-12
+    sloped = dlon * (np.cos(b1) - np.cos(b2)) / np.where(flat, 1.0, dbeta)
+    level = dlon * np.sin(0.5 * (b1 + b2))
+    per_ring = np.bincount(
+        ring_of[:-1][same_ring], weights=np.where(flat, level, sloped), minlength=len(rings)
+    )
+    signed = np.where(exterior, 1.0, -1.0) * np.abs(per_ring)
+    per_geometry = np.bincount(owner[ring_polygon], weights=signed, minlength=len(present))
+    areas[present] = np.maximum(per_geometry * EARTH_AUTHALIC_RADIUS_KM**2, 0.0)
+    return areas
+
+
+def _centres(geometries: Sequence[BaseGeometry]) -> list[tuple[float, float]]:
+    """`centre` of each geometry; single polygons together, others one by one."""
+    geoms = np.array(geometries, dtype=object)
+    single = shapely.get_type_id(geoms) == _POLYGON_TYPE_ID
+    single[single] = shapely.area(geoms[single]) > 0.0
+    results: list[tuple[float, float] | None] = [None] * len(geometries)
+    if single.any():
+        chosen = geoms[single]
+        weights = shapely.area(chosen)
+        xy = shapely.get_coordinates(shapely.centroid(chosen))
+        mean = unit_vectors(xy[:, 1], xy[:, 0]) * weights[:, None]
+        norm = np.sqrt(np.sum(mean * mean, axis=1))
+        unit = mean / norm[:, None]
+        lat_deg = np.degrees(np.arcsin(np.clip(unit[:, 2], -1.0, 1.0)))
+        lon_deg = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
+        covered = shapely.covers(chosen, shapely.points(lon_deg, lat_deg)) & (norm > 1e-12)
+        for i, inside, lat, lon in zip(
+            np.flatnonzero(single), covered, lat_deg.tolist(), lon_deg.tolist(), strict=True
+        ):
+            if inside:
+                results[i] = (lat, lon)
+    return [r if r is not None else centre(g) for r, g in zip(results, geometries, strict=True)]
+
+
+def _judge_many(
+    regions: Sequence[BaseGeometry], licence: Licence, areas_km2: FloatArray
+) -> list[tuple[Verdict, float]]:
+    """`judge` for regions under one licence: the vertex test and the inside fraction's
+    overlays for all regions at once; undecided regions are grown one by one."""
+    geoms = np.array(regions, dtype=object)
+    near = np.array([_near_prohibited(r, licence) for r in regions], dtype=bool)
+    xy, owner = shapely.get_coordinates(geoms, return_index=True)
+    count = len(regions)
+    allowed, prohibited = licence.allowed_union, licence.prohibited_union
+    meets_allowed, leaves_allowed = np.ones(count, dtype=bool), np.zeros(count, dtype=bool)
+    if allowed is not None:
+        hits = shapely.intersects_xy(allowed, xy[:, 0], xy[:, 1])
+        meets_allowed = np.bincount(owner, weights=hits, minlength=count) > 0
+        leaves_allowed = np.bincount(owner, weights=~hits, minlength=count) > 0
+    meets_prohibited, leaves_prohibited = np.zeros(count, dtype=bool), np.ones(count, dtype=bool)
+    if prohibited is not None and near.any():
+        chosen = near[owner]
+        hits = shapely.intersects_xy(prohibited, xy[chosen, 0], xy[chosen, 1])
+        meets_prohibited = near & (np.bincount(owner[chosen], weights=hits, minlength=count) > 0)
+        leaves_prohibited = ~near | (np.bincount(owner[chosen], weights=~hits, minlength=count) > 0)
+    by_points = (leaves_allowed | meets_prohibited) & (meets_allowed & leaves_prohibited)
+    verdicts = [
+        Verdict.INCONCLUSIVE if decided else _judge_grown(region, licence, bool(close))
+        for region, decided, close in zip(regions, by_points, near, strict=True)
+    ]
+    fractions = _compliant_fractions(
+        [i for i, v in enumerate(verdicts) if v is Verdict.INCONCLUSIVE],
+        geoms,
+        licence,
+        areas_km2,
+        near,
+    )
+    return [
+        (v, 1.0 if v is Verdict.VERIFIED else 0.0 if v is Verdict.VIOLATION else fractions[i])
+        for i, v in enumerate(verdicts)
+    ]
+
+
+def _compliant_fractions(
+    chosen: Sequence[int],
+    geoms: npt.NDArray[np.object_],
+    licence: Licence,
+    areas_km2: FloatArray,
+    near: npt.NDArray[np.bool_],
+) -> dict[int, float]:
+    """`_compliant_fraction` for the chosen regions, the allowed overlay for all at once."""
+    index = [i for i in chosen if areas_km2[i] > 0.0]
+    fractions = {i: 0.0 for i in chosen}
+    if not index:
+        return fractions
+    regions = geoms[index]
+    compliant = regions
+    allowed = licence.allowed_union
+    if allowed is not None:
+        nearby = np.array([shapely.clip_by_rect(allowed, *r.bounds) for r in regions], dtype=object)
+        try:
+            compliant = shapely.intersection(regions, nearby)
+        except shapely.errors.GEOSException:
+            compliant = np.array([_intersection_near(r, allowed) for r in regions], dtype=object)
+    prohibited = licence.prohibited_union
+    if prohibited is not None:
+        for k, i in enumerate(index):
+            if near[i] and prohibited.intersects(compliant[k]):
+                compliant[k] = compliant[k].difference(prohibited)
+    areas = _areas_km2(list(compliant))
+    for k, i in enumerate(index):
+        fractions[i] = min(max(float(areas[k]) / float(areas_km2[i]), 0.0), 1.0)
+    return fractions

@@ -1,0 +1,180 @@
+"""`assess_many` gives what `assess` gives, item by item, and keeps the soundness properties."""
+
+import math
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geo.calibration import CalibrationModel, CalibrationSample
+from geo.constants import C_VACUUM_KM_PER_S
+from geo.errors import InsufficientDataError, InvalidMeasurementError
+from geo.geodesy import distance_km, vacuum_rtt_ms
+from geo.licence import Licence, licence_from_json
+from geo.measurement import LandmarkRtt
+from geo.solver import _intersect_local_many, caps_from_measurements, intersect_many
+from geo.verdict import Assessment, Verdict, assess, assess_many
+from tests.geo.test_solver import scenarios
+from tests.geo.test_verdict import LANDMARKS, chips_with_excluding_licence
+
+COUNTRIES = licence_from_json({"allowed": ["DEU", "FRA"], "prohibited": ["CHN"]})
+PROHIBITED_ONLY = licence_from_json({"prohibited": ["DEU"], "tolerance_km": 20})
+ROUNDING_DEG = 1e-7  # the batch's arithmetic differs from one-by-one only in rounding
+
+
+def european(chip: tuple[float, float], inflation: float, wrong: bool) -> list[LandmarkRtt]:
+    """The benchmark's kind of round; `wrong` lists one landmark far from where it is."""
+    measurements = [
+        LandmarkRtt(name, lat, lon, vacuum_rtt_ms(distance_km(lat, lon, *chip)) * inflation + 0.2)
+        for name, (lat, lon) in LANDMARKS.items()
+    ]
+    if wrong:
+        measurements.append(LandmarkRtt("liar", -33.9, 18.4, 1.0))  # 1 ms from Cape Town
+    return measurements
+
+
+europe_items = st.builds(
+    lambda lat, lon, inflation, wrong, licence: (european((lat, lon), inflation, wrong), licence),
+    st.floats(44.0, 56.0),
+    st.floats(-2.0, 18.0),
+    st.floats(1.0, 3.0),
+    st.sampled_from([False, False, False, True]),  # sometimes a lying landmark
+    st.sampled_from([COUNTRIES, PROHIBITED_ONLY, None]),
+)
+# Random places, poles and the antimeridian: most of these leave the batch path.
+world_items = st.builds(
+    lambda scenario, licence: (scenario[1], licence),
+    scenarios(),
+    st.sampled_from([COUNTRIES, None]),
+)
+excluding_items = chips_with_excluding_licence().map(lambda case: (case[1], case[2]))
+items = st.lists(
+    st.one_of(europe_items, europe_items, world_items, excluding_items), min_size=1, max_size=6
+)
+
+
+def same_geometry(a: shapely.Geometry | None, b: shapely.Geometry | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(shapely.hausdorff_distance(a, b) <= ROUNDING_DEG)
+
+
+def assert_same(batch: Assessment, single: Assessment) -> None:
+    assert batch.verdict is single.verdict
+    assert batch.excluded_landmarks == single.excluded_landmarks
+    assert same_geometry(batch.sound_region, single.sound_region)
+    assert same_geometry(batch.plausible_region, single.plausible_region)
+    assert same_geometry(batch.likely_region, single.likely_region)
+    assert batch.sound_area_km2 == pytest.approx(single.sound_area_km2, rel=1e-7, abs=1e-6)
+    assert (batch.estimate_lat_deg is None) == (single.estimate_lat_deg is None)
+    if batch.estimate_lat_deg is not None and single.estimate_lat_deg is not None:
+        # The same point: longitudes +-180 deg at the antimeridian are one place.
+        assert distance_km(
+            batch.estimate_lat_deg,
+            batch.estimate_lon_deg or 0.0,
+            single.estimate_lat_deg,
+            single.estimate_lon_deg or 0.0,
+        ) == pytest.approx(0.0, abs=1e-5)
+    for got, want in (
+        (batch.inside_fraction, single.inside_fraction),
+        (batch.confidence, single.confidence),
+    ):
+        assert (got is None) == (want is None)
+        if got is not None and want is not None:
+            assert got == pytest.approx(want, abs=ROUNDING_DEG)
+    assert batch.to_json().keys() == single.to_json().keys()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items)
+def test_batch_gives_what_one_by_one_gives(batch_items) -> None:
+    batch = assess_many(batch_items)
+    assert len(batch) == len(batch_items)
+    for result, (measurements, licence) in zip(batch, batch_items, strict=True):
+        assert_same(result, assess(measurements, licence))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(chips_with_excluding_licence(), min_size=1, max_size=5))
+def test_in_a_batch_a_chip_outside_its_licence_is_never_verified(cases) -> None:
+    results = assess_many([(measurements, licence) for _, measurements, licence in cases])
+    for ((lat, lon), _, _), result in zip(cases, results, strict=True):
+        assert result.verdict is not Verdict.VERIFIED
+        assert result.sound_region is not None
+        assert result.sound_region.covers(shapely.Point(lon, lat))
+
+
+def test_benchmark_rounds_take_the_batch_path() -> None:
+    """The equality tests above would hold trivially if every item fell back: the usual
+    round must be computed by the batched code."""
+    rounds = [european((48.0 + i * 0.5, 3.0 + i), 2.0, False) for i in range(8)]
+    cap_sets = [caps_from_measurements(r, C_VACUUM_KM_PER_S, 0.0) for r in rounds]
+    batched = _intersect_local_many(cap_sets, 5.0 / 6371.0088)
+    assert all(result is not None for result in batched)
+    for got, want in zip(intersect_many(cap_sets, 5.0), batched, strict=True):
+        assert want is not None and same_geometry(got[0], want[0])
+
+
+def test_inconsistent_item_names_the_wrong_landmark_in_a_batch() -> None:
+    good = (european((50.0, 8.0), 1.5, False), COUNTRIES)
+    bad = (european((50.0, 8.0), 1.5, True), COUNTRIES)
+    first, second = assess_many([good, bad])
+    assert first.verdict is not Verdict.INCONSISTENT
+    assert second.verdict is Verdict.INCONSISTENT and second.excluded_landmarks == ("liar",)
+    assert_same(second, assess(*bad))
+
+
+def test_calibrated_estimates_match() -> None:
+    samples = [
+        CalibrationSample(name, d, 2 * d / 120 + 0.5)
+        for name in LANDMARKS
+        for d in range(100, 1300, 150)
+    ]
+    model = CalibrationModel.fit(samples)
+    batch_items: list[tuple[list[LandmarkRtt], Licence | None]] = [
+        (european((49.0 + i, 6.0 + i), 1.8, False), COUNTRIES) for i in range(3)
+    ]
+    for result, (measurements, licence) in zip(
+        assess_many(batch_items, calibration=model), batch_items, strict=True
+    ):
+        assert result.confidence is not None
+        assert_same(result, assess(measurements, licence, calibration=model))
+
+
+def test_empty_batch_is_empty() -> None:
+    assert assess_many([]) == []
+    assert intersect_many([], 5.0) == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        ([LandmarkRtt("a", 50.0, 8.0, 3.0)], InsufficientDataError, "at least 2"),
+        ([(50.0, 8.0, 3.0), (48.0, 2.0, 5.0)], InvalidMeasurementError, "expected LandmarkRtt"),
+        (
+            [LandmarkRtt("a", 50.0, 8.0, 3.0), LandmarkRtt("a", 51.0, 8.0, 3.0)],
+            InvalidMeasurementError,
+            "two different positions",
+        ),
+    ],
+)
+def test_bad_item_raises_what_assess_raises(bad, error, message) -> None:
+    good = european((50.0, 8.0), 2.0, False)
+    with pytest.raises(error, match=message):
+        assess(bad, COUNTRIES)
+    with pytest.raises(error, match=message):
+        assess_many([(good, COUNTRIES), (bad, COUNTRIES), (good, None)])
+    # The good items are unaffected by a bad neighbour in an earlier call.
+    assert_same(assess_many([(good, COUNTRIES)])[0], assess(good, COUNTRIES))
+
+
+def test_regions_agree_with_single_calls_to_float_rounding() -> None:
+    """A direct, non-random check of the figures the verifier stores."""
+    rounds = [(european((47.0 + i * 0.7, 2.5 + i * 1.3), 2.5, False), COUNTRIES) for i in range(12)]
+    results = assess_many(rounds)
+    areas = np.array([r.sound_area_km2 for r in results])
+    expected = np.array([assess(*item).sound_area_km2 for item in rounds])
+    assert np.allclose(areas, expected, rtol=1e-7)
+    assert all(math.isfinite(a) and a > 0.0 for a in areas)
