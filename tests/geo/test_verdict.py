@@ -361,7 +361,7 @@ def regions_with_box_licences(draw):
             shapely.Point(lon, lat).buffer(size / 2).intersection(shapely.box(-180, -90, 180, 90))
         )
 
-    def near_box():
+    def near_box() -> shapely.Geometry:
         centre_lon = lon + draw(st.floats(-6.0, 6.0))
         centre_lat = lat + draw(st.floats(-6.0, 6.0))
         half_w, half_h = draw(st.floats(0.01, 8.0)), draw(st.floats(0.01, 8.0))
