@@ -56,6 +56,7 @@ _POLAR_BAND_LAT_DEG = 89.0
 _MIN_BUFFER_DEG = 1e-9  # 0.1 mm
 _BOX_SLACK = 1.001  # the box test must not clip the buffer's outermost vertices by rounding
 _POLYGON_TYPE_ID = 3  # shapely.get_type_id of a Polygon
+BoolArray = npt.NDArray[np.bool_]
 _OUTPUT_DECIMALS = 6  # 0.11 m; FLOAT_MARGIN_KM (10 m) in the solver absorbs the rounding
 
 
@@ -620,7 +621,7 @@ def _judge_many(
     """`judge` for regions under one licence: the vertex test and the inside fraction's
     overlays for all regions at once; undecided regions are grown one by one."""
     geoms = np.array(regions, dtype=object)
-    near = np.array([_near_prohibited(r, licence) for r in regions], dtype=bool)
+    near = _near_prohibited_many(geoms, licence)
     xy, owner = shapely.get_coordinates(geoms, return_index=True)
     count = len(regions)
     allowed, prohibited = licence.allowed_union, licence.prohibited_union
@@ -653,12 +654,45 @@ def _judge_many(
     ]
 
 
+def _near_prohibited_many(geoms: npt.NDArray[np.object_], licence: Licence) -> BoolArray:
+    """`_near_prohibited` for many regions: the same boxes, tested in one call."""
+    prohibited = licence.prohibited_union
+    if prohibited is None:
+        return np.zeros(len(geoms), dtype=bool)
+    margin_km = float(licence.tolerance_km) + max(r.boundary_error_km for r in licence.prohibited)
+    distance_km = max(margin_km, 0.0)
+    min_lon, min_lat, max_lon, max_lat = shapely.bounds(geoms).T
+    lat_step_deg = distance_km / KM_PER_DEG_LAT_MIN
+    far_lat_deg = np.maximum(np.abs(min_lat), np.abs(max_lat)) + lat_step_deg
+    polar = far_lat_deg >= _POLAR_BAND_LAT_DEG
+    with np.errstate(divide="ignore"):
+        lon_step_deg = distance_km / (
+            KM_PER_DEG_LON_EQUATOR_MAX * np.cos(np.radians(np.where(polar, 0.0, far_lat_deg)))
+        )
+    step_deg = (
+        np.maximum(np.maximum(lat_step_deg, lon_step_deg) * _BUFFER_CIRCUMSCRIBE, _MIN_BUFFER_DEG)
+        * _BOX_SLACK
+    )
+    unboxed = polar | (min_lon - step_deg < -180.0) | (max_lon + step_deg > 180.0)
+    near = unboxed.copy()
+    boxed = ~unboxed
+    if boxed.any():
+        boxes = shapely.box(
+            min_lon[boxed] - step_deg[boxed],
+            min_lat[boxed] - step_deg[boxed],
+            max_lon[boxed] + step_deg[boxed],
+            max_lat[boxed] + step_deg[boxed],
+        )
+        near[boxed] = shapely.intersects(prohibited, boxes)
+    return np.asarray(near, dtype=bool)
+
+
 def _compliant_fractions(
     chosen: Sequence[int],
     geoms: npt.NDArray[np.object_],
     licence: Licence,
     areas_km2: FloatArray,
-    near: npt.NDArray[np.bool_],
+    near: BoolArray,
 ) -> dict[int, float]:
     """`_compliant_fraction` for the chosen regions, the allowed overlay for all at once."""
     index = [i for i in chosen if areas_km2[i] > 0.0]

@@ -14,8 +14,16 @@ from geo.errors import InsufficientDataError, InvalidMeasurementError
 from geo.geodesy import distance_km, vacuum_rtt_ms
 from geo.licence import Licence, licence_from_json
 from geo.measurement import LandmarkRtt
+from geo.regions import Region
 from geo.solver import _intersect_local_many, caps_from_measurements, intersect_many
-from geo.verdict import Assessment, Verdict, assess, assess_many
+from geo.verdict import (
+    Assessment,
+    Verdict,
+    _near_prohibited,
+    _near_prohibited_many,
+    assess,
+    assess_many,
+)
 from tests.geo.test_solver import scenarios
 from tests.geo.test_verdict import LANDMARKS, chips_with_excluding_licence
 
@@ -178,3 +186,26 @@ def test_regions_agree_with_single_calls_to_float_rounding() -> None:
     expected = np.array([assess(*item).sound_area_km2 for item in rounds])
     assert np.allclose(areas, expected, rtol=1e-7)
     assert all(math.isfinite(a) and a > 0.0 for a in areas)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(-179.0, 175.0),
+            st.floats(-89.9, 85.0),
+            st.floats(0.01, 4.0),
+            st.floats(0.01, 4.0),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from([0.0, 50.0, 400.0]),
+)
+def test_batched_prohibited_box_test_is_the_single_one(boxes, tolerance_km) -> None:
+    licence = Licence(
+        (), (Region("p", shapely.box(20.0, -10.0, 60.0, 40.0)),), tolerance_km=tolerance_km
+    )
+    regions = [shapely.box(x, y, min(x + w, 180.0), min(y + h, 90.0)) for x, y, w, h in boxes]
+    batched = _near_prohibited_many(np.array(regions, dtype=object), licence)
+    assert batched.tolist() == [_near_prohibited(r, licence) for r in regions]
