@@ -704,18 +704,48 @@ def intersect_many(
     ]
 
 
+def cap_angles_rad(radius_km: FloatArray) -> FloatArray:
+    """`Cap.angle_rad` for many radii (the same arithmetic, element by element)."""
+    return np.asarray(
+        (radius_km * SPHERE_DISTANCE_INFLATION + FLOAT_MARGIN_KM) / EARTH_MEAN_RADIUS_KM,
+        dtype=np.float64,
+    )
+
+
 def _intersect_local_many(
     cap_sets: Sequence[Sequence[Cap]], resolution_rad: float
 ) -> list[tuple[BaseGeometry | None, float] | None]:
     """`_intersect_local` over many cap sets; None for a set left to `intersect`."""
-    results: list[tuple[BaseGeometry | None, float] | None] = [None] * len(cap_sets)
+    counts = np.array([len(caps) for caps in cap_sets], dtype=np.int64)
+    flat = [c for caps in cap_sets for c in caps]
+    return intersect_local_arrays(
+        counts,
+        np.array([c.lat_deg for c in flat]),
+        np.array([c.lon_deg for c in flat]),
+        np.array([c.angle_rad for c in flat]),
+        resolution_rad,
+    )
+
+
+def intersect_local_arrays(
+    counts: IntArray,
+    lat_deg: FloatArray,
+    lon_deg: FloatArray,
+    angle_rad: FloatArray,
+    resolution_rad: float,
+) -> list[tuple[BaseGeometry | None, float] | None]:
+    """The batched local frame for cap sets given as flat arrays (set k holds the next
+    counts[k] caps, in the order `caps_from_measurements` makes them); None for a set the
+    caller must give to `intersect`. For callers that have not built `Cap` values."""
+    results: list[tuple[BaseGeometry | None, float] | None] = [None] * len(counts)
+    count = len(counts)
     cap_excess_rad = resolution_rad / 2.0
-    ordered = [sorted(caps, key=lambda c: c.angle_rad) for caps in cap_sets]
-    counts = np.array([len(caps) for caps in ordered], dtype=np.int64)
-    flat = [c for caps in ordered for c in caps]
-    angle = np.array([c.angle_rad for c in flat])
-    lat = np.radians(np.array([c.lat_deg for c in flat]))
-    lon = np.radians(np.array([c.lon_deg for c in flat]))
+    # Each set's caps by angle, ties in their given order (as `sorted` orders them).
+    owner = np.repeat(np.arange(len(counts)), counts)
+    order = np.lexsort((angle_rad, owner))
+    angle = angle_rad[order]
+    lat = np.radians(lat_deg[order])
+    lon = np.radians(lon_deg[order])
     starts, problem, position = _ring_layout(counts)
     ok = angle[starts] + cap_excess_rad < _LOCAL_MAX_SMALLEST_RAD
     # Pruning, as in `_intersect_local`: the smallest polygon's vertex circle for the fewest
@@ -735,22 +765,22 @@ def _intersect_local_many(
     used &= ok[problem]
     u_problem, u_theta = problem[used], angle[used]
     u_lat, u_lon = lat[used], lon[used]
-    u_counts = np.bincount(u_problem, minlength=len(cap_sets))
+    u_counts = np.bincount(u_problem, minlength=count)
     u_starts = np.cumsum(u_counts) - u_counts
     live = u_counts > 0
-    too_big = np.zeros(len(cap_sets), dtype=bool)
+    too_big = np.zeros(count, dtype=bool)
     np.maximum.at(too_big, u_problem, u_theta + cap_excess_rad >= _LOCAL_MAX_VERTEX_RAD)
     ratio = np.minimum(np.tan(u_theta) / np.tan(u_theta + cap_excess_rad), 1.0)
-    half_step = np.full(len(cap_sets), np.inf)
+    half_step = np.full(count, np.inf)
     np.minimum.at(half_step, u_problem, np.arccos(ratio))
     with np.errstate(divide="ignore"):
         n_set = np.where(half_step <= 0.0, _MAX_VERTICES, np.ceil(math.pi / half_step))
     n_set = np.clip(np.nan_to_num(n_set, posinf=_MAX_VERTICES), _MIN_LOCAL_VERTICES, _MAX_VERTICES)
     n_set = n_set.astype(np.int64)
     vertex_angle = np.arctan(np.tan(u_theta) / np.cos(math.pi / n_set[u_problem]))
-    worst = np.zeros(len(cap_sets))
+    worst = np.zeros(count)
     np.maximum.at(worst, u_problem, vertex_angle)
-    excess = np.full(len(cap_sets), -np.inf)
+    excess = np.full(count, -np.inf)
     np.maximum.at(excess, u_problem, vertex_angle - u_theta)
     ok &= live & ~too_big & (worst < _LOCAL_MAX_VERTEX_RAD)
     # Bases (east, north, centre) per used cap; the frame is each set's smallest cap.
@@ -760,7 +790,7 @@ def _intersect_local_many(
     north = np.stack((-s_lat * c_lon, -s_lat * s_lon, c_lat), axis=-1)
     centre = np.stack((c_lat * c_lon, c_lat * s_lon, s_lat), axis=-1)
     frame = np.stack((east, north, centre), axis=1)[u_starts[live]]  # (live sets, 3, 3)
-    frame_of = np.full(len(cap_sets), -1, dtype=np.int64)
+    frame_of = np.full(count, -1, dtype=np.int64)
     frame_of[live] = np.arange(int(live.sum()))
     # Vertices: cap k has n of its set, at azimuths 2 pi j / n.
     per_cap_n = n_set[u_problem]
@@ -771,7 +801,7 @@ def _intersect_local_many(
     vertices = cos_v * centre[v_cap] + sin_v * (sin_az * east[v_cap] + cos_az * north[v_cap])
     v_problem = u_problem[v_cap]
     plane = np.einsum("vi,vji->vj", vertices, frame[frame_of[v_problem]])
-    shallow = np.zeros(len(cap_sets), dtype=bool)
+    shallow = np.zeros(count, dtype=bool)
     np.maximum.at(shallow, v_problem, plane[:, 2] < _LOCAL_MIN_DEPTH)
     ok &= ~shallow  # rings near the horizon are clipped by the single-set code
     keep_v = ok[v_problem]

@@ -24,21 +24,22 @@ from shapely.geometry.base import BaseGeometry
 from geo.constants import (
     C_VACUUM_KM_PER_S,
     EARTH_AUTHALIC_RADIUS_KM,
+    EARTH_MEAN_RADIUS_KM,
     KM_PER_DEG_LAT_MIN,
     KM_PER_DEG_LON_EQUATOR_MAX,
     PLAUSIBLE_SPEED_KM_PER_S,
 )
-from geo.errors import GeoError, InvalidMeasurementError
+from geo.errors import InvalidMeasurementError
 from geo.geodesy import FloatArray, authalic_latitude_rad, unit_vectors
 from geo.licence import Licence
 from geo.measurement import LandmarkRtt
 from geo.solver import (
     MIN_LANDMARKS,
-    Cap,
     Solution,
+    cap_angles_rad,
     caps_from_measurements,
     intersect,
-    intersect_many,
+    intersect_local_arrays,
     solve,
     wrap_longitudes,
 )
@@ -455,12 +456,10 @@ def assess_many(
     """`[assess(m, licence, calibration, params) for m, licence in items]`, computed together
     (same verdicts; regions and figures equal up to float rounding). Bad input raises what
     `assess` raises for the first bad item."""
-    prepared: list[tuple[tuple[LandmarkRtt, ...], tuple[Cap, ...], tuple[Cap, ...]] | None] = []
-    for measurements, _ in items:
-        prepared.append(_prepare(tuple(measurements), params))
+    prepared = [_prepare(tuple(measurements)) for measurements, _ in items]
     batch = [p for p in prepared if p is not None]
-    solved = intersect_many([p[1] for p in batch] + [p[2] for p in batch], params.resolution_km)
-    sound_of, plausible_of = solved[: len(batch)], solved[len(batch) :]
+    sound_of = _solve_tier(batch, params.speed_km_per_s, params)
+    plausible_of = _solve_tier(batch, params.plausible_speed_km_per_s, params)
     # An inconsistent item needs the exclusion search: `assess` does it.
     tiers: list[tuple[BaseGeometry, BaseGeometry | None] | None] = []
     position = 0
@@ -468,7 +467,7 @@ def assess_many(
         if p is None:
             tiers.append(None)
             continue
-        sound, plausible = sound_of[position][0], plausible_of[position][0]
+        sound, plausible = sound_of[position], plausible_of[position]
         position += 1
         tiers.append(None if sound is None else (sound, plausible))
     ready = [i for i, t in enumerate(tiers) if t is not None]
@@ -536,23 +535,53 @@ def _tier(
 
 
 def _prepare(
-    measurements: tuple[LandmarkRtt, ...], params: SolverParams
-) -> tuple[tuple[LandmarkRtt, ...], tuple[Cap, ...], tuple[Cap, ...]] | None:
-    """Both tiers' caps, or None where `assess` must run (it raises the input's error)."""
-    if not all(isinstance(m, LandmarkRtt) for m in measurements):
+    measurements: tuple[LandmarkRtt, ...],
+) -> tuple[tuple[LandmarkRtt, ...], list[LandmarkRtt]] | None:
+    """The measurements and each distinct landmark's best one (as `caps_from_measurements`
+    picks them), or None where `assess` must run (it raises the input's error)."""
+    best: dict[str, LandmarkRtt] = {}
+    for m in measurements:
+        if not isinstance(m, LandmarkRtt):
+            return None
+        seen = best.get(m.landmark_id)
+        if seen is None:
+            best[m.landmark_id] = m
+        elif (seen.lat_deg, seen.lon_deg) != (m.lat_deg, m.lon_deg):
+            return None
+        elif m.rtt_ms < seen.rtt_ms:
+            best[m.landmark_id] = m
+    if len(best) < MIN_LANDMARKS:
         return None
-    try:
-        sound = caps_from_measurements(
-            measurements, params.speed_km_per_s, params.processing_floor_ms
-        )
-        plausible = caps_from_measurements(
-            measurements, params.plausible_speed_km_per_s, params.processing_floor_ms
-        )
-    except GeoError:
-        return None
-    if len(sound) < MIN_LANDMARKS:
-        return None
-    return measurements, sound, plausible
+    return measurements, list(best.values())
+
+
+def _solve_tier(
+    batch: Sequence[tuple[tuple[LandmarkRtt, ...], list[LandmarkRtt]]],
+    speed_km_per_s: float,
+    params: SolverParams,
+) -> list[BaseGeometry | None]:
+    """`intersect(caps_from_measurements(...))[0]` for every prepared item, the caps built
+    as flat arrays (the same arithmetic as `Cap`) and solved together."""
+    if not batch:
+        return []
+    best = [m for _, chosen in batch for m in chosen]
+    rtt_ms = np.array([m.rtt_ms for m in best], dtype=np.float64)
+    radius_km = speed_km_per_s * np.maximum(rtt_ms - params.processing_floor_ms, 0.0) / 2000.0
+    solved = intersect_local_arrays(
+        np.array([len(chosen) for _, chosen in batch], dtype=np.int64),
+        np.array([float(m.lat_deg) for m in best]),
+        np.array([float(m.lon_deg) for m in best]),
+        cap_angles_rad(radius_km),
+        params.resolution_km / EARTH_MEAN_RADIUS_KM,
+    )
+    regions: list[BaseGeometry | None] = []
+    for (measurements, _), result in zip(batch, solved, strict=True):
+        if result is not None:
+            regions.append(result[0])
+            continue
+        caps = caps_from_measurements(measurements, speed_km_per_s, params.processing_floor_ms)
+        regions.append(intersect(caps, params.resolution_km)[0])
+    return regions
 
 
 def _areas_km2(geometries: Sequence[BaseGeometry | None]) -> FloatArray:
