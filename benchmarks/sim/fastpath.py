@@ -36,6 +36,7 @@ import numpy.typing as npt
 import shapely
 from scipy.spatial import cKDTree
 
+from benchmarks.sim.errors import ScenarioError
 from benchmarks.sim.sites import pairwise_km
 from geo.constants import (
     C_VACUUM_KM_PER_S,
@@ -222,7 +223,7 @@ def classify_cells(grid: CellGrid, region: Region, grow_km: float) -> CountryCel
     outside = ~touches
     blocks = grid.blocks
     if blocks is None:
-        raise ValueError("classify_cells needs a grid built with blocks")
+        raise ScenarioError("classify_cells needs a grid built with blocks")
     return CountryCells(
         inside=inside,
         outside=outside,
@@ -241,7 +242,7 @@ class FastParams:
     def __post_init__(self) -> None:
         # Exclusion counts are int8.
         if not 1 <= self.robust_landmarks + 1 <= self.k_best <= 127:
-            raise ValueError("need 0 <= robust_landmarks < k_best <= 127")
+            raise ScenarioError("need 0 <= robust_landmarks < k_best <= 127")
 
 
 class LandmarkField:
@@ -249,7 +250,7 @@ class LandmarkField:
 
     def __init__(self, grid: CellGrid, lat_deg: FloatArray, lon_deg: FloatArray) -> None:
         if grid.blocks is None:
-            raise ValueError("LandmarkField needs a grid built with blocks")
+            raise ScenarioError("LandmarkField needs a grid built with blocks")
         self.grid = grid
         self.blocks = grid.blocks
         self.xyz = unit_vectors(lat_deg, lon_deg)

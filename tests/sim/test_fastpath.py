@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.sim import fastpath
+from benchmarks.sim.errors import ScenarioError
 from benchmarks.sim.fastpath import (
     FastParams,
     LandmarkField,
@@ -95,5 +96,5 @@ def test_huge_caps_are_counted_by_whole_blocks():
 
 
 def test_k_best_beyond_int8_counts_is_rejected():
-    with pytest.raises(ValueError, match="k_best <= 127"):
+    with pytest.raises(ScenarioError, match="k_best <= 127"):
         FastParams(margin_km=MARGIN_KM, k_best=128)

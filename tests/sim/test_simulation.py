@@ -99,6 +99,8 @@ def test_bad_scenarios_are_rejected():
         Scenario(adversary="teleport")
     with pytest.raises(ScenarioError, match="at least 2 landmarks"):
         Scenario(landmarks=1)
+    with pytest.raises(ScenarioError, match=r"k_best must be in \[2, 127\]"):
+        Scenario(k_best=128)
     with pytest.raises(ScenarioError, match="distinct landmark sites"):
         simulate(Scenario(landmarks=5000, grid_km=200.0))
 
