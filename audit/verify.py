@@ -14,7 +14,9 @@ so one report lists every problem. Checks, per bundle:
   bindings between record, challenge and response, freshness (issued <= sent < expiry, answer
   before expiry, before the verdict) and nonce uniqueness; each solver input backed by a valid
   record (same landmark, same RTT) at the certified position; finally the sound region and
-  verdict recomputed with ``geo.verdict.assess`` and compared with what was stored.
+  verdict recomputed with ``geo.robust.assess_tolerating`` (the policy's
+  ``tolerate_faulty_landmarks``; absent means 0, i.e. ``geo.verdict.assess``) and compared with
+  what was stored.
 """
 
 from __future__ import annotations
@@ -784,9 +786,11 @@ def _recompute(
     """Apply the verifier's decision rule to the checked inputs and compare with what it stored.
 
     The rule (verifier.verdicts.decide): a round with no valid signed answer can only be `dark`
-    (the verifier decides nothing else without inputs); otherwise `geo.verdict.assess` decides,
-    and when it cannot (a GeoError, e.g. too few landmarks) or has no licence to compare with,
-    the verdict is `inconclusive`, never `verified`.
+    (the verifier decides nothing else without inputs); otherwise `geo.robust.assess_tolerating`
+    decides with the policy's `tolerate_faulty_landmarks` (absent in bundles written before the
+    field existed: 0, which is `geo.verdict.assess`), and when it cannot (a GeoError, e.g. fewer
+    than f + 2 landmarks) or has no licence to compare with, the verdict is `inconclusive`,
+    never `verified`.
     """
     stored_verdict = entry.get("verdict")
     stored = entry.get("assessment")
@@ -840,11 +844,23 @@ def _recompute(
         )
     from geo.errors import GeoError
 
+    policy = entry.get("policy")
+    faulty = policy.get("tolerate_faulty_landmarks", 0) if isinstance(policy, Mapping) else 0
+    if isinstance(faulty, bool) or not isinstance(faulty, int) or not 0 <= faulty <= 2:
+        audit.fail(
+            "verdict.recompute",
+            f"{where}.policy.tolerate_faulty_landmarks",
+            "cannot recompute the verdict: tolerate_faulty_landmarks must be 0, 1 or 2",
+            entry=index,
+            found=_short(faulty),
+        )
+        return
     try:
         from geo.calibration import CalibrationModel
         from geo.licence import licence_from_json
         from geo.measurement import LandmarkRtt
-        from geo.verdict import SolverParams, assess
+        from geo.robust import assess_tolerating
+        from geo.verdict import SolverParams
 
         measurements = [LandmarkRtt(*i) for i in inputs]
         licence = licence_from_json(entry.get("licence") or {})
@@ -863,7 +879,7 @@ def _recompute(
         return
     result = None
     try:
-        result = assess(measurements, licence, calibration, params)
+        result = assess_tolerating(measurements, licence, calibration, params, faulty)
     except GeoError:
         pass  # the verifier's rule: no geo verdict is inconclusive (checked below)
     except Exception as exc:  # the auditor reports any failure to recompute, never crashes

@@ -38,6 +38,8 @@ class Policy:
     landmarks_per_round: int
     round_timeout_s: float
     dark_window_s: float
+    # Verdicts that hold if any this many landmarks lie (geo.robust.assess_tolerating).
+    tolerate_faulty_landmarks: int = 0
 
 
 DEFAULT_POLICY = Policy("default", round_interval_s=300.0, landmarks_per_round=6,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Id = str
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -67,6 +67,19 @@ class PolicyIn(_In):
     landmarks_per_round: int = Field(ge=1, le=64)
     round_timeout_s: float = Field(gt=0, le=3_600)
     dark_window_s: float = Field(gt=0, le=86_400 * 30)
+    tolerate_faulty_landmarks: int = Field(
+        default=0, ge=0, le=2,
+        description="verdicts hold if any this many landmarks lie (docs/verifier.md)")
+
+    @model_validator(mode="after")
+    def _enough_landmarks(self) -> PolicyIn:
+        # Each verdict asks every subset that leaves out f landmarks, and each needs two.
+        needed = self.tolerate_faulty_landmarks + 2
+        if self.landmarks_per_round < needed:
+            raise ValueError(
+                f"tolerate_faulty_landmarks={self.tolerate_faulty_landmarks} needs "
+                f"landmarks_per_round >= {needed}, got {self.landmarks_per_round}")
+        return self
 
 
 class TokenIn(_In):
@@ -96,6 +109,7 @@ class PolicyOut(_Out):
     landmarks_per_round: int
     round_timeout_s: float
     dark_window_s: float
+    tolerate_faulty_landmarks: int
 
 
 class AuditOut(_Out):

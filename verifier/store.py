@@ -111,7 +111,8 @@ CREATE TABLE IF NOT EXISTS tokens (
   label TEXT NOT NULL, landmark_id TEXT, created_unix_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS policies (
   name TEXT PRIMARY KEY, round_interval_s REAL NOT NULL, landmarks_per_round INTEGER NOT NULL,
-  round_timeout_s REAL NOT NULL, dark_window_s REAL NOT NULL);
+  round_timeout_s REAL NOT NULL, dark_window_s REAL NOT NULL,
+  tolerate_faulty_landmarks INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS landmarks (
   landmark_id TEXT PRIMARY KEY, lat_deg REAL NOT NULL, lon_deg REAL NOT NULL, host TEXT NOT NULL,
   port INTEGER NOT NULL, public_key BLOB NOT NULL, certificate TEXT NOT NULL,
@@ -222,6 +223,15 @@ class SqliteStore:
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a database was created (CREATE TABLE IF NOT EXISTS keeps the
+        old table); the defaults give old rows their previous meaning."""
+        columns = {r["name"] for r in self._all("PRAGMA table_info(policies)")}
+        if "tolerate_faulty_landmarks" not in columns:
+            self._db.execute("ALTER TABLE policies ADD COLUMN"
+                             " tolerate_faulty_landmarks INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._db.close()
@@ -259,9 +269,11 @@ class SqliteStore:
     def put_policy(self, policy: Policy) -> None:
         with self._tx():
             self._db.execute(
-                "INSERT OR REPLACE INTO policies VALUES (?,?,?,?,?)",
+                "INSERT OR REPLACE INTO policies(name, round_interval_s, landmarks_per_round,"
+                " round_timeout_s, dark_window_s, tolerate_faulty_landmarks)"
+                " VALUES (?,?,?,?,?,?)",
                 (policy.name, policy.round_interval_s, policy.landmarks_per_round,
-                 policy.round_timeout_s, policy.dark_window_s))
+                 policy.round_timeout_s, policy.dark_window_s, policy.tolerate_faulty_landmarks))
 
     def policy(self, name: str) -> Policy | None:
         row = self._one("SELECT * FROM policies WHERE name = ?", (name,))

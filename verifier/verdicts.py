@@ -2,7 +2,8 @@
 
 Three steps so the heavy geometry never runs on the database thread: `collect` (database
 thread) gathers the round's best RTT per landmark; `decide` (worker thread) runs
-`geo.verdict.assess`; `record` (database thread) stores the verdict with the exact measurement
+`geo.robust.assess_tolerating` with the policy's `tolerate_faulty_landmarks` (0 is exactly
+`geo.verdict.assess`); `record` (database thread) stores the verdict with the exact measurement
 ids, moves the chip's state and raises or clears alerts.
 """
 
@@ -20,7 +21,8 @@ from geo.errors import GeoError
 from geo.geodesy import distance_km
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
-from geo.verdict import Assessment, SolverParams, assess
+from geo.robust import assess_tolerating
+from geo.verdict import Assessment, SolverParams
 from protocol.errors import ProtocolError, WireError
 from protocol.records import MeasurementRecord, verify_record
 from verifier.alerts import Alerts
@@ -123,14 +125,17 @@ def decide(inputs: RoundInputs) -> Decision:
     calibration = (CalibrationModel.from_json(inputs.calibration)
                    if inputs.calibration is not None else None)
     try:
-        assessment = assess(inputs.rtts, licence_from_json(inputs.chip.licence), calibration,
-                            SolverParams())
+        assessment = assess_tolerating(
+            inputs.rtts, licence_from_json(inputs.chip.licence), calibration, SolverParams(),
+            faulty_landmarks=inputs.policy.tolerate_faulty_landmarks)
     except GeoError as exc:
         return Decision(inputs, "inconclusive", None, f"geo verdict unavailable: {exc}")
     if assessment.verdict is None:
         return Decision(inputs, "inconclusive", assessment, "no licence to compare with")
     verdict = str(assessment.verdict.value)
     reason = f"{len(inputs.rtts)} landmark(s); sound area {assessment.sound_area_km2:.0f} km²"
+    if inputs.policy.tolerate_faulty_landmarks:
+        reason += f"; holds if any {inputs.policy.tolerate_faulty_landmarks} landmark(s) lie"
     return Decision(inputs, verdict, assessment, reason)
 
 
@@ -159,7 +164,8 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
         policy={"name": inputs.policy.name, "round_interval_s": inputs.policy.round_interval_s,
                 "landmarks_per_round": inputs.policy.landmarks_per_round,
                 "round_timeout_s": inputs.policy.round_timeout_s,
-                "dark_window_s": inputs.policy.dark_window_s})
+                "dark_window_s": inputs.policy.dark_window_s,
+                "tolerate_faulty_landmarks": inputs.policy.tolerate_faulty_landmarks})
     alert_type = ALERT_FOR_VERDICT.get(decision.verdict)
     if alert_type is not None:
         details: dict[str, Any] = {"verdict_id": verdict.verdict_id,
