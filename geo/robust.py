@@ -1,4 +1,4 @@
-"""Verdicts that survive up to f faulty landmarks (docs/geo.md, "Faulty landmarks").
+"""Verdicts that survive up to f faulty landmarks (docs/verifier.md, "Faulty landmarks").
 
 `geo.verdict.assess` trusts every landmark it is given: one landmark that signs a falsely small
 RTT, or claims a false position, shrinks the sound region wherever it likes and can make a chip
