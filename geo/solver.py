@@ -225,9 +225,13 @@ def _circumscribed(cap: Cap, resolution_rad: float) -> CapPolygon | None:
         lat, lon = _ring(lat0, lon0, vertex_angle, n)
         deviation = _max_edge_deviation_rad(lat, lon)
         if deviation <= delta:
+            try:
+                geometry = _ring_geometry(lat0, vertex_angle, lat, lon)
+            except shapely.errors.GEOSException:
+                return None  # the caller represents the cap as a complement (or the world)
             return CapPolygon(
                 cap=cap,
-                geometry=_ring_geometry(lat0, vertex_angle, lat, lon),
+                geometry=geometry,
                 outer_angle_rad=vertex_angle + delta,
                 excess_km=(vertex_angle + delta - theta) * EARTH_MEAN_RADIUS_KM,
             )
@@ -250,7 +254,15 @@ def _complement(cap: Cap, resolution_rad: float) -> CapPolygon:
         deviation = _max_edge_deviation_rad(lat, lon)
         # Strictly inside: the hole must not reach the cap we are representing.
         if deviation < delta:
-            hole = _ring_geometry(lat_a, vertex_angle, lat, lon)
+            try:
+                hole = _ring_geometry(lat_a, vertex_angle, lat, lon)
+            except shapely.errors.GEOSException:
+                # GEOS rejects some pole-closed rings when cutting them at +-180 deg; without
+                # the hole the cap is represented by the whole world, larger and still sound.
+                logger.debug(
+                    "hole around (%s, %s) not representable; using the world", lat_a, lon_a
+                )
+                return world
             return CapPolygon(
                 cap=cap,
                 geometry=_WORLD.difference(hole),

@@ -19,6 +19,7 @@ from geo.solver import (
     intersect,
     solve,
 )
+from geo.verdict import assess
 
 # Special values make poles, the antimeridian and the equator common, not just possible.
 lats = st.one_of(st.floats(-90.0, 90.0), st.sampled_from([-90.0, -89.999, 0.0, 89.999, 90.0]))
@@ -250,3 +251,15 @@ def test_local_frame_declines_polar_and_hemispheric_caps() -> None:
     huge = [Cap("a", 0.0, 0.0, 9000.0), Cap("b", 10.0, 10.0, 9500.0)]
     assert _intersect_local(huge, resolution_rad) is None
     assert intersect(huge, 5.0)[0] is not None  # the general path still answers
+
+
+def test_pole_case_geos_rejected_is_still_solved_and_covers_the_chip() -> None:
+    """Found by Hypothesis: GEOS rejected cutting one pole-closed ring at +-180 deg (a
+    TopologyException escaped `assess`); that cap now falls back to a larger representation."""
+    measurements = [
+        LandmarkRtt("l0", 43.0, 0.0, 98.49937995006952),
+        LandmarkRtt("l1", 0.0, 0.0, 66.72593297402247),
+        LandmarkRtt("l2", -89.30166299604741, 0.0, 0.5203599885091121),
+    ]
+    result = assess(measurements)
+    assert result.sound_region is not None and covers(result.sound_region, -90.0, 0.0)
