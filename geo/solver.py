@@ -827,7 +827,13 @@ def intersect_local_arrays(
     table = np.full((len(sets), int(u_counts[sets].max())), None, dtype=object)
     u_position = np.arange(len(u_problem)) - u_starts[u_problem]
     table[np.searchsorted(sets, u_problem[cap_ids]), u_position[cap_ids]] = polygons
-    regions = shapely.intersection_all(table, axis=1)
+    try:
+        regions = shapely.intersection_all(table, axis=1)
+    except shapely.errors.GEOSException:
+        # One set's overlay failed: every set goes to `intersect`, which meets the failure
+        # (or not) for that set alone instead of failing the batch.
+        logger.debug("batched intersection failed; solving the %d sets one by one", len(sets))
+        return results
     excess_km = excess * EARTH_MEAN_RADIUS_KM
     empty = shapely.is_empty(regions)
     for index in sets[empty]:

@@ -459,17 +459,15 @@ def assess_many(
     prepared = [_prepare(tuple(measurements)) for measurements, _ in items]
     batch = [p for p in prepared if p is not None]
     sound_of = _solve_tier(batch, params.speed_km_per_s, params)
-    plausible_of = _solve_tier(batch, params.plausible_speed_km_per_s, params)
-    # An inconsistent item needs the exclusion search: `assess` does it.
+    # An inconsistent item needs the exclusion search, and its plausible tier uses only the
+    # remaining landmarks: `assess` does both. The others' plausible tier is solved here.
+    consistent = [p for p, sound in zip(batch, sound_of, strict=True) if sound is not None]
+    plausible_of = iter(_solve_tier(consistent, params.plausible_speed_km_per_s, params))
     tiers: list[tuple[BaseGeometry, BaseGeometry | None] | None] = []
-    position = 0
+    sound_iter = iter(sound_of)
     for p in prepared:
-        if p is None:
-            tiers.append(None)
-            continue
-        sound, plausible = sound_of[position], plausible_of[position]
-        position += 1
-        tiers.append(None if sound is None else (sound, plausible))
+        sound = None if p is None else next(sound_iter)
+        tiers.append(None if sound is None else (sound, next(plausible_of)))
     ready = [i for i, t in enumerate(tiers) if t is not None]
     sounds = [_tier(tiers[i])[0] for i in ready]
     areas = _areas_km2(sounds)

@@ -210,3 +210,19 @@ def test_batched_prohibited_box_test_is_the_single_one(boxes, tolerance_km) -> N
     regions = [shapely.box(x, y, min(x + w, 180.0), min(y + h, 90.0)) for x, y, w, h in boxes]
     batched = _near_prohibited_many(np.array(regions, dtype=object), licence)
     assert batched.tolist() == [_near_prohibited(r, licence) for r in regions]
+
+
+def test_a_failed_batched_overlay_falls_back_to_one_by_one(monkeypatch) -> None:
+    """GEOS may reject one set's overlay; the batch must not fail for the others."""
+    rounds = [(european((47.5 + i, 4.0 + i), 2.0, False), COUNTRIES) for i in range(4)]
+    expected = [assess(*item) for item in rounds]
+    real = shapely.intersection_all
+
+    def failing_batched(geometries, axis=None, **kwargs):
+        if axis is not None:  # only the batched call passes an axis
+            raise shapely.errors.GEOSException("TopologyException: injected")
+        return real(geometries, axis=axis, **kwargs)
+
+    monkeypatch.setattr(shapely, "intersection_all", failing_batched)
+    for got, want in zip(assess_many(rounds), expected, strict=True):
+        assert_same(got, want)
