@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,9 @@ from geo.measurement import LandmarkRtt
 from geo.regions import Region
 from geo.solver import _intersect_lonlat, caps_from_measurements, intersect
 from geo.verdict import (
+    FRACTION_ERROR_BOUND,
+    FRACTION_MIN_INSIDE,
+    FRACTION_SAMPLES,
     SolverParams,
     Verdict,
     _grown_box,
@@ -29,6 +33,8 @@ from geo.verdict import (
     _intersection_near,
     _judge_grown,
     _near_prohibited,
+    _overlay_fraction,
+    _sampled_fractions,
     area_km2,
     assess,
     grow,
@@ -76,6 +82,11 @@ def test_loose_measurements_are_inconclusive_with_a_fraction() -> None:
     result = assess(measure((50.0, 8.0), inflation=3.0), licence_from_json({"allowed": ["DEU"]}))
     assert result.verdict is Verdict.INCONCLUSIVE
     assert result.inside_fraction is not None and 0.0 < result.inside_fraction < 1.0
+    assert result.sound_region is not None
+    exact = _overlay_fraction(
+        result.sound_region, licence_from_json({"allowed": ["DEU"]}), result.sound_area_km2, False
+    )
+    assert result.inside_fraction == pytest.approx(exact, abs=FRACTION_ERROR_BOUND)
 
 
 def test_wrong_landmark_makes_verdict_inconsistent_and_is_named() -> None:
@@ -399,3 +410,66 @@ def test_points_leave_undecided_regions_to_the_grown_test() -> None:
     assert judge(inside_near_border, allowed)[0] is Verdict.INCONCLUSIVE
     across = shapely.box(9.0, 5.0, 11.0, 5.5)
     assert _inconclusive_by_points(across, allowed, near_prohibited=False)
+
+
+BORDER_LICENCE = licence_from_json({"allowed": ["DEU", "FRA"], "prohibited": ["CHE"]})
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.floats(4.0, 12.0),
+    st.floats(45.5, 50.5),
+    st.floats(0.1, 2.5),
+    st.floats(0.2, 1.0),
+    st.floats(0.0, 1.0),
+)
+def test_sampled_fraction_is_within_its_bound_of_the_exact_overlay(
+    lon, lat, radius_deg, stretch, squeeze
+) -> None:
+    # Ellipses across the DEU/FRA/CHE borders, like the sound regions judge sees there.
+    circle = shapely.Point(lon, lat).buffer(radius_deg, quad_segs=16)
+    region = shapely.affinity.scale(circle, xfact=1.0, yfact=stretch)
+    region = shapely.affinity.skew(region, xs=45.0 * squeeze)
+    near = _near_prohibited(region, BORDER_LICENCE)
+    exact = _overlay_fraction(region, BORDER_LICENCE, area_km2(region), near)
+    sampled = float(_sampled_fractions(np.array([region]), BORDER_LICENCE, np.array([near]))[0])
+    if math.isnan(sampled):  # too few lattice points inside: judge overlays exactly
+        return
+    min_lon, min_lat, max_lon, max_lat = region.bounds
+    lattice = (np.arange(FRACTION_SAMPLES) + 0.5) / FRACTION_SAMPLES
+    column = np.mod(np.arange(FRACTION_SAMPLES) * (math.sqrt(5.0) - 1.0) / 2.0 + 0.5, 1.0)
+    inside = int(
+        shapely.contains_xy(
+            region,
+            min_lon + lattice * (max_lon - min_lon),
+            min_lat + column * (max_lat - min_lat),
+        ).sum()
+    )
+    assert inside >= FRACTION_MIN_INSIDE
+    assert abs(sampled - exact) <= 1.0 / math.sqrt(inside) <= FRACTION_ERROR_BOUND
+
+
+def test_a_sliver_too_thin_for_the_lattice_gets_the_exact_overlay() -> None:
+    # A thin diagonal band fills a few percent of its box: the lattice abstains.
+    region = shapely.LineString([(5.5, 45.5), (10.0, 48.5)]).buffer(0.05)  # via CHE
+    near = _near_prohibited(region, BORDER_LICENCE)
+    sampled = _sampled_fractions(np.array([region]), BORDER_LICENCE, np.array([near]))
+    assert math.isnan(float(sampled[0]))
+    verdict, fraction = judge(region, BORDER_LICENCE)
+    assert verdict is Verdict.INCONCLUSIVE
+    assert fraction == _overlay_fraction(region, BORDER_LICENCE, area_km2(region), near)
+    assert 0.0 < fraction < 1.0
+
+
+def test_sampled_fraction_is_deterministic_and_counts_prohibited_ground_out() -> None:
+    licence = licence_from_json({"prohibited": ["CHE"]})  # allowed everywhere else
+    region = shapely.box(6.0, 46.0, 9.0, 48.5)  # FRA, DEU and CHE
+    near = np.array([_near_prohibited(region, licence)])
+    assert near[0]
+    first = _sampled_fractions(np.array([region]), licence, near)
+    again = _sampled_fractions(np.array([region, region]), licence, np.repeat(near, 2))
+    assert first[0] == again[0] == again[1]
+    assert _sampled_fractions(np.array([region]), licence, np.array([False]))[0] == 1.0
+    exact = _overlay_fraction(region, licence, area_km2(region), True)
+    assert 0.2 < exact < 0.8  # Switzerland is a large share of this box
+    assert abs(first[0] - exact) <= FRACTION_ERROR_BOUND
