@@ -97,8 +97,9 @@ class Service:
         due = await self.db.run(scheduler.due_rounds, now_unix_ns)
         inputs = await self.db.run(verdicts.collect_all, due, now_unix_ns, self.alerts)
         loop = asyncio.get_running_loop()
-        for item in inputs:
-            decision = await loop.run_in_executor(self._geo_pool, verdicts.decide, item)
+        decisions = (await loop.run_in_executor(self._geo_pool, verdicts.decide_all, inputs)
+                     if inputs else [])
+        for decision in decisions:
             verdict = await self.db.run(verdicts.record, decision, alerts=self.alerts,
                                         metrics=self.metrics, evidence=self.evidence,
                                         now_unix_ns=time.time_ns())

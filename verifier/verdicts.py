@@ -19,10 +19,10 @@ from geo.audit import audit_landmarks
 from geo.calibration import CalibrationModel, CalibrationSample
 from geo.errors import GeoError
 from geo.geodesy import distance_km
-from geo.licence import licence_from_json
+from geo.licence import Licence, licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.robust import assess_tolerating
-from geo.verdict import Assessment, SolverParams
+from geo.verdict import Assessment, SolverParams, assess_many
 from protocol.errors import ProtocolError, WireError
 from protocol.records import MeasurementRecord, verify_record
 from verifier.alerts import Alerts
@@ -122,14 +122,52 @@ def decide(inputs: RoundInputs) -> Decision:
     """Worker thread: the geo verdict. Never invents a `verified`: errors become inconclusive."""
     if inputs.dark:
         return Decision(inputs, "dark", None, "no valid response within the dark window")
-    calibration = (CalibrationModel.from_json(inputs.calibration)
-                   if inputs.calibration is not None else None)
     try:
         assessment = assess_tolerating(
-            inputs.rtts, licence_from_json(inputs.chip.licence), calibration, SolverParams(),
-            faulty_landmarks=inputs.policy.tolerate_faulty_landmarks)
+            inputs.rtts, licence_from_json(inputs.chip.licence), _calibration(inputs),
+            SolverParams(), faulty_landmarks=inputs.policy.tolerate_faulty_landmarks)
     except GeoError as exc:
         return Decision(inputs, "inconclusive", None, f"geo verdict unavailable: {exc}")
+    return _decision(inputs, assessment)
+
+
+def decide_all(items: Sequence[RoundInputs]) -> list[Decision]:
+    """Worker thread: every due round of a tick. Plain rounds (no dark window, no faulty-landmark
+    tolerance) sharing a calibration go through `assess_many` together, which returns exactly
+    what `assess` would (tests/geo/test_batch.py) at ~3x the throughput; anything else, or a
+    batch with any error, is decided one round at a time by `decide`."""
+    decisions: dict[int, Decision] = {}
+    batches: dict[str | None, list[tuple[int, RoundInputs, Licence]]] = {}
+    for index, inputs in enumerate(items):
+        if inputs.dark or inputs.policy.tolerate_faulty_landmarks:
+            decisions[index] = decide(inputs)
+            continue
+        try:
+            licence = licence_from_json(inputs.chip.licence)
+        except GeoError:
+            decisions[index] = decide(inputs)
+            continue
+        key = json.dumps(inputs.calibration, sort_keys=True) if inputs.calibration else None
+        batches.setdefault(key, []).append((index, inputs, licence))
+    for batch in batches.values():
+        try:
+            assessments = assess_many(
+                [(inputs.rtts, licence) for _, inputs, licence in batch],
+                _calibration(batch[0][1]), SolverParams())
+        except GeoError:
+            assessments = None
+        for position, (index, inputs, _) in enumerate(batch):
+            decisions[index] = (decide(inputs) if assessments is None
+                                else _decision(inputs, assessments[position]))
+    return [decisions[index] for index in range(len(items))]
+
+
+def _calibration(inputs: RoundInputs) -> CalibrationModel | None:
+    return (CalibrationModel.from_json(inputs.calibration)
+            if inputs.calibration is not None else None)
+
+
+def _decision(inputs: RoundInputs, assessment: Assessment) -> Decision:
     if assessment.verdict is None:
         return Decision(inputs, "inconclusive", assessment, "no licence to compare with")
     verdict = str(assessment.verdict.value)
