@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=2)
+    # One upload in flight per connection is how a landmark uploads (its sink sends the next
+    # batch when the previous one was acknowledged); 2 puts two landmarks' uploads in flight.
+    parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--chips", type=int, default=50)
     args = parser.parse_args(argv)
     fleet = Fleet.create()
