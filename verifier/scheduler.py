@@ -104,9 +104,10 @@ def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[st
         policy = policies.get(chip.policy, DEFAULT_POLICY)
         # A policy tolerating f liars needs f + 2 landmarks (PolicyIn enforces it; this keeps
         # a policy written by other means from starving every verdict).
-        picked = choose_landmarks(healthy, _anchor(store, chip, healthy),
-                                  max(policy.landmarks_per_round,
-                                      policy.tolerate_faulty_landmarks + 2))
+        wanted = policy.landmarks_per_round
+        if policy.tolerate_faulty_landmarks:
+            wanted = max(wanted, policy.tolerate_faulty_landmarks + 2)
+        picked = choose_landmarks(healthy, _anchor(store, chip, healthy), wanted)
         rnd = Round(new_round_id("chip", chip.chip_id, now_unix_ns), "chip", chip.chip_id,
                     now_unix_ns, now_unix_ns + int(policy.round_timeout_s * _NS))
         store.add_round(rnd, [(lm.landmark_id, chip.host, chip.port) for lm in picked])

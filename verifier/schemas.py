@@ -73,9 +73,10 @@ class PolicyIn(_In):
 
     @model_validator(mode="after")
     def _enough_landmarks(self) -> PolicyIn:
-        # Each verdict asks every subset that leaves out f landmarks, and each needs two.
+        # Each verdict asks every subset that leaves out f landmarks, and each needs two. With
+        # f = 0 a one-landmark round is allowed: it measures, and decides inconclusive.
         needed = self.tolerate_faulty_landmarks + 2
-        if self.landmarks_per_round < needed:
+        if self.tolerate_faulty_landmarks and self.landmarks_per_round < needed:
             raise ValueError(
                 f"tolerate_faulty_landmarks={self.tolerate_faulty_landmarks} needs "
                 f"landmarks_per_round >= {needed}, got {self.landmarks_per_round}")
