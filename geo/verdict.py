@@ -58,6 +58,7 @@ _MIN_BUFFER_DEG = 1e-9  # 0.1 mm
 _BOX_SLACK = 1.001  # the box test must not clip the buffer's outermost vertices by rounding
 _POLYGON_TYPE_ID = 3  # shapely.get_type_id of a Polygon
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.intp]
 _OUTPUT_DECIMALS = 6  # 0.11 m; FLOAT_MARGIN_KM (10 m) in the solver absorbs the rounding
 
 
@@ -177,6 +178,13 @@ def area_km2(geometry: BaseGeometry | None) -> float:
         exterior = np.zeros(len(rings), dtype=bool)
         exterior[np.cumsum(interiors + 1) - (interiors + 1)] = True
         xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    signed = np.where(exterior, 1.0, -1.0) * _ring_integrals(xy, ring_of, len(exterior))
+    return max(float(np.sum(signed)) * EARTH_AUTHALIC_RADIUS_KM**2, 0.0)
+
+
+def _ring_integrals(xy: FloatArray, ring_of: IntArray, ring_count: int) -> FloatArray:
+    """|area| of each ring on the unit authalic sphere, for edges straight in lon/lat (as GeoJSON
+    draws them): the exact integral of sin(authalic latitude) dlon along every edge."""
     lon = np.radians(xy[:, 0])
     beta = authalic_latitude_rad(np.radians(xy[:, 1]))
     same_ring = ring_of[1:] == ring_of[:-1]
@@ -187,10 +195,9 @@ def area_km2(geometry: BaseGeometry | None) -> float:
     sloped = dlon * (np.cos(b1) - np.cos(b2)) / np.where(flat, 1.0, dbeta)
     level = dlon * np.sin(0.5 * (b1 + b2))
     per_ring = np.bincount(
-        ring_of[:-1][same_ring], weights=np.where(flat, level, sloped), minlength=len(exterior)
+        ring_of[:-1][same_ring], weights=np.where(flat, level, sloped), minlength=ring_count
     )
-    signed = np.where(exterior, 1.0, -1.0) * np.abs(per_ring)
-    return max(float(np.sum(signed)) * EARTH_AUTHALIC_RADIUS_KM**2, 0.0)
+    return np.abs(per_ring)
 
 
 def centre(geometry: BaseGeometry) -> tuple[float, float]:
@@ -658,19 +665,7 @@ def _areas_km2(geometries: Sequence[BaseGeometry | None]) -> FloatArray:
     exterior = np.ones(len(rings), dtype=bool)
     exterior[1:] = ring_polygon[1:] != ring_polygon[:-1]
     xy, ring_of = shapely.get_coordinates(rings, return_index=True)
-    lon = np.radians(xy[:, 0])
-    beta = authalic_latitude_rad(np.radians(xy[:, 1]))
-    same_ring = ring_of[1:] == ring_of[:-1]
-    dlon = np.diff(lon)[same_ring]
-    b1, b2 = beta[:-1][same_ring], beta[1:][same_ring]
-    dbeta = b2 - b1
-    flat = np.abs(dbeta) < 1e-12
-    sloped = dlon * (np.cos(b1) - np.cos(b2)) / np.where(flat, 1.0, dbeta)
-    level = dlon * np.sin(0.5 * (b1 + b2))
-    per_ring = np.bincount(
-        ring_of[:-1][same_ring], weights=np.where(flat, level, sloped), minlength=len(rings)
-    )
-    signed = np.where(exterior, 1.0, -1.0) * np.abs(per_ring)
+    signed = np.where(exterior, 1.0, -1.0) * _ring_integrals(xy, ring_of, len(rings))
     per_geometry = np.bincount(owner[ring_polygon], weights=signed, minlength=len(present))
     areas[present] = np.maximum(per_geometry * EARTH_AUTHALIC_RADIUS_KM**2, 0.0)
     return areas
