@@ -8,6 +8,8 @@ so one report lists every problem. Checks, per bundle:
   bundle), sizes and times in order, consistency proof between consecutive heads;
 - entries: canonical bytes hash into the latest head via the inclusion proof; indices strictly
   increasing; chip and time inside the exported range; not decided after the head that logs it;
+- completeness (`audit.completeness`): the chip's hash chain runs without gap, repeat or
+  reordering, and the manifest signed with the log key vouches for both ends;
 - per verdict: CA signature and validity of the chip and landmark certificates; for each
   measurement record the landmark signature over the record, the landmark signature over the
   challenge datagram, the chip signature over that exact challenge, the nonce/landmark/chip
@@ -26,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.completeness import check_completeness
 from lightfence import __version__
 from protocol.certs import ChipCertificate, LandmarkCertificate
 from protocol.codec import from_b64
@@ -55,6 +58,8 @@ from verifier.evidence import (
 )
 
 NS_PER_S = 1_000_000_000
+# Format /1 bundles are still read, and fail `manifest.missing`: they cannot prove completeness.
+_READABLE_FORMATS = (BUNDLE_FORMAT, "lightfence-evidence-bundle/1")
 # Positions and RTTs are copied, never recomputed, so they must agree to float rounding only.
 _POSITION_TOLERANCE_DEG = 1e-9
 _RTT_TOLERANCE_MS = 1e-9
@@ -146,7 +151,7 @@ def verify_bundle(
 ) -> AuditReport:
     """Audit ``bundle`` (the parsed JSON). Pinned keys, when given, override the bundle's."""
     audit = _Audit()
-    if not isinstance(bundle, Mapping) or bundle.get("format") != BUNDLE_FORMAT:
+    if not isinstance(bundle, Mapping) or bundle.get("format") not in _READABLE_FORMATS:
         raise AuditError(f"not an evidence bundle (format must be {BUNDLE_FORMAT!r})")
     latest = _check_log(audit, bundle, log_public_key)
     chip_id = bundle.get("chip_id")
@@ -207,7 +212,25 @@ def verify_bundle(
                 expected=[VERDICT_EVIDENCE_TYPE, ALERT_EVIDENCE_TYPE],
                 found=entry.get("type"),
             )
+    check_completeness(
+        bundle,
+        entries,
+        latest,
+        _log_key(bundle, log_public_key),
+        fail=audit.fail,
+        note=audit.notes.append,
+    )
     return AuditReport(tuple(audit.findings), dict(audit.counts), tuple(audit.notes))
+
+
+def _log_key(bundle: Mapping[str, Any], pinned: bytes | None) -> bytes | None:
+    """The key that must have signed the manifest (as for the tree heads: pinned, else named)."""
+    if pinned is not None:
+        return pinned
+    try:
+        return from_b64(bundle.get("log_public_key_b64"), "log_public_key_b64", PUBLIC_KEY_BYTES)
+    except ProtocolError:
+        return None  # already a `log.key` finding
 
 
 # --- the log: tree heads, consistency, inclusion -------------------------------------------

@@ -7,9 +7,14 @@ included), the licence, the policy, the solver version and parameters, and the v
 Its canonical JSON bytes (sorted keys, no whitespace, bytes as base64, no NaN) are what the
 transparency log hashes, so a record cannot change without changing its leaf hash.
 
-A bundle gathers a chip's records over a time range with an inclusion proof for each against the
-latest signed tree head, plus the earliest head covering them and a consistency proof from that
-head to the latest (see docs/evidence.md for the format).
+Each entry about a chip also carries the chip's sequence number and the leaf hash of the chip's
+previous entry, assigned inside the append transaction, so a chip's entries form a hash chain.
+
+A bundle gathers a contiguous run of a chip's chain over a time range with an inclusion proof for
+each against the latest signed tree head, plus the earliest head covering them and a consistency
+proof from that head to the latest, and a manifest signed with the log key that names the run's
+first and last sequence numbers and the chip's latest entry, so nothing can be cut from either
+end either (see docs/evidence.md for the format).
 """
 
 from __future__ import annotations
@@ -35,7 +40,12 @@ logger = logging.getLogger(__name__)
 
 VERDICT_EVIDENCE_TYPE = "lightfence-verdict-evidence/1"
 ALERT_EVIDENCE_TYPE = "lightfence-alert-evidence/1"
-BUNDLE_FORMAT = "lightfence-evidence-bundle/1"
+BUNDLE_FORMAT = "lightfence-evidence-bundle/2"
+# Entry fields that chain a chip's entries (absent in entries logged before chaining existed).
+CHIP_SEQ_FIELD = "chip_seq"
+CHIP_PREV_FIELD = "chip_prev_leaf_hash_b64"
+# Domain separation: a manifest signature can never be mistaken for a tree head signature.
+MANIFEST_CONTEXT = b"lightfence-bundle-manifest-v1\x00"
 
 
 class SupportsToJson(Protocol):
@@ -177,15 +187,38 @@ def build_alert_evidence(
 
 
 def append_evidence(log: TransparencyLog, record: EvidenceRecord) -> int:
-    """Append ``record`` to the log; returns its index. Durable when it returns."""
-    index = log.append(
-        record.canonical_bytes(),
-        kind=record.kind,
-        chip_id=record.chip_id,
-        time_unix_ns=record.time_unix_ns,
+    """Append ``record`` to the log; returns its index. Durable when it returns.
+
+    An entry about a chip is the next link of that chip's chain: its body gains the chip's
+    sequence number and the previous entry's leaf hash before it is hashed.
+    """
+    if record.chip_id is None:
+        index = log.append(
+            record.canonical_bytes(), kind=record.kind, time_unix_ns=record.time_unix_ns
+        )
+        logger.info("evidence %d logged: %s", index, record.kind)
+        return index
+
+    def chained(seq: int, previous_leaf_hash: bytes | None) -> bytes:
+        link = {
+            CHIP_SEQ_FIELD: seq,
+            CHIP_PREV_FIELD: None if previous_leaf_hash is None else to_b64(previous_leaf_hash),
+        }
+        return canonical_json({**record.body, **link})
+
+    index, seq = log.append_chained(
+        chained, kind=record.kind, chip_id=record.chip_id, time_unix_ns=record.time_unix_ns
     )
-    logger.info("evidence %d logged: %s for chip %s", index, record.kind, record.chip_id)
+    logger.info(
+        "evidence %d logged: %s for chip %s (seq %d)", index, record.kind, record.chip_id, seq
+    )
     return index
+
+
+def manifest_message(manifest: Mapping[str, Any]) -> bytes:
+    """The bytes a bundle manifest's signature covers: everything but the signature itself."""
+    fields = {k: v for k, v in manifest.items() if k != "signature_b64"}
+    return MANIFEST_CONTEXT + canonical_json(fields)
 
 
 def export_bundle(
@@ -194,30 +227,45 @@ def export_bundle(
     from_unix_ns: int,
     to_unix_ns: int,
     *,
-    signer: Signer | None = None,
+    signer: Signer | None,
+    sign_fresh_head: bool = False,
     now_unix_s: int | None = None,
 ) -> dict[str, Any]:
     """A self-contained evidence bundle for ``chip_id`` over [from, to] (inclusive, ns).
 
-    Proofs refer to the latest signed tree head. With ``signer`` (the log's key) and
-    ``now_unix_s`` a fresh head is signed first, so every entry so far is covered; without, entries
-    newer than the latest head are left out and counted in ``omitted_uncovered``.
+    ``signer`` is the log's key: it signs the bundle's manifest (and, with ``sign_fresh_head``
+    and ``now_unix_s``, a fresh tree head first, so every entry so far is covered; otherwise
+    entries newer than the latest head are left out and counted in ``omitted_uncovered``).
+    Proofs refer to the latest signed tree head. The chained entries form one contiguous run of
+    the chip's chain: an entry inside the run whose time falls outside [from, to] (the clock
+    stepped back) is included and the bundle's range widened to it.
     """
     if from_unix_ns > to_unix_ns:
         raise InvalidInputError(f"empty time range: from {from_unix_ns} > to {to_unix_ns}")
-    if signer is not None:
-        if now_unix_s is None:
-            raise InvalidInputError("signing a fresh tree head needs now_unix_s")
+    if sign_fresh_head:
+        if signer is None or now_unix_s is None:
+            raise InvalidInputError("signing a fresh tree head needs the log key and now_unix_s")
         log.sign_tree_head(signer, now_unix_s)
     latest = log.latest_tree_head()
     if latest is None:
         raise NotFoundError("the log has no signed tree head yet; nothing can be proven")
+    if signer is None:
+        raise InvalidInputError("a bundle's manifest is signed with the log key; none given")
+    if signer.public_key() != latest.log_public_key:
+        raise InvalidInputError("the key given is not the log key that signed its tree heads")
     everything = log.find_entries(chip_id, from_unix_ns, to_unix_ns)
-    covered = [e for e in everything if e.index < latest.tree_size]
+    covered = log.find_entries(chip_id, from_unix_ns, to_unix_ns, latest.tree_size)
+    chained_seqs = [e.chip_seq for e in covered if e.chip_seq is not None]
+    selected = [e for e in covered if e.chip_seq is None]
+    if chained_seqs:
+        selected += log.find_chain(chip_id, min(chained_seqs), max(chained_seqs), latest.tree_size)
+    selected.sort(key=lambda e: e.index)
+    times = [e.time_unix_ns for e in selected if e.time_unix_ns is not None]
+    from_unix_ns, to_unix_ns = min([from_unix_ns, *times]), max([to_unix_ns, *times])
     heads = [latest]
     consistency: list[dict[str, Any]] = []
-    if covered:
-        first = covered[0].index
+    if selected:
+        first = selected[0].index
         # The earliest head that already committed to the first entry: the consistency proof
         # from it to the latest head shows nothing in between was removed or rewritten.
         earliest = next(h for h in log.tree_heads() if h.tree_size > first)
@@ -240,8 +288,23 @@ def export_bundle(
                 to_b64(h) for h in log.inclusion_proof(e.index, latest.tree_size)
             ],
         }
-        for e in covered
+        for e in selected
     ]
+    chip_head = log.chip_head(chip_id, latest.tree_size)
+    manifest: dict[str, Any] = {
+        "chip_id": chip_id,
+        "from_unix_ns": from_unix_ns,
+        "to_unix_ns": to_unix_ns,
+        "tree_size": latest.tree_size,
+        "root_b64": to_b64(latest.root),
+        "entry_count": len(entries),
+        "unchained_entries": sum(1 for e in selected if e.chip_seq is None),
+        "first_seq": min(chained_seqs) if chained_seqs else None,
+        "last_seq": max(chained_seqs) if chained_seqs else None,
+        "head_seq": None if chip_head is None else chip_head.seq,
+        "head_leaf_hash_b64": None if chip_head is None else to_b64(chip_head.leaf_hash),
+    }
+    manifest["signature_b64"] = to_b64(signer.sign(manifest_message(manifest)))
     logger.info(
         "exported %d entries for chip %s (%d newer than the latest tree head left out)",
         len(entries), chip_id, len(everything) - len(covered),
@@ -256,4 +319,5 @@ def export_bundle(
         "consistency_proofs": consistency,
         "entries": entries,
         "omitted_uncovered": len(everything) - len(covered),
+        "manifest": manifest,
     }

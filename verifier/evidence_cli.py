@@ -1,7 +1,8 @@
 """`lightfence evidence export --chip ID --from T1 --to T2 -o bundle.json`.
 
 Reads the verifier's SQLite file directly (the evidence log's own tables), so it works with the
-verifier stopped. Times are unix nanoseconds or ISO 8601 (``2025-01-31T12:00:00Z``).
+verifier stopped. The bundle's manifest is signed with the log key (``--sign-with``, else the
+verifier's own key file). Times are unix nanoseconds or ISO 8601 (``2025-01-31T12:00:00Z``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from protocol.errors import ProtocolError
 from protocol.keys import load_signer
 from verifier.config import load_config
-from verifier.errors import NotFoundError, VerifierError
+from verifier.errors import InvalidInputError, NotFoundError, VerifierError
 from verifier.evidence import export_bundle
 from verifier.translog import TransparencyLog
 
@@ -58,27 +59,38 @@ def register(subparsers: Any) -> None:
         "--sign-with",
         type=Path,
         help="the log's key file: sign a fresh tree head first so every entry is covered "
-        "(the verifier signs one every tree_head_interval_s and at shutdown by itself)",
+        "(the verifier signs one every tree_head_interval_s and at shutdown by itself); "
+        "without it the manifest is signed with the verifier's log key file (log_key_file, "
+        "default DATA_DIR/log.key)",
     )
     export.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
+    key_path: Path | None = args.sign_with
+    signer = None
     try:
-        data_dir = load_config(args.config).data_dir if args.config else args.data_dir
+        config = load_config(args.config) if args.config else None
+        data_dir = config.data_dir if config is not None else args.data_dir
         db_path = Path(data_dir) / DB_FILE_NAME
         if not db_path.exists():
             print(f"lightfence evidence: no verifier database at {db_path}", file=sys.stderr)
             return 2
-        signer = None if args.sign_with is None else load_signer(args.sign_with)
+        if key_path is None:
+            key_path = config.log_key_path if config is not None else Path(data_dir) / "log.key"
+        signer = load_signer(key_path) if key_path.exists() or args.sign_with else None
         with TransparencyLog(db_path) as log:
             bundle = export_bundle(
                 log, args.chip, args.from_ns, args.to_ns, signer=signer,
-                now_unix_s=int(time.time()),
+                sign_fresh_head=args.sign_with is not None, now_unix_s=int(time.time()),
             )  # fmt: skip
     except NotFoundError as exc:
         print(f"lightfence evidence: {exc} (the verifier signs a head every "
               "tree_head_interval_s and at shutdown; or pass --sign-with)", file=sys.stderr)
+        return 2
+    except InvalidInputError as exc:
+        hint = "" if signer is not None else f" (no log key at {key_path}; pass --sign-with)"
+        print(f"lightfence evidence: {exc}{hint}", file=sys.stderr)
         return 2
     except (VerifierError, ProtocolError, OSError) as exc:
         print(f"lightfence evidence: {exc}", file=sys.stderr)

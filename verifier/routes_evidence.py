@@ -28,7 +28,7 @@ class LogPublicKeyOut(BaseModel):
 
 
 class EvidenceBundleOut(BaseModel):
-    """`lightfence-evidence-bundle/1`, exactly as `lightfence evidence export` writes it."""
+    """`lightfence-evidence-bundle/2`, exactly as `lightfence evidence export` writes it."""
 
     format: str
     chip_id: str
@@ -39,6 +39,7 @@ class EvidenceBundleOut(BaseModel):
     consistency_proofs: list[dict[str, Any]]
     entries: list[dict[str, Any]]
     omitted_uncovered: int
+    manifest: dict[str, Any]
 
 
 @router.get("/log/public-key", response_model=LogPublicKeyOut)
@@ -56,7 +57,7 @@ async def chip_evidence(chip_id: Annotated[str, Path(pattern=schemas.ID_PATTERN)
                         to_unix_ns: TimeNs = _MAX_UNIX_NS) -> JSONResponse:
     """The chip's evidence bundle over [from, to]: entries, inclusion proofs, signed heads."""
     log = service.evidence.log
-    if log is None:
+    if log is None or service.tree_heads is None:
         raise NotFoundError("the evidence log is off (evidence = false)")
     if from_unix_ns > to_unix_ns:
         raise InvalidInputError(f"empty time range: from {from_unix_ns} > to {to_unix_ns}")
@@ -65,7 +66,8 @@ async def chip_evidence(chip_id: Annotated[str, Path(pattern=schemas.ID_PATTERN)
     retry = f"retry after tree_head_interval_s ({service.config.tree_head_interval_s:g} s)"
     if await asyncio.to_thread(log.latest_tree_head) is None:
         raise ConflictError(f"the evidence log has no signed tree head yet; {retry}")
-    bundle = await asyncio.to_thread(export_bundle, log, chip_id, from_unix_ns, to_unix_ns)
+    bundle = await asyncio.to_thread(export_bundle, log, chip_id, from_unix_ns, to_unix_ns,
+                                     signer=service.tree_heads.signer)
     if not bundle["entries"] and bundle["omitted_uncovered"]:
         raise ConflictError(
             f"{bundle['omitted_uncovered']} entries in the range are newer than the latest "

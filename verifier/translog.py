@@ -2,7 +2,8 @@
 
 Tables (all prefixed ``translog_``, next to the verifier's own):
 - ``translog_entries``: one row per entry: index, leaf hash, the entry bytes, and metadata
-  (kind, chip id, time) used only to find entries for an export; the metadata is not hashed.
+  (kind, chip id, time, the chip's sequence number) used only to find entries for an export;
+  the metadata is not hashed (evidence entries repeat the sequence number inside, hashed).
 - ``translog_nodes``: the hash of every *complete* aligned subtree of height >= 1. Such a
   subtree never changes once its last leaf is in, so it is written in the same transaction
   as that leaf; a root or proof then needs O(log² n) indexed lookups, never a rescan.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS translog_entries (
     entry BLOB NOT NULL,
     kind TEXT NOT NULL,
     chip_id TEXT,
-    time_unix_ns INTEGER
+    time_unix_ns INTEGER,
+    chip_seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS translog_entries_by_chip
     ON translog_entries (chip_id, time_unix_ns);
@@ -66,6 +68,13 @@ CREATE INDEX IF NOT EXISTS translog_tree_heads_by_time
     ON translog_tree_heads (timestamp_unix_s);
 """
 
+# Logs written before per-chip sequence numbers lack the column; their old entries keep NULL
+# there (their bytes, hence their leaf hashes, cannot change) and the chain starts after them.
+_CHIP_SEQ_INDEX = """
+CREATE UNIQUE INDEX IF NOT EXISTS translog_entries_by_chip_seq
+    ON translog_entries (chip_id, chip_seq) WHERE chip_seq IS NOT NULL;
+"""
+
 # Complete-subtree hashes are immutable, so caching them can never serve a stale value.
 _NODE_CACHE_MAX = 65_536
 
@@ -77,6 +86,20 @@ class LogEntry:
     kind: str
     chip_id: str | None
     time_unix_ns: int | None
+    chip_seq: int | None = None  # None: not chained (no chip, or written before chaining)
+
+
+@dataclass(frozen=True, slots=True)
+class ChipHead:
+    """A chip's latest chained entry: its sequence number, log index and leaf hash."""
+
+    seq: int
+    index: int
+    leaf_hash: bytes
+
+
+# Builds the entry bytes once the chip's next sequence number and previous leaf hash are known.
+ChainedEntryBuilder = Callable[[int, bytes | None], bytes]
 
 
 class TransparencyLog:
@@ -94,6 +117,11 @@ class TransparencyLog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(translog_entries)")}
+        if "chip_seq" not in columns:
+            self._db.execute("ALTER TABLE translog_entries ADD COLUMN chip_seq INTEGER")
+            logger.info("evidence log %s: added per-chip sequence numbers", self._path)
+        self._db.executescript(_CHIP_SEQ_INDEX)
 
     def close(self) -> None:
         with self._lock:
@@ -139,26 +167,80 @@ class TransparencyLog:
         """Append ``entry``; return its index. Durable on return."""
         if not isinstance(entry, bytes):
             raise InvalidInputError("a log entry must be bytes")
-        leaf = leaf_hash(entry)
         with self._transaction() as db:
-            index = self._size(db)
-            db.execute(
-                "INSERT INTO translog_entries (idx, leaf_hash, entry, kind, chip_id, time_unix_ns)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (index, leaf, entry, kind, chip_id, time_unix_ns),
+            index = self._insert(
+                db, entry, kind=kind, chip_id=chip_id, time_unix_ns=time_unix_ns, chip_seq=None
             )
-            # Leaf `index` completes the subtree at level l iff (index + 1) is a multiple of 2**l.
-            level, position, right = 0, index, leaf
-            while position & 1:
-                left = self._perfect_in(db, level, position - 1)
-                level, position = level + 1, position >> 1
-                right = node_hash(left, right)
-                db.execute(
-                    "INSERT INTO translog_nodes (level, idx, hash) VALUES (?, ?, ?)",
-                    (level, position, right),
-                )
         logger.debug("log entry %d appended (kind=%s chip=%s)", index, kind, chip_id)
         return index
+
+    def append_chained(
+        self, build: ChainedEntryBuilder, *, kind: str, chip_id: str, time_unix_ns: int
+    ) -> tuple[int, int]:
+        """Append the next entry of ``chip_id``'s chain; return (log index, chip sequence).
+
+        ``build(seq, previous_leaf_hash)`` makes the entry bytes inside the write transaction,
+        so two appends for one chip can never take the same number or link to the same
+        predecessor. The first chained entry of a chip gets 0 and None. Durable on return.
+        """
+        with self._transaction() as db:
+            head = self._chip_head(db, chip_id, None)
+            seq = 0 if head is None else head.seq + 1
+            entry = build(seq, None if head is None else head.leaf_hash)
+            if not isinstance(entry, bytes):
+                raise InvalidInputError("a log entry must be bytes")
+            index = self._insert(
+                db, entry, kind=kind, chip_id=chip_id, time_unix_ns=time_unix_ns, chip_seq=seq
+            )
+        logger.debug("log entry %d appended (kind=%s chip=%s seq=%d)", index, kind, chip_id, seq)
+        return index, seq
+
+    def _insert(
+        self,
+        db: sqlite3.Connection,
+        entry: bytes,
+        *,
+        kind: str,
+        chip_id: str | None,
+        time_unix_ns: int | None,
+        chip_seq: int | None,
+    ) -> int:
+        leaf = leaf_hash(entry)
+        index = self._size(db)
+        db.execute(
+            "INSERT INTO translog_entries"
+            " (idx, leaf_hash, entry, kind, chip_id, time_unix_ns, chip_seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (index, leaf, entry, kind, chip_id, time_unix_ns, chip_seq),
+        )
+        # Leaf `index` completes the subtree at level l iff (index + 1) is a multiple of 2**l.
+        level, position, right = 0, index, leaf
+        while position & 1:
+            left = self._perfect_in(db, level, position - 1)
+            level, position = level + 1, position >> 1
+            right = node_hash(left, right)
+            db.execute(
+                "INSERT INTO translog_nodes (level, idx, hash) VALUES (?, ?, ?)",
+                (level, position, right),
+            )
+        return index
+
+    @staticmethod
+    def _chip_head(db: sqlite3.Connection, chip_id: str, tree_size: int | None) -> ChipHead | None:
+        limit = 2**63 - 1 if tree_size is None else tree_size
+        row = db.execute(
+            "SELECT chip_seq, idx, leaf_hash FROM translog_entries"
+            " WHERE chip_id = ? AND chip_seq IS NOT NULL AND idx < ?"
+            " ORDER BY chip_seq DESC LIMIT 1",
+            (chip_id, limit),
+        ).fetchone()
+        return None if row is None else ChipHead(int(row[0]), int(row[1]), bytes(row[2]))
+
+    def chip_head(self, chip_id: str, tree_size: int | None = None) -> ChipHead | None:
+        """``chip_id``'s latest chained entry among the first ``tree_size`` entries, if any."""
+        with self._lock:
+            n = self._check_size(self._db, tree_size)
+            return self._chip_head(self._db, chip_id, n)
 
     def _perfect_in(self, db: sqlite3.Connection, level: int, index: int) -> bytes:
         key = (level, index)
@@ -210,14 +292,10 @@ class TransparencyLog:
 
     def entry(self, index: int) -> LogEntry:
         with self._lock:
-            row = self._db.execute(
-                "SELECT idx, entry, kind, chip_id, time_unix_ns FROM translog_entries"
-                " WHERE idx = ?",
-                (index,),
-            ).fetchone()
+            row = self._db.execute(f"{_ENTRY_COLUMNS} WHERE idx = ?", (index,)).fetchone()
         if row is None:
             raise NotFoundError(f"log has no entry {index}")
-        return LogEntry(int(row[0]), bytes(row[1]), str(row[2]), row[3], row[4])
+        return _entry_from_row(row)
 
     def find_entries(
         self, chip_id: str, from_unix_ns: int, to_unix_ns: int, tree_size: int | None = None
@@ -226,11 +304,24 @@ class TransparencyLog:
         with self._lock:
             n = self._check_size(self._db, tree_size)
             rows = self._db.execute(
-                "SELECT idx, entry, kind, chip_id, time_unix_ns FROM translog_entries"
-                " WHERE chip_id = ? AND time_unix_ns BETWEEN ? AND ? AND idx < ? ORDER BY idx",
+                f"{_ENTRY_COLUMNS} WHERE chip_id = ? AND time_unix_ns BETWEEN ? AND ?"
+                " AND idx < ? ORDER BY idx",
                 (chip_id, from_unix_ns, to_unix_ns, n),
             ).fetchall()
-        return [LogEntry(int(r[0]), bytes(r[1]), str(r[2]), r[3], r[4]) for r in rows]
+        return [_entry_from_row(r) for r in rows]
+
+    def find_chain(
+        self, chip_id: str, first_seq: int, last_seq: int, tree_size: int | None = None
+    ) -> list[LogEntry]:
+        """``chip_id``'s chained entries with first <= seq <= last (and index < tree_size)."""
+        with self._lock:
+            n = self._check_size(self._db, tree_size)
+            rows = self._db.execute(
+                f"{_ENTRY_COLUMNS} WHERE chip_id = ? AND chip_seq BETWEEN ? AND ? AND idx < ?"
+                " ORDER BY chip_seq",
+                (chip_id, first_seq, last_seq, n),
+            ).fetchall()
+        return [_entry_from_row(r) for r in rows]
 
     def sign_tree_head(self, signer: Signer, now_unix_s: int) -> SignedTreeHead:
         """Sign and store the head of the whole log as it stands now."""
@@ -258,6 +349,14 @@ class TransparencyLog:
         with self._lock:
             row = self._db.execute(f"{_HEAD_COLUMNS} ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else _head_from_row(row)
+
+
+_ENTRY_COLUMNS = "SELECT idx, entry, kind, chip_id, time_unix_ns, chip_seq FROM translog_entries"
+
+
+def _entry_from_row(row: tuple[Any, ...]) -> LogEntry:
+    index, entry, kind, chip_id, time_ns, seq = row
+    return LogEntry(int(index), bytes(entry), str(kind), chip_id, time_ns, seq)
 
 
 _HEAD_COLUMNS = (

@@ -77,6 +77,11 @@ class TreeHeadSigner:
     def public_key(self) -> bytes:
         return self._signer.public_key()
 
+    @property
+    def signer(self) -> SoftwareSigner:
+        """The log key, which also signs the manifest of every exported bundle."""
+        return self._signer
+
     def sign_if_grown(self, now_unix_s: int) -> SignedTreeHead | None:
         """Sign a head when the log holds entries no signed head covers yet; else None."""
         latest = self._log.latest_tree_head()

@@ -19,7 +19,7 @@ from geo.verdict import SolverParams, assess
 from lightfence.cli import main
 from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.codec import from_b64, to_b64
-from protocol.keys import SoftwareSigner
+from protocol.keys import SoftwareSigner, generate_key_file
 from protocol.merkle import verify_consistency
 from protocol.records import MeasurementRecord, sign_record
 from protocol.wire import sign_challenge, sign_response
@@ -78,7 +78,8 @@ def _round(
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A small real run: two verdict rounds and an alert, logged and exported."""
     tmp = tmp_path_factory.mktemp("evidence")
-    ca, chip, log_key = (SoftwareSigner.generate() for _ in range(3))
+    ca, chip = SoftwareSigner.generate(), SoftwareSigner.generate()
+    log_key = generate_key_file(tmp / "log.key")  # where `evidence export` finds it
     landmark_keys = {lm: SoftwareSigner.generate() for lm in LANDMARKS}
     chip_cert = issue_chip_certificate(
         ca, chip_id=CHIP_ID, public_key=chip.public_key(), model="H100", serial="S1",
@@ -117,8 +118,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         log, build_alert_evidence(alert, chip_id=CHIP_ID, time_unix_ns=(T0_S + 200) * 10**9)
     )
     bundle = export_bundle(
-        log, CHIP_ID, T0_S * 10**9, (T0_S + 1000) * 10**9, signer=log_key, now_unix_s=T0_S + 300
-    )
+        log, CHIP_ID, T0_S * 10**9, (T0_S + 1000) * 10**9, signer=log_key, sign_fresh_head=True,
+        now_unix_s=T0_S + 300,
+    )  # fmt: skip
     log.close()
     return {
         "bundle": bundle,
