@@ -127,9 +127,11 @@ def _country_region(code: str) -> Region:
 def region_from_geojson(obj: Mapping[str, Any], name: str | None = None) -> Region:
     """Parse an RFC 7946 Polygon, MultiPolygon, GeometryCollection, Feature or FeatureCollection.
 
-    Rings must be closed with >= 4 positions, lon in [-180, 180], lat in [-90, 90]. Edges whose
-    longitude jumps by more than 180 degrees are taken to cross the antimeridian and the polygon is
-    split there. Self-intersections are repaired with shapely.make_valid.
+    Read exactly as RFC 7946 defines it: rings closed with >= 4 positions, lon in [-180, 180],
+    lat in [-90, 90], every edge a straight line in lon/lat (so a box from lon -100 to 100 is that
+    box, whatever the winding). A geometry that crosses the antimeridian must be written cut in two
+    there (section 3.1.9); a longitude beyond +-180 is refused. Holes must lie inside their exterior
+    ring and only remove area. Self-intersecting rings are repaired with shapely.make_valid.
     """
     if not isinstance(obj, Mapping):
         raise InvalidGeometryError(f"GeoJSON must be an object, got {type(obj).__name__}")
@@ -192,7 +194,27 @@ def _polygon(value: Any, where: str) -> BaseGeometry:
     rings = [_ring(r, f"{where}[{i}]") for i, r in enumerate(_sequence(value, where))]
     if not rings:
         raise InvalidGeometryError(f"{where}: a polygon needs an exterior ring")
-    return split_antimeridian(rings)
+    shell = _planar(rings[0], f"{where}[0]")
+    holes = []
+    for i, ring in enumerate(rings[1:], start=1):
+        hole = _planar(ring, f"{where}[{i}]")
+        if hole.is_empty:
+            continue  # a zero-area hole removes nothing
+        if not shell.covers(hole):
+            raise InvalidGeometryError(
+                f"{where}[{i}]: hole is not inside the exterior ring {where}[0] (RFC 7946 3.1.6)"
+            )
+        holes.append(hole)
+    return _polygonal(shell.difference(shapely.unary_union(holes))) if holes else shell
+
+
+def _planar(ring: np.ndarray, where: str) -> BaseGeometry:
+    """A ring's area with straight lon/lat edges (RFC 7946): no unwrapping, no great circles."""
+    if np.any(np.abs(np.diff(ring[:, 0])) > 180.0):
+        # Valid and meant literally by the RFC, but an older convention meant the short way
+        # across the antimeridian: say which reading was taken.
+        logger.info("%s: an edge spans more than 180 deg of longitude; taken as drawn", where)
+    return _polygonal(shapely.make_valid(Polygon(ring)))
 
 
 def _ring(value: Any, where: str) -> np.ndarray:
@@ -216,7 +238,10 @@ def _position(value: Any, where: str) -> tuple[float, float]:
     if not (math.isfinite(lon) and math.isfinite(lat)):
         raise InvalidGeometryError(f"{where}: coordinates must be finite")
     if not -180.0 <= lon <= 180.0:
-        raise InvalidGeometryError(f"{where}: longitude {lon} outside [-180, 180]")
+        raise InvalidGeometryError(
+            f"{where}: longitude {lon} outside [-180, 180]; cut geometry that crosses the "
+            "antimeridian in two there (RFC 7946 3.1.9)"
+        )
     if not -90.0 <= lat <= 90.0:
         raise InvalidGeometryError(f"{where}: latitude {lat} outside [-90, 90]")
     return lon, lat
@@ -226,7 +251,10 @@ def _position(value: Any, where: str) -> tuple[float, float]:
 
 
 def split_antimeridian(rings: Sequence[np.ndarray]) -> BaseGeometry:
-    """A valid (multi)polygon in [-180, 180] from lon/lat rings (exterior first, then holes).
+    """A valid (multi)polygon in [-180, 180] from spherical lon/lat rings (exterior, then holes).
+
+    For spherical sources (world-atlas's TopoJSON, discs around a point), not for GeoJSON, whose
+    edges are straight in lon/lat (see region_from_geojson).
 
     Consecutive vertices whose longitudes differ by more than 180 degrees are joined the short way,
     across the antimeridian. A ring whose unwrapped longitude winds a full 360 degrees encircles a

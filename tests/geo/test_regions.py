@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 import shapely
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from shapely.geometry import Point, shape
 
 from geo.errors import InvalidGeometryError, UnknownCountryError
@@ -131,16 +129,6 @@ def test_polygon_feature_and_collection() -> None:
     assert isinstance(region_from_geojson(multi), Region)
 
 
-def test_antimeridian_polygon_is_split_in_two() -> None:
-    ring = [[179.0, -10.0], [-179.0, -10.0], [-179.0, -8.0], [179.0, -8.0], [179.0, -10.0]]
-    region = region_from_geojson({"type": "Polygon", "coordinates": [ring]})
-    assert len(shapely.get_parts(region.geometry)) == 2
-    assert region.geometry.covers(Point(179.5, -9.0))
-    assert region.geometry.covers(Point(-179.5, -9.0))
-    assert not region.geometry.covers(Point(0.0, -9.0))
-    assert region.geometry.area == pytest.approx(4.0)
-
-
 def test_self_intersecting_polygon_is_repaired() -> None:
     bowtie = [[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]
     region = region_from_geojson({"type": "Polygon", "coordinates": [bowtie]})
@@ -177,22 +165,3 @@ def test_error_names_the_offending_path() -> None:
     bad = {"type": "MultiPolygon", "coordinates": [[SQUARE], [[[0, 0], [1, 0], [1, 91], [0, 0]]]]}
     with pytest.raises(InvalidGeometryError, match=r"\$\.coordinates\[1\]\[0\]\[2\]"):
         region_from_geojson(bad)
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    lon=st.floats(-179.0, 179.0),
-    lat=st.floats(-80.0, 80.0),
-    width=st.floats(0.1, 20.0),
-    height=st.floats(0.1, 9.0),
-)
-def test_boxes_keep_their_area_wherever_they_wrap(
-    lon: float, lat: float, width: float, height: float
-) -> None:
-    east = lon + width
-    wrapped_east = east - 360.0 if east > 180.0 else east
-    ring = [[lon, lat], [wrapped_east, lat], [wrapped_east, lat + height], [lon, lat + height]]
-    region = region_from_geojson({"type": "Polygon", "coordinates": [[*ring, ring[0]]]})
-    assert region.geometry.area == pytest.approx(width * height, rel=1e-6)
-    minx, _, maxx, _ = region.geometry.bounds
-    assert minx >= -180.0 and maxx <= 180.0
