@@ -809,7 +809,8 @@ def _recompute(
     """Apply the verifier's decision rule to the checked inputs and compare with what it stored.
 
     The rule (verifier.verdicts.decide): a round with no valid signed answer can only be `dark`
-    (the verifier decides nothing else without inputs); otherwise `geo.robust.assess_tolerating`
+    or `inconclusive` (no_answer; which one depends on the chip's last answer before the round,
+    outside the entry); otherwise `geo.robust.assess_tolerating`
     decides with the policy's `tolerate_faulty_landmarks` (absent in bundles written before the
     field existed: 0, which is `geo.verdict.assess`), and when it cannot (a GeoError, e.g. fewer
     than f + 2 landmarks) or has no licence to compare with, the verdict is `inconclusive`,
@@ -829,20 +830,20 @@ def _recompute(
         )
     if not inputs:
         audit.counts["recomputed_verdicts"] += 1
-        if stored_verdict != "dark":
+        if stored_verdict not in ("dark", "inconclusive"):
             audit.fail(
                 "verdict.recomputed",
                 f"{where}.verdict",
-                "with no valid signed measurement the only verdict is dark",
+                "with no valid signed measurement the verdict is dark or inconclusive",
                 entry=index,
-                expected="dark",
+                expected="dark or inconclusive",
                 found=stored_verdict,
             )
         if stored is not None:
             audit.fail(
                 "assessment.recomputed",
                 f"{where}.assessment",
-                "a dark verdict has no assessment",
+                "a verdict without inputs has no assessment",
                 entry=index,
                 expected=None,
                 found=_short(stored),

@@ -13,7 +13,8 @@ def policy_out(p: Policy) -> schemas.PolicyOut:
     return schemas.PolicyOut(name=p.name, round_interval_s=p.round_interval_s,
                              landmarks_per_round=p.landmarks_per_round,
                              round_timeout_s=p.round_timeout_s, dark_window_s=p.dark_window_s,
-                             tolerate_faulty_landmarks=p.tolerate_faulty_landmarks)
+                             tolerate_faulty_landmarks=p.tolerate_faulty_landmarks,
+                             verified_ttl_s=p.verified_ttl_s)
 
 
 def landmark_out(lm: Landmark, now_unix_ns: int, dead_after_s: float) -> schemas.LandmarkOut:

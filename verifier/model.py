@@ -40,6 +40,15 @@ class Policy:
     dark_window_s: float
     # Verdicts that hold if any this many landmarks lie (geo.robust.assess_tolerating).
     tolerate_faulty_landmarks: int = 0
+    # How long a `verified` state counts without a new `verified` round; None means
+    # round_interval_s + round_timeout_s (the next round's verdict is due by then).
+    verified_ttl_s: float | None = None
+
+    @property
+    def effective_verified_ttl_s(self) -> float:
+        if self.verified_ttl_s is not None:
+            return self.verified_ttl_s
+        return self.round_interval_s + self.round_timeout_s
 
 
 DEFAULT_POLICY = Policy("default", round_interval_s=300.0, landmarks_per_round=6,

@@ -48,7 +48,8 @@ async def set_licence(chip_id: IdPath, body: schemas.LicenceIn, _: Admin,
 async def put_policy(name: IdPath, body: schemas.PolicyIn, _: Admin,
                      service: ServiceDep) -> schemas.PolicyOut:
     policy = Policy(name, body.round_interval_s, body.landmarks_per_round,
-                    body.round_timeout_s, body.dark_window_s, body.tolerate_faulty_landmarks)
+                    body.round_timeout_s, body.dark_window_s, body.tolerate_faulty_landmarks,
+                    body.verified_ttl_s)
     return policy_out(await service.db.run(registry.put_policy, policy))
 
 

@@ -70,6 +70,10 @@ class PolicyIn(_In):
     tolerate_faulty_landmarks: int = Field(
         default=0, ge=0, le=2,
         description="verdicts hold if any this many landmarks lie (docs/verifier.md)")
+    verified_ttl_s: float | None = Field(
+        default=None, gt=0, le=86_400 * 30,
+        description="how long `verified` counts without a new verified round; "
+        "null: round_interval_s + round_timeout_s")
 
     @model_validator(mode="after")
     def _enough_landmarks(self) -> PolicyIn:
@@ -111,6 +115,7 @@ class PolicyOut(_Out):
     round_timeout_s: float
     dark_window_s: float
     tolerate_faulty_landmarks: int
+    verified_ttl_s: float | None
 
 
 class AuditOut(_Out):

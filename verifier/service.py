@@ -104,6 +104,7 @@ class Service:
                                         metrics=self.metrics, evidence=self.evidence,
                                         now_unix_ns=time.time_ns())
             self.hub.publish(verdicts.verdict_event(verdict), event="verdict")
+        await self.db.run(verdicts.expire_verified, now_unix_ns)
         await self.db.run(verdicts.landmark_faults, self.alerts,
                           window_s=self.config.landmark_dead_after_s * 5,
                           settle_s=self.config.task_ttl_s, now_unix_ns=now_unix_ns)

@@ -52,6 +52,8 @@ class Store(Protocol):
     def chips(self) -> list[Chip]: ...
     def set_chip_state(self, chip_id: str, state: str, now_unix_ns: int) -> None: ...
     def set_chip_next_round(self, chip_id: str, next_unix_ns: int) -> None: ...
+    def set_verified_until(self, chip_id: str, until_unix_ns: int | None) -> None: ...
+    def expire_verified(self, now_unix_ns: int) -> list[str]: ...
     # scheduling
     def add_round(self, rnd: Round, tasks: Sequence[tuple[str, str, int]]) -> None: ...
     def open_rounds(self) -> list[Round]: ...
@@ -112,7 +114,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE TABLE IF NOT EXISTS policies (
   name TEXT PRIMARY KEY, round_interval_s REAL NOT NULL, landmarks_per_round INTEGER NOT NULL,
   round_timeout_s REAL NOT NULL, dark_window_s REAL NOT NULL,
-  tolerate_faulty_landmarks INTEGER NOT NULL DEFAULT 0);
+  tolerate_faulty_landmarks INTEGER NOT NULL DEFAULT 0, verified_ttl_s REAL);
 CREATE TABLE IF NOT EXISTS landmarks (
   landmark_id TEXT PRIMARY KEY, lat_deg REAL NOT NULL, lon_deg REAL NOT NULL, host TEXT NOT NULL,
   port INTEGER NOT NULL, public_key BLOB NOT NULL, certificate TEXT NOT NULL,
@@ -171,6 +173,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_unix_ns)
   WHERE done_unix_ns IS NULL AND gave_up = 0;
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Until when a chip's `verified` state counts (policy TTL); a verified chip without a row here
+-- (a database from before the TTL) counts as expired.
+CREATE TABLE IF NOT EXISTS verified_until (
+  chip_id TEXT PRIMARY KEY, until_unix_ns INTEGER NOT NULL);
 """
 
 
@@ -232,6 +238,8 @@ class SqliteStore:
         if "tolerate_faulty_landmarks" not in columns:
             self._db.execute("ALTER TABLE policies ADD COLUMN"
                              " tolerate_faulty_landmarks INTEGER NOT NULL DEFAULT 0")
+        if "verified_ttl_s" not in columns:  # NULL: round interval + timeout
+            self._db.execute("ALTER TABLE policies ADD COLUMN verified_ttl_s REAL")
 
     def close(self) -> None:
         self._db.close()
@@ -270,10 +278,11 @@ class SqliteStore:
         with self._tx():
             self._db.execute(
                 "INSERT OR REPLACE INTO policies(name, round_interval_s, landmarks_per_round,"
-                " round_timeout_s, dark_window_s, tolerate_faulty_landmarks)"
-                " VALUES (?,?,?,?,?,?)",
+                " round_timeout_s, dark_window_s, tolerate_faulty_landmarks, verified_ttl_s)"
+                " VALUES (?,?,?,?,?,?,?)",
                 (policy.name, policy.round_interval_s, policy.landmarks_per_round,
-                 policy.round_timeout_s, policy.dark_window_s, policy.tolerate_faulty_landmarks))
+                 policy.round_timeout_s, policy.dark_window_s, policy.tolerate_faulty_landmarks,
+                 policy.verified_ttl_s))
 
     def policy(self, name: str) -> Policy | None:
         row = self._one("SELECT * FROM policies WHERE name = ?", (name,))
@@ -345,6 +354,27 @@ class SqliteStore:
     def set_chip_next_round(self, chip_id: str, next_unix_ns: int) -> None:
         self._db.execute("UPDATE chips SET next_round_unix_ns = ? WHERE chip_id = ?",
                          (next_unix_ns, chip_id))
+
+    def set_verified_until(self, chip_id: str, until_unix_ns: int | None) -> None:
+        if until_unix_ns is None:
+            self._db.execute("DELETE FROM verified_until WHERE chip_id = ?", (chip_id,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO verified_until VALUES (?,?)",
+                             (chip_id, until_unix_ns))
+
+    def expire_verified(self, now_unix_ns: int) -> list[str]:
+        """Move every `verified` chip whose TTL has passed to `inconclusive`; their ids."""
+        with self._tx():
+            expired = [str(r[0]) for r in self._all(
+                "SELECT chip_id FROM chips WHERE state = 'verified' AND NOT EXISTS (SELECT 1"
+                " FROM verified_until v WHERE v.chip_id = chips.chip_id"
+                " AND v.until_unix_ns > ?) ORDER BY chip_id", (now_unix_ns,))]
+            self._db.executemany(
+                "UPDATE chips SET state = 'inconclusive', state_since_unix_ns = ?"
+                " WHERE chip_id = ?", [(now_unix_ns, chip_id) for chip_id in expired])
+            self._db.execute("DELETE FROM verified_until WHERE until_unix_ns <= ?",
+                             (now_unix_ns,))
+        return expired
 
     # -- rounds and tasks --
     def add_round(self, rnd: Round, tasks: Sequence[tuple[str, str, int]]) -> None:

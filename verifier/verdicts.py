@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
 CALIBRATION_KEY = "calibration_model"
+# The reason of a round that closed without one valid signed answer (its code comes first).
+NO_ANSWER_REASON = "no_answer: no valid signed answer in this round"
 ALERT_FOR_VERDICT = {"violation": "outside_licensed_region",
                      "inconsistent": "inconsistent_measurements", "dark": "went_dark"}
 
@@ -94,7 +96,7 @@ def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, now_unix
 
 
 def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts) -> RoundInputs | None:
-    """Close the round; None for mesh rounds or rounds that decide nothing."""
+    """Close the round; None for mesh rounds and rounds of a chip no longer registered."""
     store.close_round(rnd.round_id)
     if rnd.target_kind != "chip":
         return None
@@ -110,9 +112,10 @@ def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts) -> Round
     records = tuple(record for _, _, record in best)
     last = chip.last_response_unix_ns if chip.last_response_unix_ns is not None else (
         chip.registered_unix_ns)
+    # Silence is not a pass: a round without a valid answer still gets a verdict (`dark` once
+    # the dark window has passed, else `inconclusive` / no_answer), so a `verified` chip that
+    # stops answering leaves `verified` at its next round.
     dark = not rtts and now_unix_ns - last > policy.dark_window_s * _NS
-    if not rtts and not dark:
-        return None
     calibration = store.get_kv(CALIBRATION_KEY)
     return RoundInputs(rnd, chip, policy, rtts, ids, landmarks, records,
                        json.loads(calibration) if calibration else None, dark)
@@ -122,6 +125,8 @@ def decide(inputs: RoundInputs) -> Decision:
     """Worker thread: the geo verdict. Never invents a `verified`: errors become inconclusive."""
     if inputs.dark:
         return Decision(inputs, "dark", None, "no valid response within the dark window")
+    if not inputs.rtts:
+        return Decision(inputs, "inconclusive", None, NO_ANSWER_REASON)
     try:
         assessment = assess_tolerating(
             inputs.rtts, licence_from_json(inputs.chip.licence), _calibration(inputs),
@@ -139,7 +144,7 @@ def decide_all(items: Sequence[RoundInputs]) -> list[Decision]:
     decisions: dict[int, Decision] = {}
     batches: dict[str | None, list[tuple[int, RoundInputs, Licence]]] = {}
     for index, inputs in enumerate(items):
-        if inputs.dark or inputs.policy.tolerate_faulty_landmarks:
+        if inputs.dark or not inputs.rtts or inputs.policy.tolerate_faulty_landmarks:
             decisions[index] = decide(inputs)
             continue
         try:
@@ -191,6 +196,9 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
                                 assessment=assessment_json, reason=decision.reason,
                                 licence=chip.licence)
     store.set_chip_state(chip.chip_id, decision.verdict, now_unix_ns)
+    store.set_verified_until(chip.chip_id, (
+        now_unix_ns + int(inputs.policy.effective_verified_ttl_s * _NS)
+        if decision.verdict == "verified" else None))
     metrics.verdicts.labels(decision.verdict).inc()
     logger.info("chip %s round %s: %s", chip.chip_id, inputs.round.round_id, decision.verdict)
     evidence.verdict(
@@ -214,10 +222,20 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
                            message=f"chip {chip.chip_id}: {decision.verdict} "
                                    f"({decision.reason})",
                            details=details, now_unix_ns=now_unix_ns)
-    if decision.verdict != "dark":
+    if inputs.rtts:  # a signed answer, not a mere verdict, shows the chip is back
         alerts.auto_resolve(store, "went_dark", subject_kind="chip", subject_id=chip.chip_id,
                             reason="the chip answered again", now_unix_ns=now_unix_ns)
     return verdict
+
+
+def expire_verified(store: Store, now_unix_ns: int) -> list[str]:
+    """`verified` is a state with a shelf life (the policy's TTL, renewed by each `verified`
+    round): chips whose TTL passed without one become `inconclusive`, even when no round could
+    be planned or closed at all (no live landmark, no agent address, a stuck loop)."""
+    expired = store.expire_verified(now_unix_ns)
+    for chip_id in expired:
+        logger.warning("chip %s: verified state expired without a new verified round", chip_id)
+    return expired
 
 
 def verdict_event(verdict: VerdictRecord) -> dict[str, Any]:

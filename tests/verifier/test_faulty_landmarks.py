@@ -159,7 +159,8 @@ async def test_policy_round_trips_and_bad_tolerances_are_refused(harness: Harnes
         assert r.status_code == 422 and message in r.text, r.text
     # Nothing was lost: the stored policy is the last accepted one.
     listed = (await h.client.get("/v1/policies", headers=h.dashboard)).json()["items"]
-    assert next(p for p in listed if p["name"] == "p") == {"name": "p", **policy_body(2, 4)}
+    assert next(p for p in listed if p["name"] == "p") == {"name": "p", **policy_body(2, 4),
+                                                           "verified_ttl_s": None}
     # Omitted means 0, as before the field existed.
     body = policy_body(0)
     del body["tolerate_faulty_landmarks"]
@@ -189,7 +190,7 @@ def test_existing_database_gains_the_column_with_default_0(tmp_path: Path) -> No
     db.close()
     store = SqliteStore(path)
     try:
-        assert store.policy("old") == Policy("old", 60.0, 4, 10.0, 600.0, 0)
+        assert store.policy("old") == Policy("old", 60.0, 4, 10.0, 600.0, 0, None)
         store.put_policy(Policy("new", 60.0, 4, 10.0, 600.0, 1))
         assert [p.tolerate_faulty_landmarks for p in store.policies()] == [1, 0]
     finally:

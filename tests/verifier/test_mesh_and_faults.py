@@ -223,7 +223,9 @@ async def test_landmark_that_loses_every_chip_is_blamed_not_the_chips(harness: H
         assert (await h.post("/v1/chips", body)).status_code == 200
     for _ in range(2):  # FRA takes its tasks for both chips, twice, and never answers
         handed = await full_pass(h, silent=frozenset({"FRA"}))
-        assert sum(t["target_kind"] == "chip" for t in handed["FRA"]) == 2
+        # Both chips, or more when a pass took longer than the 10 ms round interval.
+        assert {t["target_id"] for t in handed["FRA"] if t["target_kind"] == "chip"} == {
+            "chip-1", "chip-2"}
     # Once the tasks have expired and a task TTL has passed (answers may sit in a landmark's
     # upload queue until then), FRA's unanswered tasks count as lost.
     await h.service.tick(time.time_ns() + int((h.service.config.task_ttl_s + 1) * _NS))
@@ -231,9 +233,12 @@ async def test_landmark_that_loses_every_chip_is_blamed_not_the_chips(harness: H
     assert [(a["subject_id"], a["details"]["reason"]) for a in faults] == [
         ("FRA", "lost_all_chips")]
     assert await alerts_of(h, "type=went_dark") == []
-    for chip_id in ("chip-1", "chip-2"):
-        chip = (await h.client.get(f"/v1/chips/{chip_id}", headers=h.dashboard)).json()
-        assert chip["state"] == "verified"
+    for chip_id in ("chip-1", "chip-2"):  # answered rounds verified; the rest no_answer
+        verdicts = (await h.client.get(f"/v1/chips/{chip_id}/verdicts",
+                                       headers=h.dashboard)).json()["items"]
+        assert "verified" in {v["verdict"] for v in verdicts}
+        assert all(v["verdict"] == "verified" or v["reason"].startswith("no_answer")
+                   for v in verdicts)
 
 
 @pytest.mark.asyncio
