@@ -12,6 +12,7 @@ import httpx
 
 from device_agent.server import ResponderServer
 from landmark_node.config import LandmarkConfig
+from landmark_node.errors import BatchRefusedError
 from landmark_node.prober import Prober
 from landmark_node.sinks import BatchSink, FileSink
 from landmark_node.spool import Spool
@@ -145,12 +146,18 @@ class LandmarkService:
             )
 
     async def deliver_pending(self) -> int:
-        """Hand every sealed, unacknowledged batch to the sink; stop at the first failure."""
+        """Hand every sealed, unacknowledged batch to the sink, in order. A batch refused for good
+        is quarantined and the pass goes on; any other failure stops it (retried later)."""
         delivered = 0
         for batch in await asyncio.to_thread(self.spool.undelivered):
             try:
                 await self.sink.deliver(batch)
-            except Exception as exc:  # any sink failure means: keep it and retry later
+            except BatchRefusedError as exc:
+                logger.error("landmark %s: batch %s (%d records) quarantined: %s",
+                             self.config.landmark_id, batch.batch_id, len(batch.records), exc)
+                await asyncio.to_thread(self.spool.quarantine, batch.batch_id, str(exc))
+                continue
+            except Exception as exc:  # any other sink failure means: keep it and retry later
                 logger.warning("landmark %s: batch %s not delivered (%s); will retry",
                                self.config.landmark_id, batch.batch_id, exc)
                 return delivered

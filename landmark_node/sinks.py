@@ -1,5 +1,6 @@
-"""Where sealed batches go. `BatchSink.deliver` returns once the batch is durably accepted and
-raises to have it retried later; delivery must be idempotent by batch id."""
+"""Where sealed batches go. `BatchSink.deliver` returns once the batch is durably accepted,
+raises `BatchRefusedError` when the receiver refused that batch for good (it is quarantined), and
+raises anything else to have it retried later; delivery must be idempotent by batch id."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Records are stored the moment they leave the timed path; `seal_batches` groups u
 into signed batches inside one transaction (so a record is in exactly one batch), and a batch is
 marked delivered only after the sink acknowledged it. A crash at any point therefore loses
 nothing, and a redelivery after a crash resends the *same* batch id and bytes, which the verifier
-de-duplicates: exactly-once by batch id.
+de-duplicates: exactly-once by batch id. A batch the receiver refused for good is quarantined:
+kept, with the reason, but no longer offered for delivery, so later batches are not held back.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS batches (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     batch_id TEXT NOT NULL UNIQUE,
     body TEXT NOT NULL,
-    delivered INTEGER NOT NULL DEFAULT 0
+    delivered INTEGER NOT NULL DEFAULT 0,
+    refused TEXT
 );
 """
 
@@ -45,6 +47,9 @@ class Spool:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(batches)")}
+            if "refused" not in columns:  # a spool written before quarantine existed
+                self._db.execute("ALTER TABLE batches ADD COLUMN refused TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -93,9 +98,27 @@ class Spool:
     def undelivered(self, limit: int = 100) -> list[MeasurementBatch]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT body FROM batches WHERE delivered = 0 ORDER BY seq LIMIT ?", (limit,)
+                "SELECT body FROM batches WHERE delivered = 0 AND refused IS NULL "
+                "ORDER BY seq LIMIT ?",
+                (limit,),
             ).fetchall()
         return [MeasurementBatch.from_json(json.loads(body)) for (body,) in rows]
+
+    def quarantine(self, batch_id: str, reason: str) -> None:
+        """Keep a batch the receiver refused for good, with the reason, out of delivery."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE batches SET refused = ? WHERE batch_id = ? AND delivered = 0",
+                (reason, batch_id),
+            )
+
+    def quarantined(self) -> list[tuple[MeasurementBatch, str]]:
+        """Every quarantined batch, oldest first, with the receiver's reason."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body, refused FROM batches WHERE refused IS NOT NULL ORDER BY seq"
+            ).fetchall()
+        return [(MeasurementBatch.from_json(json.loads(body)), reason) for body, reason in rows]
 
     def mark_delivered(self, batch_id: str) -> None:
         with self._lock:
@@ -106,12 +129,14 @@ class Spool:
             unbatched = self._db.execute(
                 "SELECT COUNT(*) FROM records WHERE batch_id IS NULL"
             ).fetchone()[0]
-            pending, delivered = self._db.execute(
-                "SELECT COALESCE(SUM(delivered = 0), 0), COALESCE(SUM(delivered = 1), 0) "
+            pending, delivered, quarantined = self._db.execute(
+                "SELECT COALESCE(SUM(delivered = 0 AND refused IS NULL), 0), "
+                "COALESCE(SUM(delivered = 1), 0), COALESCE(SUM(refused IS NOT NULL), 0) "
                 "FROM batches"
             ).fetchone()
         return {
             "unbatched_records": int(unbatched),
             "pending_batches": int(pending),
             "delivered_batches": int(delivered),
+            "quarantined_batches": int(quarantined),
         }

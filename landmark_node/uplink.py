@@ -4,7 +4,10 @@
 POSTs `MeasurementBatch.to_json()` to `/v1/measurements`. Uploads are idempotent by batch id on
 the verifier, so retrying a batch whose answer was lost (timeout, verifier restart) never creates
 duplicates: the sink retries transient failures with exponential backoff and raises when it
-gives up, leaving the batch in the landmark's spool for the next delivery pass.
+gives up, leaving the batch in the landmark's spool for the next delivery pass. A refusal that
+judges the batch itself (400, 409, 413, 415, 422) raises `BatchRefusedError` at once, and the
+landmark quarantines that batch; a refusal of the landmark's credentials or address (401, 403,
+404) would refuse every batch alike, so it is retried like an outage until an operator fixes it.
 """
 
 from __future__ import annotations
@@ -16,17 +19,19 @@ from pathlib import Path
 
 import httpx
 
-from landmark_node.errors import LandmarkConfigError, LandmarkError
+from landmark_node.errors import BatchRefusedError, LandmarkConfigError, LandmarkError
 from landmark_node.tasks import Task
 from protocol.records import MeasurementBatch
 
 logger = logging.getLogger(__name__)
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Statuses that judge the batch's bytes: the same upload can never succeed.
+_REFUSED_STATUS = frozenset({400, 409, 413, 415, 422})
 
 
 class UplinkError(LandmarkError):
-    """The verifier refused a batch for good (4xx other than throttling) or stayed unreachable."""
+    """The verifier stayed unreachable or refused the landmark itself (token, URL): retry later."""
 
 
 class VerifierTaskSource:
@@ -75,9 +80,13 @@ class VerifierBatchSink:
                                 len(body.get("rejected", [])),
                                 " (already had it)" if body.get("duplicate") else "")
                     return
+                if response.status_code in _REFUSED_STATUS:
+                    raise BatchRefusedError(f"verifier refused batch {batch.batch_id}: "
+                                            f"{response.status_code} {response.text[:200]}")
                 if response.status_code not in _RETRY_STATUS:
-                    raise UplinkError(f"verifier refused batch {batch.batch_id}: "
-                                      f"{response.status_code} {response.text[:200]}")
+                    raise UplinkError(f"verifier refused landmark upload of batch "
+                                      f"{batch.batch_id}: {response.status_code} "
+                                      f"{response.text[:200]}")
                 last = f"HTTP {response.status_code}"
             await asyncio.sleep(self._backoff_base_s * 2 ** attempt)
         raise UplinkError(f"batch {batch.batch_id} not delivered after {self._attempts} "
