@@ -26,7 +26,8 @@ async def audit_chip(h: Harness, chip_id: str) -> AuditReport:
     log, heads = h.service.evidence.log, h.service.tree_heads
     assert log is not None and heads is not None
     bundle = await h.service.db.run(lambda _: export_bundle(
-        log, chip_id, 0, 2**62, signer=heads._signer, now_unix_s=int(time.time()) + 1))
+        log, chip_id, 0, 2**62, signer=heads._signer, sign_fresh_head=True,
+        now_unix_s=int(time.time()) + 1))
     return verify_bundle(bundle, ca_public_key=h.fleet.ca.public_key(),
                          log_public_key=heads.public_key)
 
