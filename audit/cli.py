@@ -1,4 +1,5 @@
-"""`lightfence audit verify bundle.json [--ca vendor_ca.pub] [--log-key log.pub]`.
+"""`lightfence audit verify bundle.json [--ca vendor_ca.pub] [--log-key log.pub]
+[--min-key-protection LEVEL]`.
 
 Prints the audit report as JSON on stdout. Exit status: 0 every check passed, 1 at least one
 finding (each names the entry, the field, expected and found), 2 the bundle or a key file could
@@ -17,6 +18,7 @@ from typing import Any
 from audit.verify import AuditError, verify_bundle
 from protocol.certs import read_ca_public_key
 from protocol.errors import ProtocolError
+from protocol.key_protection import KEY_PROTECTION_LEVELS
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,11 @@ def register(subparsers: Any) -> None:
     verify.add_argument(
         "--log-key", type=Path, help="verifier log public key file to pin (default: the bundle's)"
     )
+    verify.add_argument(
+        "--min-key-protection", choices=KEY_PROTECTION_LEVELS, default=None,
+        help="least chip key protection to accept for a `verified` (default: the policy's "
+        "minimum as stated in each verdict)",
+    )
     verify.set_defaults(handler=_verify)
 
 
@@ -44,7 +51,8 @@ def _verify(args: argparse.Namespace) -> int:
         bundle = json.loads(Path(args.bundle).read_text(encoding="utf-8"))
         ca = None if args.ca is None else read_ca_public_key(args.ca)
         log_key = None if args.log_key is None else read_ca_public_key(args.log_key)
-        report = verify_bundle(bundle, ca_public_key=ca, log_public_key=log_key)
+        report = verify_bundle(bundle, ca_public_key=ca, log_public_key=log_key,
+                               min_key_protection=args.min_key_protection)
     except (OSError, ValueError, ProtocolError, AuditError) as exc:
         print(f"lightfence audit: {exc}", file=sys.stderr)
         return 2

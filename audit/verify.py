@@ -18,7 +18,11 @@ so one report lists every problem. Checks, per bundle:
   record (same landmark, same RTT) at the certified position; finally the sound region and
   verdict recomputed with ``geo.robust.assess_tolerating`` (the policy's
   ``tolerate_faulty_landmarks``; absent means 0, i.e. ``geo.verdict.assess``) and compared with
-  what was stored.
+  what was stored;
+- the key rule (``protocol.key_protection.key_rule``): the key protection the CA signed into the
+  chip certificate against the policy's ``min_key_protection`` (absent: software, the rule before
+  it existed; raised to ``min_key_protection`` when the auditor pins one): a `verified` earned by
+  a key below the minimum is a finding, and so is an ``untrusted_key`` the rule does not back.
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ from lightfence import __version__
 from protocol.certs import ChipCertificate, LandmarkCertificate
 from protocol.codec import from_b64
 from protocol.codec import to_b64 as _b64
-from protocol.errors import ProtocolError, SignatureError
+from protocol.errors import CertificateError, ProtocolError, SignatureError
+from protocol.key_protection import (
+    LEGACY_KEY_PROTECTION,
+    UNTRUSTED_KEY,
+    check_level,
+    key_rule,
+    stronger,
+)
 from protocol.keys import PUBLIC_KEY_BYTES, verify_signature
 from protocol.merkle import (
     HASH_SIZE,
@@ -148,8 +159,16 @@ def verify_bundle(
     *,
     ca_public_key: bytes | None = None,
     log_public_key: bytes | None = None,
+    min_key_protection: str | None = None,
 ) -> AuditReport:
-    """Audit ``bundle`` (the parsed JSON). Pinned keys, when given, override the bundle's."""
+    """Audit ``bundle`` (the parsed JSON). Pinned keys, when given, override the bundle's;
+    ``min_key_protection``, when given, is the least key protection the auditor accepts for a
+    `verified`, whatever minimum the verifier's policy stated."""
+    if min_key_protection is not None:
+        try:
+            check_level(min_key_protection, "min_key_protection")
+        except CertificateError as exc:
+            raise AuditError(str(exc)) from exc
     audit = _Audit()
     if not isinstance(bundle, Mapping) or bundle.get("format") not in _READABLE_FORMATS:
         raise AuditError(f"not an evidence bundle (format must be {BUNDLE_FORMAT!r})")
@@ -200,6 +219,7 @@ def verify_bundle(
                 chip_id=chip_id,
                 pinned_ca=ca_public_key,
                 nonces=nonces,
+                pinned_min_key=min_key_protection,
             )
         elif entry.get("type") == ALERT_EVIDENCE_TYPE:
             audit.counts["alerts"] += 1
@@ -401,6 +421,7 @@ def _check_verdict(
     chip_id: Any,
     pinned_ca: bytes | None,
     nonces: dict[bytes, str],
+    pinned_min_key: str | None = None,
 ) -> None:
     decided_ns = entry.get("decided_unix_ns")
     decided_ns = decided_ns if isinstance(decided_ns, int) else 0
@@ -430,7 +451,10 @@ def _check_verdict(
         if record is not None:
             valid.append(record)
     inputs = _check_inputs(audit, where, index, entry, landmarks=landmarks, valid=valid)
-    _recompute(audit, where, index, entry, inputs)
+    key_level = chip.key_protection if chip is not None else LEGACY_KEY_PROTECTION
+    _check_key_level(audit, where, index, entry, key_level)
+    _recompute(audit, where, index, entry, inputs, key_level=key_level,
+               pinned_min_key=pinned_min_key)
 
 
 def _ca_key(
@@ -805,6 +829,9 @@ def _recompute(
     index: int,
     entry: Mapping[str, Any],
     inputs: Sequence[tuple[str, float, float, float]],
+    *,
+    key_level: str = LEGACY_KEY_PROTECTION,
+    pinned_min_key: str | None = None,
 ) -> None:
     """Apply the verifier's decision rule to the checked inputs and compare with what it stored.
 
@@ -814,12 +841,16 @@ def _recompute(
     decides with the policy's `tolerate_faulty_landmarks` (absent in bundles written before the
     field existed: 0, which is `geo.verdict.assess`), and when it cannot (a GeoError, e.g. fewer
     than f + 2 landmarks) or has no licence to compare with, the verdict is `inconclusive`,
-    never `verified`.
+    never `verified`. Last, the key rule may hold a geometric `verified` back as `inconclusive`
+    (reason `untrusted_key`); the stored assessment then still says `verified`.
     """
     stored_verdict = entry.get("verdict")
     stored = entry.get("assessment")
+    held_back = (entry.get("reason_code") == UNTRUSTED_KEY and stored_verdict == "inconclusive"
+                 and isinstance(stored, Mapping) and stored.get("verdict") == "verified")
     # An assessment without a verdict (no licence given) backs an `inconclusive`.
-    if isinstance(stored, Mapping) and stored.get("verdict") not in (stored_verdict, None):
+    if (isinstance(stored, Mapping) and stored.get("verdict") not in (stored_verdict, None)
+            and not held_back):
         audit.fail(
             "verdict.stored",
             f"{where}.verdict",
@@ -918,6 +949,18 @@ def _recompute(
     expected_verdict = (
         "inconclusive" if result is None or result.verdict is None else result.verdict.value
     )
+    minimum = _min_key_protection(audit, where, index, policy, pinned_min_key)
+    expected_verdict, expected_code = key_rule(expected_verdict, key_level, minimum)
+    if entry.get("reason_code") != expected_code:
+        audit.fail(
+            "verdict.key_rule",
+            f"{where}.reason_code",
+            f"the key rule ({key_level} key, minimum {minimum}) gives reason "
+            f"{expected_code!r}",
+            entry=index,
+            expected=expected_code,
+            found=entry.get("reason_code"),
+        )
     if expected_verdict != stored_verdict:
         audit.fail(
             "verdict.recomputed",
@@ -951,6 +994,49 @@ def _recompute(
                 expected=_short(value),
                 found=_short(stored.get(key)),
             )
+
+
+def _check_key_level(
+    audit: _Audit, where: str, index: int, entry: Mapping[str, Any], key_level: str
+) -> None:
+    """The level the evidence states must be the one the CA signed into the certificate (a
+    verifier that wrote a stronger level than the certificate's would hide a software key)."""
+    stated = entry.get("key_protection", LEGACY_KEY_PROTECTION)
+    if stated != key_level:
+        audit.fail(
+            "key_protection.stated",
+            f"{where}.key_protection",
+            "the evidence states another key protection than the chip certificate",
+            entry=index,
+            expected=key_level,
+            found=_short(stated),
+        )
+
+
+def _min_key_protection(
+    audit: _Audit, where: str, index: int, policy: Any, pinned: str | None
+) -> str:
+    """The minimum the key rule is recomputed with: the policy's (software when absent, as
+    before the field existed), raised to the auditor's pinned minimum when that is stricter."""
+    stated = policy.get("min_key_protection") if isinstance(policy, Mapping) else None
+    minimum = LEGACY_KEY_PROTECTION
+    if stated is not None:
+        try:
+            minimum = check_level(stated, "min_key_protection")
+        except CertificateError as exc:
+            audit.fail("policy.min_key_protection", f"{where}.policy.min_key_protection",
+                       str(exc), entry=index, found=_short(stated))
+    if pinned is not None and stronger(minimum, pinned) != minimum:
+        audit.fail(
+            "policy.min_key_protection",
+            f"{where}.policy.min_key_protection",
+            "the verifier applied a weaker key minimum than the one pinned (--min-key-protection)",
+            entry=index,
+            expected=pinned,
+            found=minimum,
+        )
+        minimum = pinned
+    return minimum
 
 
 def _same(expected: Any, found: Any) -> bool:

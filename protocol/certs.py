@@ -1,5 +1,10 @@
 """Certificates: the vendor CA binds a chip or landmark id to its Ed25519 public key.
 
+A chip certificate also states how the chip's key is protected (`protocol.key_protection`).
+Version 2 (domain `lightfence/chip-cert/v2`) signs that level; a version-1 certificate (no
+`key_protection` in its JSON, written before levels existed) still verifies and is read as
+`software`, the weakest level, so no old certificate can claim more than a key file gives.
+
 The CA signs a domain-separated canonical encoding (see `protocol.codec`), never JSON, so the
 signed bytes do not depend on a JSON library's formatting. JSON is only the file/HTTP carrier.
 """
@@ -16,10 +21,12 @@ from typing import Any, Self
 
 from protocol.codec import Writer, from_b64, to_b64, validate_id
 from protocol.errors import CertificateError, SignatureError, WireError
+from protocol.key_protection import LEGACY_KEY_PROTECTION, check_level
 from protocol.keys import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, Signer, verify_signature
 
 logger = logging.getLogger(__name__)
 CHIP_CERT_DOMAIN = b"lightfence/chip-cert/v1\x00"
+CHIP_CERT_DOMAIN_V2 = b"lightfence/chip-cert/v2\x00"
 LANDMARK_CERT_DOMAIN = b"lightfence/landmark-cert/v1\x00"
 
 
@@ -49,6 +56,8 @@ class ChipCertificate:
     not_before_unix_s: int
     not_after_unix_s: int
     ca_signature: bytes  # 64 bytes over `signed_bytes()`
+    key_protection: str = LEGACY_KEY_PROTECTION  # one of KEY_PROTECTION_LEVELS, CA-signed in v2
+    version: int = 2  # 1: written before key levels existed (signs no level; read as software)
 
     def __post_init__(self) -> None:
         try:
@@ -58,19 +67,27 @@ class ChipCertificate:
             raise CertificateError(str(exc)) from exc
         if len(self.public_key) != PUBLIC_KEY_BYTES or len(self.ca_signature) != SIGNATURE_BYTES:
             raise CertificateError("chip certificate key or signature has the wrong length")
+        check_level(self.key_protection, "chip certificate key_protection")
+        if self.version not in (1, 2):
+            raise CertificateError(f"chip certificate version must be 1 or 2, got {self.version}")
+        if self.version == 1 and self.key_protection != LEGACY_KEY_PROTECTION:
+            # v1 bytes do not cover a level: anything above software would be unsigned.
+            raise CertificateError("a version-1 chip certificate can only be read as software")
 
     def signed_bytes(self) -> bytes:
-        return (
+        writer = (
             Writer()
-            .raw(CHIP_CERT_DOMAIN)
+            .raw(CHIP_CERT_DOMAIN if self.version == 1 else CHIP_CERT_DOMAIN_V2)
             .short_str(self.chip_id)
             .raw(self.public_key)
             .short_str(self.model)
             .short_str(self.serial)
             .i64(self.not_before_unix_s)
             .i64(self.not_after_unix_s)
-            .bytes()
         )
+        if self.version == 2:
+            writer.short_str(self.key_protection)
+        return writer.bytes()
 
     def verify(self, ca_public_key: bytes, now_unix_s: int) -> None:
         """Raise CertificateError unless the CA signed this and `now_unix_s` is in its window."""
@@ -84,7 +101,7 @@ class ChipCertificate:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": "chip",
             "chip_id": self.chip_id,
             "public_key_b64": to_b64(self.public_key),
@@ -94,12 +111,17 @@ class ChipCertificate:
             "not_after_unix_s": self.not_after_unix_s,
             "ca_signature_b64": to_b64(self.ca_signature),
         }
+        if self.version == 2:  # a v1 certificate round-trips byte for byte, without the field
+            out["key_protection"] = self.key_protection
+        return out
 
     @classmethod
     def from_json(cls, obj: Any) -> Self:
         """Parse (not verify) a certificate; CertificateError when malformed."""
         if _field(obj, "kind", str) != "chip":
             raise CertificateError("not a chip certificate (kind must be 'chip')")
+        version = 2 if "key_protection" in obj else 1
+        level = _field(obj, "key_protection", str) if version == 2 else LEGACY_KEY_PROTECTION
         try:
             return cls(
                 chip_id=_field(obj, "chip_id", str),
@@ -111,6 +133,8 @@ class ChipCertificate:
                 ca_signature=from_b64(
                     obj.get("ca_signature_b64"), "ca_signature_b64", SIGNATURE_BYTES
                 ),
+                key_protection=level,
+                version=version,
             )
         except WireError as exc:
             raise CertificateError(f"malformed chip certificate: {exc}") from exc
@@ -202,15 +226,17 @@ class LandmarkCertificate:
 
 def issue_chip_certificate(
     ca: Signer, *, chip_id: str, public_key: bytes, model: str, serial: str,
-    not_before_unix_s: int, not_after_unix_s: int,
+    not_before_unix_s: int, not_after_unix_s: int, key_protection: str = LEGACY_KEY_PROTECTION,
 ) -> ChipCertificate:
+    """A version-2 certificate stating `key_protection`. The CA states only what it knows: a key
+    file it generated is `software`, whatever attestation accompanied its enrolment."""
     unsigned = ChipCertificate(
         chip_id, public_key, model, serial, not_before_unix_s, not_after_unix_s,
-        bytes(SIGNATURE_BYTES),
+        bytes(SIGNATURE_BYTES), key_protection,
     )
     return ChipCertificate(
         chip_id, public_key, model, serial, not_before_unix_s, not_after_unix_s,
-        ca.sign(unsigned.signed_bytes()),
+        ca.sign(unsigned.signed_bytes()), key_protection,
     )
 
 

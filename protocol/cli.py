@@ -57,7 +57,7 @@ def _enrol(args: argparse.Namespace) -> int:
         )
         write_certificate(args.cert_dir / f"{chip_id}.json", cert)
     print(f"enrolled {len(chip_ids)} chip(s): keys in {args.key_dir}, certificates in "
-          f"{args.cert_dir}")
+          f"{args.cert_dir}; key protection: software (a key file the host owner can copy)")
     return 0
 
 

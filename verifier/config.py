@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from protocol.key_protection import KEY_PROTECTION_LEVELS
 from verifier.errors import ConfigError
 
 
@@ -40,6 +41,10 @@ class VerifierConfig:
     evidence: bool = True  # append verdicts/alerts to the evidence log (docs/evidence.md)
     log_key_file: Path | None = None  # evidence log signing key; None = <data_dir>/log.key
     tree_head_interval_s: float = 10.0  # sign a tree head this often when the log grew
+    # The least chip key protection that may earn `verified` under any policy (a policy can ask
+    # for more, never less). A `software` key can be copied by the host owner to a machine beside
+    # a landmark, so production needs more; only demos and tests should lower it to software.
+    min_key_protection: str = "tee-bound"
 
     @property
     def ca_public_key(self) -> bytes:
@@ -108,6 +113,8 @@ def _validate(config: VerifierConfig) -> None:
             raise ConfigError(f"{name} must be a positive number")
     if config.sqlite_synchronous not in ("NORMAL", "FULL"):
         raise ConfigError("sqlite_synchronous must be NORMAL or FULL")
+    if config.min_key_protection not in KEY_PROTECTION_LEVELS:
+        raise ConfigError(f"min_key_protection must be one of {', '.join(KEY_PROTECTION_LEVELS)}")
     if config.ca_public_key_b64:
         _ = config.ca_public_key
 

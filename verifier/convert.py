@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import base64
 
+from protocol.key_protection import stronger
 from verifier import schemas
+from verifier.keylevels import chip_key_protection
 from verifier.model import Alert, Chip, Landmark, Policy, TaskRow, VerdictRecord
 from verifier.scheduler import landmark_health
 
 
-def policy_out(p: Policy) -> schemas.PolicyOut:
+def policy_out(p: Policy, floor: str) -> schemas.PolicyOut:
     return schemas.PolicyOut(name=p.name, round_interval_s=p.round_interval_s,
                              landmarks_per_round=p.landmarks_per_round,
                              round_timeout_s=p.round_timeout_s, dark_window_s=p.dark_window_s,
                              tolerate_faulty_landmarks=p.tolerate_faulty_landmarks,
-                             verified_ttl_s=p.verified_ttl_s)
+                             verified_ttl_s=p.verified_ttl_s,
+                             min_key_protection=p.min_key_protection,  # type: ignore[arg-type]
+                             effective_min_key_protection=stronger(  # type: ignore[arg-type]
+                                 p.min_key_protection, floor))
 
 
 def landmark_out(lm: Landmark, now_unix_ns: int, dead_after_s: float) -> schemas.LandmarkOut:
@@ -34,13 +39,18 @@ def verdict_out(v: VerdictRecord) -> schemas.VerdictOut:
         verdict=v.verdict,  # type: ignore[arg-type]
         created_unix_ns=v.created_unix_ns, measurement_ids=list(v.measurement_ids),
         landmarks=[schemas.LandmarkRttOut(**row) for row in v.landmarks],
-        assessment=v.assessment, reason=v.reason, licence=v.licence)
+        assessment=v.assessment, reason=v.reason,
+        reason_code=v.reason_code,  # type: ignore[arg-type]
+        key_protection=v.key_protection,  # type: ignore[arg-type]
+        licence=v.licence)
 
 
 def chip_out(c: Chip, last: VerdictRecord | None) -> schemas.ChipOut:
     return schemas.ChipOut(
         chip_id=c.chip_id, owner=c.owner, model=c.model, serial=c.serial, host=c.host,
-        port=c.port, policy=c.policy, licence=c.licence,
+        port=c.port, policy=c.policy,
+        key_protection=chip_key_protection(c),  # type: ignore[arg-type]
+        licence=c.licence,
         state=c.state,  # type: ignore[arg-type]
         state_since_unix_ns=c.state_since_unix_ns,
         last_response_unix_ns=c.last_response_unix_ns,

@@ -125,8 +125,14 @@ def build_evidence(
     assessment: JsonSource | None,
     policy: Mapping[str, Any],
     ca_public_key: bytes | None = None,
+    key_protection: str = "software",
+    reason_code: str | None = None,
 ) -> EvidenceRecord:
-    """Evidence for one verdict. ``params`` is the geo SolverParams (any dataclass or mapping)."""
+    """Evidence for one verdict. ``params`` is the geo SolverParams (any dataclass or mapping).
+
+    ``key_protection`` is the chip certificate's level and ``reason_code`` the verdict's
+    machine-readable reason (``untrusted_key`` when the key rule held a `verified` back); the
+    policy's ``min_key_protection`` is the effective minimum the rule applied."""
     if dataclasses.is_dataclass(params) and not isinstance(params, type):
         params_json = dataclasses.asdict(params)
     elif isinstance(params, Mapping):
@@ -143,6 +149,8 @@ def build_evidence(
         "round_id": round_id,
         "decided_unix_ns": int(decided_unix_ns),
         "verdict": str(verdict),
+        "reason_code": reason_code,
+        "key_protection": str(key_protection),
         "chip_certificate": _json_of(chip_certificate, "chip_certificate"),
         # Sorted by id so the evidence does not depend on the verifier's iteration order.
         "landmark_certificates": [by_landmark[k] for k in sorted(by_landmark)],

@@ -43,6 +43,9 @@ class Policy:
     # How long a `verified` state counts without a new `verified` round; None means
     # round_interval_s + round_timeout_s (the next round's verdict is due by then).
     verified_ttl_s: float | None = None
+    # The least key protection (protocol.key_protection) that may earn `verified`; the
+    # verifier's config floor raises it (verifier.config.VerifierConfig.min_key_protection).
+    min_key_protection: str = "software"
 
     @property
     def effective_verified_ttl_s(self) -> float:
@@ -153,6 +156,8 @@ class VerdictRecord:
     assessment: dict[str, Any] | None
     reason: str
     licence: dict[str, Any]
+    reason_code: str | None = None  # machine-readable, e.g. "untrusted_key"; None when plain
+    key_protection: str = "software"  # the chip certificate's level when the round was decided
 
 
 @dataclass(frozen=True, slots=True)

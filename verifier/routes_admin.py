@@ -49,8 +49,9 @@ async def put_policy(name: IdPath, body: schemas.PolicyIn, _: Admin,
                      service: ServiceDep) -> schemas.PolicyOut:
     policy = Policy(name, body.round_interval_s, body.landmarks_per_round,
                     body.round_timeout_s, body.dark_window_s, body.tolerate_faulty_landmarks,
-                    body.verified_ttl_s)
-    return policy_out(await service.db.run(registry.put_policy, policy))
+                    body.verified_ttl_s, body.min_key_protection)
+    return policy_out(await service.db.run(registry.put_policy, policy),
+                      service.config.min_key_protection)
 
 
 @router.post("/tokens", response_model=schemas.TokenOut)

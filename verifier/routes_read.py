@@ -74,7 +74,7 @@ async def list_landmarks(_: Reader, service: ServiceDep) -> schemas.LandmarksOut
 
 @router.get("/policies", response_model=schemas.PoliciesOut)
 async def list_policies(_: Reader, service: ServiceDep) -> schemas.PoliciesOut:
-    return schemas.PoliciesOut(items=[policy_out(p)
+    return schemas.PoliciesOut(items=[policy_out(p, service.config.min_key_protection)
                                       for p in await service.db.run(Store.policies)])
 
 

@@ -26,6 +26,7 @@ AlertType = Literal[
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "high", "medium", "low"]
 LandmarkHealth = Literal["unknown", "alive", "dead", "faulty"]
+KeyProtection = Literal["software", "tee-bound", "gpu-attested"]  # protocol.key_protection
 
 
 class _In(BaseModel):
@@ -74,6 +75,10 @@ class PolicyIn(_In):
         default=None, gt=0, le=86_400 * 30,
         description="how long `verified` counts without a new verified round; "
         "null: round_interval_s + round_timeout_s")
+    min_key_protection: KeyProtection = Field(
+        default="software",
+        description="least chip key protection that may earn `verified`; the verifier's "
+        "config floor (min_key_protection) raises it (docs/protocol.md, key provenance)")
 
     @model_validator(mode="after")
     def _enough_landmarks(self) -> PolicyIn:
@@ -116,6 +121,9 @@ class PolicyOut(_Out):
     dark_window_s: float
     tolerate_faulty_landmarks: int
     verified_ttl_s: float | None
+    min_key_protection: KeyProtection
+    effective_min_key_protection: KeyProtection = Field(
+        description="what verdicts apply: the stricter of the policy's and the config floor")
 
 
 class AuditOut(_Out):
@@ -156,6 +164,12 @@ class VerdictOut(_Out):
         "null for dark"
     )
     reason: str
+    reason_code: Literal["untrusted_key"] | None = Field(
+        default=None, description="machine-readable reason; untrusted_key: the chip's key "
+        "protection is below the policy minimum, so the round cannot be verified")
+    key_protection: KeyProtection = Field(
+        description="the chip key's protection when decided; software: the host owner could "
+        "copy the key")
     licence: dict[str, Any]
 
 
@@ -167,6 +181,7 @@ class ChipOut(_Out):
     host: str | None
     port: int | None
     policy: str
+    key_protection: KeyProtection = Field(description="stated in the CA-signed certificate")
     licence: dict[str, Any]
     state: ChipState
     state_since_unix_ns: int

@@ -95,7 +95,8 @@ class Service:
             for event in self._task_waiters.values():
                 event.set()
         due = await self.db.run(scheduler.due_rounds, now_unix_ns)
-        inputs = await self.db.run(verdicts.collect_all, due, now_unix_ns, self.alerts)
+        inputs = await self.db.run(verdicts.collect_all, due, now_unix_ns, self.alerts,
+                                   self.config.min_key_protection)
         loop = asyncio.get_running_loop()
         decisions = (await loop.run_in_executor(self._geo_pool, verdicts.decide_all, inputs)
                      if inputs else [])

@@ -82,7 +82,8 @@ class Store(Protocol):
     def add_verdict(self, chip_id: str, *, round_id: str, verdict: str, created_unix_ns: int,
                     measurement_ids: Sequence[int], landmarks: Sequence[dict[str, Any]],
                     assessment: dict[str, Any] | None, reason: str,
-                    licence: dict[str, Any]) -> VerdictRecord: ...
+                    licence: dict[str, Any], reason_code: str | None = None,
+                    key_protection: str = "software") -> VerdictRecord: ...
     def verdicts(self, chip_id: str, before_id: int | None, limit: int) -> list[VerdictRecord]: ...
     def last_verdict(self, chip_id: str) -> VerdictRecord | None: ...
     # alerts (+ webhook outbox in the same transaction)
@@ -114,7 +115,8 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE TABLE IF NOT EXISTS policies (
   name TEXT PRIMARY KEY, round_interval_s REAL NOT NULL, landmarks_per_round INTEGER NOT NULL,
   round_timeout_s REAL NOT NULL, dark_window_s REAL NOT NULL,
-  tolerate_faulty_landmarks INTEGER NOT NULL DEFAULT 0, verified_ttl_s REAL);
+  tolerate_faulty_landmarks INTEGER NOT NULL DEFAULT 0, verified_ttl_s REAL,
+  min_key_protection TEXT NOT NULL DEFAULT 'software');
 CREATE TABLE IF NOT EXISTS landmarks (
   landmark_id TEXT PRIMARY KEY, lat_deg REAL NOT NULL, lon_deg REAL NOT NULL, host TEXT NOT NULL,
   port INTEGER NOT NULL, public_key BLOB NOT NULL, certificate TEXT NOT NULL,
@@ -155,7 +157,8 @@ CREATE INDEX IF NOT EXISTS measurements_kind_time ON measurements(target_kind, s
 CREATE TABLE IF NOT EXISTS verdicts (
   verdict_id INTEGER PRIMARY KEY, chip_id TEXT NOT NULL, round_id TEXT NOT NULL,
   verdict TEXT NOT NULL, created_unix_ns INTEGER NOT NULL, measurement_ids TEXT NOT NULL,
-  landmarks TEXT NOT NULL, assessment TEXT, reason TEXT NOT NULL, licence TEXT NOT NULL);
+  landmarks TEXT NOT NULL, assessment TEXT, reason TEXT NOT NULL, licence TEXT NOT NULL,
+  reason_code TEXT, key_protection TEXT NOT NULL DEFAULT 'software');
 CREATE INDEX IF NOT EXISTS verdicts_chip ON verdicts(chip_id, verdict_id);
 CREATE TABLE IF NOT EXISTS alerts (
   alert_id INTEGER PRIMARY KEY, type TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL,
@@ -240,6 +243,15 @@ class SqliteStore:
                              " tolerate_faulty_landmarks INTEGER NOT NULL DEFAULT 0")
         if "verified_ttl_s" not in columns:  # NULL: round interval + timeout
             self._db.execute("ALTER TABLE policies ADD COLUMN verified_ttl_s REAL")
+        if "min_key_protection" not in columns:
+            self._db.execute("ALTER TABLE policies ADD COLUMN"
+                             " min_key_protection TEXT NOT NULL DEFAULT 'software'")
+        columns = {r["name"] for r in self._all("PRAGMA table_info(verdicts)")}
+        if "reason_code" not in columns:
+            self._db.execute("ALTER TABLE verdicts ADD COLUMN reason_code TEXT")
+        if "key_protection" not in columns:
+            self._db.execute("ALTER TABLE verdicts ADD COLUMN"
+                             " key_protection TEXT NOT NULL DEFAULT 'software'")
 
     def close(self) -> None:
         self._db.close()
@@ -278,11 +290,11 @@ class SqliteStore:
         with self._tx():
             self._db.execute(
                 "INSERT OR REPLACE INTO policies(name, round_interval_s, landmarks_per_round,"
-                " round_timeout_s, dark_window_s, tolerate_faulty_landmarks, verified_ttl_s)"
-                " VALUES (?,?,?,?,?,?,?)",
+                " round_timeout_s, dark_window_s, tolerate_faulty_landmarks, verified_ttl_s,"
+                " min_key_protection) VALUES (?,?,?,?,?,?,?,?)",
                 (policy.name, policy.round_interval_s, policy.landmarks_per_round,
                  policy.round_timeout_s, policy.dark_window_s, policy.tolerate_faulty_landmarks,
-                 policy.verified_ttl_s))
+                 policy.verified_ttl_s, policy.min_key_protection))
 
     def policy(self, name: str) -> Policy | None:
         row = self._one("SELECT * FROM policies WHERE name = ?", (name,))
@@ -527,20 +539,21 @@ class SqliteStore:
     def add_verdict(self, chip_id: str, *, round_id: str, verdict: str, created_unix_ns: int,
                     measurement_ids: Sequence[int], landmarks: Sequence[dict[str, Any]],
                     assessment: dict[str, Any] | None, reason: str,
-                    licence: dict[str, Any]) -> VerdictRecord:
+                    licence: dict[str, Any], reason_code: str | None = None,
+                    key_protection: str = "software") -> VerdictRecord:
         with self._tx():
             cur = self._db.execute(
                 "INSERT INTO verdicts(chip_id, round_id, verdict, created_unix_ns,"
-                " measurement_ids, landmarks, assessment, reason, licence)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
+                " measurement_ids, landmarks, assessment, reason, licence, reason_code,"
+                " key_protection) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (chip_id, round_id, verdict, created_unix_ns, json.dumps(list(measurement_ids)),
                  json.dumps(list(landmarks)),
                  json.dumps(assessment) if assessment is not None else None, reason,
-                 json.dumps(licence)))
+                 json.dumps(licence), reason_code, key_protection))
         assert cur.lastrowid is not None
         return VerdictRecord(cur.lastrowid, chip_id, round_id, verdict, created_unix_ns,
                              tuple(measurement_ids), tuple(landmarks), assessment, reason,
-                             licence)
+                             licence, reason_code, key_protection)
 
     def verdicts(self, chip_id: str, before_id: int | None, limit: int) -> list[VerdictRecord]:
         return [_verdict(r) for r in self._all(

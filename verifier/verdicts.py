@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from geo.audit import audit_landmarks
@@ -24,9 +24,11 @@ from geo.measurement import LandmarkRtt
 from geo.robust import assess_tolerating
 from geo.verdict import Assessment, SolverParams, assess_many
 from protocol.errors import ProtocolError, WireError
+from protocol.key_protection import key_rule, stronger
 from protocol.records import MeasurementRecord, verify_record
 from verifier.alerts import Alerts
 from verifier.evidence_sink import EvidenceSink
+from verifier.keylevels import chip_key_protection
 from verifier.metrics import Metrics
 from verifier.model import DEFAULT_POLICY, Chip, Landmark, Policy, Round, VerdictRecord
 from verifier.store import Store
@@ -52,6 +54,7 @@ class RoundInputs:
     records: tuple[MeasurementRecord, ...]
     calibration: dict[str, Any] | None
     dark: bool  # no answer in this round and none within the policy's dark window
+    key_protection: str = "software"  # the chip certificate's level (protocol.key_protection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,7 @@ class Decision:
     verdict: str
     assessment: Assessment | None
     reason: str
+    reason_code: str | None = None  # e.g. "untrusted_key" (protocol.key_protection.key_rule)
 
 
 def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, now_unix_ns: int
@@ -95,8 +99,11 @@ def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, now_unix
     return chosen
 
 
-def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts) -> RoundInputs | None:
-    """Close the round; None for mesh rounds and rounds of a chip no longer registered."""
+def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts,
+            key_floor: str = "software") -> RoundInputs | None:
+    """Close the round; None for mesh rounds and rounds of a chip no longer registered. The
+    policy handed on carries the effective key minimum: the stricter of its own and the config's
+    `key_floor`."""
     store.close_round(rnd.round_id)
     if rnd.target_kind != "chip":
         return None
@@ -104,6 +111,8 @@ def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts) -> Round
     if chip is None:
         return None
     policy = store.policy(chip.policy) or DEFAULT_POLICY
+    policy = replace(policy,
+                     min_key_protection=stronger(policy.min_key_protection, key_floor))
     best = _checked_best(store, rnd, chip, alerts, now_unix_ns)
     landmarks = tuple(lm for lm, _, _ in best)
     rtts = tuple(LandmarkRtt(lm.landmark_id, lm.lat_deg, lm.lon_deg, record.rtt_ns / 1e6)
@@ -118,7 +127,8 @@ def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts) -> Round
     dark = not rtts and now_unix_ns - last > policy.dark_window_s * _NS
     calibration = store.get_kv(CALIBRATION_KEY)
     return RoundInputs(rnd, chip, policy, rtts, ids, landmarks, records,
-                       json.loads(calibration) if calibration else None, dark)
+                       json.loads(calibration) if calibration else None, dark,
+                       chip_key_protection(chip))
 
 
 def decide(inputs: RoundInputs) -> Decision:
@@ -175,11 +185,18 @@ def _calibration(inputs: RoundInputs) -> CalibrationModel | None:
 def _decision(inputs: RoundInputs, assessment: Assessment) -> Decision:
     if assessment.verdict is None:
         return Decision(inputs, "inconclusive", assessment, "no licence to compare with")
-    verdict = str(assessment.verdict.value)
+    geo_verdict = str(assessment.verdict.value)
     reason = f"{len(inputs.rtts)} landmark(s); sound area {assessment.sound_area_km2:.0f} km²"
     if inputs.policy.tolerate_faulty_landmarks:
         reason += f"; holds if any {inputs.policy.tolerate_faulty_landmarks} landmark(s) lie"
-    return Decision(inputs, verdict, assessment, reason)
+    level, minimum = inputs.key_protection, inputs.policy.min_key_protection
+    verdict, code = key_rule(geo_verdict, level, minimum)
+    if code is not None:
+        reason = (f"{code}: {level} key, below the policy's minimum {minimum} (a copy of the key "
+                  f"could have answered); the geometry alone says {geo_verdict}; {reason}")
+    elif level == "software":
+        reason += "; software key: the host owner could copy it"
+    return Decision(inputs, verdict, assessment, reason, code)
 
 
 def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics,
@@ -194,7 +211,8 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
                                 verdict=decision.verdict, created_unix_ns=now_unix_ns,
                                 measurement_ids=inputs.measurement_ids, landmarks=rows,
                                 assessment=assessment_json, reason=decision.reason,
-                                licence=chip.licence)
+                                licence=chip.licence, reason_code=decision.reason_code,
+                                key_protection=inputs.key_protection)
     store.set_chip_state(chip.chip_id, decision.verdict, now_unix_ns)
     store.set_verified_until(chip.chip_id, (
         now_unix_ns + int(inputs.policy.effective_verified_ttl_s * _NS)
@@ -211,7 +229,9 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
                 "landmarks_per_round": inputs.policy.landmarks_per_round,
                 "round_timeout_s": inputs.policy.round_timeout_s,
                 "dark_window_s": inputs.policy.dark_window_s,
-                "tolerate_faulty_landmarks": inputs.policy.tolerate_faulty_landmarks})
+                "tolerate_faulty_landmarks": inputs.policy.tolerate_faulty_landmarks,
+                "min_key_protection": inputs.policy.min_key_protection},
+        key_protection=inputs.key_protection, reason_code=decision.reason_code)
     alert_type = ALERT_FOR_VERDICT.get(decision.verdict)
     if alert_type is not None:
         details: dict[str, Any] = {"verdict_id": verdict.verdict_id,
@@ -243,7 +263,8 @@ def verdict_event(verdict: VerdictRecord) -> dict[str, Any]:
     `GET /v1/chips/{id}/verdicts`, so the stream stays small)."""
     return {"verdict_id": verdict.verdict_id, "chip_id": verdict.chip_id,
             "round_id": verdict.round_id, "verdict": verdict.verdict,
-            "created_unix_ns": verdict.created_unix_ns, "reason": verdict.reason}
+            "created_unix_ns": verdict.created_unix_ns, "reason": verdict.reason,
+            "reason_code": verdict.reason_code, "key_protection": verdict.key_protection}
 
 
 def landmark_faults(store: Store, alerts: Alerts, *, window_s: float, settle_s: float,
@@ -303,10 +324,10 @@ def refresh_mesh_models(store: Store, alerts: Alerts, *, since_unix_ns: int,
 
 
 def collect_all(store: Store, rounds: Sequence[Round], now_unix_ns: int,
-                alerts: Alerts) -> list[RoundInputs]:
+                alerts: Alerts, key_floor: str = "software") -> list[RoundInputs]:
     out = []
     for rnd in rounds:
-        inputs = collect(store, rnd, now_unix_ns, alerts)
+        inputs = collect(store, rnd, now_unix_ns, alerts, key_floor)
         if inputs is not None:
             out.append(inputs)
     return out

@@ -28,6 +28,14 @@ def _area(chip: dict[str, Any]) -> str:
     return f"{area:,.0f}" if isinstance(area, int | float) else "-"
 
 
+def _state(chip: dict[str, Any]) -> str:
+    """The chip's state, saying plainly when a software key (one the host owner could copy)
+    earned it: the demo's policy accepts such keys, production's does not."""
+    if chip.get("key_protection") == "software" and chip["state"] not in ("unknown", "dark"):
+        return f"{chip['state']} (software key)"
+    return str(chip["state"])
+
+
 def render(snapshot: Snapshot, scenario: Scenario) -> Group:
     places = {chip.chip_id: chip for chip in scenario.chips}
     chips = Table(title=f"Chips ({snapshot.elapsed_s:4.0f} s)", expand=True)
@@ -40,7 +48,7 @@ def render(snapshot: Snapshot, scenario: Scenario) -> Group:
             chip["chip_id"], chip["owner"],
             spec.place.name if spec else "?",
             ",".join(str(a) for a in chip["licence"].get("allowed", []))[:28],
-            Text(chip["state"], style=STATE_STYLE.get(chip["state"], "")),
+            Text(_state(chip), style=STATE_STYLE.get(chip["state"], "")),
             _area(chip), str(len(verdict.get("landmarks", []))),
         )
     alerts = Table(title="Alerts", expand=True)
@@ -106,6 +114,7 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
                 else None,
                 "licence": chip["licence"],
                 "state": chip["state"],
+                "key_protection": chip.get("key_protection"),
                 "verdicts": snapshot.verdict_counts.get(chip["chip_id"], {}),
                 "sound_area_km2": (((chip.get("last_verdict") or {}).get("assessment") or {})
                                    .get("sound_area_km2")),

@@ -146,7 +146,10 @@ def build_world(scenario: Scenario, root: Path, verifier_port: int, *, fast: boo
         f"mesh_interval_s = {3.0 if fast else 6.0}\n"
         f"calibration_refresh_s = {5.0 if fast else 10.0}\n"
         "landmark_dead_after_s = 20.0\n"
-        "task_ttl_s = 6.0\n",
+        "task_ttl_s = 6.0\n"
+        # The demo's chips hold key files (software): accepted here, so its verdicts can be
+        # `verified`, and every one says "software key". Production configs require more.
+        'min_key_protection = "software"\n',
     )
     return World(root, octet, ca, tuple(landmarks), tuple(agents), verifier_config, data_dir)
 

@@ -180,7 +180,7 @@ def start_verifier(data_dir: Path, ca: SoftwareSigner) -> tuple[uvicorn.Server, 
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = default_config(
-        data_dir=data_dir, port=port, tick_s=0.2,
+        data_dir=data_dir, port=port, tick_s=0.2, min_key_protection="software",
         ca_public_key_b64=base64.b64encode(ca.public_key()).decode())
     store = SqliteStore(config.db_path)
     now_ns = time.time_ns()

@@ -53,7 +53,7 @@ def verifier(tmp_path: Path) -> Iterator[tuple[str, str, Pki]]:
     data_dir.mkdir()
     port = _free_port()
     config = default_config(
-        data_dir=data_dir, port=port, tick_s=0.2,
+        data_dir=data_dir, port=port, tick_s=0.2, min_key_protection="software",
         ca_public_key_b64=base64.b64encode(pki.ca.public_key()).decode(),
     )
     store = SqliteStore(config.db_path)

@@ -38,8 +38,9 @@ class Harness:
 
 
 def make_config(tmp_path: Path, fleet: Fleet, **overrides: Any) -> VerifierConfig:
+    # Test fleets hold software keys; tests of the key rule raise the floor themselves.
     values: dict[str, Any] = {"data_dir": tmp_path, "ca_public_key_b64": fleet.ca_b64,
-                              "tick_s": 3600.0}
+                              "tick_s": 3600.0, "min_key_protection": "software"}
     values.update(overrides)
     return default_config(**values)
 

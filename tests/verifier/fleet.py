@@ -40,12 +40,13 @@ class Fleet:
         return {"certificate": cert.to_json(), "host": "127.0.0.1", "port": port}
 
     def chip_body(self, chip_id: str, licence: dict[str, Any],
-                  policy: str = "default") -> dict[str, Any]:
+                  policy: str = "default", key_protection: str = "software") -> dict[str, Any]:
         key = self.chip_keys.setdefault(chip_id, SoftwareSigner.generate())
         now = int(time.time())
         cert = issue_chip_certificate(
             self.ca, chip_id=chip_id, public_key=key.public_key(), model="H100",
-            serial=f"S-{chip_id}", not_before_unix_s=now - 60, not_after_unix_s=now + YEAR_S)
+            serial=f"S-{chip_id}", not_before_unix_s=now - 60, not_after_unix_s=now + YEAR_S,
+            key_protection=key_protection)
         return {"certificate": cert.to_json(), "owner": "acme", "host": "127.0.0.1",
                 "port": 9000, "licence": licence, "policy": policy}
 

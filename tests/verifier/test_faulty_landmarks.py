@@ -159,8 +159,9 @@ async def test_policy_round_trips_and_bad_tolerances_are_refused(harness: Harnes
         assert r.status_code == 422 and message in r.text, r.text
     # Nothing was lost: the stored policy is the last accepted one.
     listed = (await h.client.get("/v1/policies", headers=h.dashboard)).json()["items"]
-    assert next(p for p in listed if p["name"] == "p") == {"name": "p", **policy_body(2, 4),
-                                                           "verified_ttl_s": None}
+    assert next(p for p in listed if p["name"] == "p") == {
+        "name": "p", **policy_body(2, 4), "verified_ttl_s": None,
+        "min_key_protection": "software", "effective_min_key_protection": "software"}
     # Omitted means 0, as before the field existed.
     body = policy_body(0)
     del body["tolerate_faulty_landmarks"]

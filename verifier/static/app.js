@@ -57,6 +57,29 @@ function verdictLabel(verdict) {
   return make("span", { text: verdict, cls: `verdict-label verdict-${verdict}` });
 }
 
+// How far the chip's key can be trusted (docs/protocol.md, key provenance), said plainly.
+const KEY_PROTECTION_TEXT = {
+  software: "software key (the host owner could copy it)",
+  "tee-bound": "TEE-bound key",
+  "gpu-attested": "GPU-attested key",
+};
+
+function keyProtectionText(level) {
+  return KEY_PROTECTION_TEXT[level] ?? `unknown key protection (${level})`;
+}
+
+// A verdict with what its key adds: "software key" on anything a software key earned, and the
+// reason when the policy held a round back because the key was below its minimum.
+function verdictWithKey(verdict) {
+  const parts = [verdictLabel(verdict.verdict)];
+  if (verdict.reason_code === "untrusted_key") {
+    parts.push(make("span", { cls: "key-note untrusted-key", text: ` untrusted key: ${verdict.key_protection}` }));
+  } else if (verdict.key_protection === "software" && verdict.verdict !== "dark") {
+    parts.push(make("span", { cls: "key-note software-key", text: " software key" }));
+  }
+  return make("span", { cls: "verdict-with-key" }, parts);
+}
+
 // Licence entries are ISO alpha-3 codes or GeoJSON objects (custom regions).
 function licenceEntries(licence, key) {
   return Array.isArray(licence?.[key]) ? licence[key] : [];
@@ -325,6 +348,7 @@ function renderChipPage() {
     ["owner", chip.owner],
     ["model / serial", `${chip.model} / ${chip.serial}`],
     ["policy", chip.policy],
+    ["key protection", keyProtectionText(chip.key_protection)],
     ["licensed", licenceEntries(chip.licence, "allowed").map(describeLicenceEntry).join(", ") || "—"],
     ["prohibited", licenceEntries(chip.licence, "prohibited").map(describeLicenceEntry).join(", ") || "—"],
     ["border tolerance", `${chip.licence?.tolerance_km ?? 0} km`],
@@ -341,7 +365,7 @@ function renderChipPage() {
     ...verdicts.map((verdict) =>
       make("tr", { attrs: { "data-verdict-id": verdict.verdict_id } }, [
         make("td", { text: formatTime(verdict.created_unix_ns) }),
-        make("td", {}, [verdictLabel(verdict.verdict)]),
+        make("td", {}, [verdictWithKey(verdict)]),
         make("td", {
           text: verdict.assessment ? Math.round(verdict.assessment.sound_area_km2).toLocaleString("en") : "—",
         }),
