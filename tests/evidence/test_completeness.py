@@ -49,7 +49,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("completeness")
     ca, chip, log_key = (SoftwareSigner.generate() for _ in range(3))
     landmark_keys = {lm: SoftwareSigner.generate() for lm in LANDMARKS}
-    validity = {"not_before_unix_s": T0_S - 86_400, "not_after_unix_s": T0_S + 86_400 * 365}
+    validity: dict[str, Any] = {"not_before_unix_s": T0_S - 86_400,
+                                "not_after_unix_s": T0_S + 86_400 * 365}
     chip_cert = issue_chip_certificate(
         ca, chip_id=CHIP_ID, public_key=chip.public_key(), model="H100", serial="S1", **validity
     )

@@ -205,7 +205,7 @@ async def test_dark_verdict_is_recomputed_and_a_forged_one_named(tmp_path: Path)
     assert main(["evidence", "export", "--chip", "chip-2", "--from", "0", "--to",
                  str(2**63 - 1), "--data-dir", str(tmp_path), "-o", str(out)]) == 0
     bundle = json.loads(out.read_text())
-    keys = {"ca_public_key": h.fleet.ca.public_key(),
+    keys: dict[str, Any] = {"ca_public_key": h.fleet.ca.public_key(),
             "log_public_key": read_ca_public_key(tmp_path / "log.pub.json")}
     report = verify_bundle(bundle, **keys)
     assert report.ok, report.findings

@@ -92,7 +92,7 @@ async def test_one_lying_landmark_verifies_a_smuggled_chip_only_without_toleranc
         ca = h.fleet.ca.public_key()
     # The evidence of the f = 1 verdict names the policy, and the offline audit agrees.
     bundle = export(tmp_path / "f1")
-    keys = {"ca_public_key": ca,
+    keys: dict[str, Any] = {"ca_public_key": ca,
             "log_public_key": read_ca_public_key(tmp_path / "f1" / "log.pub.json")}
     report = verify_bundle(bundle, **keys)
     assert report.ok, report.findings
