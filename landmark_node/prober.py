@@ -22,13 +22,15 @@ from collections.abc import Callable, Iterable
 
 from landmark_node.transport import (
     ANCILLARY_BYTES,
-    drain_tx_timestamps,
     enable_kernel_timestamps,
     enable_tx_timestamps,
+    explicit_tx_keys_supported,
     kernel_timestamp_ns,
     open_udp_socket,
-    send_stamped,
+    read_tx_stamps,
+    send_tx_stamped,
 )
+from landmark_node.txstamps import TxStampMatcher
 from protocol.challenger import ChallengerCore, Outgoing, RxTime, Target
 from protocol.records import MeasurementRecord
 from protocol.wire import MAX_DATAGRAM_BYTES
@@ -55,6 +57,7 @@ class Prober:
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         self.kernel_timestamps = kernel_timestamps and enable_kernel_timestamps(self._sock)
         self.tx_timestamps = self.kernel_timestamps and enable_tx_timestamps(self._sock)
+        self._tx = TxStampMatcher(explicit_keys=self.tx_timestamps and explicit_tx_keys_supported())
         self._interval_ns = int(1e9 / max_rate_per_s)
         self._inbox: queue.SimpleQueue[Target] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -87,32 +90,51 @@ class Prober:
         snapshot = dict(self.core.counters)
         snapshot["socket_errors"] = self.socket_errors
         snapshot["pending"] = self.core.pending_count
+        if self.tx_timestamps:
+            snapshot.update(self._tx.counters)
         return snapshot
 
     def _send(self, out: Outgoing) -> None:
         time_ns, mono_ns = time.time_ns, time.monotonic_ns
-        tx_unix_ns: int | None = None
+        key = self._tx.next_key() if out.timed and self.tx_timestamps else None
+        stamped = False
         try:
             sent_unix_ns = time_ns()
             sent_mono_ns = mono_ns()
-            if out.timed and self.tx_timestamps:
-                tx_unix_ns = send_stamped(self._sock, out.datagram, (out.host, out.port))
-            else:
+            if key is None:
                 self._sock.sendto(out.datagram, (out.host, out.port))
+            else:
+                explicit_key = key if self._tx.explicit_keys else None
+                send_tx_stamped(self._sock, out.datagram, (out.host, out.port), explicit_key)
+                stamped = True
         except OSError as exc:
             self.socket_errors += 1
+            if key is not None:
+                self._tx.send_failed()
             logger.debug("sendto %s:%d failed: %s", out.host, out.port, exc)
             # Still marked sent: the timer retries it like a lost datagram.
-        self.core.mark_sent(out, sent_unix_ns, sent_mono_ns, tx_unix_ns)
+        self.core.mark_sent(out, sent_unix_ns, sent_mono_ns)
+        if stamped and key is not None:
+            self._tx.sent(key, out.commitment)
+            self._collect_tx_stamps()
+
+    def _collect_tx_stamps(self) -> None:
+        """Give each send stamp in the error queue to its own REVEAL (by OPT_ID key), if any."""
+        for key, stamp_unix_ns in read_tx_stamps(self._sock):
+            matched = self._tx.match(key, stamp_unix_ns)
+            if matched is not None:
+                self.core.tx_stamped(*matched)
 
     def _receive_all(self) -> None:
         recvmsg, time_ns, mono_ns = self._sock.recvmsg, time.time_ns, time.monotonic_ns
+        if self.tx_timestamps:
+            self._collect_tx_stamps()  # a late send stamp still counts if it beat the answer
         while True:
             try:
                 data, ancdata, _flags, source = recvmsg(MAX_DATAGRAM_BYTES + 1, ANCILLARY_BYTES)
             except BlockingIOError:
                 if self.tx_timestamps:
-                    drain_tx_timestamps(self._sock)  # a late send stamp keeps select() waking
+                    self._collect_tx_stamps()  # a pending stamp keeps select() waking
                 return
             except OSError:
                 self.socket_errors += 1

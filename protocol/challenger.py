@@ -190,6 +190,13 @@ class ChallengerCore:
         pending.deadline_mono_ns = sent_mono_ns + self._config.timeout_ns
         heapq.heappush(self._timers, (pending.deadline_mono_ns, out.commitment))
 
+    def tx_stamped(self, commitment: bytes, tx_kernel_unix_ns: int) -> None:
+        """The kernel's send stamp of this challenge's REVEAL, when it comes after `mark_sent`
+        (the transport must have matched it to that very packet). Only the first one counts."""
+        pending = self._pending.get(commitment)
+        if pending is not None and pending.timed and pending.tx_kernel_unix_ns is None:
+            pending.tx_kernel_unix_ns = tx_kernel_unix_ns
+
     def _live_timer(self, deadline_mono_ns: int, commitment: bytes) -> bool:
         pending = self._pending.get(commitment)
         return pending is not None and pending.deadline_mono_ns == deadline_mono_ns
