@@ -1,9 +1,11 @@
-"""`lightfence audit verify bundle.json [--ca vendor_ca.pub] [--log-key log.pub]
-[--min-key-protection LEVEL]`.
+"""`lightfence audit verify bundle.json --ca vendor_ca.pub --log-key log.pub
+[--min-key-protection LEVEL] [--unpinned]`.
 
 Prints the audit report as JSON on stdout. Exit status: 0 every check passed, 1 at least one
 finding (each names the entry, the field, expected and found), 2 the bundle or a key file could
-not be read at all.
+not be read at all. A key not pinned is taken from the bundle, which proves nothing against a
+forger, so it is a finding (exit 1) unless ``--unpinned`` asks for that look explicitly, which
+is then said on stderr in capitals.
 """
 
 from __future__ import annotations
@@ -33,15 +35,23 @@ def register(subparsers: Any) -> None:
     )
     verify.add_argument("bundle", type=Path, help="bundle JSON from `lightfence evidence export`")
     verify.add_argument(
-        "--ca", type=Path, help="vendor CA public key file to pin (default: the bundle's)"
+        "--ca", type=Path, help="vendor CA public key file to pin (needed unless --unpinned)"
     )
     verify.add_argument(
-        "--log-key", type=Path, help="verifier log public key file to pin (default: the bundle's)"
+        "--log-key",
+        type=Path,
+        help="verifier log public key file to pin (needed unless --unpinned)",
     )
     verify.add_argument(
         "--min-key-protection", choices=KEY_PROTECTION_LEVELS, default=None,
         help="least chip key protection to accept for a `verified` (default: the policy's "
         "minimum as stated in each verdict)",
+    )
+    verify.add_argument(
+        "--unpinned",
+        action="store_true",
+        help="accept keys taken from the bundle itself (a self-signed forgery then passes): "
+        "only to look at a bundle, never to trust it",
     )
     verify.set_defaults(handler=_verify)
 
@@ -51,11 +61,22 @@ def _verify(args: argparse.Namespace) -> int:
         bundle = json.loads(Path(args.bundle).read_text(encoding="utf-8"))
         ca = None if args.ca is None else read_ca_public_key(args.ca)
         log_key = None if args.log_key is None else read_ca_public_key(args.log_key)
-        report = verify_bundle(bundle, ca_public_key=ca, log_public_key=log_key,
-                               min_key_protection=args.min_key_protection)
+        report = verify_bundle(
+            bundle, ca_public_key=ca, log_public_key=log_key,
+            min_key_protection=args.min_key_protection, allow_unpinned=args.unpinned,
+        )  # fmt: skip
     except (OSError, ValueError, ProtocolError, AuditError) as exc:
         print(f"lightfence audit: {exc}", file=sys.stderr)
         return 2
+    if args.unpinned and (ca is None or log_key is None):
+        missing = " and ".join(
+            name for name, key in (("--ca", ca), ("--log-key", log_key)) if key is None
+        )
+        print(
+            f"lightfence audit: UNPINNED AUDIT: no {missing}; the keys were taken from the "
+            "bundle itself, so a self-signed forgery passes this audit. Do not rely on it.",
+            file=sys.stderr,
+        )
     print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     for finding in report.findings:
         logger.warning("%s at %s: %s", finding.check, finding.where, finding.message)

@@ -4,8 +4,10 @@ Needs no network and no verifier database. Every check that fails becomes a `Fin
 log entry, the JSON path of the field, what was expected and what was found; the audit carries on
 so one report lists every problem. Checks, per bundle:
 
-- tree heads: Ed25519 signature by the log key (pinned with ``log_public_key`` or taken from the
-  bundle), sizes and times in order, consistency proof between consecutive heads;
+- keys: the CA and log keys must be pinned (``ca_public_key``, ``log_public_key``); one taken
+  from the bundle is a finding unless ``allow_unpinned``;
+- tree heads: Ed25519 signature by the log key, sizes and times in order, consistency proof
+  between consecutive heads;
 - entries: canonical bytes hash into the latest head via the inclusion proof; indices strictly
   increasing; chip and time inside the exported range; not decided after the head that logs it;
 - completeness (`audit.completeness`): the chip's hash chain runs without gap, repeat or
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit.completeness import check_completeness
+from audit.parameters import MAX_RECORD_AGE_S, audit_params, record_too_old
 from lightfence import __version__
 from protocol.certs import ChipCertificate, LandmarkCertificate
 from protocol.codec import from_b64
@@ -105,6 +108,7 @@ class Finding:
 
 @dataclass(slots=True)
 class _Audit:
+    allow_unpinned: bool = False
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(
@@ -160,16 +164,22 @@ def verify_bundle(
     ca_public_key: bytes | None = None,
     log_public_key: bytes | None = None,
     min_key_protection: str | None = None,
+    allow_unpinned: bool = False,
 ) -> AuditReport:
     """Audit ``bundle`` (the parsed JSON). Pinned keys, when given, override the bundle's;
     ``min_key_protection``, when given, is the least key protection the auditor accepts for a
-    `verified`, whatever minimum the verifier's policy stated."""
+    `verified`, whatever minimum the verifier's policy stated.
+
+    A key the audit needs but was not given is taken from the bundle, which a forger writes
+    too: that is a finding (`log.unpinned`, `ca.unpinned`) unless ``allow_unpinned`` asks for
+    such a look explicitly (then a note).
+    """
     if min_key_protection is not None:
         try:
             check_level(min_key_protection, "min_key_protection")
         except CertificateError as exc:
             raise AuditError(str(exc)) from exc
-    audit = _Audit()
+    audit = _Audit(allow_unpinned=allow_unpinned)
     if not isinstance(bundle, Mapping) or bundle.get("format") not in _READABLE_FORMATS:
         raise AuditError(f"not an evidence bundle (format must be {BUNDLE_FORMAT!r})")
     latest = _check_log(audit, bundle, log_public_key)
@@ -274,7 +284,7 @@ def _check_log(
         )
     key = bundle_key if pinned_key is None else pinned_key
     if pinned_key is None:
-        audit.notes.append("log key taken from the bundle; pin it with --log-key to be sure")
+        _unpinned(audit, "log", "log_public_key_b64", "--log-key")
     raw_heads = bundle.get("tree_heads")
     if not isinstance(raw_heads, list) or not raw_heads:
         audit.fail("tree_head.missing", "tree_heads", "the bundle has no signed tree head")
@@ -480,14 +490,22 @@ def _ca_key(
             entry=index,
         )
         return None
-    note = "CA key taken from the evidence; pin the vendor CA with --ca to be sure"
-    if note not in audit.notes:
-        audit.notes.append(note)
+    _unpinned(audit, "ca", f"{where}.ca_public_key_b64", "--ca")
     try:
         return from_b64(stated, "ca_public_key_b64", PUBLIC_KEY_BYTES)
     except ProtocolError as exc:
         audit.fail("ca.key", f"{where}.ca_public_key_b64", str(exc), entry=index)
         return None
+
+
+def _unpinned(audit: _Audit, key: str, where: str, option: str) -> None:
+    """A key taken from the bundle: a finding (once), or a note when asked for explicitly."""
+    text = f"{key} key taken from the bundle, which a forger writes too; pin it with {option}"
+    if audit.allow_unpinned:
+        if text not in audit.notes:
+            audit.notes.append(text)
+    elif not any(f.check == f"{key}.unpinned" for f in audit.findings):
+        audit.fail(f"{key}.unpinned", where, text)
 
 
 def _chip_certificate(
@@ -649,6 +667,14 @@ def _check_record(
             "measurement completed after the verdict",
             f"<= {decided_ns}",
             record.sent_unix_ns + record.rtt_ns,
+        )
+    if record_too_old(record.sent_unix_ns, decided_ns):
+        fail(
+            "record.stale",
+            "sent_unix_ns",
+            f"measured more than {MAX_RECORD_AGE_S:g} s before the verdict",
+            f">= {decided_ns - int(MAX_RECORD_AGE_S * NS_PER_S)}",
+            record.sent_unix_ns,
         )
     try:
         challenge = decode_challenge(record.challenge)
@@ -910,20 +936,18 @@ def _recompute(
             found=_short(faulty),
         )
         return
+    params = audit_params(where, index, entry, audit.fail)
     try:
         from geo.calibration import CalibrationModel
         from geo.licence import licence_from_json
         from geo.measurement import LandmarkRtt
         from geo.robust import assess_tolerating
-        from geo.verdict import SolverParams
-
         measurements = [LandmarkRtt(*i) for i in inputs]
         licence = licence_from_json(entry.get("licence") or {})
         calibration_json = solver.get("calibration")
         calibration = (
             None if calibration_json is None else CalibrationModel.from_json(calibration_json)
         )
-        params = SolverParams(**dict(solver.get("params") or {}))
     except Exception as exc:  # the auditor reports any failure to recompute, never crashes
         audit.fail(
             "verdict.recompute",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from audit.parameters import VERDICT_MARGIN_S, record_too_old
 from geo.audit import audit_landmarks
 from geo.calibration import CalibrationModel, CalibrationSample
 from geo.errors import GeoError
@@ -36,6 +37,8 @@ from verifier.store import Store
 logger = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+# The audit's record-age limit holds at the verdict's time, stamped after the solver ran.
+_MARGIN_NS = int(VERDICT_MARGIN_S * _NS)
 CALIBRATION_KEY = "calibration_model"
 # The reason of a round that closed without one valid signed answer (its code comes first).
 NO_ANSWER_REASON = "no_answer: no valid signed answer in this round"
@@ -70,7 +73,8 @@ def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, now_unix
                   ) -> list[tuple[Landmark, int, MeasurementRecord]]:
     """Per landmark, the smallest-RTT measurement whose stored record passes the full
     `verify_record` (landmark record and challenge signatures too, which ingestion leaves to
-    the batch signature): (landmark, measurement id, record), sorted by landmark id."""
+    the batch signature) and is young enough for the audit (`audit.parameters.MAX_RECORD_AGE_S`):
+    (landmark, measurement id, record), sorted by landmark id."""
     by_landmark: dict[str, list[tuple[int, int]]] = {}  # landmark → [(rtt_ns, measurement_id)]
     for m in store.round_measurements(rnd.round_id):
         by_landmark.setdefault(m.landmark_id, []).append((m.rtt_ns, m.measurement_id))
@@ -83,6 +87,10 @@ def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, now_unix
         for _, measurement_id in sorted(by_landmark[landmark_id]):
             texts = store.measurement_records([measurement_id])
             record = MeasurementRecord.from_json(json.loads(texts[0])) if texts else None
+            if record is not None and record_too_old(record.sent_unix_ns, now_unix_ns + _MARGIN_NS):
+                logger.info("round %s: landmark %s measurement %d is too old for a verdict",
+                            rnd.round_id, landmark_id, measurement_id)
+                continue
             try:
                 if record is None:
                     raise WireError("stored record missing")

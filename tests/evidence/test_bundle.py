@@ -153,12 +153,15 @@ def test_bundle_round_trips_through_json_and_the_cli(run: dict[str, Any], capsys
     path.write_text(json.dumps(run["bundle"], indent=1))
     ca_file = run["dir"] / "ca.pub"
     ca_file.write_text(json.dumps({"public_key_b64": to_b64(run["ca"])}))
-    assert main(["audit", "verify", str(path), "--ca", str(ca_file)]) == 0
+    log_file = run["dir"] / "log.pub"
+    log_file.write_text(json.dumps({"public_key_b64": to_b64(run["log_key"])}))
+    pins = ["--ca", str(ca_file), "--log-key", str(log_file)]
+    assert main(["audit", "verify", str(path), *pins]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
     tampered = copy.deepcopy(run["bundle"])
     tampered["entries"][0]["entry"]["verdict"] = "violation"
     path.write_text(json.dumps(tampered))
-    assert main(["audit", "verify", str(path), "--ca", str(ca_file)]) == 1
+    assert main(["audit", "verify", str(path), *pins]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
     named = [f for f in report["findings"] if f["check"] == "verdict.recomputed"]
