@@ -16,11 +16,12 @@ so one report lists every problem. Checks, per bundle:
   measurement record the landmark signature over the record, the landmark signature over the
   challenge datagram, the chip signature over that exact challenge, the nonce/landmark/chip
   bindings between record, challenge and response, freshness (issued <= sent < expiry, answer
-  before expiry, before the verdict) and nonce uniqueness; each solver input backed by a valid
-  record (same landmark, same RTT) at the certified position; finally the sound region and
-  verdict recomputed with ``geo.robust.assess_tolerating`` (the policy's
-  ``tolerate_faulty_landmarks``; absent means 0, i.e. ``geo.verdict.assess``) and compared with
-  what was stored;
+  before expiry, before the verdict, at most `audit.parameters.MAX_RECORD_AGE_S` old) and nonce
+  uniqueness; each solver input backed by a valid record (same landmark, same RTT) at the
+  certified position; finally the sound region and verdict recomputed with
+  ``geo.robust.assess_tolerating`` (the policy's ``tolerate_faulty_landmarks``; absent means 0,
+  i.e. ``geo.verdict.assess``) with the parameters the audit owns (`audit.parameters`: any other
+  value in the entry is a finding) and compared with what was stored;
 - the key rule (``protocol.key_protection.key_rule``): the key protection the CA signed into the
   chip certificate against the policy's ``min_key_protection`` (absent: software, the rule before
   it existed; raised to ``min_key_protection`` when the auditor pins one): a `verified` earned by

@@ -57,7 +57,9 @@ def _bundle(
     ca = ca or SoftwareSigner.generate()
     chip, log_key = SoftwareSigner.generate(), SoftwareSigner.generate()
     keys = {lm: SoftwareSigner.generate() for lm in LANDMARKS}
-    validity: dict[str, Any] = {"not_before_unix_s": T0_S - 86_400, "not_after_unix_s": T0_S + 86_400}
+    validity: dict[str, Any] = {
+        "not_before_unix_s": T0_S - 86_400, "not_after_unix_s": T0_S + 86_400
+    }  # fmt: skip
     chip_cert = issue_chip_certificate(
         ca, chip_id=CHIP_ID, public_key=chip.public_key(), model="H100", serial="S", **validity
     )
