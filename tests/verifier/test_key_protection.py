@@ -27,6 +27,13 @@ async def _bundle(h: Harness, chip_id: str) -> dict[str, Any]:
     return bundle
 
 
+def _pins(h: Harness) -> dict[str, Any]:
+    """The keys an auditor pins: the vendor CA and the verifier's log key."""
+    assert h.service.tree_heads is not None
+    return {"ca_public_key": h.fleet.ca.public_key(),
+            "log_public_key": h.service.tree_heads.public_key}
+
+
 def _checks(report: Any) -> set[str]:
     return {finding.check for finding in report.findings}
 
@@ -57,7 +64,7 @@ async def test_software_key_below_the_floor_is_untrusted_key_not_verified(tmp_pa
         assert entry["chip_certificate"]["key_protection"] == "software"
         assert entry["policy"]["min_key_protection"] == "tee-bound"
         assert entry["reason_code"] == "untrusted_key"
-        report = verify_bundle(bundle, ca_public_key=h.fleet.ca.public_key())
+        report = verify_bundle(bundle, **_pins(h))
         assert report.ok, report.to_json()
 
 
@@ -73,14 +80,13 @@ async def test_software_key_accepted_by_policy_is_verified_and_says_software_key
     assert verdict["key_protection"] == "software"
     assert "software key" in verdict["reason"]
     bundle = await _bundle(h, "chip-1")
-    ca = h.fleet.ca.public_key()
-    assert verify_bundle(bundle, ca_public_key=ca).ok
+    assert verify_bundle(bundle, **_pins(h)).ok
     # An auditor who accepts no software key finds the verified wanting, and says why.
-    strict = verify_bundle(bundle, ca_public_key=ca, min_key_protection="tee-bound")
+    strict = verify_bundle(bundle, **_pins(h), min_key_protection="tee-bound")
     assert {"policy.min_key_protection", "verdict.recomputed", "verdict.key_rule"} <= _checks(
         strict)
     with pytest.raises(AuditError, match="min_key_protection must be one of"):
-        verify_bundle(bundle, ca_public_key=ca, min_key_protection="hardware")
+        verify_bundle(bundle, **_pins(h), min_key_protection="hardware")
 
 
 @pytest.mark.asyncio
@@ -104,9 +110,8 @@ async def test_tee_bound_key_meets_the_floor_and_a_stricter_policy_holds_it_back
         assert "software key" not in verdict["reason"]
         verdict = await _latest(h, "chip-3")  # same key, same place, a policy asking for more
         assert verdict["verdict"] == "inconclusive" and verdict["reason_code"] == "untrusted_key"
-        ca = h.fleet.ca.public_key()
-        assert verify_bundle(await _bundle(h, "chip-2"), ca_public_key=ca).ok
-        assert verify_bundle(await _bundle(h, "chip-3"), ca_public_key=ca).ok
+        assert verify_bundle(await _bundle(h, "chip-2"), **_pins(h)).ok
+        assert verify_bundle(await _bundle(h, "chip-3"), **_pins(h)).ok
 
 
 async def run_rounds(h: Harness, positions: dict[str, tuple[float, float]]) -> None:
@@ -135,7 +140,7 @@ async def test_audit_finds_a_verified_that_ignored_the_key_rule(
         await setup_germany(h)
         await run_round(h, "chip-1", KASSEL)
         assert (await _latest(h, "chip-1"))["verdict"] == "verified"
-        report = verify_bundle(await _bundle(h, "chip-1"), ca_public_key=h.fleet.ca.public_key())
+        report = verify_bundle(await _bundle(h, "chip-1"), **_pins(h))
     findings = {f.check: f for f in report.findings}
     assert set(findings) == {"verdict.recomputed", "verdict.key_rule"}
     assert findings["verdict.recomputed"].expected == "inconclusive"
