@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import shapely
@@ -13,8 +14,22 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.errors import InvalidLicenceError
 from geo.regions import Region, country, country_codes, region_from_geojson
+from geo.sea import ForeignLand, foreign_land
 
-_KEYS = frozenset({"allowed", "prohibited", "tolerance_km"})
+_KEYS = frozenset({"allowed", "prohibited", "tolerance_km", "sea"})
+
+
+class Sea(StrEnum):
+    """How a licence treats the sea around its countries (docs/geo.md, "Verdicts").
+
+    NEUTRAL (the default): the sea is no country; `verified` needs the grown sound region to
+    touch the allowed regions and keep clear of all other land (plus its territorial sea).
+    EXCLUDED (strict): the grown sound region must lie inside the allowed regions, so any sea
+    it reaches counts against the chip.
+    """
+
+    NEUTRAL = "neutral"
+    EXCLUDED = "excluded"
 
 
 def _union(regions: Sequence[Region]) -> BaseGeometry | None:
@@ -36,8 +51,11 @@ class Licence:
     allowed: tuple[Region, ...]
     prohibited: tuple[Region, ...]
     tolerance_km: float = 0.0
+    sea: Sea = Sea.NEUTRAL
     allowed_union: BaseGeometry | None = field(init=False, repr=False, compare=False)
     prohibited_union: BaseGeometry | None = field(init=False, repr=False, compare=False)
+    # Sea-neutral licences with allowed regions: the land the grown region must keep clear of.
+    foreign: ForeignLand | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.allowed and not self.prohibited:
@@ -50,8 +68,12 @@ class Licence:
             raise InvalidLicenceError("tolerance_km must be a number")
         if not (math.isfinite(tolerance) and tolerance >= 0.0):
             raise InvalidLicenceError(f"tolerance_km must be finite and >= 0, got {tolerance}")
+        if not isinstance(self.sea, Sea):
+            raise InvalidLicenceError(f"sea must be a Sea value, got {self.sea!r}")
         object.__setattr__(self, "allowed_union", _union(self.allowed))
         object.__setattr__(self, "prohibited_union", _union(self.prohibited))
+        neutral = self.sea is Sea.NEUTRAL and bool(self.allowed)
+        object.__setattr__(self, "foreign", foreign_land(self.allowed) if neutral else None)
 
     @property
     def margin_km(self) -> float:
@@ -66,6 +88,7 @@ class Licence:
             "allowed": [_region_to_json(r) for r in self.allowed],
             "prohibited": [_region_to_json(r) for r in self.prohibited],
             "tolerance_km": self.tolerance_km,
+            "sea": self.sea.value,
         }
 
 
@@ -85,7 +108,8 @@ def _region_from_json(item: object, where: str) -> Region:
 
 
 def licence_from_json(obj: Mapping[str, Any]) -> Licence:
-    """Parse {"allowed": [iso3|GeoJSON], "prohibited": [...], "tolerance_km": 0}."""
+    """Parse {"allowed": [iso3|GeoJSON], "prohibited": [...], "tolerance_km": 0,
+    "sea": "neutral" | "excluded"} ("sea" defaults to "neutral")."""
     if not isinstance(obj, Mapping):
         raise InvalidLicenceError("licence must be a JSON object")
     unknown = set(obj) - _KEYS
@@ -99,8 +123,14 @@ def licence_from_json(obj: Mapping[str, Any]) -> Licence:
         regions[key] = tuple(
             _region_from_json(x, f"licence.{key}[{i}]") for i, x in enumerate(items)
         )
+    sea = obj.get("sea", Sea.NEUTRAL.value)
+    if not isinstance(sea, str) or sea not in {s.value for s in Sea}:
+        raise InvalidLicenceError(
+            f"licence.sea must be one of {', '.join(repr(s.value) for s in Sea)}, got {sea!r}"
+        )
     return Licence(
         allowed=regions["allowed"],
         prohibited=regions["prohibited"],
         tolerance_km=obj.get("tolerance_km", 0.0),
+        sea=Sea(sea),
     )

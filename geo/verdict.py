@@ -1,16 +1,22 @@
 """Verdicts: measurements + licence (+ calibration) -> an Assessment.
 
 Semantics (see docs/geo.md): the sound region is grown by the licence tolerance plus the
-regions' drawing error before any comparison, which makes `verified` harder (the grown region
-must fit inside the allowed area and stay clear of prohibited areas) and `violation` harder
-(the grown region must miss the allowed area entirely, or fit inside a prohibited one).
+regions' drawing error before any comparison, which makes `verified` harder and `violation`
+harder (the grown region must miss the allowed area entirely, or fit inside a prohibited one).
+`verified` depends on the licence's sea rule:
+
+* sea-neutral (the default): the grown region touches the allowed area, and keeps clear of the
+  land of every other country grown by its territorial sea and border error (`geo.sea`) and of
+  prohibited areas grown by the territorial sea as well;
+* sea excluded (strict): the grown region fits inside the allowed area and stays clear of
+  prohibited areas.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -31,8 +37,9 @@ from geo.constants import (
 )
 from geo.errors import InvalidMeasurementError
 from geo.geodesy import FloatArray, authalic_latitude_rad, unit_vectors
-from geo.licence import Licence
+from geo.licence import Licence, Sea
 from geo.measurement import LandmarkRtt
+from geo.sea import TERRITORIAL_SEA_KM, ForeignLand
 from geo.solver import (
     MIN_LANDMARKS,
     Solution,
@@ -356,14 +363,25 @@ def _sampled_fractions(
     return fractions
 
 
+def _prohibited_margin_km(licence: Licence) -> float:
+    """Growth before comparing with prohibited areas: tolerance plus their drawing error."""
+    return float(licence.tolerance_km) + max(r.boundary_error_km for r in licence.prohibited)
+
+
+def _prohibited_reach_km(licence: Licence) -> float:
+    """The widest growth any test against prohibited areas uses: a sea-neutral licence keeps
+    the verified region a territorial sea away from them too."""
+    sea_km = TERRITORIAL_SEA_KM if licence.sea is Sea.NEUTRAL else 0.0
+    return _prohibited_margin_km(licence) + sea_km
+
+
 def _near_prohibited(region: BaseGeometry, licence: Licence) -> bool:
     """False when a box around the grown region misses every prohibited region (then the
     region is clear of them without growing it); True when it may not."""
     prohibited = licence.prohibited_union
     if prohibited is None:
         return False
-    margin_km = float(licence.tolerance_km) + max(r.boundary_error_km for r in licence.prohibited)
-    box = _grown_box(region, margin_km)
+    box = _grown_box(region, _prohibited_reach_km(licence))
     return box is None or bool(prohibited.intersects(box))
 
 
@@ -387,12 +405,33 @@ def _inconclusive_by_points(region: BaseGeometry, licence: Licence, near_prohibi
         hits = shapely.intersects_xy(prohibited, xy[:, 0], xy[:, 1])
         meets_prohibited, leaves_prohibited = bool(hits.any()), not bool(hits.all())
     not_verified = leaves_allowed or meets_prohibited
+    if licence.foreign is not None:
+        # Sea-neutral: the region may also be verified at sea, unless a vertex lies on foreign
+        # land (then the grown region meets it).
+        on_foreign = bool(licence.foreign.hits_xy(xy[:, 0], xy[:, 1]).any())
+        not_verified = meets_prohibited or (leaves_allowed and on_foreign)
     not_violation = meets_allowed and leaves_prohibited
     return not_verified and not_violation
 
 
 def _judge_grown(region: BaseGeometry, licence: Licence, near_prohibited: bool) -> Verdict:
-    """The verdict by definition: grow the region by the margins and compare."""
+    """The verdict by definition: grow the region by the margins and compare.
+
+    Sea-neutral licences add a second way to `verified` (`_verified_at_sea`); with no allowed
+    area the strict way (clear of prohibited land only) is replaced by it, so that the
+    prohibited countries' territorial seas count too. `violation` is the same for both."""
+    strict = _judge_grown_strict(region, licence, near_prohibited)
+    if licence.sea is Sea.EXCLUDED or strict is Verdict.VIOLATION:
+        return strict
+    if strict is Verdict.VERIFIED and licence.allowed:
+        return strict
+    if _verified_at_sea(region, licence, near_prohibited):
+        return Verdict.VERIFIED
+    return Verdict.INCONCLUSIVE
+
+
+def _judge_grown_strict(region: BaseGeometry, licence: Licence, near_prohibited: bool) -> Verdict:
+    """The strict verdict (sea excluded): the grown region inside the allowed area."""
     tolerance_km = float(licence.tolerance_km)
     allowed, prohibited = licence.allowed_union, licence.prohibited_union
     grown_for_allowed = grown_for_prohibited = region
@@ -418,6 +457,50 @@ def _judge_grown(region: BaseGeometry, licence: Licence, near_prohibited: bool) 
     if outside_allowed or in_prohibited:
         return Verdict.VIOLATION
     return Verdict.INCONCLUSIVE
+
+
+def _verified_at_sea(region: BaseGeometry, licence: Licence, near_prohibited: bool) -> bool:
+    """The sea-neutral rule: the grown region touches the allowed area (a vertex inside it
+    proves that without growing) and keeps clear of foreign land and of prohibited areas,
+    each grown by the territorial sea as well."""
+    tolerance_km = float(licence.tolerance_km)
+    allowed, prohibited = licence.allowed_union, licence.prohibited_union
+    grown: dict[float, BaseGeometry] = {}
+
+    def grown_by(margin_km: float) -> BaseGeometry:
+        if margin_km not in grown:
+            grown[margin_km] = grow(region, margin_km)
+        return grown[margin_km]
+
+    if allowed is not None:
+        allowed_margin_km = tolerance_km + max(r.boundary_error_km for r in licence.allowed)
+        vertices = shapely.get_coordinates(region)
+        touches = bool(shapely.intersects_xy(allowed, vertices[:, 0], vertices[:, 1]).any())
+        if not (touches or allowed.intersects(grown_by(allowed_margin_km))):
+            return False
+    if near_prohibited and prohibited is not None:
+        sea_margin_km = _prohibited_margin_km(licence) + TERRITORIAL_SEA_KM
+        if prohibited.intersects(grown_by(sea_margin_km)):
+            return False
+    foreign = licence.foreign
+    return foreign is None or _clear_of_foreign(region, foreign, tolerance_km, grown_by)
+
+
+def _clear_of_foreign(
+    region: BaseGeometry,
+    foreign: ForeignLand,
+    tolerance_km: float,
+    grown_by: Callable[[float], BaseGeometry],
+) -> bool:
+    """Does the region, grown by the tolerance plus each foreign part's own margin, miss every
+    foreign part? Parts beyond a box around the region grown by the widest margin are cleared
+    without growing it."""
+    box = _grown_box(region, tolerance_km + foreign.max_margin_km)
+    index = foreign.candidates(box) if box is not None else np.arange(len(foreign.parts))
+    for i in index.tolist():
+        if foreign.parts[i].intersects(grown_by(tolerance_km + float(foreign.margin_km[i]))):
+            return False
+    return True
 
 
 def judge(
@@ -716,7 +799,12 @@ def _judge_many(
         hits = shapely.intersects_xy(prohibited, xy[chosen, 0], xy[chosen, 1])
         meets_prohibited = near & (np.bincount(owner[chosen], weights=hits, minlength=count) > 0)
         leaves_prohibited = ~near | (np.bincount(owner[chosen], weights=~hits, minlength=count) > 0)
-    by_points = (leaves_allowed | meets_prohibited) & (meets_allowed & leaves_prohibited)
+    not_verified = leaves_allowed | meets_prohibited
+    if licence.foreign is not None:  # sea-neutral: see `_inconclusive_by_points`
+        hits = licence.foreign.hits_xy(xy[:, 0], xy[:, 1])
+        on_foreign = np.bincount(owner, weights=hits, minlength=count) > 0
+        not_verified = meets_prohibited | (leaves_allowed & on_foreign)
+    by_points = not_verified & (meets_allowed & leaves_prohibited)
     verdicts = [
         Verdict.INCONCLUSIVE if decided else _judge_grown(region, licence, bool(close))
         for region, decided, close in zip(regions, by_points, near, strict=True)
@@ -739,8 +827,7 @@ def _near_prohibited_many(geoms: npt.NDArray[np.object_], licence: Licence) -> B
     prohibited = licence.prohibited_union
     if prohibited is None:
         return np.zeros(len(geoms), dtype=bool)
-    margin_km = float(licence.tolerance_km) + max(r.boundary_error_km for r in licence.prohibited)
-    distance_km = max(margin_km, 0.0)
+    distance_km = max(_prohibited_reach_km(licence), 0.0)
     min_lon, min_lat, max_lon, max_lat = shapely.bounds(geoms).T
     lat_step_deg = distance_km / KM_PER_DEG_LAT_MIN
     far_lat_deg = np.maximum(np.abs(min_lat), np.abs(max_lat)) + lat_step_deg

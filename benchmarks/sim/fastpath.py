@@ -19,6 +19,11 @@ mixed. A chip is
 * `violation` likewise with "certainly outside";
 * `dark` with no response; `inconclusive` otherwise.
 
+For a sea-neutral licence (geo's default), "certainly inside" becomes *certainly clear*: the
+cell box, grown by the margin plus each other country's territorial sea and boundary error,
+misses that country's land (`land_touches`); and `verified` also needs its witness (below) to
+be a cell whose centre lies in the licensed country, which proves the sound region touches it.
+
 Only the `k_best` smallest caps are tested, which can only leave more cells unexcluded, so the
 answer errs toward `inconclusive`. The runner cross-checks a sample against assess each run.
 """
@@ -47,6 +52,7 @@ from geo.constants import (
 )
 from geo.geodesy import unit_vectors
 from geo.regions import Region
+from geo.sea import foreign_land
 
 logger = logging.getLogger(__name__)
 
@@ -186,25 +192,70 @@ def build_grid(spacing_km: float, with_blocks: bool = True) -> CellGrid:
 
 @dataclass(frozen=True, slots=True)
 class CountryCells:
-    inside: BoolArray  # cell certainly inside the country
+    inside: BoolArray  # cell certainly inside the country (sea-neutral: certainly clear)
     outside: BoolArray  # cell certainly outside
     block_inside: BoolArray  # every cell of the block certainly inside
     block_outside: BoolArray
+    witness: BoolArray | None = None  # sea-neutral: cell centre inside the country
 
 
-def classify_cells(grid: CellGrid, region: Region, grow_km: float) -> CountryCells:
-    """Grow each cell box by `grow_km` plus the region's boundary error, then test it."""
+@dataclass(frozen=True, slots=True)
+class LandTouches:
+    """Pairs (cell, country): the cell box grown by the margin may reach the country's land
+    grown by its territorial sea and boundary error. Computed once for every country."""
+
+    cells: IntArray
+    country: npt.NDArray[np.str_]
+
+
+def _grown_boxes(
+    grid: CellGrid, index: IntArray, grow_km: FloatArray | float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """West, south, east, north of the chosen cells' boxes grown by `grow_km` (conservative
+    degree steps: the shortest latitude degree, longitude at the most poleward latitude)."""
+    lat_deg = grid.lat_deg[index]
+    grow_lat = grow_km / KM_PER_DEG_LAT_MIN
+    south = np.maximum(lat_deg - grid.half_lat_deg - grow_lat, -90.0)
+    north = np.minimum(lat_deg + grid.half_lat_deg + grow_lat, 90.0)
+    worst_cos = np.cos(np.radians(np.minimum(np.maximum(np.abs(south), np.abs(north)), 89.0)))
+    grow_lon = grow_km / (KM_PER_DEG_LON_EQUATOR_MAX * worst_cos)
+    half_lon = np.minimum(grid.half_lon_deg[index] + grow_lon, 180.0)
+    return grid.lon_deg[index] - half_lon, south, grid.lon_deg[index] + half_lon, north
+
+
+def land_touches(grid: CellGrid, grow_km: float) -> LandTouches:
+    """Every (cell, country) pair whose grown box and grown land may meet (`LandTouches`)."""
+    land = foreign_land(())  # every bundled country
+    every = np.arange(grid.lat_deg.size)
+    west, south, east, north = _grown_boxes(grid, every, grow_km + land.max_margin_km)
+    found_cells: list[IntArray] = []
+    found_parts: list[IntArray] = []
+    for shift in (-360.0, 0.0, 360.0):
+        index = np.flatnonzero((east + shift >= -180.0) & (west + shift <= 180.0))
+        boxes = shapely.box(west[index] + shift, south[index], east[index] + shift, north[index])
+        box_of, part = land.tree.query(boxes)
+        cells = index[box_of]
+        # The tree paired boxes grown by the widest margin; test each part at its own.
+        w, s, e, n = _grown_boxes(grid, cells, grow_km + land.margin_km[part])
+        hit = shapely.intersects(land.parts[part], shapely.box(w + shift, s, e + shift, n))
+        found_cells.append(cells[hit])
+        found_parts.append(part[hit])
+    parts = np.concatenate(found_parts)
+    return LandTouches(np.concatenate(found_cells), land.country[parts])
+
+
+def classify_cells(
+    grid: CellGrid, region: Region, grow_km: float, land: LandTouches | None = None
+) -> CountryCells:
+    """Grow each cell box by `grow_km` plus the region's boundary error, then test it.
+
+    With `land` (a sea-neutral licence of this one country) "inside" means certainly clear of
+    every other country's land, and the cells whose centre lies in the country are witnesses.
+    """
     geometry = region.geometry
     shapely.prepare(geometry)
     grow = grow_km + region.boundary_error_km
-    grow_lat = grow / KM_PER_DEG_LAT_MIN
-    south = np.maximum(grid.lat_deg - grid.half_lat_deg - grow_lat, -90.0)
-    north = np.minimum(grid.lat_deg + grid.half_lat_deg + grow_lat, 90.0)
-    worst_cos = np.cos(np.radians(np.minimum(np.maximum(np.abs(south), np.abs(north)), 89.0)))
-    grow_lon = grow / (KM_PER_DEG_LON_EQUATOR_MAX * worst_cos)
-    half_lon = np.minimum(grid.half_lon_deg + grow_lon, 180.0)
-    west = grid.lon_deg - half_lon
-    east = grid.lon_deg + half_lon
+    west, south, east, north = _grown_boxes(grid, np.arange(grid.lat_deg.size), grow)
     min_lon, min_lat, max_lon, max_lat = geometry.bounds
     near_lat = (north >= min_lat) & (south <= max_lat)
     inside = np.zeros(grid.lat_deg.shape, dtype=np.bool_)
@@ -221,6 +272,18 @@ def classify_cells(grid: CellGrid, region: Region, grow_km: float) -> CountryCel
             inside[index] = shapely.contains(geometry, boxes)
     inside &= (west >= -180.0) & (east <= 180.0)
     outside = ~touches
+    witness = None
+    if land is not None:
+        inside = np.ones(grid.lat_deg.shape, dtype=np.bool_)
+        inside[land.cells[land.country != region.name]] = False
+        witness = np.zeros(grid.lat_deg.shape, dtype=np.bool_)
+        near = np.flatnonzero(
+            (grid.lat_deg >= min_lat)
+            & (grid.lat_deg <= max_lat)
+            & (grid.lon_deg >= min_lon)
+            & (grid.lon_deg <= max_lon)
+        )
+        witness[near] = shapely.contains_xy(geometry, grid.lon_deg[near], grid.lat_deg[near])
     blocks = grid.blocks
     if blocks is None:
         raise ScenarioError("classify_cells needs a grid built with blocks")
@@ -229,6 +292,7 @@ def classify_cells(grid: CellGrid, region: Region, grow_km: float) -> CountryCel
         outside=outside,
         block_inside=blocks.all_of(inside),
         block_outside=blocks.all_of(outside),
+        witness=witness,
     )
 
 
@@ -301,6 +365,14 @@ def fast_verdict(
     if not (inside or outside):
         return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
     candidates = np.concatenate((open_cells, field.blocks.expand(open_blocks)))
+    if inside and cells.witness is not None:
+        # Sea-neutral: a point of the sound region in the country proves the region touches it.
+        chosen = candidates[cells.witness[candidates]]
+        inside = _has_witness(field, valid, radius_km, chosen, (landmarks, limits))
+        if inside:
+            outside = False  # a witness in the country rules `violation` out
+        elif not outside:
+            return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
     if not _has_witness(field, valid, radius_km, candidates, (landmarks, limits)):
         return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
     # Robustness: a cell excluded by fewer than `need` caps lies within reach of one of the

@@ -26,6 +26,7 @@ from benchmarks.sim.fastpath import (
     build_grid,
     classify_cells,
     fast_verdict,
+    land_touches,
 )
 from benchmarks.sim.latency import LatencyModel
 from benchmarks.sim.sites import Site, pairwise_km, unique_places
@@ -112,7 +113,10 @@ def plan(
         margin_km=2.0 * (request.resolution_km + FLOAT_MARGIN_KM) + 1.0,
         robust_landmarks=request.robust_landmarks,
     )
-    cells = {code: classify_cells(grid, country(code), params.margin_km) for code in per_country}
+    land = land_touches(grid, params.margin_km)  # sea-neutral licences, geo's default
+    cells = {
+        code: classify_cells(grid, country(code), params.margin_km, land) for code in per_country
+    }
 
     def score(chosen: list[int]) -> tuple[float, float]:
         mask = np.full(len(candidates), np.nan)

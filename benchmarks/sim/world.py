@@ -19,6 +19,7 @@ from benchmarks.sim.fastpath import (
     LandmarkField,
     build_grid,
     classify_cells,
+    land_touches,
 )
 from benchmarks.sim.latency import LatencyModel
 from benchmarks.sim.sites import Site, load_sites, pairwise_km, unique_places
@@ -146,8 +147,10 @@ class World:
             k_best=scenario.k_best,
             robust_landmarks=scenario.robust_landmarks,
         )
+        # Licences here are sea-neutral (geo's default): every country's land, once.
+        land = land_touches(self.grid, self.fast_params.margin_km)
         self.cells: list[CountryCells] = [
-            classify_cells(self.grid, country(code), self.fast_params.margin_km)
+            classify_cells(self.grid, country(code), self.fast_params.margin_km, land)
             for code in self.country_codes
         ]
         mesh_rtt = self._mesh_rtt_ms(np.random.default_rng([scenario.seed, 1]))

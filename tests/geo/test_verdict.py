@@ -18,7 +18,7 @@ from geo.errors import (
     UnknownCountryError,
 )
 from geo.geodesy import destination, distance_km, ring_area_km2, vacuum_rtt_ms
-from geo.licence import Licence, licence_from_json
+from geo.licence import Licence, Sea, licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.regions import Region
 from geo.solver import _intersect_lonlat, caps_from_measurements, intersect
@@ -111,8 +111,9 @@ def test_tolerance_blocks_verified_near_the_border() -> None:
     allowed = box_region("zone", 0.0, 40.0, 10.0, 55.0)
     chip = (48.0, 9.0)  # ~75 km from the box's east edge at this latitude
     measurements = measure(chip, inflation=1.0)
-    assert assess(measurements, Licence((allowed,), ())).verdict is Verdict.VERIFIED
-    tolerant = Licence((allowed,), (), tolerance_km=100.0)
+    strict = Licence((allowed,), (), sea=Sea.EXCLUDED)  # the box edge is no coast
+    assert assess(measurements, strict).verdict is Verdict.VERIFIED
+    tolerant = Licence((allowed,), (), tolerance_km=100.0, sea=Sea.EXCLUDED)
     assert assess(measurements, tolerant).verdict is Verdict.INCONCLUSIVE
 
 
@@ -120,8 +121,9 @@ def test_tolerance_blocks_violation_near_the_border() -> None:
     allowed = box_region("zone", 0.0, 40.0, 10.0, 55.0)
     chip = (48.0, 11.0)  # ~75 km east of the box
     measurements = measure(chip, inflation=1.0)
-    assert assess(measurements, Licence((allowed,), ())).verdict is Verdict.VIOLATION
-    tolerant = Licence((allowed,), (), tolerance_km=100.0)
+    strict = Licence((allowed,), (), sea=Sea.EXCLUDED)
+    assert assess(measurements, strict).verdict is Verdict.VIOLATION
+    tolerant = Licence((allowed,), (), tolerance_km=100.0, sea=Sea.EXCLUDED)
     assert assess(measurements, tolerant).verdict is Verdict.INCONCLUSIVE
 
 
@@ -192,14 +194,17 @@ def chips_with_excluding_licence(draw):
     area = shapely.box(min_lon, min_lat, max_lon, max_lat)
     assume(not area.covers(shapely.Point(lon, lat)))
     tolerance = draw(st.sampled_from([0.0, 0.0, 10.0, 100.0]))
+    # Strict licences: the box may lie at sea, where only the strict rule excludes a chip
+    # (tests/geo/test_sea.py holds the sea-neutral property).
     if draw(st.booleans()):
-        licence = Licence((Region("allowed", area),), (), tolerance_km=tolerance)
+        licence = Licence((Region("allowed", area),), (), tolerance, Sea.EXCLUDED)
     else:
         prohibited = shapely.box(lon - 1.0, lat - 1.0, lon + 1.0, lat + 1.0)
         licence = Licence(
             (Region("allowed", area),) if draw(st.booleans()) else (),
             (Region("prohibited", prohibited.intersection(shapely.box(-180, -90, 180, 90))),),
             tolerance_km=tolerance,
+            sea=Sea.EXCLUDED,
         )
     return (lat, lon), landmarks, licence
 
@@ -278,7 +283,8 @@ def chips_with_box_licence(draw):
     )
     area = area.intersection(shapely.box(-180.0, -90.0, 180.0, 90.0))
     assume(area.area > 1e-3)
-    licence = Licence((Region("zone", area),), (), tolerance_km=draw(st.sampled_from([0.0, 25.0])))
+    tolerance_km = draw(st.sampled_from([0.0, 25.0]))
+    licence = Licence((Region("zone", area),), (), tolerance_km, Sea.EXCLUDED)
     return (lat, lon), landmarks, licence
 
 
@@ -355,7 +361,7 @@ def test_far_prohibited_region_is_cleared_without_changing_the_verdict() -> None
 
 def test_a_vanishing_tolerance_still_verifies_a_chip_well_inside() -> None:
     allowed = box_region("zone", 0.0, 40.0, 20.0, 55.0)
-    licence = Licence((allowed,), (), tolerance_km=1e-90)  # GEOS buffers this to nothing
+    licence = Licence((allowed,), (), 1e-90, Sea.EXCLUDED)  # GEOS buffers this to nothing
     assert assess(measure((48.0, 9.0), inflation=1.0), licence).verdict is Verdict.VERIFIED
 
 
@@ -388,7 +394,7 @@ def regions_with_box_licences(draw):
         (Region("p", near_box(), draw(st.sampled_from([0.0, 7.0]))),) if kind != "allowed" else ()
     )
     tolerance = draw(st.sampled_from([0.0, 0.0, 20.0, 150.0]))
-    return region, Licence(allowed, prohibited, tolerance_km=tolerance)
+    return region, Licence(allowed, prohibited, tolerance, draw(st.sampled_from(list(Sea))))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -404,7 +410,7 @@ def test_verdict_by_points_is_the_verdict_by_growing(case) -> None:
 
 
 def test_points_leave_undecided_regions_to_the_grown_test() -> None:
-    allowed = Licence((box_region("zone", 0.0, 0.0, 10.0, 10.0),), (), tolerance_km=50.0)
+    allowed = Licence((box_region("zone", 0.0, 0.0, 10.0, 10.0),), (), 50.0, Sea.EXCLUDED)
     inside_near_border = shapely.box(9.0, 5.0, 9.9, 5.5)  # every vertex inside, G crosses
     assert not _inconclusive_by_points(inside_near_border, allowed, near_prohibited=False)
     assert judge(inside_near_border, allowed)[0] is Verdict.INCONCLUSIVE

@@ -11,17 +11,22 @@ from benchmarks.sim import fastpath
 from benchmarks.sim.errors import ScenarioError
 from benchmarks.sim.fastpath import (
     FastParams,
+    FastVerdict,
     LandmarkField,
     _float32_at_most,
     build_grid,
     classify_cells,
     fast_verdict,
+    land_touches,
 )
 from benchmarks.sim.latency import LatencyModel
 from benchmarks.sim.sites import pairwise_km
 from geo.constants import EARTH_MEAN_RADIUS_KM
 from geo.geodesy import unit_vectors
+from geo.licence import licence_from_json
+from geo.measurement import LandmarkRtt
 from geo.regions import country
+from geo.verdict import Verdict, assess
 
 rng = np.random.default_rng(7)
 LANDMARK_LAT = rng.uniform(-50.0, 65.0, 30)
@@ -98,3 +103,41 @@ def test_huge_caps_are_counted_by_whole_blocks():
 def test_k_best_beyond_int8_counts_is_rejected():
     with pytest.raises(ScenarioError, match="k_best <= 127"):
         FastParams(margin_km=MARGIN_KM, k_best=128)
+
+
+TOKYO_GRID = build_grid(75.0)
+TOKYO_LANDMARKS = np.array([[35.68, 139.65], [34.69, 135.50], [38.27, 140.87], [36.39, 139.06]])
+TOKYO_FIELD = LandmarkField(TOKYO_GRID, TOKYO_LANDMARKS[:, 0], TOKYO_LANDMARKS[:, 1])
+LAND = land_touches(TOKYO_GRID, MARGIN_KM)
+
+
+def test_sea_neutral_cells_verify_a_coastal_chip_that_strict_cells_cannot():
+    """Tokyo: the sound region reaches Tokyo Bay. Strict cells leave it inconclusive; the
+    sea-neutral cells verify it, and `assess` (sea-neutral by default) agrees."""
+    chip = (35.62, 139.75)
+    distance = pairwise_km(unit_vectors(np.array([chip[0]]), np.array([chip[1]])), TOKYO_FIELD.xyz)
+    rtt_ms = distance[0] / fastpath.KM_PER_MS_RTT + 0.3
+    params = FastParams(margin_km=MARGIN_KM, k_best=4, robust_landmarks=0)
+    strict = classify_cells(TOKYO_GRID, country("JPN"), MARGIN_KM)
+    neutral = classify_cells(TOKYO_GRID, country("JPN"), MARGIN_KM, LAND)
+    assert fast_verdict(TOKYO_FIELD, params, strict, rtt_ms).verdict != FastVerdict.VERIFIED
+    assert fast_verdict(TOKYO_FIELD, params, neutral, rtt_ms).verdict == FastVerdict.VERIFIED
+    measurements = [
+        LandmarkRtt(f"l{i}", float(lat), float(lon), float(rtt))
+        for i, ((lat, lon), rtt) in enumerate(zip(TOKYO_LANDMARKS, rtt_ms, strict=True))
+    ]
+    assert assess(measurements, licence_from_json({"allowed": ["JPN"]})).verdict is (
+        Verdict.VERIFIED
+    )
+
+
+def test_sea_neutral_cells_never_verify_a_chip_off_a_foreign_coast():
+    """Busan is Korean: a chip there, licensed to Japan, has Korean land in every cell near it."""
+    busan = (35.10, 129.04)
+    distance = pairwise_km(
+        unit_vectors(np.array([busan[0]]), np.array([busan[1]])), TOKYO_FIELD.xyz
+    )
+    rtt_ms = distance[0] / fastpath.KM_PER_MS_RTT
+    params = FastParams(margin_km=MARGIN_KM, k_best=4, robust_landmarks=0)
+    neutral = classify_cells(TOKYO_GRID, country("JPN"), MARGIN_KM, LAND)
+    assert fast_verdict(TOKYO_FIELD, params, neutral, rtt_ms).verdict != FastVerdict.VERIFIED
