@@ -39,7 +39,7 @@ from geo.errors import InvalidMeasurementError
 from geo.geodesy import FloatArray, authalic_latitude_rad, unit_vectors
 from geo.licence import Licence, Sea
 from geo.measurement import LandmarkRtt
-from geo.sea import TERRITORIAL_SEA_KM, ForeignLand
+from geo.sea import TERRITORIAL_SEA_KM, ForeignLand, all_land
 from geo.solver import (
     MIN_LANDMARKS,
     Solution,
@@ -398,8 +398,8 @@ def _inconclusive_by_points(region: BaseGeometry, licence: Licence, near_prohibi
     allowed, prohibited = licence.allowed_union, licence.prohibited_union
     meets_allowed, leaves_allowed = True, False  # no allowed regions: allowed everywhere
     if allowed is not None:
-        hits = shapely.intersects_xy(allowed, xy[:, 0], xy[:, 1])
-        meets_allowed, leaves_allowed = bool(hits.any()), not bool(hits.all())
+        in_allowed = shapely.intersects_xy(allowed, xy[:, 0], xy[:, 1])
+        meets_allowed, leaves_allowed = bool(in_allowed.any()), not bool(in_allowed.all())
     meets_prohibited, leaves_prohibited = False, True
     if near_prohibited and prohibited is not None:
         hits = shapely.intersects_xy(prohibited, xy[:, 0], xy[:, 1])
@@ -408,10 +408,17 @@ def _inconclusive_by_points(region: BaseGeometry, licence: Licence, near_prohibi
     if licence.foreign is not None:
         # Sea-neutral: the region may also be verified at sea, unless a vertex lies on foreign
         # land (then the grown region meets it).
-        on_foreign = bool(licence.foreign.hits_xy(xy[:, 0], xy[:, 1]).any())
+        on_foreign = bool(_on_foreign_land(xy, in_allowed).any())
         not_verified = meets_prohibited or (leaves_allowed and on_foreign)
     not_violation = meets_allowed and leaves_prohibited
     return not_verified and not_violation
+
+
+def _on_foreign_land(xy: FloatArray, in_allowed: BoolArray) -> BoolArray:
+    """Per vertex: on foreign land, i.e. on some country's land and not in the allowed area
+    (foreign land is exactly that; one prepared test on the world's land is ~10x faster than
+    asking the foreign parts' tree)."""
+    return np.asarray(shapely.intersects_xy(all_land(), xy[:, 0], xy[:, 1]) & ~in_allowed)
 
 
 def _judge_grown(region: BaseGeometry, licence: Licence, near_prohibited: bool) -> Verdict:
@@ -790,9 +797,9 @@ def _judge_many(
     allowed, prohibited = licence.allowed_union, licence.prohibited_union
     meets_allowed, leaves_allowed = np.ones(count, dtype=bool), np.zeros(count, dtype=bool)
     if allowed is not None:
-        hits = shapely.intersects_xy(allowed, xy[:, 0], xy[:, 1])
-        meets_allowed = np.bincount(owner, weights=hits, minlength=count) > 0
-        leaves_allowed = np.bincount(owner, weights=~hits, minlength=count) > 0
+        in_allowed = shapely.intersects_xy(allowed, xy[:, 0], xy[:, 1])
+        meets_allowed = np.bincount(owner, weights=in_allowed, minlength=count) > 0
+        leaves_allowed = np.bincount(owner, weights=~in_allowed, minlength=count) > 0
     meets_prohibited, leaves_prohibited = np.zeros(count, dtype=bool), np.ones(count, dtype=bool)
     if prohibited is not None and near.any():
         chosen = near[owner]
@@ -801,7 +808,7 @@ def _judge_many(
         leaves_prohibited = ~near | (np.bincount(owner[chosen], weights=~hits, minlength=count) > 0)
     not_verified = leaves_allowed | meets_prohibited
     if licence.foreign is not None:  # sea-neutral: see `_inconclusive_by_points`
-        hits = licence.foreign.hits_xy(xy[:, 0], xy[:, 1])
+        hits = _on_foreign_land(xy, in_allowed)
         on_foreign = np.bincount(owner, weights=hits, minlength=count) > 0
         not_verified = meets_prohibited | (leaves_allowed & on_foreign)
     by_points = not_verified & (meets_allowed & leaves_prohibited)
