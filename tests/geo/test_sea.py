@@ -1,5 +1,6 @@
 """Sea-neutral licences (the default) and the strict rule kept per licence (`sea: "excluded"`)."""
 
+import numpy as np
 import pytest
 import shapely
 from hypothesis import HealthCheck, assume, given, settings
@@ -134,8 +135,8 @@ def test_custom_allowed_region_carves_its_land_out_of_the_foreign_land() -> None
     foreign = foreign_land((bavaria,))
     munich = shapely.Point(11.58, 48.14)
     berlin = shapely.Point(13.40, 52.52)
-    assert not foreign.hits_xy([munich.x], [munich.y]).any()
-    assert foreign.hits_xy([berlin.x], [berlin.y]).all()
+    assert not foreign.hits_xy(np.array([munich.x]), np.array([munich.y])).any()
+    assert foreign.hits_xy(np.array([berlin.x]), np.array([berlin.y])).all()
 
 
 def test_countries_share_one_cached_foreign_land() -> None:
