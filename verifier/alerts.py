@@ -1,7 +1,9 @@
 """Alerts: open (at most one unresolved per subject and type), acknowledge, resolve.
 
-Every change is written together with its webhook outbox rows in one transaction, then
-published to SSE subscribers and appended to the evidence log.
+Every change is written together with its notifications (TOML webhooks' outbox rows and the
+routed channels' queue, `verifier.routing`) in one transaction, then published to SSE
+subscribers and appended to the evidence log. A matching mute rule drops the notifications
+only: the alert is still stored, streamed and logged as evidence, marked `muted_by_rule`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
+from verifier import routing
 from verifier.errors import ConflictError, NotFoundError
 from verifier.evidence_sink import EvidenceSink
 from verifier.hub import Hub
@@ -57,12 +60,16 @@ class Alerts:
     def raise_alert(self, store: Store, type_: str, *, subject_kind: str, subject_id: str,
                     message: str, details: dict[str, Any], now_unix_ns: int) -> Alert | None:
         """Open an alert; None when one is already unresolved for this subject and type."""
-        alert = store.open_alert(type_, severity=SEVERITY_BY_TYPE[type_],
-                                 subject_kind=subject_kind, subject_id=subject_id,
-                                 message=message, details=details, now_unix_ns=now_unix_ns,
-                                 outbox=self._urls)
-        if alert is None:
-            return None
+        severity = SEVERITY_BY_TYPE[type_]
+        with store.transaction():
+            muted, urls = self._mute_and_urls(store, type_, subject_kind, subject_id,
+                                              now_unix_ns)
+            alert = store.open_alert(type_, severity=severity, subject_kind=subject_kind,
+                                     subject_id=subject_id, message=message, details=details,
+                                     now_unix_ns=now_unix_ns, outbox=urls)
+            if alert is None:
+                return None
+            alert = self._notify(store, alert, "alert.opened", muted, now_unix_ns)
         logger.warning("alert %s opened: %s %s: %s", alert.alert_id, type_, subject_id, message)
         self._metrics.alerts.labels(type_).inc()
         self._announce(alert)
@@ -78,8 +85,13 @@ class Alerts:
             raise ConflictError(f"alert {alert_id} is already resolved")
         if action == "acknowledge" and current.status == "acknowledged":
             raise ConflictError(f"alert {alert_id} is already acknowledged")
-        alert = store.update_alert(alert_id, action=action, by=by, reason=reason,
-                                   now_unix_ns=now_unix_ns, outbox=self._urls)
+        with store.transaction():
+            muted, urls = self._mute_and_urls(store, current.type, current.subject_kind,
+                                              current.subject_id, now_unix_ns)
+            alert = store.update_alert(alert_id, action=action, by=by, reason=reason,
+                                       now_unix_ns=now_unix_ns, outbox=urls)
+            event = "alert.acknowledged" if action == "acknowledge" else "alert.resolved"
+            alert = self._notify(store, alert, event, muted, now_unix_ns)
         logger.info("alert %s %s by %s", alert_id, alert.status, by)
         self._announce(alert)
         return alert
@@ -91,6 +103,34 @@ class Alerts:
         if current is not None:
             self.act(store, current.alert_id, action="resolve", by="verifier", reason=reason,
                      now_unix_ns=now_unix_ns)
+
+    def _mute_and_urls(self, store: Store, type_: str, subject_kind: str, subject_id: str,
+                       now_unix_ns: int) -> tuple[int | None, tuple[str, ...]]:
+        """The mute rule silencing this alert now (or None), and the TOML webhooks to tell."""
+        membership = store.membership(subject_id) if subject_kind == "chip" else None
+        rule = routing.mute_for(store.mutes(now_unix_ns), alert_type=type_,
+                                subject_kind=subject_kind, subject_id=subject_id,
+                                membership=membership, now_unix_ns=now_unix_ns)
+        if rule is not None:
+            return rule.rule_id, ()
+        # A failing webhook's own failure alert goes out through the other destinations.
+        return None, tuple(u for u in self._urls if subject_kind != "channel"
+                           or routing.config_webhook_label(u) != subject_id)
+
+    def _notify(self, store: Store, alert: Alert, event: str, muted_by_rule: int | None,
+                now_unix_ns: int) -> Alert:
+        """Queue the event for every routed channel, or record the mute that silenced it."""
+        if muted_by_rule != alert.muted_by_rule:
+            alert = store.mark_alert_muted(alert.alert_id, muted_by_rule)
+        if muted_by_rule is None:
+            membership = (store.membership(alert.subject_id) if alert.subject_kind == "chip"
+                          else None)
+            channel_ids = routing.channels_for(
+                store.routing_rules(), store.channels(), alert_type=alert.type,
+                severity=alert.severity, membership=membership,
+                exclude=alert.subject_id if alert.subject_kind == "channel" else None)
+            store.enqueue_notifications(channel_ids, event, alert, now_unix_ns)
+        return alert
 
     def _announce(self, alert: Alert) -> None:
         if self._held:

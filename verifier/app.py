@@ -13,7 +13,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lightfence import __version__
-from verifier import routes_admin, routes_evidence, routes_landmark, routes_read, schemas
+from verifier import (
+    routes_admin,
+    routes_evidence,
+    routes_landmark,
+    routes_ops,
+    routes_read,
+    schemas,
+)
 from verifier.config import VerifierConfig
 from verifier.errors import VerifierError
 from verifier.service import Service
@@ -96,6 +103,7 @@ def create_app(config: VerifierConfig) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_read.router)
     app.include_router(routes_evidence.router)
+    app.include_router(routes_ops.router)
     from verifier.dashboard_routes import mount_static
     from verifier.dashboard_routes import router as dashboard_router
 

@@ -8,9 +8,8 @@ import secrets
 
 from verifier.errors import InvalidInputError
 from verifier.model import Token
+from verifier.roles import ROLES
 from verifier.store import Store
-
-ROLES = ("admin", "landmark", "dashboard")
 
 
 def hash_token(token: str) -> bytes:

@@ -1,4 +1,4 @@
-"""`lightfence verifier …` subcommands: serve, token."""
+"""`lightfence verifier …` subcommands: serve, token (and channel, route, mute: ops_cli)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from verifier import ops_cli
 from verifier.config import VerifierConfig, load_config
 from verifier.errors import VerifierError
+from verifier.roles import ROLES
 
 
 def register(subparsers: Any) -> None:
@@ -23,11 +25,13 @@ def register(subparsers: Any) -> None:
     serve.set_defaults(handler=_serve)
     token = sub.add_parser("token", help="create an API token (printed once, stored hashed)")
     token.add_argument("--config", type=Path, required=True)
-    token.add_argument("--role", choices=("admin", "landmark", "dashboard"), required=True)
+    token.add_argument("--role", choices=ROLES, required=True,
+                       help="viewer, auditor, operator, admin or landmark (docs/operations.md)")
     token.add_argument("--label", required=True, help="who holds it (recorded as `by`)")
     token.add_argument("--landmark-id", help="required for role landmark")
     token.add_argument("--data-dir", type=Path, help="override the data directory")
     token.set_defaults(handler=_token)
+    ops_cli.register(sub)
 
 
 def _config(args: argparse.Namespace) -> VerifierConfig:

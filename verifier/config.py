@@ -45,6 +45,13 @@ class VerifierConfig:
     # for more, never less). A `software` key can be copied by the host owner to a machine beside
     # a landmark, so production needs more; only demos and tests should lower it to software.
     min_key_protection: str = "tee-bound"
+    # Retention (verifier/retention.py, docs/operations.md): raw measurements, verdict rows,
+    # finished notifications and the delivery log are pruned after these ages; the evidence
+    # log is never pruned.
+    retention_measurements_s: float = 30 * 86_400.0
+    retention_verdicts_s: float = 365 * 86_400.0
+    retention_log_s: float = 90 * 86_400.0
+    retention_interval_s: float = 3_600.0
 
     @property
     def ca_public_key(self) -> bytes:
@@ -107,10 +114,18 @@ def _validate(config: VerifierConfig) -> None:
             raise ConfigError(f"{name} must be a positive integer")
     for name in ("max_record_age_s", "max_clock_skew_s", "tick_s", "landmark_dead_after_s",
                  "task_ttl_s", "mesh_interval_s", "calibration_refresh_s",
-                 "webhook_backoff_base_s", "tree_head_interval_s"):
+                 "webhook_backoff_base_s", "tree_head_interval_s", "retention_measurements_s",
+                 "retention_verdicts_s", "retention_log_s", "retention_interval_s"):
         value = getattr(config, name)
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{name} must be a positive number")
+    # A measurement must outlive every window that reads it back: the freshness window (its
+    # nonce's unique row is the replay defence), the landmark-fault and mesh windows.
+    needed_s = max(86_400.0, config.max_record_age_s + config.max_clock_skew_s,
+                   config.landmark_dead_after_s * 5, config.calibration_refresh_s * 4)
+    if config.retention_measurements_s < needed_s:
+        raise ConfigError(f"retention_measurements_s must be at least {needed_s:g} s (one "
+                          f"day, and longer than the freshness, fault and mesh windows)")
     if config.sqlite_synchronous not in ("NORMAL", "FULL"):
         raise ConfigError("sqlite_synchronous must be NORMAL or FULL")
     if config.min_key_protection not in KEY_PROTECTION_LEVELS:

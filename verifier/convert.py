@@ -8,6 +8,7 @@ from protocol.key_protection import stronger
 from verifier import schemas
 from verifier.keylevels import chip_key_protection
 from verifier.model import Alert, Chip, Landmark, Policy, TaskRow, VerdictRecord
+from verifier.ops_model import Membership
 from verifier.scheduler import landmark_health
 
 
@@ -45,8 +46,11 @@ def verdict_out(v: VerdictRecord) -> schemas.VerdictOut:
         licence=v.licence)
 
 
-def chip_out(c: Chip, last: VerdictRecord | None) -> schemas.ChipOut:
+def chip_out(c: Chip, last: VerdictRecord | None,
+             membership: Membership | None = None) -> schemas.ChipOut:
     return schemas.ChipOut(
+        zone_id=membership.zone_id if membership else None,
+        groups=list(membership.groups) if membership else [],
         chip_id=c.chip_id, owner=c.owner, model=c.model, serial=c.serial, host=c.host,
         port=c.port, policy=c.policy,
         key_protection=chip_key_protection(c),  # type: ignore[arg-type]

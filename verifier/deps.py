@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from verifier.auth import authenticate
 from verifier.errors import ForbiddenError, UnauthorizedError
 from verifier.model import Token
+from verifier.roles import Permission, allows
 from verifier.service import Service
 
 _bearer = HTTPBearer(auto_error=False)
@@ -33,14 +34,16 @@ async def _token(service: Service, secret: str | None) -> Token:
     return token
 
 
-def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Token]]:
+def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Token]]:
+    """A dependency that admits tokens whose role grants `permission` (verifier.roles)."""
+
     async def dependency(
         service: ServiceDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Token:
         token = await _token(service, credentials.credentials if credentials else None)
-        if token.role not in roles:
-            raise ForbiddenError(f"role {token.role} may not do this")
+        if not allows(token.role, permission):
+            raise ForbiddenError(f"role {token.role} may not do this (needs {permission})")
         return token
 
     return dependency
@@ -53,12 +56,14 @@ async def stream_token(
     """EventSource cannot send headers, so the stream also takes `?access_token=`."""
     secret = credentials.credentials if credentials else request.query_params.get("access_token")
     token = await _token(service, secret)
-    if token.role not in ("admin", "dashboard"):
+    if not allows(token.role, "read"):
         raise ForbiddenError(f"role {token.role} may not read alerts")
     return token
 
 
 Admin = Annotated[Token, Depends(require("admin"))]
-Reader = Annotated[Token, Depends(require("admin", "dashboard"))]
-AnyRole = Annotated[Token, Depends(require("admin", "dashboard", "landmark"))]
-Uploader = Annotated[Token, Depends(require("admin", "landmark"))]
+Reader = Annotated[Token, Depends(require("read"))]
+EvidenceReader = Annotated[Token, Depends(require("evidence"))]
+Operator = Annotated[Token, Depends(require("operate"))]
+AnyRole = Annotated[Token, Depends(require("identify"))]
+Uploader = Annotated[Token, Depends(require("upload"))]

@@ -12,7 +12,10 @@ ALERT_TYPES = (
     "landmark_fault",
     "signature_failure",
     "replay_detected",
+    "notification_failed",
 )
+# The one severity table: every alert type has exactly one severity, which routing rules
+# (`min_severity`) and docs/operations.md ("Alert types and severities") use.
 SEVERITY_BY_TYPE = {
     "outside_licensed_region": "critical",
     "replay_detected": "high",
@@ -20,6 +23,7 @@ SEVERITY_BY_TYPE = {
     "went_dark": "high",
     "inconsistent_measurements": "medium",
     "landmark_fault": "medium",
+    "notification_failed": "high",
 }
 
 
@@ -178,6 +182,8 @@ class Alert:
     resolved_by: str | None
     resolved_reason: str | None
     resolved_unix_ns: int | None
+    # The mute rule that silenced this alert's notifications (it is still recorded and logged).
+    muted_by_rule: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path
 from verifier import registry, schemas
 from verifier.auth import issue_token
 from verifier.convert import alert_out, chip_out, landmark_out, policy_out
-from verifier.deps import Admin, ServiceDep
+from verifier.deps import Admin, Operator, ServiceDep
 from verifier.model import Policy
 from verifier.store import Store
 
@@ -65,7 +65,7 @@ async def create_token(body: schemas.TokenIn, _: Admin, service: ServiceDep) -> 
 
 @router.post("/alerts/{alert_id}/ack", response_model=schemas.AlertOut)
 async def acknowledge(alert_id: Annotated[int, Path(ge=1, le=2**62)],
-                      body: schemas.AlertActionIn, token: Admin,
+                      body: schemas.AlertActionIn, token: Operator,
                       service: ServiceDep) -> schemas.AlertOut:
     alert = await service.db.run(service.alerts.act, alert_id, action="acknowledge",
                                  by=token.label, reason=body.reason, now_unix_ns=time.time_ns())
@@ -74,7 +74,7 @@ async def acknowledge(alert_id: Annotated[int, Path(ge=1, le=2**62)],
 
 @router.post("/alerts/{alert_id}/resolve", response_model=schemas.AlertOut)
 async def resolve(alert_id: Annotated[int, Path(ge=1, le=2**62)], body: schemas.AlertActionIn,
-                  token: Admin, service: ServiceDep) -> schemas.AlertOut:
+                  token: Operator, service: ServiceDep) -> schemas.AlertOut:
     alert = await service.db.run(service.alerts.act, alert_id, action="resolve", by=token.label,
                                  reason=body.reason, now_unix_ns=time.time_ns())
     return alert_out(alert)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from protocol.codec import to_b64
 from verifier import schemas
-from verifier.deps import Reader, ServiceDep
+from verifier.deps import EvidenceReader, ServiceDep
 from verifier.errors import ConflictError, InvalidInputError, NotFoundError
 from verifier.evidence import export_bundle
 from verifier.store import Store
@@ -43,7 +43,7 @@ class EvidenceBundleOut(BaseModel):
 
 
 @router.get("/log/public-key", response_model=LogPublicKeyOut)
-async def log_public_key(_: Reader, service: ServiceDep) -> LogPublicKeyOut:
+async def log_public_key(_: EvidenceReader, service: ServiceDep) -> LogPublicKeyOut:
     if service.tree_heads is None:
         raise NotFoundError("the evidence log is off (evidence = false)")
     return LogPublicKeyOut(public_key_b64=to_b64(service.tree_heads.public_key))
@@ -52,8 +52,8 @@ async def log_public_key(_: Reader, service: ServiceDep) -> LogPublicKeyOut:
 @router.get("/chips/{chip_id}/evidence", response_class=JSONResponse,
             responses={200: {"model": EvidenceBundleOut},
                        409: {"description": "no signed tree head covers the entries yet"}})
-async def chip_evidence(chip_id: Annotated[str, Path(pattern=schemas.ID_PATTERN)], _: Reader,
-                        service: ServiceDep, from_unix_ns: TimeNs = 0,
+async def chip_evidence(chip_id: Annotated[str, Path(pattern=schemas.ID_PATTERN)],
+                        _: EvidenceReader, service: ServiceDep, from_unix_ns: TimeNs = 0,
                         to_unix_ns: TimeNs = _MAX_UNIX_NS) -> JSONResponse:
     """The chip's evidence bundle over [from, to]: entries, inclusion proofs, signed heads."""
     log = service.evidence.log

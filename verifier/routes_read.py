@@ -14,6 +14,7 @@ from verifier.convert import alert_out, chip_out, landmark_out, policy_out, verd
 from verifier.deps import AnyRole, Reader, ServiceDep, stream_token
 from verifier.errors import NotFoundError
 from verifier.model import AlertFilter, Token
+from verifier.operations import in_scope
 from verifier.store import Store
 
 router = APIRouter(prefix="/v1", tags=["read"])
@@ -39,9 +40,14 @@ async def stats(_: Reader, service: ServiceDep) -> schemas.StatsOut:
 
 
 @router.get("/chips", response_model=schemas.ChipsOut)
-async def list_chips(_: Reader, service: ServiceDep) -> schemas.ChipsOut:
+async def list_chips(_: Reader, service: ServiceDep, zone: IdQuery = None,
+                     group: IdQuery = None) -> schemas.ChipsOut:
+    """Every chip, or those in `zone` and/or `group` (docs/operations.md)."""
     def load(store: Store) -> list[schemas.ChipOut]:
-        return [chip_out(c, store.last_verdict(c.chip_id)) for c in store.chips()]
+        members = store.memberships()
+        chips = [c for c in store.chips() if in_scope(members.get(c.chip_id), zone, group)]
+        return [chip_out(c, store.last_verdict(c.chip_id), members.get(c.chip_id))
+                for c in chips]
 
     return schemas.ChipsOut(items=await service.db.run(load))
 
@@ -51,7 +57,8 @@ async def get_chip(chip_id: IdPath, _: Reader, service: ServiceDep) -> schemas.C
     chip = await service.db.run(Store.chip, chip_id)
     if chip is None:
         raise NotFoundError(f"no chip {chip_id}")
-    return chip_out(chip, await service.db.run(Store.last_verdict, chip_id))
+    return chip_out(chip, await service.db.run(Store.last_verdict, chip_id),
+                    await service.db.run(Store.membership, chip_id))
 
 
 @router.get("/chips/{chip_id}/verdicts", response_model=schemas.VerdictsOut)

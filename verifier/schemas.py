@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Id = str
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
-Role = Literal["admin", "landmark", "dashboard"]
+Role = Literal["viewer", "auditor", "operator", "admin", "landmark", "dashboard"]
 ChipState = Literal["unknown", "verified", "inconclusive", "violation", "inconsistent", "dark"]
 AlertType = Literal[
     "outside_licensed_region",
@@ -22,6 +22,7 @@ AlertType = Literal[
     "landmark_fault",
     "signature_failure",
     "replay_detected",
+    "notification_failed",
 ]
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "high", "medium", "low"]
@@ -187,6 +188,8 @@ class ChipOut(_Out):
     state_since_unix_ns: int
     last_response_unix_ns: int | None
     last_verdict: VerdictOut | None
+    zone_id: str | None = None
+    groups: list[str] = []
 
 
 class AlertOut(_Out):
@@ -194,7 +197,7 @@ class AlertOut(_Out):
     type: AlertType
     severity: Severity
     status: AlertStatus
-    subject_kind: Literal["chip", "landmark"]
+    subject_kind: Literal["chip", "landmark", "channel"]
     subject_id: str
     message: str
     details: dict[str, Any]
@@ -206,6 +209,7 @@ class AlertOut(_Out):
     resolved_by: str | None
     resolved_reason: str | None
     resolved_unix_ns: int | None
+    muted_by_rule: int | None = None
 
 
 class TaskOut(_Out):

@@ -17,7 +17,9 @@ from verifier.evidence_sink import EvidenceSink
 from verifier.hub import Hub
 from verifier.ingest import Ingestor
 from verifier.metrics import Metrics
+from verifier.notifier import Notifier
 from verifier.registry import KeyCache
+from verifier.retention import Pruner
 from verifier.store import SqliteStore
 from verifier.tree_heads import TreeHeadSigner, load_or_create_log_key
 from verifier.webhooks import WebhookSender
@@ -42,7 +44,10 @@ class Service:
                              metrics=self.metrics, evidence=self.evidence)
         self.ingestor = Ingestor(db=self.db, config=config, keys=self.keys,
                                  metrics=self.metrics, alerts=self.alerts)
-        self.webhooks = WebhookSender(db=self.db, config=config, metrics=self.metrics)
+        self.webhooks = WebhookSender(db=self.db, config=config, metrics=self.metrics,
+                                      alerts=self.alerts)
+        self.notifier = Notifier(db=self.db, config=config, alerts=self.alerts)
+        self.pruner = Pruner(db=self.db, config=config)
         self._geo_pool = ThreadPoolExecutor(1, thread_name_prefix="geo")
         self._task_waiters: dict[str, asyncio.Event] = {}
         self._background: list[asyncio.Task[None]] = []
@@ -58,7 +63,9 @@ class Service:
         self.hub.bind(asyncio.get_running_loop())
         await self.db.run(self.keys.load)
         self._background = [asyncio.create_task(self._loop(), name="verifier-tick"),
-                            asyncio.create_task(self.webhooks.run(), name="verifier-webhooks")]
+                            asyncio.create_task(self.webhooks.run(), name="verifier-webhooks"),
+                            asyncio.create_task(self.notifier.run(), name="verifier-notifier"),
+                            asyncio.create_task(self.pruner.run(), name="verifier-retention")]
         if self.tree_heads is not None:
             self._background.append(asyncio.create_task(self.tree_heads.run(),
                                                         name="verifier-tree-heads"))
@@ -70,6 +77,7 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.webhooks.close()
+        await self.notifier.close()
         self.ingestor.close()
         self._geo_pool.shutdown(wait=True)
         self.db.close()

@@ -30,9 +30,10 @@ from verifier.model import (
     Token,
     VerdictRecord,
 )
+from verifier.ops_store import OpsStore, SqliteOpsTables, migrate_ops
 
 
-class Store(Protocol):
+class Store(OpsStore, Protocol):
     # tokens
     def add_token(self, token_sha256: bytes, role: str, label: str, landmark_id: str | None,
                   now_unix_ns: int) -> int: ...
@@ -220,7 +221,7 @@ def _verdict(row: sqlite3.Row) -> VerdictRecord:
     return VerdictRecord(**values)
 
 
-class SqliteStore:
+class SqliteStore(SqliteOpsTables):
     """`Store` on one SQLite connection in WAL mode; used from a single thread at a time."""
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
@@ -233,6 +234,7 @@ class SqliteStore:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._migrate()
+        migrate_ops(self._db)
 
     def _migrate(self) -> None:
         """Columns added after a database was created (CREATE TABLE IF NOT EXISTS keeps the

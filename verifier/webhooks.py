@@ -11,13 +11,19 @@ import hashlib
 import hmac
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import httpx
 
 from verifier.config import VerifierConfig
 from verifier.db import Db
 from verifier.metrics import Metrics
+from verifier.model import OutboxItem
+from verifier.routing import config_webhook_label
 from verifier.store import Store
+
+if TYPE_CHECKING:
+    from verifier.alerts import Alerts
 
 logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
@@ -36,8 +42,9 @@ def backoff_s(attempts: int, base_s: float) -> float:
 
 class WebhookSender:
     def __init__(self, *, db: Db, config: VerifierConfig, metrics: Metrics,
-                 poll_s: float = 0.5) -> None:
+                 alerts: Alerts | None = None, poll_s: float = 0.5) -> None:
         self._db = db
+        self._alerts = alerts  # for the delivery log and failure alerts (verifier.notifier)
         self._config = config
         self._metrics = metrics
         self._secrets = {h.url: h.secret for h in config.webhooks}
@@ -63,6 +70,7 @@ class WebhookSender:
         for item in await self._db.run(Store.due_outbox, now_unix_ns, 100):
             secret = self._secrets.get(item.url)
             error = "webhook no longer configured"
+            status_code: int | None = None
             if secret is not None:
                 timestamp_s = int(time.time())
                 try:
@@ -71,8 +79,10 @@ class WebhookSender:
                         "X-Lightfence-Timestamp": str(timestamp_s),
                         "X-Lightfence-Signature": signature_header(secret, timestamp_s,
                                                                    item.body)})
+                    status_code = response.status_code
                     if response.is_success:
                         await self._db.run(Store.outbox_done, item.outbox_id, time.time_ns())
+                        await self._log(item, "delivered", status_code, None)
                         delivered += 1
                         continue
                     error = f"HTTP {response.status_code}"
@@ -85,4 +95,16 @@ class WebhookSender:
                            "giving up" if give_up else f"retry in {delay_s:.1f} s")
             await self._db.run(Store.outbox_retry, item.outbox_id,
                                time.time_ns() + int(delay_s * _NS), error, give_up)
+            await self._log(item, "gave_up" if give_up else "failed", status_code, error)
         return delivered
+
+    async def _log(self, item: OutboxItem, outcome: str, status_code: int | None,
+                   error: str | None) -> None:
+        if self._alerts is None:
+            return
+        from verifier.notifier import record_attempt
+
+        await self._db.run(record_attempt, self._alerts,
+                           destination=config_webhook_label(item.url), kind="webhook",
+                           body=item.body, attempt=item.attempts + 1, outcome=outcome,
+                           status_code=status_code, error=error, now_unix_ns=time.time_ns())

@@ -18,8 +18,9 @@ const ALERT_TYPES = [
   "landmark_fault",
   "signature_failure",
   "replay_detected",
+  "notification_failed",
 ];
-const WRITE_ROLES = new Set(["admin"]);
+const WRITE_ROLES = new Set(["admin", "operator"]);
 
 const $ = (selector) => document.querySelector(selector);
 
