@@ -20,7 +20,8 @@ from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.verdict import assess
 from tests.verifier.fleet import Fleet
-from verifier.config import ConfigError, default_config
+from verifier.config import default_config
+from verifier.errors import ConfigError
 from verifier.model import Chip, Round, StoredMeasurement
 from verifier.retention import RetentionPolicy, prune
 from verifier.store import SqliteStore
