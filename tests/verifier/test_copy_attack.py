@@ -134,8 +134,11 @@ async def copy_attack(tmp_path: Path, floor: str) -> tuple[dict[str, Any], dict[
             assert copy.counters()["answered"] >= 3 and real.counters()["answered"] >= 3
         assert h.service.tree_heads is not None
         h.service.tree_heads.sign_if_grown(int(time.time()))
+        log_key = h.service.tree_heads.public_key
         bundle = (await h.client.get("/v1/chips/gpu-1/evidence", headers=h.dashboard)).json()
-    report = verify_bundle(bundle, ca_public_key=fleet.ca.public_key()).to_json()
+    report = verify_bundle(
+        bundle, ca_public_key=fleet.ca.public_key(), log_public_key=log_key
+    ).to_json()
     return honest, attacked, report
 
 
