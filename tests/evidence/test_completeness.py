@@ -280,3 +280,10 @@ def test_concurrent_writers_never_share_a_number_or_a_predecessor(tmp_path: Path
         ).decode()
     for log in logs:
         log.close()
+
+
+def test_the_chain_benchmark_runs_and_its_bundle_audits_clean() -> None:
+    from benchmarks.evidence_chain import run
+
+    figures = run(entries=12, chips=3)
+    assert figures["bundle_entries"] == 4 and figures["audit_ok"]
