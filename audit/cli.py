@@ -1,5 +1,5 @@
 """`lightfence audit verify bundle.json --ca vendor_ca.pub --log-key log.pub
-[--min-key-protection LEVEL] [--unpinned]`.
+[--min-key-protection LEVEL] [--unpinned] [--revocations revocations.json]`.
 
 Prints the audit report as JSON on stdout. Exit status: 0 every check passed, 1 at least one
 finding (each names the entry, the field, expected and found), 2 the bundle or a key file could
@@ -21,6 +21,7 @@ from audit.verify import AuditError, verify_bundle
 from protocol.certs import read_ca_public_key
 from protocol.errors import ProtocolError
 from protocol.key_protection import KEY_PROTECTION_LEVELS
+from protocol.revocation import Revocation
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,22 @@ def register(subparsers: Any) -> None:
         help="accept keys taken from the bundle itself (a self-signed forgery then passes): "
         "only to look at a bundle, never to trust it",
     )
+    verify.add_argument(
+        "--revocations",
+        type=Path,
+        help="revocation list to apply on top of the entries' own (JSON from "
+        "`lightfence verifier revocations` or GET /v1/revocations)",
+    )
     verify.set_defaults(handler=_verify)
+
+
+def read_revocations(path: Path) -> list[Revocation]:
+    """A revocation list file: `{"items": [...]}` (the API's shape) or a bare list."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    items = raw.get("items") if isinstance(raw, dict) else raw
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: not a revocation list")
+    return [Revocation.from_json(item) for item in items]
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -61,9 +77,11 @@ def _verify(args: argparse.Namespace) -> int:
         bundle = json.loads(Path(args.bundle).read_text(encoding="utf-8"))
         ca = None if args.ca is None else read_ca_public_key(args.ca)
         log_key = None if args.log_key is None else read_ca_public_key(args.log_key)
+        revoked = [] if args.revocations is None else read_revocations(args.revocations)
         report = verify_bundle(
             bundle, ca_public_key=ca, log_public_key=log_key,
             min_key_protection=args.min_key_protection, allow_unpinned=args.unpinned,
+            revocations=revoked,
         )  # fmt: skip
     except (OSError, ValueError, ProtocolError, AuditError) as exc:
         print(f"lightfence audit: {exc}", file=sys.stderr)

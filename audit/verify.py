@@ -59,6 +59,7 @@ from protocol.merkle import (
     verify_inclusion,
 )
 from protocol.records import MeasurementRecord
+from protocol.revocation import Revocation, revoked_by
 from protocol.wire import (
     decode_challenge,
     decode_response,
@@ -166,10 +167,13 @@ def verify_bundle(
     log_public_key: bytes | None = None,
     min_key_protection: str | None = None,
     allow_unpinned: bool = False,
+    revocations: Sequence[Revocation] = (),
 ) -> AuditReport:
     """Audit ``bundle`` (the parsed JSON). Pinned keys, when given, override the bundle's;
     ``min_key_protection``, when given, is the least key protection the auditor accepts for a
-    `verified`, whatever minimum the verifier's policy stated.
+    `verified`, whatever minimum the verifier's policy stated. ``revocations`` (e.g. the
+    verifier's `GET /v1/revocations`, obtained independently) apply on top of those each
+    verdict entry carries.
 
     A key the audit needs but was not given is taken from the bundle, which a forger writes
     too: that is a finding (`log.unpinned`, `ca.unpinned`) unless ``allow_unpinned`` asks for
@@ -231,6 +235,7 @@ def verify_bundle(
                 pinned_ca=ca_public_key,
                 nonces=nonces,
                 pinned_min_key=min_key_protection,
+                pinned_revocations=revocations,
             )
         elif entry.get("type") == ALERT_EVIDENCE_TYPE:
             audit.counts["alerts"] += 1
@@ -433,6 +438,7 @@ def _check_verdict(
     pinned_ca: bytes | None,
     nonces: dict[bytes, str],
     pinned_min_key: str | None = None,
+    pinned_revocations: Sequence[Revocation] = (),
 ) -> None:
     decided_ns = entry.get("decided_unix_ns")
     decided_ns = decided_ns if isinstance(decided_ns, int) else 0
@@ -459,13 +465,79 @@ def _check_verdict(
             decided_ns=decided_ns,
             nonces=nonces,
         )
-        if record is not None:
+        if record is not None and not _revoked(
+            audit, f"{where}.records[{i}]", index, record,
+            chip=chip, landmarks=landmarks, decided_ns=decided_ns,
+            revocations=[*_entry_revocations(audit, where, index, entry), *pinned_revocations],
+        ):  # fmt: skip
             valid.append(record)
     inputs = _check_inputs(audit, where, index, entry, landmarks=landmarks, valid=valid)
     key_level = chip.key_protection if chip is not None else LEGACY_KEY_PROTECTION
     _check_key_level(audit, where, index, entry, key_level)
     _recompute(audit, where, index, entry, inputs, key_level=key_level,
                pinned_min_key=pinned_min_key)
+
+
+def _entry_revocations(
+    audit: _Audit, where: str, index: int, entry: Mapping[str, Any]
+) -> list[Revocation]:
+    """The revocations the verifier had in force (absent in entries written before them)."""
+    raw = entry.get("revocations", [])
+    if not isinstance(raw, list):
+        audit.fail("entry.format", f"{where}.revocations", "must be a list", entry=index)
+        return []
+    out = []
+    for i, item in enumerate(raw):
+        try:
+            out.append(Revocation.from_json(item))
+        except ProtocolError as exc:
+            audit.fail("revocation.format", f"{where}.revocations[{i}]", str(exc), entry=index)
+    return out
+
+
+def _revoked(
+    audit: _Audit,
+    where: str,
+    index: int,
+    record: MeasurementRecord,
+    *,
+    chip: ChipCertificate | None,
+    landmarks: Mapping[str, LandmarkCertificate],
+    decided_ns: int,
+    revocations: Sequence[Revocation],
+) -> bool:
+    """The verifier's key rule (protocol.revocation): a record whose landmark or chip key was
+    revoked by the time of the verdict does not count, whatever its send time."""
+    landmark = landmarks.get(record.landmark_id)
+    for kind, subject_id, key, serial in (
+        ("landmark", record.landmark_id, landmark.public_key if landmark else None, None),
+        ("chip", record.target_id, chip.public_key if chip else None,
+         chip.serial if chip else None),
+    ):
+        found = None if key is None else revoked_by(
+            revocations, kind=kind, subject_id=subject_id, public_key=key, serial=serial,
+            as_of_unix_ns=decided_ns,
+        )  # fmt: skip
+        if found is not None:
+            audit.fail(
+                "record.revoked",
+                f"{where}.signature_b64",
+                f"{kind} {subject_id}: its key was revoked before the verdict",
+                entry=index,
+                expected="no revoked key",
+                found=found.to_json(),
+            )
+            return True
+    return False
+
+
+def _ca_signed(cert: ChipCertificate | LandmarkCertificate, ca: bytes) -> None:
+    """The CA's signature only: validity is judged per record at its send time (the
+    verifier's rule), so a certificate that expired after the measurement still backs it."""
+    try:
+        verify_signature(ca, cert.signed_bytes(), cert.ca_signature)
+    except SignatureError as exc:
+        raise CertificateError("certificate not signed by the CA") from exc
 
 
 def _ca_key(
@@ -536,7 +608,7 @@ def _chip_certificate(
         )
     if ca is not None:
         try:
-            cert.verify(ca, decided_ns // NS_PER_S)
+            _ca_signed(cert, ca)
             audit.counts["signatures"] += 1
         except ProtocolError as exc:
             audit.fail("chip_certificate.ca", f"{path}.ca_signature_b64", str(exc), entry=index)
@@ -575,7 +647,7 @@ def _landmark_certificates(
             )
         if ca is not None:
             try:
-                cert.verify(ca, decided_ns // NS_PER_S)
+                _ca_signed(cert, ca)
                 audit.counts["signatures"] += 1
             except ProtocolError as exc:
                 audit.fail(

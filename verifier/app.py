@@ -19,6 +19,7 @@ from verifier import (
     routes_landmark,
     routes_ops,
     routes_read,
+    routes_revocation,
     schemas,
 )
 from verifier.config import VerifierConfig
@@ -101,6 +102,7 @@ def create_app(config: VerifierConfig) -> FastAPI:
 
     app.include_router(routes_landmark.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_revocation.router)
     app.include_router(routes_read.router)
     app.include_router(routes_evidence.router)
     app.include_router(routes_ops.router)

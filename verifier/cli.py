@@ -1,10 +1,14 @@
-"""`lightfence verifier …` subcommands: serve, token (and channel, route, mute: ops_cli)."""
+"""`lightfence verifier …` subcommands: serve, token, tokens, disable-token, revoke,
+revocations (and channel, route, mute: ops_cli)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ from verifier import ops_cli
 from verifier.config import VerifierConfig, load_config
 from verifier.errors import VerifierError
 from verifier.roles import ROLES
+from verifier.store import Store
 
 
 def register(subparsers: Any) -> None:
@@ -30,8 +35,29 @@ def register(subparsers: Any) -> None:
     token.add_argument("--label", required=True, help="who holds it (recorded as `by`)")
     token.add_argument("--landmark-id", help="required for role landmark")
     token.add_argument("--data-dir", type=Path, help="override the data directory")
+    token.add_argument("--expires-in-s", type=float,
+                       help="the token stops working this many seconds from now")
     token.set_defaults(handler=_token)
     ops_cli.register(sub)
+    tokens = sub.add_parser("tokens", help="list API tokens (JSON; never the secrets)")
+    disable = sub.add_parser("disable-token", help="disable an API token for good")
+    disable.add_argument("--token-id", type=int, required=True)
+    disable.add_argument("--reason", required=True)
+    revoke = sub.add_parser("revoke", help="revoke a landmark or chip key (final)")
+    revoke.add_argument("--kind", choices=("landmark", "chip"), required=True)
+    revoke.add_argument("--match", choices=("id", "public_key", "serial"), default="id",
+                        help="id: every key of it; public_key: that key; serial: chip serial")
+    revoke.add_argument("--value", required=True, help="the id, base64 key or serial")
+    revoke.add_argument("--reason", required=True)
+    revocations = sub.add_parser(
+        "revocations", help="print the revocation list (JSON, for `audit verify --revocations`)")
+    for admin in (tokens, disable, revoke, revocations):
+        admin.add_argument("--config", type=Path, required=True)
+        admin.add_argument("--data-dir", type=Path, help="override the data directory")
+    tokens.set_defaults(handler=_admin(_tokens))
+    disable.set_defaults(handler=_admin(_disable_token))
+    revoke.set_defaults(handler=_admin(_revoke))
+    revocations.set_defaults(handler=_admin(_revocations))
 
 
 def _config(args: argparse.Namespace) -> VerifierConfig:
@@ -62,8 +88,12 @@ def _token(args: argparse.Namespace) -> int:
         config = _config(args)
         store = SqliteStore(config.db_path, config.sqlite_synchronous)
         try:
+            now = time.time_ns()
+            expires = (None if args.expires_in_s is None
+                       else now + int(args.expires_in_s * 1_000_000_000))
             _, secret = issue_token(store, role=args.role, label=args.label,
-                                    landmark_id=args.landmark_id, now_unix_ns=time.time_ns())
+                                    landmark_id=args.landmark_id, now_unix_ns=now,
+                                    expires_unix_ns=expires)
         finally:
             store.close()
     except VerifierError as exc:
@@ -71,3 +101,50 @@ def _token(args: argparse.Namespace) -> int:
         return 2
     print(secret)
     return 0
+
+
+def _admin(action: Callable[[Store, argparse.Namespace], object]
+           ) -> Callable[[argparse.Namespace], int]:
+    """Run `action` on the configured database; print its result as JSON. The running
+    verifier reads revocations and token limits from the database on every use, so a change
+    made here takes effect at once."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from verifier.store import SqliteStore
+
+        try:
+            config = _config(args)
+            store = SqliteStore(config.db_path, config.sqlite_synchronous)
+            try:
+                result = action(store, args)
+            finally:
+                store.close()
+        except VerifierError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return 0
+
+    return handler
+
+
+def _tokens(store: Store, _: argparse.Namespace) -> object:
+    return {"items": [asdict(info) for info in store.token_infos()]}
+
+
+def _disable_token(store: Store, args: argparse.Namespace) -> object:
+    from verifier.revocations import disable_token
+
+    return asdict(disable_token(store, args.token_id, by="cli", reason=args.reason,
+                                now_unix_ns=time.time_ns()))
+
+
+def _revoke(store: Store, args: argparse.Namespace) -> object:
+    from verifier.revocations import revoke
+
+    return revoke(store, kind=args.kind, match=args.match, value=args.value,
+                  reason=args.reason, by="cli", now_unix_ns=time.time_ns()).to_json()
+
+
+def _revocations(store: Store, _: argparse.Namespace) -> object:
+    return {"items": [r.to_json() for r in store.revocations()]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -28,7 +29,7 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 async def _token(service: Service, secret: str | None) -> Token:
     if not secret:
         raise UnauthorizedError("missing bearer token")
-    token = await service.db.run(authenticate, secret)
+    token = await service.db.run(authenticate, secret, time.time_ns())
     if token is None:
         raise UnauthorizedError("unknown bearer token")
     return token

@@ -127,6 +127,7 @@ def build_evidence(
     ca_public_key: bytes | None = None,
     key_protection: str = "software",
     reason_code: str | None = None,
+    revocations: Sequence[Mapping[str, Any]] = (),
 ) -> EvidenceRecord:
     """Evidence for one verdict. ``params`` is the geo SolverParams (any dataclass or mapping).
 
@@ -173,6 +174,9 @@ def build_evidence(
         },
         "assessment": _optional_json_of(assessment, "assessment"),
         "ca_public_key_b64": None if ca_public_key is None else to_b64(ca_public_key),
+        # protocol.revocation.Revocation JSON in force at the decision that names the chip or a
+        # landmark of the round: the audit ignores records these revoke, as the verifier did.
+        "revocations": _plain(list(revocations), "revocations"),
     }
     record = EvidenceRecord("verdict", chip_id, int(decided_unix_ns), body)
     record.canonical_bytes()  # refuse non-canonical input now, not when it is appended

@@ -41,7 +41,8 @@ class EvidenceSink:
                 records: Sequence[Any], inputs: Sequence[Any], licence: dict[str, Any],
                 params: Any, calibration: dict[str, Any] | None, assessment: Any,
                 policy: dict[str, Any], key_protection: str = "software",
-                reason_code: str | None = None) -> int | None:
+                reason_code: str | None = None,
+                revocations: Sequence[dict[str, Any]] = ()) -> int | None:
         if self._log is None:
             return None
         from verifier.evidence import append_evidence, build_evidence
@@ -53,7 +54,8 @@ class EvidenceSink:
                 landmark_certificates=list(landmark_certificates), records=list(records),
                 inputs=list(inputs), licence=licence, params=params, calibration=calibration,
                 assessment=assessment, policy=policy, ca_public_key=self._ca_public_key,
-                key_protection=key_protection, reason_code=reason_code)
+                key_protection=key_protection, reason_code=reason_code,
+                revocations=revocations)
             return int(append_evidence(self._log, record))
         except Exception:
             logger.exception("evidence log append failed for chip %s round %s", chip_id, round_id)

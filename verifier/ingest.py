@@ -34,6 +34,7 @@ from protocol.records import (
     verify_batch,
     verify_record_answer,
 )
+from protocol.revocation import Revocation
 from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
@@ -41,6 +42,7 @@ from verifier.errors import ForbiddenError, InvalidInputError
 from verifier.metrics import Metrics
 from verifier.model import StoredMeasurement, TaskRow, Token
 from verifier.registry import KeyCache
+from verifier.revocations import refusal, untrusted_alert
 from verifier.store import Store
 
 logger = logging.getLogger(__name__)
@@ -261,6 +263,8 @@ class Ingestor:
                 tasks.setdefault((row.target_kind, row.target_id), []).append(row)
         seen: set[bytes] = set()
         stored: list[StoredMeasurement] = []
+        revoked = store.revocations()
+        untrusted: dict[tuple[str, str, str], list[int]] = {}  # (kind, id, reason) → indices
         for index, record in valid:
             if record.nonce in used or record.nonce in seen:
                 rejected.append((index, "replay"))
@@ -270,6 +274,11 @@ class Ingestor:
                 continue
             if record.sent_unix_ns > now_unix_ns + skew_ns:
                 rejected.append((index, "future"))
+                continue
+            refused = self._untrusted(revoked, batch.landmark_id, record, now_unix_ns)
+            if refused is not None:
+                rejected.append((index, refused[2]))
+                untrusted.setdefault(refused, []).append(index)
                 continue
             task = _pick_task(tasks, record, skew_ns)
             if task is None:
@@ -287,7 +296,27 @@ class Ingestor:
         store.ingest(batch.batch_id, batch.landmark_id, stored,
                      orjson.dumps(result.to_json()).decode(), now_unix_ns)
         self._attack_alerts(store, batch, rejected, now_unix_ns)
+        for (kind, subject_id, reason), indices in untrusted.items():
+            untrusted_alert(store, self._alerts, kind=kind, subject_id=subject_id,
+                            reason=reason, now_unix_ns=now_unix_ns,
+                            details={"batch_id": batch.batch_id, "indices": indices,
+                                     "landmark_id": batch.landmark_id})
         return result
+
+    def _untrusted(self, revoked: Sequence[Revocation], landmark_id: str,
+                   record: MeasurementRecord, now_unix_ns: int) -> tuple[str, str, str] | None:
+        """(kind, id, reason) of the first key that may not vouch for this record: the
+        landmark's, then the target's (`verifier.revocations.refusal`)."""
+        for kind, subject_id in (("landmark", landmark_id),
+                                 (record.target_kind, record.target_id)):
+            info = self._keys.infos.get((kind, subject_id))
+            if info is None:
+                continue  # an unknown target was already rejected (`unknown_target`)
+            reason = refusal(revoked, kind, subject_id, info, sent_unix_ns=record.sent_unix_ns,
+                             now_unix_ns=now_unix_ns)
+            if reason is not None:
+                return kind, subject_id, reason
+        return None
 
     def _attack_alerts(self, store: Store, batch: MeasurementBatch,
                        rejected: list[tuple[int, str]], now_unix_ns: int) -> None:

@@ -13,6 +13,7 @@ ALERT_TYPES = (
     "signature_failure",
     "replay_detected",
     "notification_failed",
+    "key_refused",
 )
 # The one severity table: every alert type has exactly one severity, which routing rules
 # (`min_severity`) and docs/operations.md ("Alert types and severities") use.
@@ -24,6 +25,7 @@ SEVERITY_BY_TYPE = {
     "inconsistent_measurements": "medium",
     "landmark_fault": "medium",
     "notification_failed": "high",
+    "key_refused": "high",
 }
 
 

@@ -12,6 +12,7 @@ from protocol.certs import ChipCertificate, LandmarkCertificate
 from protocol.errors import ProtocolError
 from verifier.errors import InvalidInputError, NotFoundError
 from verifier.model import DEFAULT_POLICY, Chip, Landmark, Policy
+from verifier.revocations import KeyInfo, check_not_revoked, key_info
 from verifier.store import Store
 
 logger = logging.getLogger(__name__)
@@ -23,10 +24,16 @@ class KeyCache:
     def __init__(self) -> None:
         self.landmarks: dict[str, bytes] = {}
         self.chips: dict[str, bytes] = {}
+        # (kind, id) → key, certificate window and serial, for the revocation/expiry rule.
+        self.infos: dict[tuple[str, str], KeyInfo] = {}
 
     def load(self, store: Store) -> None:
         self.landmarks = {lm.landmark_id: lm.public_key for lm in store.landmarks()}
         self.chips = {chip.chip_id: chip.public_key for chip in store.chips()}
+        self.infos = {("landmark", lm.landmark_id): key_info(lm.public_key, lm.certificate)
+                      for lm in store.landmarks()}
+        self.infos.update({("chip", chip.chip_id): key_info(chip.public_key, chip.certificate)
+                           for chip in store.chips()})
         store_policy = store.policy(DEFAULT_POLICY.name)
         if store_policy is None:
             store.put_policy(DEFAULT_POLICY)
@@ -51,6 +58,8 @@ def register_landmark(store: Store, keys: KeyCache, *, ca_public_key: bytes,
         cert.verify(ca_public_key, now_unix_ns // 1_000_000_000)
     except ProtocolError as exc:
         raise InvalidInputError(f"landmark certificate rejected: {exc}") from exc
+    info = key_info(cert.public_key, cert.to_json())
+    check_not_revoked(store, "landmark", cert.landmark_id, info, now_unix_ns)
     existing = store.landmark(cert.landmark_id)
     # A landmark flagged faulty stays flagged unless its certified position changed.
     moved = existing is not None and (existing.lat_deg, existing.lon_deg) != (
@@ -63,6 +72,7 @@ def register_landmark(store: Store, keys: KeyCache, *, ca_public_key: bytes,
         audit=existing.audit if existing and not moved else None, next_mesh_unix_ns=0)
     store.put_landmark(landmark)
     keys.landmarks[landmark.landmark_id] = landmark.public_key
+    keys.infos["landmark", landmark.landmark_id] = info
     logger.info("landmark %s registered at %.4f,%.4f", landmark.landmark_id, cert.lat_deg,
                 cert.lon_deg)
     stored = store.landmark(landmark.landmark_id)
@@ -78,6 +88,8 @@ def register_chip(store: Store, keys: KeyCache, *, ca_public_key: bytes,
         cert.verify(ca_public_key, now_unix_ns // 1_000_000_000)
     except ProtocolError as exc:
         raise InvalidInputError(f"chip certificate rejected: {exc}") from exc
+    info = key_info(cert.public_key, cert.to_json())
+    check_not_revoked(store, "chip", cert.chip_id, info, now_unix_ns)
     if (host is None) != (port is None):
         raise InvalidInputError("give both host and port for the agent endpoint, or neither")
     if store.policy(policy) is None:
@@ -94,6 +106,7 @@ def register_chip(store: Store, keys: KeyCache, *, ca_public_key: bytes,
         next_round_unix_ns=now_unix_ns)
     store.put_chip(chip)
     keys.chips[chip.chip_id] = chip.public_key
+    keys.infos["chip", chip.chip_id] = info
     logger.info("chip %s registered for owner %s", chip.chip_id, owner)
     stored = store.chip(chip.chip_id)
     assert stored is not None

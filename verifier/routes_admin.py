@@ -58,9 +58,11 @@ async def put_policy(name: IdPath, body: schemas.PolicyIn, _: Admin,
 async def create_token(body: schemas.TokenIn, _: Admin, service: ServiceDep) -> schemas.TokenOut:
     token, secret = await service.db.run(issue_token, role=body.role, label=body.label,
                                          landmark_id=body.landmark_id,
-                                         now_unix_ns=time.time_ns())
+                                         now_unix_ns=time.time_ns(),
+                                         expires_unix_ns=body.expires_unix_ns)
     return schemas.TokenOut(token_id=token.token_id, role=body.role, label=token.label,
-                            landmark_id=token.landmark_id, token=secret)
+                            landmark_id=token.landmark_id, token=secret,
+                            expires_unix_ns=body.expires_unix_ns)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=schemas.AlertOut)

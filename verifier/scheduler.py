@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from geo.geodesy import distance_km
 from verifier.model import DEFAULT_POLICY, Chip, Landmark, Round
 from verifier.registry import licence_anchor
+from verifier.revocations import key_info, trusted_now
 from verifier.store import Store
 
 logger = logging.getLogger(__name__)
@@ -92,14 +93,22 @@ def new_round_id(kind: str, target_id: str, now_unix_ns: int) -> str:
 def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[str]:
     """Plan due chip and mesh rounds and re-issue stuck tasks; returns new round ids."""
     landmarks = store.landmarks()
+    revoked = store.revocations()
+    # No round with or for a key that could not vouch for its answers (revoked, or outside
+    # its certificate's validity): verdicts would ignore them anyway.
     healthy = [lm for lm in landmarks
-               if landmark_health(lm, now_unix_ns, settings.landmark_dead_after_s) == "alive"]
+               if landmark_health(lm, now_unix_ns, settings.landmark_dead_after_s) == "alive"
+               and trusted_now(revoked, "landmark", lm.landmark_id,
+                               key_info(lm.public_key, lm.certificate), now_unix_ns)]
     created: list[str] = []
     if not healthy:
         return created
     policies = {p.name: p for p in store.policies()}
     for chip in store.chips():
         if chip.next_round_unix_ns > now_unix_ns or chip.host is None or chip.port is None:
+            continue
+        if not trusted_now(revoked, "chip", chip.chip_id,
+                           key_info(chip.public_key, chip.certificate), now_unix_ns):
             continue
         policy = policies.get(chip.policy, DEFAULT_POLICY)
         # A policy tolerating f liars needs f + 2 landmarks (PolicyIn enforces it; this keeps

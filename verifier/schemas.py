@@ -23,6 +23,7 @@ AlertType = Literal[
     "signature_failure",
     "replay_detected",
     "notification_failed",
+    "key_refused",
 ]
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "high", "medium", "low"]
@@ -97,6 +98,22 @@ class TokenIn(_In):
     role: Role
     label: str = Field(min_length=1, max_length=100, description="who holds it; shown as `by`")
     landmark_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    expires_unix_ns: int | None = Field(
+        default=None, gt=0, le=2**62,
+        description="the token stops working at this time (401 `bearer token expired`)")
+
+
+class TokenDisableIn(_In):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+class RevocationIn(_In):
+    kind: Literal["landmark", "chip"]
+    match: Literal["id", "public_key", "serial"] = Field(
+        description="id: every key of that landmark or chip; public_key: that key only; "
+        "serial: the chip certificate with that serial")
+    value: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2_000)
 
 
 class AlertActionIn(_In):
@@ -112,6 +129,35 @@ class TokenOut(_Out):
     label: str
     landmark_id: str | None
     token: str = Field(description="shown once; only its SHA-256 is stored")
+    expires_unix_ns: int | None = None
+
+
+class TokenInfoOut(_Out):
+    token_id: int
+    role: str
+    label: str
+    landmark_id: str | None
+    created_unix_ns: int
+    expires_unix_ns: int | None
+    disabled_unix_ns: int | None
+    disabled_by: str | None
+    disabled_reason: str | None
+
+
+class TokensOut(_Out):
+    items: list[TokenInfoOut]
+
+
+class RevocationOut(_Out):
+    kind: Literal["landmark", "chip"]
+    match: Literal["id", "public_key", "serial"]
+    value: str
+    revoked_unix_ns: int
+    reason: str
+
+
+class RevocationsOut(_Out):
+    items: list[RevocationOut]
 
 
 class PolicyOut(_Out):

@@ -31,9 +31,14 @@ from verifier.model import (
     VerdictRecord,
 )
 from verifier.ops_store import OpsStore, SqliteOpsTables, migrate_ops
+from verifier.revocation_store import (
+    RevocationStore,
+    SqliteRevocationTables,
+    migrate_revocations,
+)
 
 
-class Store(OpsStore, Protocol):
+class Store(OpsStore, RevocationStore, Protocol):
     # tokens
     def add_token(self, token_sha256: bytes, role: str, label: str, landmark_id: str | None,
                   now_unix_ns: int) -> int: ...
@@ -221,7 +226,7 @@ def _verdict(row: sqlite3.Row) -> VerdictRecord:
     return VerdictRecord(**values)
 
 
-class SqliteStore(SqliteOpsTables):
+class SqliteStore(SqliteOpsTables, SqliteRevocationTables):
     """`Store` on one SQLite connection in WAL mode; used from a single thread at a time."""
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
@@ -235,6 +240,7 @@ class SqliteStore(SqliteOpsTables):
         self._db.executescript(_SCHEMA)
         self._migrate()
         migrate_ops(self._db)
+        migrate_revocations(self._db)
 
     def _migrate(self) -> None:
         """Columns added after a database was created (CREATE TABLE IF NOT EXISTS keeps the

@@ -27,11 +27,13 @@ from geo.verdict import Assessment, SolverParams, assess_many
 from protocol.errors import ProtocolError, WireError
 from protocol.key_protection import key_rule, stronger
 from protocol.records import MeasurementRecord, verify_record
+from protocol.revocation import Revocation
 from verifier.alerts import Alerts
 from verifier.evidence_sink import EvidenceSink
 from verifier.keylevels import chip_key_protection
 from verifier.metrics import Metrics
 from verifier.model import DEFAULT_POLICY, Chip, Landmark, Policy, Round, VerdictRecord
+from verifier.revocations import KeyInfo, concerning, key_info, refusal, untrusted_alert
 from verifier.store import Store
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class RoundInputs:
     calibration: dict[str, Any] | None
     dark: bool  # no answer in this round and none within the policy's dark window
     key_protection: str = "software"  # the chip certificate's level (protocol.key_protection)
+    # Revocations in force that name the chip or a landmark of the round (for the evidence).
+    revocations: tuple[Revocation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,27 +73,43 @@ class Decision:
     reason_code: str | None = None  # e.g. "untrusted_key" (protocol.key_protection.key_rule)
 
 
-def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, now_unix_ns: int
-                  ) -> list[tuple[Landmark, int, MeasurementRecord]]:
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    chosen: list[tuple[Landmark, int, MeasurementRecord]]
+    keys: list[tuple[str, str, KeyInfo]]  # every key the round's records lean on
+
+
+def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, *,
+                  revoked: Sequence[Revocation], now_unix_ns: int) -> _Checked:
     """Per landmark, the smallest-RTT measurement whose stored record passes the full
     `verify_record` (landmark record and challenge signatures too, which ingestion leaves to
-    the batch signature) and is young enough for the audit (`audit.parameters.MAX_RECORD_AGE_S`):
-    (landmark, measurement id, record), sorted by landmark id."""
+    the batch signature), is young enough for the audit (`audit.parameters.MAX_RECORD_AGE_S`)
+    and whose landmark and chip keys may vouch for it now (not revoked, certificates valid at
+    its send time; an ingested record stops counting once its key is revoked): (landmark,
+    measurement id, record), sorted by landmark id."""
     by_landmark: dict[str, list[tuple[int, int]]] = {}  # landmark → [(rtt_ns, measurement_id)]
     for m in store.round_measurements(rnd.round_id):
         by_landmark.setdefault(m.landmark_id, []).append((m.rtt_ns, m.measurement_id))
-    chosen = []
+    chip_key = ("chip", chip.chip_id, key_info(chip.public_key, chip.certificate))
+    checked = _Checked([], [chip_key])
     for landmark_id in sorted(by_landmark):
         landmark = store.landmark(landmark_id)
         # A landmark the mesh caught at an impossible position is no evidence of anything.
         if landmark is None or landmark.faulty:
             continue
+        landmark_key = ("landmark", landmark_id,
+                        key_info(landmark.public_key, landmark.certificate))
+        checked.keys.append(landmark_key)
         for _, measurement_id in sorted(by_landmark[landmark_id]):
             texts = store.measurement_records([measurement_id])
             record = MeasurementRecord.from_json(json.loads(texts[0])) if texts else None
             if record is not None and record_too_old(record.sent_unix_ns, now_unix_ns + _MARGIN_NS):
                 logger.info("round %s: landmark %s measurement %d is too old for a verdict",
                             rnd.round_id, landmark_id, measurement_id)
+                continue
+            if record is not None and _untrusted(
+                    store, alerts, revoked, keys=(landmark_key, chip_key), record=record,
+                    measurement_id=measurement_id, rnd=rnd, now_unix_ns=now_unix_ns):
                 continue
             try:
                 if record is None:
@@ -102,9 +122,24 @@ def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, now_unix
                     details={"measurement_id": measurement_id, "round_id": rnd.round_id,
                              "error": str(exc)}, now_unix_ns=now_unix_ns)
                 continue
-            chosen.append((landmark, measurement_id, record))
+            checked.chosen.append((landmark, measurement_id, record))
             break
-    return chosen
+    return checked
+
+
+def _untrusted(store: Store, alerts: Alerts, revoked: Sequence[Revocation], *,
+               keys: Sequence[tuple[str, str, KeyInfo]], record: MeasurementRecord,
+               measurement_id: int, rnd: Round, now_unix_ns: int) -> bool:
+    """True (with a `key_refused` alert) when a key behind `record` may not vouch for it."""
+    for kind, subject_id, info in keys:
+        reason = refusal(revoked, kind, subject_id, info, sent_unix_ns=record.sent_unix_ns,
+                         now_unix_ns=now_unix_ns)
+        if reason is not None:
+            untrusted_alert(store, alerts, kind=kind, subject_id=subject_id, reason=reason,
+                            details={"measurement_id": measurement_id,
+                                     "round_id": rnd.round_id}, now_unix_ns=now_unix_ns)
+            return True
+    return False
 
 
 def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts,
@@ -121,7 +156,9 @@ def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts,
     policy = store.policy(chip.policy) or DEFAULT_POLICY
     policy = replace(policy,
                      min_key_protection=stronger(policy.min_key_protection, key_floor))
-    best = _checked_best(store, rnd, chip, alerts, now_unix_ns)
+    revoked = store.revocations()
+    checked = _checked_best(store, rnd, chip, alerts, revoked=revoked, now_unix_ns=now_unix_ns)
+    best = checked.chosen
     landmarks = tuple(lm for lm, _, _ in best)
     rtts = tuple(LandmarkRtt(lm.landmark_id, lm.lat_deg, lm.lon_deg, record.rtt_ns / 1e6)
                  for lm, _, record in best)
@@ -136,7 +173,7 @@ def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts,
     calibration = store.get_kv(CALIBRATION_KEY)
     return RoundInputs(rnd, chip, policy, rtts, ids, landmarks, records,
                        json.loads(calibration) if calibration else None, dark,
-                       chip_key_protection(chip))
+                       chip_key_protection(chip), concerning(revoked, checked.keys, now_unix_ns))
 
 
 def decide(inputs: RoundInputs) -> Decision:
@@ -239,7 +276,8 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
                 "dark_window_s": inputs.policy.dark_window_s,
                 "tolerate_faulty_landmarks": inputs.policy.tolerate_faulty_landmarks,
                 "min_key_protection": inputs.policy.min_key_protection},
-        key_protection=inputs.key_protection, reason_code=decision.reason_code)
+        key_protection=inputs.key_protection, reason_code=decision.reason_code,
+        revocations=[r.to_json() for r in inputs.revocations])
     alert_type = ALERT_FOR_VERDICT.get(decision.verdict)
     if alert_type is not None:
         details: dict[str, Any] = {"verdict_id": verdict.verdict_id,

@@ -41,6 +41,10 @@ ROUTE_PERMISSION: dict[tuple[str, str], Permission | str] = {
     ("PUT", "/v1/chips/{chip_id}/licence"): "admin",
     ("PUT", "/v1/policies/{name}"): "admin",
     ("POST", "/v1/tokens"): "admin",
+    ("GET", "/v1/tokens"): "admin",
+    ("POST", "/v1/tokens/{token_id}/disable"): "admin",
+    ("POST", "/v1/revocations"): "admin",
+    ("GET", "/v1/revocations"): "read",
     ("POST", "/v1/alerts/{alert_id}/ack"): "operate",
     ("POST", "/v1/alerts/{alert_id}/resolve"): "operate",
     ("GET", "/v1/stats"): "read",
@@ -71,7 +75,7 @@ ROUTE_PERMISSION: dict[tuple[str, str], Permission | str] = {
 OWN_LANDMARK = "lm-own"
 _PATH_VALUES = {"landmark_id": OWN_LANDMARK, "chip_id": "no-such-chip", "alert_id": "999999",
                 "name": "no-such-policy", "channel_id": "no-such-channel",
-                "zone_id": "no-such-zone", "rule_id": "999999"}
+                "zone_id": "no-such-zone", "rule_id": "999999", "token_id": "999999"}
 
 
 def app_routes(app: FastAPI) -> set[tuple[str, str]]:

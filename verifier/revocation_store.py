@@ -1,0 +1,100 @@
+"""Storage of revocations and token limits (expiry, disable): the `Store` part and its SQLite
+tables, kept apart from `verifier.store` so each concern stays readable on its own."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from protocol.revocation import Revocation
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as an administrator sees it (never the secret)."""
+
+    token_id: int
+    role: str
+    label: str
+    landmark_id: str | None
+    created_unix_ns: int
+    expires_unix_ns: int | None
+    disabled_unix_ns: int | None
+    disabled_by: str | None
+    disabled_reason: str | None
+
+
+class RevocationStore(Protocol):
+    def add_revocation(self, revocation: Revocation, by: str) -> bool: ...
+    def revocations(self) -> list[Revocation]: ...
+    def set_token_expiry(self, token_id: int, expires_unix_ns: int | None) -> None: ...
+    def disable_token(self, token_id: int, *, by: str, reason: str, now_unix_ns: int) -> None: ...
+    def token_info(self, token_id: int) -> TokenInfo | None: ...
+    def token_infos(self) -> list[TokenInfo]: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS revocations (
+  revocation_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, match TEXT NOT NULL,
+  value TEXT NOT NULL, reason TEXT NOT NULL, revoked_by TEXT NOT NULL,
+  revoked_unix_ns INTEGER NOT NULL, UNIQUE (kind, match, value));
+CREATE TABLE IF NOT EXISTS token_limits (
+  token_id INTEGER PRIMARY KEY, expires_unix_ns INTEGER, disabled_unix_ns INTEGER,
+  disabled_by TEXT, disabled_reason TEXT);
+"""
+
+
+def migrate_revocations(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
+
+
+class SqliteRevocationTables:
+    """The `RevocationStore` methods of `SqliteStore` (a mixin over its connection)."""
+
+    _db: sqlite3.Connection  # SqliteStore's connection (autocommit: one statement, one commit)
+
+    def add_revocation(self, revocation: Revocation, by: str) -> bool:
+        """Record a revocation; False when the same (kind, match, value) was revoked before
+        (the first revocation, and its time, stand)."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO revocations(kind, match, value, reason, revoked_by,"
+            " revoked_unix_ns) VALUES (?,?,?,?,?,?)",
+            (revocation.kind, revocation.match, revocation.value, revocation.reason, by,
+             revocation.revoked_unix_ns))
+        return cur.rowcount == 1
+
+    def revocations(self) -> list[Revocation]:
+        return [Revocation(r[0], r[1], r[2], r[3], r[4]) for r in self._db.execute(
+            "SELECT kind, match, value, revoked_unix_ns, reason FROM revocations"
+            " ORDER BY revocation_id").fetchall()]
+
+    def set_token_expiry(self, token_id: int, expires_unix_ns: int | None) -> None:
+        self._db.execute(
+            "INSERT INTO token_limits(token_id, expires_unix_ns) VALUES (?,?)"
+            " ON CONFLICT(token_id) DO UPDATE SET expires_unix_ns = excluded.expires_unix_ns",
+            (token_id, expires_unix_ns))
+
+    def disable_token(self, token_id: int, *, by: str, reason: str, now_unix_ns: int) -> None:
+        """Disable for good; disabling twice keeps the first time, who and why."""
+        self._db.execute(
+            "INSERT INTO token_limits(token_id, disabled_unix_ns, disabled_by, disabled_reason)"
+            " VALUES (?,?,?,?) ON CONFLICT(token_id) DO UPDATE SET"
+            " disabled_unix_ns = COALESCE(disabled_unix_ns, excluded.disabled_unix_ns),"
+            " disabled_by = COALESCE(disabled_by, excluded.disabled_by),"
+            " disabled_reason = COALESCE(disabled_reason, excluded.disabled_reason)",
+            (token_id, now_unix_ns, by, reason))
+
+    def token_info(self, token_id: int) -> TokenInfo | None:
+        rows = self._token_rows("WHERE t.token_id = ?", (token_id,))
+        return rows[0] if rows else None
+
+    def token_infos(self) -> list[TokenInfo]:
+        return self._token_rows("", ())
+
+    def _token_rows(self, where: str, args: tuple[Any, ...]) -> list[TokenInfo]:
+        return [TokenInfo(*r) for r in self._db.execute(
+            "SELECT t.token_id, t.role, t.label, t.landmark_id, t.created_unix_ns,"
+            " l.expires_unix_ns, l.disabled_unix_ns, l.disabled_by, l.disabled_reason"
+            f" FROM tokens t LEFT JOIN token_limits l ON l.token_id = t.token_id {where}"
+            " ORDER BY t.token_id", args).fetchall()]
