@@ -63,6 +63,14 @@ export class Api {
     return request("POST", path, this.token, body);
   }
 
+  put(path, body) {
+    return request("PUT", path, this.token, body);
+  }
+
+  delete(path) {
+    return request("DELETE", path, this.token);
+  }
+
   // Follows `next_cursor` until the listing is complete (bounded, so a misbehaving server
   // cannot keep the page looping).
   async getAll(path, maxPages = 50) {

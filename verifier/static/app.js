@@ -3,6 +3,7 @@
 
 import { Api, ApiError, clearToken, setToken, takeToken } from "./api.js";
 import { WorldMap } from "./map.js";
+import { OperationsPanel } from "./ops.js";
 
 // c in vacuum, km per millisecond of round trip, halved for one way: the proof-tier bound the
 // verifier uses (1 ms RTT ≤ 149.9 km).
@@ -220,7 +221,7 @@ function renderAlerts(matchingChipIds) {
   // would swap the button or reason field they are using for a new one.
   const shown = JSON.stringify([
     state.me?.role ?? null,
-    alerts.map((alert) => [alert.alert_id, alert.status, alert.updated_unix_ns]),
+    alerts.map((alert) => [alert.alert_id, alert.status, alert.updated_unix_ns, alert.muted_by_rule]),
   ]);
   if (shown !== state.alertsShown) {
     state.alertsShown = shown;
@@ -237,7 +238,7 @@ function replaceAlertItems(list, alerts) {
       const subject =
         alert.subject_kind === "chip"
           ? make("a", { text: alert.subject_id, attrs: { href: `#/chip/${alert.subject_id}` } })
-          : make("span", { text: `landmark ${alert.subject_id}` });
+          : make("span", { text: `${alert.subject_kind} ${alert.subject_id}` });
       const handledBy =
         alert.status === "resolved"
           ? `resolved by ${alert.resolved_by}: ${alert.resolved_reason}`
@@ -261,6 +262,10 @@ function replaceAlertItems(list, alerts) {
             subject,
             make("span", { text: alert.severity, cls: "badge-text muted" }),
             make("span", { text: alert.status, cls: "alert-status" }),
+            // Muted: recorded and logged as evidence, but no one was notified (docs/operations.md).
+            ...(alert.muted_by_rule
+              ? [make("span", { text: "muted", cls: "muted-badge", attrs: { title: `mute rule ${alert.muted_by_rule}` } })]
+              : []),
           ]),
           make("div", { text: alert.message }),
           make("div", { text: `${formatTime(alert.updated_unix_ns)} ${handledBy}`, cls: "muted" }),
@@ -564,6 +569,7 @@ async function start() {
   await Promise.all([loadFleet(), loadAlerts()]);
   renderOverview();
   openStream();
+  new OperationsPanel(state.api, state.me).start(ALERT_TYPES).catch(showLoadError);
   window.addEventListener("hashchange", () => route());
   await route();
   clearInterval(state.refreshTimer);
