@@ -16,7 +16,31 @@ from geo.errors import InvalidLicenceError
 from geo.regions import Region, country, country_codes, region_from_geojson
 from geo.sea import ForeignLand, foreign_land
 
-_KEYS = frozenset({"allowed", "prohibited", "tolerance_km", "sea"})
+_KEYS = frozenset({"allowed", "prohibited", "tolerance_km", "sea", "site"})
+_SITE_KEYS = frozenset({"lat_deg", "lon_deg"})
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredSite:
+    """The data centre a chip is licensed at (optional). Verdicts ignore it; the verifier's
+    location alerts compare each round with it (docs/verifier.md, "Location alerts")."""
+
+    lat_deg: float
+    lon_deg: float
+
+    def __post_init__(self) -> None:
+        bounds = (("lat_deg", self.lat_deg, 90.0), ("lon_deg", self.lon_deg, 180.0))
+        for name, value, limit in bounds:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidLicenceError(f"licence.site.{name} must be a number")
+            if not (math.isfinite(value) and -limit <= value <= limit):
+                raise InvalidLicenceError(
+                    f"licence.site.{name} must be finite and within [-{limit:g}, {limit:g}], "
+                    f"got {value}"
+                )
+
+    def to_json(self) -> dict[str, float]:
+        return {"lat_deg": float(self.lat_deg), "lon_deg": float(self.lon_deg)}
 
 
 class Sea(StrEnum):
@@ -52,6 +76,7 @@ class Licence:
     prohibited: tuple[Region, ...]
     tolerance_km: float = 0.0
     sea: Sea = Sea.NEUTRAL
+    site: DeclaredSite | None = None
     allowed_union: BaseGeometry | None = field(init=False, repr=False, compare=False)
     prohibited_union: BaseGeometry | None = field(init=False, repr=False, compare=False)
     # Sea-neutral licences with allowed regions: the land the grown region must keep clear of.
@@ -68,6 +93,8 @@ class Licence:
             raise InvalidLicenceError("tolerance_km must be a number")
         if not (math.isfinite(tolerance) and tolerance >= 0.0):
             raise InvalidLicenceError(f"tolerance_km must be finite and >= 0, got {tolerance}")
+        if self.site is not None and not isinstance(self.site, DeclaredSite):
+            raise InvalidLicenceError(f"site must be a DeclaredSite, got {self.site!r}")
         if not isinstance(self.sea, Sea):
             raise InvalidLicenceError(f"sea must be a Sea value, got {self.sea!r}")
         object.__setattr__(self, "allowed_union", _union(self.allowed))
@@ -89,6 +116,7 @@ class Licence:
             "prohibited": [_region_to_json(r) for r in self.prohibited],
             "tolerance_km": self.tolerance_km,
             "sea": self.sea.value,
+            **({"site": self.site.to_json()} if self.site is not None else {}),
         }
 
 
@@ -109,7 +137,8 @@ def _region_from_json(item: object, where: str) -> Region:
 
 def licence_from_json(obj: Mapping[str, Any]) -> Licence:
     """Parse {"allowed": [iso3|GeoJSON], "prohibited": [...], "tolerance_km": 0,
-    "sea": "neutral" | "excluded"} ("sea" defaults to "neutral")."""
+    "sea": "neutral" | "excluded", "site": {"lat_deg", "lon_deg"}} ("sea" defaults to
+    "neutral"; "site", the declared data centre, is optional)."""
     if not isinstance(obj, Mapping):
         raise InvalidLicenceError("licence must be a JSON object")
     unknown = set(obj) - _KEYS
@@ -133,4 +162,16 @@ def licence_from_json(obj: Mapping[str, Any]) -> Licence:
         prohibited=regions["prohibited"],
         tolerance_km=obj.get("tolerance_km", 0.0),
         sea=Sea(sea),
+        site=site_from_json(obj),
     )
+
+
+def site_from_json(obj: Mapping[str, Any]) -> DeclaredSite | None:
+    """The licence's declared site ({"site": {"lat_deg", "lon_deg"}}), or None; reads only
+    that key, so callers that need just the site skip parsing the regions."""
+    site = obj.get("site")
+    if site is None:
+        return None
+    if not isinstance(site, Mapping) or set(site) != _SITE_KEYS:
+        raise InvalidLicenceError('licence.site must be {"lat_deg": number, "lon_deg": number}')
+    return DeclaredSite(site["lat_deg"], site["lon_deg"])

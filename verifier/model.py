@@ -26,6 +26,10 @@ SEVERITY_BY_TYPE = {
     "landmark_fault": "medium",
     "notification_failed": "high",
     "key_refused": "high",
+    # verifier.location_alerts: a relay or a move the geometry alone cannot call a violation
+    "site_inconsistent": "high",
+    "rtt_anomaly": "high",
+    "proof_lost": "medium",
 }
 
 

@@ -9,13 +9,16 @@ landmark that died are re-issued to a healthy one not already in the round.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from geo.errors import GeoError
 from geo.geodesy import distance_km
+from geo.licence import site_from_json
 from verifier.model import DEFAULT_POLICY, Chip, Landmark, Round
 from verifier.registry import licence_anchor
 from verifier.revocations import key_info, trusted_now
@@ -74,7 +77,13 @@ def choose_landmarks(candidates: Sequence[Landmark], anchor: tuple[float, float]
 
 
 def _anchor(store: Store, chip: Chip, landmarks: Sequence[Landmark]) -> tuple[float, float]:
-    """Where the chip probably is: the last estimate, else the licence's allowed area."""
+    """Where the chip probably is: its declared site (where its licence says it is; its
+    nearest landmarks are what the location alerts compare), else the last estimate, else the
+    licence's allowed area."""
+    with contextlib.suppress(GeoError):
+        site = site_from_json(chip.licence)
+        if site is not None:
+            return site.lat_deg, site.lon_deg
     last = store.last_verdict(chip.chip_id)
     if last is not None and last.assessment is not None:
         lat, lon = last.assessment.get("estimate_lat_deg"), last.assessment.get("estimate_lon_deg")

@@ -24,6 +24,9 @@ AlertType = Literal[
     "replay_detected",
     "notification_failed",
     "key_refused",
+    "site_inconsistent",
+    "rtt_anomaly",
+    "proof_lost",
 ]
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "high", "medium", "low"]

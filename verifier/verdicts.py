@@ -28,6 +28,7 @@ from protocol.errors import ProtocolError, WireError
 from protocol.key_protection import key_rule, stronger
 from protocol.records import MeasurementRecord, verify_record
 from protocol.revocation import Revocation
+from verifier import location_alerts
 from verifier.alerts import Alerts
 from verifier.evidence_sink import EvidenceSink
 from verifier.keylevels import chip_key_protection
@@ -291,6 +292,9 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
     if inputs.rtts:  # a signed answer, not a mere verdict, shows the chip is back
         alerts.auto_resolve(store, "went_dark", subject_kind="chip", subject_id=chip.chip_id,
                             reason="the chip answered again", now_unix_ns=now_unix_ns)
+    location_alerts.check(
+        store, alerts, verdict=verdict, policy=inputs.policy, now_unix_ns=now_unix_ns,
+        sound_region=decision.assessment.sound_region if decision.assessment else None)
     return verdict
 
 

@@ -98,6 +98,11 @@ function describeLicence(licence) {
   return prohibited ? `${allowed}; not ${prohibited}` : allowed;
 }
 
+function declaredSiteText(site) {
+  if (typeof site?.lat_deg !== "number" || typeof site?.lon_deg !== "number") return "—";
+  return `${site.lat_deg.toFixed(4)}, ${site.lon_deg.toFixed(4)}`;
+}
+
 function chipCountries(chip) {
   return licenceEntries(chip.licence, "allowed").filter((entry) => typeof entry === "string");
 }
@@ -358,6 +363,8 @@ function renderChipPage() {
     ["licensed", licenceEntries(chip.licence, "allowed").map(describeLicenceEntry).join(", ") || "—"],
     ["prohibited", licenceEntries(chip.licence, "prohibited").map(describeLicenceEntry).join(", ") || "—"],
     ["border tolerance", `${chip.licence?.tolerance_km ?? 0} km`],
+    ["sea", chip.licence?.sea === "excluded" ? "excluded (strict)" : "neutral"],
+    ["declared site", declaredSiteText(chip.licence?.site)],
     ["last response", formatTime(chip.last_response_unix_ns)],
   ];
   $("#chip-facts").replaceChildren(
