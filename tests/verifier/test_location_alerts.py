@@ -1,6 +1,8 @@
 """site_inconsistent, rtt_anomaly and proof_lost against a real SQLite store."""
 
+import itertools
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,7 @@ def alerts() -> Alerts:
 
 def path_rtt_ms(hops: list[tuple[float, float]], extra_ms: float = 0.0) -> float:
     """An internet-like round trip along the hops: 1.5x stretch at fibre speed, 0.6 ms access."""
-    km = sum(distance_km(*a, *b) for a, b in zip(hops, hops[1:], strict=False))
+    km = sum(distance_km(*a, *b) for a, b in itertools.pairwise(hops))
     return 2.0 * km * 1.5 / location_alerts.FIBRE_KM_PER_MS + 0.6 + extra_ms
 
 
@@ -58,7 +60,7 @@ def measured(chip: tuple[float, float], via: tuple[float, float] | None = None,
 
 
 def record_round(store: SqliteStore, alerts: Alerts, rtts: list[LandmarkRtt], *, at_s: float,
-                 licence: dict | None = None, verdict: str | None = None) -> VerdictRecord:
+                 licence: dict[str, Any] | None = None, verdict: str | None = None) -> VerdictRecord:
     licence = licence or LICENCE
     assessment = assess(rtts, licence_from_json(licence))
     recorded = store.add_verdict(
