@@ -14,6 +14,9 @@ ALERT_TYPES = (
     "replay_detected",
     "notification_failed",
     "key_refused",
+    "site_inconsistent",
+    "rtt_anomaly",
+    "proof_lost",
 )
 # The one severity table: every alert type has exactly one severity, which routing rules
 # (`min_severity`) and docs/operations.md ("Alert types and severities") use.
