@@ -2,8 +2,8 @@
 
 import itertools
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,8 +59,10 @@ def measured(chip: tuple[float, float], via: tuple[float, float] | None = None,
     return rows
 
 
-def record_round(store: SqliteStore, alerts: Alerts, rtts: list[LandmarkRtt], *, at_s: float,
-                 licence: dict[str, Any] | None = None, verdict: str | None = None) -> VerdictRecord:
+def record_round(
+    store: SqliteStore, alerts: Alerts, rtts: list[LandmarkRtt], *, at_s: float,
+    licence: dict[str, Any] | None = None, verdict: str | None = None,
+) -> VerdictRecord:
     licence = licence or LICENCE
     assessment = assess(rtts, licence_from_json(licence))
     recorded = store.add_verdict(
