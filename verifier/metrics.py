@@ -26,6 +26,10 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5), registry=self.registry)
         self.webhook_failures = Counter("lightfence_webhook_failures_total",
                                         "Failed webhook delivery attempts", registry=self.registry)
+        self.notifications = Counter(
+            "lightfence_notification_attempts_total",
+            "Notification delivery attempts (channels and TOML webhooks), by kind and outcome",
+            ["kind", "outcome"], registry=self.registry)
         self.sse_clients = Gauge("lightfence_sse_clients", "Connected SSE clients",
                                  registry=self.registry)
         # Plain tallies mirror the counters for the JSON /v1/stats endpoint.

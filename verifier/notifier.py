@@ -19,6 +19,7 @@ from verifier import channels
 from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
+from verifier.metrics import Metrics
 from verifier.ops_model import Notification
 from verifier.store import Store
 from verifier.webhooks import backoff_s
@@ -54,9 +55,10 @@ def record_attempt(store: Store, alerts: Alerts, *, destination: str, kind: str,
 
 
 class Notifier:
-    def __init__(self, *, db: Db, config: VerifierConfig, alerts: Alerts,
+    def __init__(self, *, db: Db, config: VerifierConfig, alerts: Alerts, metrics: Metrics,
                  poll_s: float = 0.5) -> None:
         self._db = db
+        self._metrics = metrics
         self._config = config
         self._alerts = alerts
         self._client = httpx.AsyncClient(timeout=10.0)
@@ -108,6 +110,7 @@ class Notifier:
             store.notification_retry(item.notification_id, now_unix_ns + int(delay_s * _NS),
                                      give_up)
             outcome = "gave_up" if give_up else "failed"
+        self._metrics.notifications.labels(kind, outcome).inc()
         record_attempt(store, self._alerts, destination=item.channel_id, kind=kind,
                        body=item.body, attempt=item.attempts + 1, outcome=outcome,
                        status_code=attempt.status_code, error=attempt.error,

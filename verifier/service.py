@@ -46,7 +46,8 @@ class Service:
                                  metrics=self.metrics, alerts=self.alerts)
         self.webhooks = WebhookSender(db=self.db, config=config, metrics=self.metrics,
                                       alerts=self.alerts)
-        self.notifier = Notifier(db=self.db, config=config, alerts=self.alerts)
+        self.notifier = Notifier(db=self.db, config=config, alerts=self.alerts,
+                                 metrics=self.metrics)
         self.pruner = Pruner(db=self.db, config=config)
         self._geo_pool = ThreadPoolExecutor(1, thread_name_prefix="geo")
         self._task_waiters: dict[str, asyncio.Event] = {}

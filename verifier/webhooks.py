@@ -100,6 +100,7 @@ class WebhookSender:
 
     async def _log(self, item: OutboxItem, outcome: str, status_code: int | None,
                    error: str | None) -> None:
+        self._metrics.notifications.labels("webhook", outcome).inc()
         if self._alerts is None:
             return
         from verifier.notifier import record_attempt

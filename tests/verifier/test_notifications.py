@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.verifier.conftest import Harness, open_harness
 from tests.verifier.receivers import http_receiver, smtp_receiver
-from verifier.model import SEVERITY_BY_TYPE, Alert
+from verifier.model import SEVERITY_BY_TYPE, Alert, AlertFilter
 from verifier.ops_model import Channel, Membership, MuteRule, RoutingRule
 from verifier.routing import channels_for, mute_for
 from verifier.store import SqliteStore, Store
@@ -249,6 +251,9 @@ async def test_a_failing_channel_is_logged_and_alerts_through_another(tmp_path: 
                 "channel", "primary", "resolved")
             assert all(json.loads(body)["alert"]["type"] == "went_dark"
                        for _, body in broken.received)
+            metrics = (await h.client.get("/metrics")).text
+            assert ('lightfence_notification_attempts_total{kind="webhook",outcome="failed"} 1.0'
+                    in metrics)
 
 
 @pytest.mark.asyncio
@@ -349,3 +354,63 @@ async def test_mutes_through_the_api(tmp_path: Path) -> None:
         assert (await h.client.delete(f"/v1/mutes/{rule_id}", headers=operator)).status_code \
             == 204
         assert (await h.client.get("/v1/mutes", headers=h.dashboard)).json()["items"] == []
+
+
+# -- invariants and upgrades --
+
+_ids = st.sampled_from(["a", "b", "c", "d"])
+_rules = st.builds(
+    RoutingRule, rule_id=st.integers(1, 9), channel_id=_ids,
+    alert_types=st.lists(st.sampled_from(sorted(SEVERITY_BY_TYPE)), max_size=2).map(tuple),
+    min_severity=st.sampled_from(["low", "medium", "high", "critical"]),
+    groups=st.lists(_ids, max_size=2).map(tuple), zones=st.lists(_ids, max_size=2).map(tuple))
+
+
+@given(rules=st.lists(_rules, max_size=6), enabled=st.sets(_ids),
+       alert_type=st.sampled_from(sorted(SEVERITY_BY_TYPE)), exclude=st.none() | _ids,
+       zone=st.none() | _ids, groups=st.lists(_ids, max_size=2))
+def test_routing_never_picks_an_excluded_disabled_or_unmatched_channel(
+        rules: list[RoutingRule], enabled: set[str], alert_type: str, *, exclude: str | None,
+        zone: str | None, groups: list[str]) -> None:
+    chans = [Channel(c, "slack", {}, c in enabled) for c in "abcd"]
+    member = Membership("chip", zone, tuple(groups))
+    severity = SEVERITY_BY_TYPE[alert_type]
+    chosen = channels_for(rules, chans, alert_type=alert_type, severity=severity,
+                          membership=member, exclude=exclude)
+    assert list(chosen) == sorted(set(chosen))
+    for channel_id in chosen:
+        assert channel_id in enabled and channel_id != exclude
+        assert any(r.channel_id == channel_id and (not r.zones or zone in r.zones)
+                   and (not r.groups or set(r.groups) & set(groups)) for r in rules)
+
+
+@given(expires=st.integers(0, 10**6), now=st.integers(0, 10**6))
+def test_an_expired_mute_never_silences(expires: int, now: int) -> None:
+    rule = MuteRule(1, "r", "c1", None, None, None, None, "ops", 0, expires)
+    found = mute_for([rule], alert_type="went_dark", subject_kind="chip", subject_id="c1",
+                     membership=None, now_unix_ns=now)
+    assert (found is not None) == (now < expires)
+
+
+def test_a_database_from_before_operations_upgrades_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "v.sqlite3"
+    store = SqliteStore(path)
+    store.open_alert("went_dark", severity="high", subject_kind="chip", subject_id="c1",
+                     message="m", details={}, now_unix_ns=1, outbox=[])
+    store.close()
+    old = sqlite3.connect(path)  # make it look like a database written before this release
+    old.execute("ALTER TABLE alerts DROP COLUMN muted_by_rule")
+    for table in ("channels", "routing_rules", "mute_rules", "notifications", "deliveries",
+                  "zones", "chip_membership"):
+        old.execute(f"DROP TABLE {table}")
+    old.commit()
+    old.close()
+    store = SqliteStore(path)
+    try:
+        [alert] = store.alerts(AlertFilter())
+        assert (alert.subject_id, alert.muted_by_rule) == ("c1", None)
+        assert store.channels() == [] and store.mutes(None) == []
+    finally:
+        store.close()
