@@ -28,6 +28,12 @@ def test_zone_share_and_admin_sets_up_routing_from_the_page(driver: Any, fleet: 
     wait_for(driver, lambda d: css(d, "#zones tr[data-zone-id='paris']"), "the zones table")
     paris = css(driver, "#zones tr[data-zone-id='paris']")[0]
     assert paris.get_attribute("data-verified-share") == "0.5" and "50 %" in paris.text
+    # The zone filter narrows the chip table to the zone's chips, and back.
+    wait_for(driver, lambda d: css(d, "#filter-zone option[value='paris']"), "the zone filter")
+    Select(driver.find_element(By.ID, "filter-zone")).select_by_value("paris")
+    rows = {r.get_attribute("data-chip-id") for r in css(driver, "#chips tbody tr")}
+    assert rows == {"fr-001", "fr-002"}
+    Select(driver.find_element(By.ID, "filter-zone")).select_by_value("")
     driver.find_element(By.ID, "channel-id").send_keys("ops-slack")
     Select(driver.find_element(By.ID, "channel-kind")).select_by_value("slack")
     driver.find_element(By.ID, "channel-settings").send_keys(

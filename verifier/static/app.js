@@ -128,13 +128,16 @@ function filterValues() {
     verdict: $("#filter-verdict").value,
     owner: $("#filter-owner").value,
     country: $("#filter-country").value,
+    zone: $("#filter-zone").value,
+    group: $("#filter-group").value,
     alertType: $("#filter-alert-type").value,
     alertStatus: $("#filter-alert-status").value,
   };
 }
 
 function chipFilterActive(filters) {
-  return Boolean(filters.search || filters.verdict || filters.owner || filters.country);
+  return Boolean(filters.search || filters.verdict || filters.owner || filters.country ||
+    filters.zone || filters.group);
 }
 
 function chipMatches(chip, filters) {
@@ -142,7 +145,9 @@ function chipMatches(chip, filters) {
     (!filters.search || chip.chip_id.toLowerCase().includes(filters.search)) &&
     (!filters.verdict || chip.state === filters.verdict) &&
     (!filters.owner || chip.owner === filters.owner) &&
-    (!filters.country || chipCountries(chip).includes(filters.country))
+    (!filters.country || chipCountries(chip).includes(filters.country)) &&
+    (!filters.zone || chip.zone_id === filters.zone) &&
+    (!filters.group || (chip.groups ?? []).includes(filters.group))
   );
 }
 
@@ -165,6 +170,8 @@ function setOptions(select, values) {
 function refreshFilterOptions() {
   setOptions($("#filter-owner"), [...new Set(state.chips.map((chip) => chip.owner))].sort());
   setOptions($("#filter-country"), [...new Set(state.chips.flatMap(chipCountries))].sort());
+  setOptions($("#filter-zone"), [...new Set(state.chips.map((c) => c.zone_id).filter(Boolean))].sort());
+  setOptions($("#filter-group"), [...new Set(state.chips.flatMap((c) => c.groups ?? []))].sort());
 }
 
 // ---- rendering ------------------------------------------------------------------------------
@@ -590,7 +597,7 @@ async function boot() {
   $("#zoom-in").addEventListener("click", () => state.map.zoomBy(1.5));
   $("#zoom-out").addEventListener("click", () => state.map.zoomBy(1 / 1.5));
   $("#zoom-reset").addEventListener("click", () => state.map.reset());
-  for (const id of ["#search", "#filter-verdict", "#filter-owner", "#filter-country", "#filter-alert-type", "#filter-alert-status"]) {
+  for (const id of ["#search", "#filter-verdict", "#filter-owner", "#filter-country", "#filter-zone", "#filter-group", "#filter-alert-type", "#filter-alert-status"]) {
     for (const kind of ["input", "change"]) $(id).addEventListener(kind, () => renderOverview());
   }
   $("#download-evidence").addEventListener("click", downloadEvidence);
