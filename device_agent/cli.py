@@ -1,4 +1,5 @@
-"""`lightfence agent run --config agent.toml [--simulate N]`."""
+"""`lightfence agent run --config agent.toml [--simulate N]` and `lightfence agent attest …`
+(GPU attestation with the verifier: once, or every --every-s seconds)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
+
 from device_agent.agent import run_agent
 from device_agent.config import load_agent_config
 from device_agent.errors import AgentError
+from device_agent.gpu_attestation import attest_chip
+from landmark_node.errors import LandmarkError
+from landmark_node.uplink import read_token_file
 from protocol.errors import ProtocolError
+from protocol.keys import load_signer
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -26,6 +33,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attest(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        token = read_token_file(args.token_file)
+        public_key = load_signer(args.key_dir / f"{args.chip_id}.key").public_key()
+    except (LandmarkError, ProtocolError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    with httpx.Client(base_url=args.verifier, timeout=30.0,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        while True:
+            try:
+                result = attest_chip(client, args.chip_id, public_key, args.gpu_index)
+                print(f"chip {args.chip_id}: GPU {result['gpu_id']} attested", flush=True)
+            except (AgentError, httpx.HTTPError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                if args.every_s is None:
+                    return 1
+            if args.every_s is None or stop.wait(args.every_s):
+                return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     agent = subparsers.add_parser("agent", help="the device agent on a GPU host")
     sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
@@ -34,3 +65,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--simulate", type=int, metavar="N",
                      help="serve N software chips sim-0… instead of NVML GPUs")
     run.set_defaults(handler=_run)
+    attest = sub.add_parser("attest", help="GPU attestation with the verifier (enrol, re-attest)")
+    attest.add_argument("--verifier", required=True, help="verifier base URL")
+    attest.add_argument("--token-file", type=Path, required=True, help="bearer token, mode 0600")
+    attest.add_argument("--chip-id", required=True)
+    attest.add_argument("--key-dir", type=Path, required=True, help="holds <chip_id>.key")
+    attest.add_argument("--gpu-index", type=int, default=0, help="NVML index of the chip's GPU")
+    attest.add_argument("--every-s", type=float, default=None,
+                        help="re-attest this often (default: once)")
+    attest.set_defaults(handler=_attest)

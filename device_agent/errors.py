@@ -13,3 +13,8 @@ class AgentConfigError(AgentError):
 
 class NvmlUnavailableError(AgentError):
     """nvidia-ml-py is not installed or no NVIDIA driver/GPU answered."""
+
+
+class GpuAttestationUnavailableError(AgentError):
+    """The GPU gave no attestation (not in confidential-computing mode, old driver, no GPU), or
+    the verifier refused it; the message carries NVML's or the verifier's words."""

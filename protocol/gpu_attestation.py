@@ -121,7 +121,7 @@ def verify_chain(chain: list[x509.Certificate], root: x509.Certificate,
         except (ValueError, TypeError, InvalidSignature) as exc:
             raise GpuAttestationError(
                 f"GPU certificate {position} ({cert.subject.rfc4514_string()}) is not signed "
-                f"by {issuer.subject.rfc4514_string()}: {exc or 'bad signature'}") from exc
+                f"by {issuer.subject.rfc4514_string()}: {str(exc) or 'bad signature'}") from exc
         if position > 0:
             try:
                 is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca

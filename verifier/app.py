@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lightfence import __version__
 from verifier import (
     routes_admin,
+    routes_attestation,
     routes_evidence,
     routes_landmark,
     routes_ops,
@@ -106,6 +107,7 @@ def create_app(config: VerifierConfig) -> FastAPI:
     app.include_router(routes_read.router)
     app.include_router(routes_evidence.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_attestation.router)
     from verifier.dashboard_routes import mount_static
     from verifier.dashboard_routes import router as dashboard_router
 

@@ -52,6 +52,12 @@ class VerifierConfig:
     retention_verdicts_s: float = 365 * 86_400.0
     retention_log_s: float = 90 * 86_400.0
     retention_interval_s: float = 3_600.0
+    # GPU attestation (docs/protocol.md): the pinned NVIDIA device-identity root (None: the one
+    # shipped in protocol/data), how long a challenge stays fresh, and how old an enrolled GPU's
+    # last attestation may get before `gpu_attestation_overdue`.
+    nvidia_root_cert_file: Path | None = None
+    gpu_attestation_challenge_ttl_s: float = 120.0
+    gpu_attestation_max_age_s: float = 86_400.0
 
     @property
     def ca_public_key(self) -> bytes:
@@ -86,7 +92,7 @@ def config_from_mapping(raw: dict[str, Any], base_dir: Path | None = None) -> Ve
             raise ConfigError(f"unknown config key {key!r}")
         if key == "webhooks":
             values[key] = _webhooks(value)
-        elif key in ("data_dir", "log_key_file"):
+        elif key in ("data_dir", "log_key_file", "nvidia_root_cert_file"):
             path = Path(str(value))
             values[key] = path if path.is_absolute() or base_dir is None else base_dir / path
         else:
@@ -115,7 +121,8 @@ def _validate(config: VerifierConfig) -> None:
     for name in ("max_record_age_s", "max_clock_skew_s", "tick_s", "landmark_dead_after_s",
                  "task_ttl_s", "mesh_interval_s", "calibration_refresh_s",
                  "webhook_backoff_base_s", "tree_head_interval_s", "retention_measurements_s",
-                 "retention_verdicts_s", "retention_log_s", "retention_interval_s"):
+                 "retention_verdicts_s", "retention_log_s", "retention_interval_s",
+                 "gpu_attestation_challenge_ttl_s", "gpu_attestation_max_age_s"):
         value = getattr(config, name)
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{name} must be a positive number")

@@ -17,6 +17,8 @@ ALERT_TYPES = (
     "site_inconsistent",
     "rtt_anomaly",
     "proof_lost",
+    "gpu_attestation_failed",
+    "gpu_attestation_overdue",
 )
 # The one severity table: every alert type has exactly one severity, which routing rules
 # (`min_severity`) and docs/operations.md ("Alert types and severities") use.
@@ -33,6 +35,8 @@ SEVERITY_BY_TYPE = {
     "site_inconsistent": "high",
     "rtt_anomaly": "high",
     "proof_lost": "medium",
+    "gpu_attestation_failed": "high",
+    "gpu_attestation_overdue": "medium",
 }
 
 

@@ -27,6 +27,8 @@ AlertType = Literal[
     "site_inconsistent",
     "rtt_anomaly",
     "proof_lost",
+    "gpu_attestation_failed",
+    "gpu_attestation_overdue",
 ]
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "high", "medium", "low"]
@@ -326,3 +328,35 @@ class StatsOut(_Out):
 class HealthOut(_Out):
     status: Literal["ok"]
     version: str
+
+
+# ---- GPU attestation (verifier/attestation.py) ---------------------------------------------
+
+
+class AttestationChallengeOut(_Out):
+    chip_id: str
+    nonce_b64: str = Field(description="32 random bytes; the GPU signs "
+                           "SHA-256('lightfence/gpu-attestation-nonce/v1\\0' || nonce || chip key)")
+    expires_unix_ns: int
+
+
+class AttestationIn(_In):
+    """NVML's evidence for the outstanding challenge."""
+
+    nonce_b64: str = Field(max_length=64)
+    report_b64: str = Field(max_length=16_384, description="nvmlDeviceGetConfComputeGpu"
+                            "AttestationReport: attestationReport[:attestationReportSize]")
+    cert_chain_pem: str = Field(max_length=16_384, description="nvmlDeviceGetConfComputeGpu"
+                                "Certificate: attestationCertChain[:attestationCertChainSize]")
+
+
+class AttestationOut(_Out):
+    chip_id: str
+    gpu_id: str = Field(description="subject serialNumber of the GPU's device-identity cert")
+    enrolled_unix_ns: int
+    last_attested_unix_ns: int
+    driver_version: str | None
+    project: str | None
+    chain_sha256: list[str]
+    key_protection: KeyProtection = Field(
+        description="unchanged by attestation: a host-held key it vouched for is still software")

@@ -9,10 +9,14 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from verifier import scheduler, verdicts
+from cryptography import x509
+
+from protocol.gpu_attestation import GpuAttestationError, load_pinned_root
+from verifier import attestation, scheduler, verdicts
 from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
+from verifier.errors import ConfigError
 from verifier.evidence_sink import EvidenceSink
 from verifier.hub import Hub
 from verifier.ingest import Ingestor
@@ -26,6 +30,16 @@ from verifier.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
+ATTESTATION_CHECK_S = 60.0  # how often enrolled GPUs are checked for overdue re-attestation
+
+
+def _gpu_root(config: VerifierConfig) -> x509.Certificate:
+    """The pinned NVIDIA device-identity root; ConfigError when the configured file is unusable."""
+    path = config.nvidia_root_cert_file
+    try:
+        return load_pinned_root(None if path is None else path.read_bytes())
+    except (OSError, GpuAttestationError) as exc:
+        raise ConfigError(f"nvidia_root_cert_file {path}: {exc}") from exc
 
 
 class Service:
@@ -53,6 +67,8 @@ class Service:
         self._task_waiters: dict[str, asyncio.Event] = {}
         self._background: list[asyncio.Task[None]] = []
         self._last_mesh_refresh_ns = 0
+        self.gpu_root = _gpu_root(config)
+        self._last_attestation_check_ns = 0
 
     @property
     def settings(self) -> scheduler.SchedulerSettings:
@@ -118,6 +134,11 @@ class Service:
         await self.db.run(verdicts.landmark_faults, self.alerts,
                           window_s=self.config.landmark_dead_after_s * 5,
                           settle_s=self.config.task_ttl_s, now_unix_ns=now_unix_ns)
+        if now_unix_ns - self._last_attestation_check_ns >= ATTESTATION_CHECK_S * _NS:
+            self._last_attestation_check_ns = now_unix_ns
+            await self.db.run(attestation.raise_overdue, self.alerts,
+                              max_age_s=self.config.gpu_attestation_max_age_s,
+                              now_unix_ns=now_unix_ns)
         if now_unix_ns - self._last_mesh_refresh_ns >= self.config.calibration_refresh_s * _NS:
             self._last_mesh_refresh_ns = now_unix_ns
             since = now_unix_ns - int(self.config.calibration_refresh_s * 4 * _NS)

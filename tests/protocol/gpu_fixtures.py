@@ -56,6 +56,11 @@ class FakeGpu:
     chain: list[x509.Certificate]
     attestation_key: ec.EllipticCurvePrivateKey
     fwid: bytes = field(default_factory=lambda: secrets.token_bytes(48))
+    root_key: ec.EllipticCurvePrivateKey | None = None  # to make other GPUs under the same root
+
+    def sibling(self, gpu_id: str) -> FakeGpu:
+        """Another GPU whose chain ends at this GPU's root (same vendor, different device)."""
+        return make_gpu(gpu_id, root_key=self.root_key, root=self.root)
 
     def chain_pem(self) -> bytes:
         return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
@@ -100,7 +105,7 @@ def make_gpu(gpu_id: str = "41431D480FE5E87274", *, root_key: ec.EllipticCurvePr
                 ca=True, not_after=far)
     device = _cert(_name("GH100 A01 GSP BROM", gpu_id), device_key, ica.subject, ica_key,
                    ca=True, not_after=far)
-    gpu = FakeGpu(gpu_id, root, [], leaf_key)
+    gpu = FakeGpu(gpu_id, root, [], leaf_key, root_key=root_key)
     leaf = _cert(_name("GH100 A01 GSP FMC LF", secrets.token_hex(20).upper()), leaf_key,
                  device.subject, device_key, ca=False, not_after=leaf_not_after or far,
                  fwid=gpu.fwid)

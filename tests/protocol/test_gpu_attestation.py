@@ -105,7 +105,7 @@ def test_attest_refuses_a_chain_to_another_root(gpu: FakeGpu) -> None:
 
 def test_attest_refuses_a_spliced_chain(gpu: FakeGpu) -> None:
     """A leaf from another GPU's chain under this GPU's intermediates: names or signatures break."""
-    other = make_gpu("AAAA", root=gpu.root)
+    other = gpu.sibling("AAAA")
     spliced = FakeGpu(gpu.gpu_id, gpu.root, [other.chain[0], *gpu.chain[1:]],
                       other.attestation_key, other.fwid)
     nonce = attestation_nonce(secrets.token_bytes(32), CHIP_KEY)

@@ -1,0 +1,132 @@
+"""GPU attestation of enrolled chips: challenges, checks, the chip's GPU binding, overdue alerts.
+
+Flow (docs/protocol.md, "GPU attestation"): the agent asks for a challenge (a fresh 32-byte
+nonce, one outstanding per chip, valid `gpu_attestation_challenge_ttl_s`), hands the GPU
+`protocol.gpu_attestation.attestation_nonce(nonce, chip public key)`, and submits NVML's report
+and certificate chain. The first accepted attestation enrols the GPU (binds its identity to the
+chip); every later one must come from that same GPU. A refused attestation of an enrolled chip
+raises `gpu_attestation_failed`; an enrolled chip not re-attested within
+`gpu_attestation_max_age_s` raises `gpu_attestation_overdue`.
+
+State lives in the key-value table (`gpu_challenge:<chip>`, `gpu_attestation:<chip>`), so this
+module adds no schema. Challenge bookkeeping runs on the database thread; the X.509 and ECDSA
+work runs in a worker thread between the two database steps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.codec import from_b64, to_b64
+from protocol.gpu_attestation import GpuAttestation, attestation_nonce
+from protocol.spdm import NONCE_BYTES
+from verifier.alerts import Alerts
+from verifier.errors import InvalidInputError, NotFoundError
+from verifier.store import Store
+
+logger = logging.getLogger(__name__)
+_NS = 1_000_000_000
+CHALLENGE_KEY = "gpu_challenge:"
+BINDING_KEY = "gpu_attestation:"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAttestation:
+    """What the worker thread needs to check one submission."""
+
+    chip_id: str
+    expected_nonce: bytes  # the SPDM nonce: the verifier's nonce bound to the chip key
+    expected_gpu_id: str | None  # None until the chip's GPU is enrolled
+
+
+def issue_challenge(store: Store, chip_id: str, *, now_unix_ns: int,
+                    ttl_s: float) -> dict[str, Any]:
+    if store.chip(chip_id) is None:
+        raise NotFoundError(f"no chip {chip_id}")
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    challenge = {"nonce_b64": to_b64(nonce), "expires_unix_ns": now_unix_ns + int(ttl_s * _NS)}
+    store.put_kv(CHALLENGE_KEY + chip_id, json.dumps(challenge))  # replaces any older one
+    return {"chip_id": chip_id, **challenge}
+
+
+def binding(store: Store, chip_id: str) -> dict[str, Any] | None:
+    raw = store.get_kv(BINDING_KEY + chip_id)
+    value: dict[str, Any] | None = json.loads(raw) if raw else None
+    return value
+
+
+def take_challenge(store: Store, chip_id: str, nonce_b64: str, *,
+                   now_unix_ns: int) -> PendingAttestation:
+    """Consume the chip's outstanding challenge (single use) if `nonce_b64` is it and fresh."""
+    chip = store.chip(chip_id)
+    if chip is None:
+        raise NotFoundError(f"no chip {chip_id}")
+    raw = store.get_kv(CHALLENGE_KEY + chip_id)
+    challenge = json.loads(raw) if raw else None
+    if not challenge or challenge.get("nonce_b64") != nonce_b64:
+        raise InvalidInputError(
+            f"chip {chip_id}: no outstanding attestation challenge with this nonce (already "
+            "used, replaced by a newer one, or never issued)")
+    store.put_kv(CHALLENGE_KEY + chip_id, json.dumps({}))  # used: a replay finds nothing
+    if now_unix_ns > int(challenge["expires_unix_ns"]):
+        raise InvalidInputError(
+            f"chip {chip_id}: attestation challenge expired at {challenge['expires_unix_ns']} "
+            f"(now {now_unix_ns}): not fresh")
+    nonce = from_b64(nonce_b64, "nonce_b64", NONCE_BYTES)
+    bound = binding(store, chip_id)
+    return PendingAttestation(chip_id, attestation_nonce(nonce, chip.public_key),
+                              None if bound is None else str(bound["gpu_id"]))
+
+
+def record_success(store: Store, alerts: Alerts, pending: PendingAttestation,
+                   result: GpuAttestation, *, now_unix_ns: int) -> dict[str, Any]:
+    previous = binding(store, pending.chip_id)
+    state = {
+        "chip_id": pending.chip_id,
+        "gpu_id": result.gpu_id,
+        "enrolled_unix_ns": previous["enrolled_unix_ns"] if previous else now_unix_ns,
+        "last_attested_unix_ns": now_unix_ns,
+        "driver_version": result.driver_version,
+        "project": result.project,
+        "chain_sha256": list(result.chain_fingerprints),
+    }
+    store.put_kv(BINDING_KEY + pending.chip_id, json.dumps(state))
+    for type_ in ("gpu_attestation_failed", "gpu_attestation_overdue"):
+        alerts.auto_resolve(store, type_, subject_kind="chip", subject_id=pending.chip_id,
+                            reason="the GPU attested again", now_unix_ns=now_unix_ns)
+    logger.info("chip %s: GPU %s attested%s", pending.chip_id, result.gpu_id,
+                "" if previous else " (enrolled)")
+    return state
+
+
+def record_failure(store: Store, alerts: Alerts, chip_id: str, error: str, *,
+                   now_unix_ns: int) -> None:
+    """A refused attestation of a chip whose GPU is enrolled is an alert (a different GPU, a
+    forged or stale report); before enrolment it is only the refusal the caller sees."""
+    logger.warning("chip %s: GPU attestation refused: %s", chip_id, error)
+    if binding(store, chip_id) is not None:
+        alerts.raise_alert(store, "gpu_attestation_failed", subject_kind="chip",
+                           subject_id=chip_id,
+                           message=f"chip {chip_id}: GPU attestation refused: {error}",
+                           details={"error": error}, now_unix_ns=now_unix_ns)
+
+
+def raise_overdue(store: Store, alerts: Alerts, *, max_age_s: float, now_unix_ns: int) -> None:
+    """Periodic re-attestation: an enrolled GPU silent for longer than `max_age_s` is an alert."""
+    for chip in store.chips():
+        bound = binding(store, chip.chip_id)
+        if bound is None:
+            continue
+        age_s = (now_unix_ns - int(bound["last_attested_unix_ns"])) / _NS
+        if age_s > max_age_s:
+            alerts.raise_alert(
+                store, "gpu_attestation_overdue", subject_kind="chip", subject_id=chip.chip_id,
+                message=f"chip {chip.chip_id}: GPU {bound['gpu_id']} not re-attested for "
+                        f"{age_s:.0f} s (max {max_age_s:.0f} s)",
+                details={"gpu_id": bound["gpu_id"],
+                         "last_attested_unix_ns": bound["last_attested_unix_ns"]},
+                now_unix_ns=now_unix_ns)
