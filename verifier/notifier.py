@@ -22,7 +22,7 @@ from verifier.db import Db
 from verifier.metrics import Metrics
 from verifier.ops_model import Notification
 from verifier.store import Store
-from verifier.webhooks import backoff_s
+from verifier.webhooks import backoff_s, gives_up
 
 logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
@@ -102,7 +102,7 @@ class Notifier:
             store.notification_done(item.notification_id, now_unix_ns)
             outcome = "delivered"
         else:
-            give_up = item.attempts + 1 >= self._config.webhook_max_attempts
+            give_up = gives_up(item.attempts + 1, self._config)
             delay_s = backoff_s(item.attempts, self._config.webhook_backoff_base_s)
             logger.warning("notification %s to channel %s failed (%s); %s", item.notification_id,
                            item.channel_id, attempt.error,

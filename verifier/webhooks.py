@@ -40,6 +40,12 @@ def backoff_s(attempts: int, base_s: float) -> float:
     return float(min(_MAX_BACKOFF_S, base_s * 2 ** attempts))
 
 
+def gives_up(attempts_done: int, config: VerifierConfig) -> bool:
+    """Whether a notification that has now failed `attempts_done` times is abandoned: the one
+    retry rule for TOML webhooks and channels alike (verifier.notifier)."""
+    return attempts_done >= config.webhook_max_attempts
+
+
 class WebhookSender:
     def __init__(self, *, db: Db, config: VerifierConfig, metrics: Metrics,
                  alerts: Alerts | None = None, poll_s: float = 0.5) -> None:
@@ -89,7 +95,7 @@ class WebhookSender:
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
             self._metrics.webhook_failures.inc()
-            give_up = item.attempts + 1 >= self._config.webhook_max_attempts
+            give_up = gives_up(item.attempts + 1, self._config)
             delay_s = backoff_s(item.attempts, self._config.webhook_backoff_base_s)
             logger.warning("webhook %s to %s failed (%s); %s", item.outbox_id, item.url, error,
                            "giving up" if give_up else f"retry in {delay_s:.1f} s")

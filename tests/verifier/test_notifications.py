@@ -414,3 +414,27 @@ def test_a_database_from_before_operations_upgrades_in_place(tmp_path: Path) -> 
         assert store.channels() == [] and store.mutes(None) == []
     finally:
         store.close()
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_channel_is_retried_then_given_up_in_the_log(
+        tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as free:  # a port nobody listens on: connection refused
+        free.bind(("127.0.0.1", 0))
+        closed = free.getsockname()[1]
+    async with open_harness(tmp_path, webhook_backoff_base_s=0.05,
+                            webhook_max_attempts=2) as h:
+        await put(h, "/v1/channels/down", {"kind": "webhook", "settings": {
+            "url": f"http://127.0.0.1:{closed}/hook", "secret": "k"}})
+        await route(h, "down", alert_types=["went_dark"])
+        alert = await raise_alert(h)
+        rows = await deliveries(h, 2, destination="down")
+        assert [(r["attempt"], r["outcome"], r["status_code"]) for r in rows] == [
+            (2, "gave_up", None), (1, "failed", None)]
+        assert all(r["alert_id"] == alert.alert_id and "ConnectError" in r["error"]
+                   for r in rows)
+        [failure] = (await h.client.get("/v1/alerts", params={"type": "notification_failed"},
+                                        headers=h.dashboard)).json()["items"]
+        assert (failure["subject_id"], failure["status"]) == ("down", "open")
