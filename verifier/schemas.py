@@ -216,9 +216,10 @@ class VerdictOut(_Out):
         "null for dark"
     )
     reason: str
-    reason_code: Literal["untrusted_key"] | None = Field(
+    reason_code: Literal["untrusted_key", "no_answer"] | None = Field(
         default=None, description="machine-readable reason; untrusted_key: the chip's key "
-        "protection is below the policy minimum, so the round cannot be verified")
+        "protection is below the policy minimum, so the round cannot be verified; no_answer: "
+        "the round closed without one valid signed answer")
     key_protection: KeyProtection = Field(
         description="the chip key's protection when decided; software: the host owner could "
         "copy the key")

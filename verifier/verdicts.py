@@ -182,7 +182,7 @@ def decide(inputs: RoundInputs) -> Decision:
     if inputs.dark:
         return Decision(inputs, "dark", None, "no valid response within the dark window")
     if not inputs.rtts:
-        return Decision(inputs, "inconclusive", None, NO_ANSWER_REASON)
+        return Decision(inputs, "inconclusive", None, NO_ANSWER_REASON, "no_answer")
     try:
         assessment = assess_tolerating(
             inputs.rtts, licence_from_json(inputs.chip.licence), _calibration(inputs),

@@ -67,6 +67,7 @@ async def test_three_silent_rounds_after_verified_each_record_a_verdict(
     silent = [v for v in verdicts if v["verdict"] != "verified"]
     assert len(silent) >= 3
     assert all(v["verdict"] == "inconclusive" and v["reason"].startswith("no_answer")
+               and v["reason_code"] == "no_answer"
                and v["measurement_ids"] == [] and v["assessment"] is None for v in silent)
     # Every closed chip round has exactly one verdict, and every verdict an evidence entry.
     closed = await h.service.db.run(lambda s: s._all(  # type: ignore[attr-defined]
