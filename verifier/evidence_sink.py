@@ -1,17 +1,23 @@
 """Appends verdicts and alerts to the tamper-evident evidence log (docs/evidence.md).
 
 Called on the database thread right after the verdict or alert is committed; the log has its
-own durable connection. A log failure is logged loudly but never loses the verdict itself.
+own durable connection. A failed append never loses the verdict itself, and its evidence is not
+dropped either: the entry waits in order in `pending` (later entries queue behind it, so each
+chip's chain keeps its order) and `flush_pending`, called every tick, retries from the oldest.
+Pending entries live in memory: a crash while the log is failing loses them (the verdicts stay
+in the verifier's database), which the log's own durability makes the rare case.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from verifier.evidence import EvidenceRecord
     from verifier.translog import TransparencyLog
 
 logger = logging.getLogger(__name__)
@@ -21,6 +27,7 @@ class EvidenceSink:
     def __init__(self, db_path: Path | None, ca_public_key: bytes) -> None:
         self._ca_public_key = ca_public_key
         self._log: Any = None
+        self._pending: deque[EvidenceRecord] = deque()  # oldest first, never reordered
         if db_path is not None:
             from verifier.translog import TransparencyLog
 
@@ -45,7 +52,7 @@ class EvidenceSink:
                 revocations: Sequence[dict[str, Any]] = ()) -> int | None:
         if self._log is None:
             return None
-        from verifier.evidence import append_evidence, build_evidence
+        from verifier.evidence import build_evidence
 
         try:
             record = build_evidence(
@@ -56,22 +63,56 @@ class EvidenceSink:
                 assessment=assessment, policy=policy, ca_public_key=self._ca_public_key,
                 key_protection=key_protection, reason_code=reason_code,
                 revocations=revocations)
-            return int(append_evidence(self._log, record))
-        except Exception:
-            logger.exception("evidence log append failed for chip %s round %s", chip_id, round_id)
+        except Exception:  # a bug in building it: retrying cannot help
+            logger.exception("evidence for chip %s round %s could not be built", chip_id,
+                             round_id)
             return None
+        return self._append(record)
 
     def alert(self, alert: dict[str, Any], *, chip_id: str | None, time_unix_ns: int) -> None:
         if self._log is None:
             return
-        from verifier.evidence import append_evidence, build_alert_evidence
+        from verifier.evidence import build_alert_evidence
 
         try:
-            append_evidence(self._log, build_alert_evidence(alert, chip_id=chip_id,
-                                                            time_unix_ns=time_unix_ns))
+            record = build_alert_evidence(alert, chip_id=chip_id, time_unix_ns=time_unix_ns)
         except Exception:
-            logger.exception("evidence log append failed for alert %s", alert.get("alert_id"))
+            logger.exception("evidence for alert %s could not be built", alert.get("alert_id"))
+            return
+        self._append(record)
+
+    def _append(self, record: EvidenceRecord) -> int | None:
+        """Queue `record` behind any waiting entry and flush; its log index when it went in."""
+        self._pending.append(record)
+        last = self._flush()
+        return None if self._pending else last
+
+    def flush_pending(self) -> int:
+        """Append waiting entries oldest first, stopping at the first failure; how many are
+        still waiting."""
+        self._flush()
+        return len(self._pending)
+
+    def _flush(self) -> int | None:
+        from verifier.evidence import append_evidence
+
+        last = None
+        while self._pending:
+            record = self._pending[0]
+            try:
+                last = int(append_evidence(self._log, record))
+            except Exception:
+                logger.exception("evidence log append failed (%s for chip %s); %d entries kept "
+                                 "pending, retried next tick", record.kind, record.chip_id,
+                                 len(self._pending))
+                break
+            self._pending.popleft()
+        return last
 
     def close(self) -> None:
         if self._log is not None:
+            if self.flush_pending():
+                logger.error("%d evidence entries could not be appended before shutdown and "
+                             "are lost (their verdicts and alerts are in the database)",
+                             len(self._pending))
             self._log.close()

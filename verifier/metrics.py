@@ -32,6 +32,9 @@ class Metrics:
             ["kind", "outcome"], registry=self.registry)
         self.sse_clients = Gauge("lightfence_sse_clients", "Connected SSE clients",
                                  registry=self.registry)
+        self.evidence_pending = Gauge(
+            "lightfence_evidence_pending", "Evidence entries waiting for the log to accept them",
+            registry=self.registry)
         # Plain tallies mirror the counters for the JSON /v1/stats endpoint.
         self.accepted_total = 0
         self.batches_total = 0

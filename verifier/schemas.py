@@ -216,10 +216,11 @@ class VerdictOut(_Out):
         "null for dark"
     )
     reason: str
-    reason_code: Literal["untrusted_key", "no_answer"] | None = Field(
+    reason_code: Literal["untrusted_key", "no_answer", "verdict_error"] | None = Field(
         default=None, description="machine-readable reason; untrusted_key: the chip's key "
         "protection is below the policy minimum, so the round cannot be verified; no_answer: "
-        "the round closed without one valid signed answer")
+        "the round closed without one valid signed answer; verdict_error: deciding it failed "
+        "(a bug; logged), never a pass")
     key_protection: KeyProtection = Field(
         description="the chip key's protection when decided; software: the host owner could "
         "copy the key")

@@ -115,6 +115,9 @@ class Service:
 
     async def tick(self, now_unix_ns: int) -> None:
         """One scheduling pass: plan, wake long-polls, close rounds into verdicts."""
+        if self.evidence.enabled:  # evidence a failing log could not take yet, oldest first
+            pending = await self.db.run(lambda _: self.evidence.flush_pending())
+            self.metrics.evidence_pending.set(pending)
         created = await self.db.run(scheduler.plan, self.settings, now_unix_ns)
         if created:
             for event in self._task_waiters.values():
@@ -126,9 +129,14 @@ class Service:
         decisions = (await loop.run_in_executor(self._geo_pool, verdicts.decide_all, inputs)
                      if inputs else [])
         for decision in decisions:
-            verdict = await self.db.run(verdicts.record, decision, alerts=self.alerts,
-                                        metrics=self.metrics, evidence=self.evidence,
-                                        now_unix_ns=time.time_ns())
+            try:
+                verdict = await self.db.run(verdicts.record, decision, alerts=self.alerts,
+                                            metrics=self.metrics, evidence=self.evidence,
+                                            now_unix_ns=time.time_ns())
+            except Exception:  # the other rounds' verdicts are still recorded
+                logger.exception("chip %s round %s: recording the verdict failed",
+                                 decision.inputs.chip.chip_id, decision.inputs.round.round_id)
+                continue
             self.hub.publish(verdicts.verdict_event(verdict), event="verdict")
         await self.db.run(verdicts.expire_verified, now_unix_ns)
         await self.db.run(verdicts.landmark_faults, self.alerts,

@@ -189,6 +189,11 @@ def decide(inputs: RoundInputs) -> Decision:
             SolverParams(), faulty_landmarks=inputs.policy.tolerate_faulty_landmarks)
     except GeoError as exc:
         return Decision(inputs, "inconclusive", None, f"geo verdict unavailable: {exc}")
+    except Exception as exc:  # a bug must cost this round its verdict, not the whole tick's
+        logger.exception("chip %s round %s: verdict failed", inputs.chip.chip_id,
+                         inputs.round.round_id)
+        return Decision(inputs, "inconclusive", None,
+                        f"verdict_error: {type(exc).__name__}: {exc}", "verdict_error")
     return _decision(inputs, assessment)
 
 
@@ -196,7 +201,9 @@ def decide_all(items: Sequence[RoundInputs]) -> list[Decision]:
     """Worker thread: every due round of a tick. Plain rounds (no dark window, no faulty-landmark
     tolerance) sharing a calibration go through `assess_many` together, which returns exactly
     what `assess` would (tests/geo/test_batch.py) at ~3x the throughput; anything else, or a
-    batch with any error, is decided one round at a time by `decide`."""
+    batch with any error, is decided one round at a time by `decide`, which turns any
+    exception into that round's `inconclusive` (`verdict_error`) so one round's failure never
+    drops the verdicts of the others (their rounds are already closed)."""
     decisions: dict[int, Decision] = {}
     batches: dict[str | None, list[tuple[int, RoundInputs, Licence]]] = {}
     for index, inputs in enumerate(items):
@@ -205,7 +212,7 @@ def decide_all(items: Sequence[RoundInputs]) -> list[Decision]:
             continue
         try:
             licence = licence_from_json(inputs.chip.licence)
-        except GeoError:
+        except Exception:  # decide() turns it into this round's verdict
             decisions[index] = decide(inputs)
             continue
         key = json.dumps(inputs.calibration, sort_keys=True) if inputs.calibration else None
@@ -215,7 +222,7 @@ def decide_all(items: Sequence[RoundInputs]) -> list[Decision]:
             assessments = assess_many(
                 [(inputs.rtts, licence) for _, inputs, licence in batch],
                 _calibration(batch[0][1]), SolverParams())
-        except GeoError:
+        except Exception:  # any failure: one round at a time, each isolated by decide()
             assessments = None
         for position, (index, inputs, _) in enumerate(batch):
             decisions[index] = (decide(inputs) if assessments is None
@@ -375,9 +382,16 @@ def refresh_mesh_models(store: Store, alerts: Alerts, *, since_unix_ns: int,
 
 def collect_all(store: Store, rounds: Sequence[Round], now_unix_ns: int,
                 alerts: Alerts, key_floor: str = "software") -> list[RoundInputs]:
+    """Each round in its own savepoint: a round whose collection fails stays open (its close
+    rolled back, retried next tick, logged) and the others go on."""
     out = []
     for rnd in rounds:
-        inputs = collect(store, rnd, now_unix_ns, alerts, key_floor)
+        try:
+            with alerts.held(), store.transaction():
+                inputs = collect(store, rnd, now_unix_ns, alerts, key_floor)
+        except Exception:
+            logger.exception("round %s: collecting its measurements failed", rnd.round_id)
+            continue
         if inputs is not None:
             out.append(inputs)
     return out

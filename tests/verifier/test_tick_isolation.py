@@ -1,0 +1,114 @@
+"""One round's failure never costs the others their verdicts, and evidence the log could not
+take is kept and appended later, in order."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import time
+from typing import Any
+
+import pytest
+
+from geo.robust import assess_tolerating
+from geo.verdict import Assessment
+from tests.verifier.conftest import Harness
+from tests.verifier.test_decide_all import GERMANY, _inputs
+from tests.verifier.test_flow import GERMANY as SITES
+from tests.verifier.test_flow import KASSEL, rtt_from, run_round, setup_germany
+from tests.verifier.test_silence import audit_chip
+from verifier import verdicts
+
+
+def _failing_batch(*_: Any, **__: Any) -> Any:
+    raise RuntimeError("a bug in the batched solver")
+
+
+def test_a_non_geo_error_costs_only_its_own_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = assess_tolerating
+
+    def assess(rtts: Any, licence: Any, *args: Any, **kwargs: Any) -> Assessment:
+        if any(r.landmark_id == "BAD" for r in rtts):
+            raise RuntimeError("a bug in the solver")
+        result: Assessment = real(rtts, licence, *args, **kwargs)
+        return result
+
+    monkeypatch.setattr(verdicts, "assess_many", _failing_batch)
+    monkeypatch.setattr(verdicts, "assess_tolerating", assess)
+    bad = (*GERMANY[:3], dataclasses.replace(GERMANY[3], landmark_id="BAD"))
+    items = [_inputs("ok-1", GERMANY, {"allowed": ["DEU"]}),
+             _inputs("broken", bad, {"allowed": ["DEU"]}),
+             _inputs("ok-2", GERMANY, {"allowed": ["DEU"]})]
+    decisions = verdicts.decide_all(items)
+    assert [d.verdict for d in decisions] == ["verified", "inconclusive", "verified"]
+    assert decisions[1].reason_code == "verdict_error"
+    assert decisions[1].reason.startswith("verdict_error: RuntimeError: a bug in the solver")
+
+
+@pytest.mark.asyncio
+async def test_a_tick_records_every_other_verdict_when_one_fails(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = harness
+    await setup_germany(h)
+    r = await h.post("/v1/chips", h.fleet.chip_body("chip-2", {"allowed": ["DEU"]}))
+    assert r.status_code == 200, r.text
+    real = assess_tolerating
+
+    calls = []
+
+    def assess(rtts: Any, licence: Any, *args: Any, **kwargs: Any) -> Assessment:
+        calls.append(rtts)
+        if len(calls) == 1:  # the first round decided fails, the next one does not
+            raise RuntimeError("a bug in the solver")
+        result: Assessment = real(rtts, licence, *args, **kwargs)
+        return result
+
+    monkeypatch.setattr(verdicts, "assess_many", _failing_batch)
+    monkeypatch.setattr(verdicts, "assess_tolerating", assess)
+    await h.service.tick(time.time_ns())
+    for landmark_id in ("FRA", "BER", "MUC", "HAM"):
+        headers = await h.token("landmark", landmark_id)
+        tasks = (await h.client.get(f"/v1/landmarks/{landmark_id}/tasks?wait_s=0",
+                                    headers=headers)).json()["tasks"]
+        records = [h.fleet.record(landmark_id, t["target_id"], rtt_from(SITES[landmark_id],
+                                                                        KASSEL))
+                   for t in tasks if t["target_kind"] == "chip"]
+        r = await h.post("/v1/measurements", h.fleet.batch(landmark_id, records).to_json(),
+                         headers)
+        assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
+    await h.service.tick(time.time_ns())
+    found = {}
+    for chip_id in ("chip-1", "chip-2"):
+        chip = (await h.client.get(f"/v1/chips/{chip_id}", headers=h.dashboard)).json()
+        found[chip_id] = (chip["last_verdict"]["verdict"], chip["last_verdict"]["reason_code"])
+    assert sorted(found.values(), key=str) == sorted(
+        [("inconclusive", "verdict_error"), ("verified", None)], key=str)
+
+
+@pytest.mark.asyncio
+async def test_evidence_the_log_refused_is_appended_later_in_order(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = harness
+    log = h.service.evidence.log
+    assert log is not None
+    real = log.append_chained
+    failing = {"on": True}
+
+    def append_chained(*args: Any, **kwargs: Any) -> Any:
+        if failing["on"]:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(log, "append_chained", append_chained)
+    await setup_germany(h)
+    await run_round(h, "chip-1", KASSEL)
+    chip = (await h.client.get("/v1/chips/chip-1", headers=h.dashboard)).json()
+    assert chip["state"] == "verified"  # the verdict itself is never lost
+    assert [e for e in log.find_entries("chip-1", 0, 2**62)] == []
+    assert await h.service.db.run(lambda _: h.service.evidence.flush_pending()) == 1
+    failing["on"] = False
+    await h.service.tick(time.time_ns())  # the next tick appends what waited
+    entries = log.find_entries("chip-1", 0, 2**62)
+    assert [e.kind for e in entries] == ["verdict"]
+    report = await audit_chip(h, "chip-1")
+    assert report.ok, [f.to_json() for f in report.findings]
