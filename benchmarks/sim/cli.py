@@ -23,6 +23,9 @@ from benchmarks.sim.world import Scenario
 logger = logging.getLogger(__name__)
 
 
+SIM_KEY_PROTECTION = ("software key: verdicts assume the host owner does not copy it "
+                      "(a copied key answers from anywhere; tests/verifier/test_copy_attack.py)")
+
 def _bench_group(subparsers: Any) -> Any:
     """The `bench` group's own subparsers, created on first use."""
     existing = subparsers.choices.get("bench")
@@ -150,6 +153,9 @@ def run_sim(args: argparse.Namespace) -> int:
         return 2
     results = run.results
     results["figures"] = [p.name for p in figures]
+    # Simulated chips sign with software keys and the adversaries never copy them: say so next
+    # to every verdict count (docs/protocol.md, "Key provenance").
+    results["key_protection"] = SIM_KEY_PROTECTION
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
     summary = {
         "out": str(out_dir / "results.json"),
@@ -158,6 +164,7 @@ def run_sim(args: argparse.Namespace) -> int:
         "fast_more_permissive_than_assess": results["cross_check"]["fast_more_permissive"],
         "wall_s": round(results["timing"]["wall_s"], 2),
         "peak_memory_mib": round(results["peak_memory"]["self_mib"], 1),
+        "key_protection": SIM_KEY_PROTECTION,
     }
     print(json.dumps(summary))
     return 0

@@ -138,9 +138,13 @@ def test_cli_writes_json_and_pngs(tmp_path, capsys):
     } <= set(results)
     assert results["metrics"]["false_verifications"] == 0
     assert results["timing"]["wall_s"] > 0 and results["peak_memory"]["self_mib"] > 0
+    # Its verdicts rest on software keys nobody copies, and both outputs say so.
+    assert results["key_protection"].startswith("software key")
     for name in ("error_cdf.png", "verification_by_country.png", "world_map.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads(capsys.readouterr().out)["false_verifications"] == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["false_verifications"] == 0
+    assert summary["key_protection"].startswith("software key")
 
 
 def test_cli_rejects_bad_latency_override_and_writes_nothing(tmp_path, capsys):
