@@ -99,9 +99,9 @@ class OpsStore(Protocol):
     def membership(self, chip_id: str) -> Membership | None: ...
     def memberships(self) -> dict[str, Membership]: ...
     # retention
-    def prune(self, measurements_before_unix_ns: int,
-              log_before_unix_ns: int) -> dict[str, int]: ...
-    def prune_verdicts(self, before_unix_ns: int) -> int: ...
+    def prune(self, measurements_before_unix_ns: int, log_before_unix_ns: int,
+              limit: int) -> dict[str, int]: ...
+    def prune_verdicts(self, before_unix_ns: int, limit: int) -> int: ...
 
 
 class _Sql(Protocol):
@@ -303,38 +303,44 @@ class SqliteOpsTables:
                 for r in self._db.execute("SELECT * FROM chip_membership")}
 
     # -- retention --
-    def prune(self: _Sql, measurements_before_unix_ns: int,
-              log_before_unix_ns: int) -> dict[str, int]:
-        """Delete raw measurements (and their batches, tasks and closed rounds) received before
-        the first cut-off, and finished notifications and delivery-log rows before the second.
+    def prune(self: _Sql, measurements_before_unix_ns: int, log_before_unix_ns: int,
+              limit: int) -> dict[str, int]:
+        """Delete up to `limit` rows per table: raw measurements (and their batches, tasks and
+        closed rounds) received before the first cut-off, finished notifications and
+        delivery-log rows before the second. Bounded so a first pass over a large database
+        does not hold the database thread for long; call again while a table hits the limit.
         Verdicts keep their measurement ids; the records a verdict used are in the evidence
         log, which is never pruned. Returns rows deleted per table."""
         cut = measurements_before_unix_ns
-        statements: dict[str, tuple[str, tuple[Any, ...]]] = {
-            "measurements": ("DELETE FROM measurements WHERE received_unix_ns < ?", (cut,)),
-            "batches": ("DELETE FROM batches WHERE received_unix_ns < ?", (cut,)),
-            "tasks": ("DELETE FROM tasks WHERE expires_unix_ns < ? AND round_id IN"
-                      " (SELECT round_id FROM rounds WHERE closed = 1)", (cut,)),
-            "rounds": ("DELETE FROM rounds WHERE closed = 1 AND deadline_unix_ns < ?", (cut,)),
-            "notifications": ("DELETE FROM notifications WHERE (done_unix_ns IS NOT NULL"
-                              " OR gave_up = 1) AND next_attempt_unix_ns < ?",
-                              (log_before_unix_ns,)),
-            "outbox": ("DELETE FROM outbox WHERE (done_unix_ns IS NOT NULL OR gave_up = 1)"
-                       " AND next_attempt_unix_ns < ?", (log_before_unix_ns,)),
-            "deliveries": ("DELETE FROM deliveries WHERE time_unix_ns < ?",
-                           (log_before_unix_ns,)),
+        conditions: dict[str, tuple[str, int]] = {
+            "measurements": ("received_unix_ns < ?", cut),
+            "batches": ("received_unix_ns < ?", cut),
+            "tasks": ("expires_unix_ns < ? AND round_id IN"
+                      " (SELECT round_id FROM rounds WHERE closed = 1)", cut),
+            "rounds": ("closed = 1 AND deadline_unix_ns < ?", cut),
+            "notifications": ("(done_unix_ns IS NOT NULL OR gave_up = 1)"
+                              " AND next_attempt_unix_ns < ?", log_before_unix_ns),
+            "outbox": ("(done_unix_ns IS NOT NULL OR gave_up = 1)"
+                       " AND next_attempt_unix_ns < ?", log_before_unix_ns),
+            "deliveries": ("time_unix_ns < ?", log_before_unix_ns),
         }
         deleted: dict[str, int] = {}
         with self.transaction():
-            for table, (sql, args) in statements.items():
-                deleted[table] = self._db.execute(sql, args).rowcount
+            for table, (where, before) in conditions.items():
+                deleted[table] = self._db.execute(
+                    f"DELETE FROM {table} WHERE rowid IN"
+                    f" (SELECT rowid FROM {table} WHERE {where} LIMIT ?)",
+                    (before, limit)).rowcount
         return deleted
 
-    def prune_verdicts(self: _Sql, before_unix_ns: int) -> int:
-        """Delete verdict rows created before the cut-off except each chip's latest (the chip
-        page and `last_verdict` need it). Their evidence records stay in the evidence log."""
+    def prune_verdicts(self: _Sql, before_unix_ns: int, limit: int) -> int:
+        """Delete up to `limit` verdict rows created before the cut-off, except each chip's
+        latest (the chip page and `last_verdict` need it). Their evidence records stay in the
+        evidence log."""
         with self.transaction():
             cur = self._db.execute(
-                "DELETE FROM verdicts WHERE created_unix_ns < ? AND verdict_id NOT IN"
-                " (SELECT MAX(verdict_id) FROM verdicts GROUP BY chip_id)", (before_unix_ns,))
+                "DELETE FROM verdicts WHERE verdict_id IN (SELECT verdict_id FROM verdicts"
+                " WHERE created_unix_ns < ? AND verdict_id NOT IN"
+                " (SELECT MAX(verdict_id) FROM verdicts GROUP BY chip_id) LIMIT ?)",
+                (before_unix_ns, limit))
         return cur.rowcount

@@ -20,6 +20,8 @@ from verifier.store import Store
 
 logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
+# Rows deleted per table per pass; the pruner yields the database thread between passes.
+PRUNE_BATCH_ROWS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +36,13 @@ class RetentionPolicy:
                    config.retention_log_s)
 
 
-def prune(store: Store, policy: RetentionPolicy, now_unix_ns: int) -> dict[str, int]:
-    """One pruning pass; returns rows deleted per table."""
+def prune(store: Store, policy: RetentionPolicy, now_unix_ns: int,
+          limit: int = PRUNE_BATCH_ROWS) -> dict[str, int]:
+    """One bounded pruning pass (at most `limit` rows per table); rows deleted per table."""
     deleted = store.prune(now_unix_ns - int(policy.measurements_s * _NS),
-                          now_unix_ns - int(policy.log_s * _NS))
-    deleted["verdicts"] = store.prune_verdicts(now_unix_ns - int(policy.verdicts_s * _NS))
+                          now_unix_ns - int(policy.log_s * _NS), limit)
+    deleted["verdicts"] = store.prune_verdicts(now_unix_ns - int(policy.verdicts_s * _NS),
+                                               limit)
     return deleted
 
 
@@ -51,9 +55,20 @@ class Pruner:
     async def run(self) -> None:
         while True:
             try:
-                deleted = await self._db.run(prune, self._policy, time.time_ns())
-                if any(deleted.values()):
-                    logger.info("retention pruned %s", deleted)
+                await self.prune_all(time.time_ns())
             except Exception:
                 logger.exception("retention pass failed")
             await asyncio.sleep(self._interval_s)
+
+    async def prune_all(self, now_unix_ns: int) -> dict[str, int]:
+        """Bounded passes until no table hits the batch limit; totals per table."""
+        total: dict[str, int] = {}
+        while True:
+            deleted = await self._db.run(prune, self._policy, now_unix_ns)
+            for table, count in deleted.items():
+                total[table] = total.get(table, 0) + count
+            if max(deleted.values()) < PRUNE_BATCH_ROWS:
+                break
+        if any(total.values()):
+            logger.info("retention pruned %s", total)
+        return total

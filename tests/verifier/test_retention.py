@@ -112,7 +112,7 @@ def test_pruning_keeps_each_chips_latest_verdict(tmp_path: Path) -> None:
                           licence={})
     store.add_verdict("new", round_id="r2", verdict="dark", created_unix_ns=6 * DAY_NS,
                       measurement_ids=[], landmarks=[], assessment=None, reason="", licence={})
-    assert store.prune_verdicts(10 * DAY_NS) == 1  # "new"'s older verdict only
+    assert store.prune_verdicts(10 * DAY_NS, 100) == 1  # "new"'s older verdict only
     assert [v.round_id for v in store.verdicts("new", None, 10)] == ["r2"]
     assert [v.round_id for v in store.verdicts("old", None, 10)] == ["r"]
     store.close()
@@ -121,3 +121,17 @@ def test_pruning_keeps_each_chips_latest_verdict(tmp_path: Path) -> None:
 def test_retention_shorter_than_the_freshness_window_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="retention_measurements_s must be at least"):
         default_config(data_dir=tmp_path, retention_measurements_s=3_600.0)
+
+
+def test_pruning_goes_in_bounded_passes(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "v.sqlite3")
+    for i in range(7):
+        store.add_verdict("c", round_id=f"r{i}", verdict="dark", created_unix_ns=i,
+                          measurement_ids=[], landmarks=[], assessment=None, reason="",
+                          licence={})
+    policy = RetentionPolicy(measurements_s=86_400.0, verdicts_s=1.0, log_s=1.0)
+    now = 10 * _NS
+    passes = [prune(store, policy, now, limit=4)["verdicts"] for _ in range(3)]
+    assert passes == [4, 2, 0]  # the latest verdict stays
+    assert [v.round_id for v in store.verdicts("c", None, 10)] == ["r6"]
+    store.close()
