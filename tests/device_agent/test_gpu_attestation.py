@@ -252,3 +252,17 @@ def test_agent_attest_cli_once(verifier: Verifier, tmp_path: Path,
     monkeypatch.setattr(agent_attestation, "_pynvml", lambda: FakeNvml(make_gpu()))
     assert main(argv) == 1
     assert "pinned NVIDIA root" in capsys.readouterr().err
+
+
+def test_attestation_timing_benchmark_reports_figures_and_nvml_errors(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.gpu_attestation import main as bench
+
+    assert bench(["--calls", "5"], FakeNvml(make_gpu())) == 0  # type: ignore[arg-type]
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] and result["calls"] == 5 and result["driver_version"] == "550.90.07"
+    assert 0 <= result["min_ms"] <= result["median_ms"] <= result["p99_ms"] <= result["max_ms"]
+    failing = FakeNvml(make_gpu(), error="NVML_ERROR_NOT_SUPPORTED")
+    assert bench(["--calls", "5"], failing) == 1  # type: ignore[arg-type]
+    result = json.loads(capsys.readouterr().out)
+    assert not result["ok"] and "NVML_ERROR_NOT_SUPPORTED" in result["error"]
