@@ -185,6 +185,7 @@ def test_chip_page_shows_licence_history_rtts_and_downloads_evidence(
     facts = driver.find_element(By.ID, "chip-facts").text
     assert "FRA" in facts and "acme-cloud" in facts
     assert "software key" in facts  # the fleet's keys are files: said plainly
+    assert "not attested" in facts  # no GPU attestation in this fleet
     rtts = {r.get_attribute("data-landmark-id") for r in css(driver, "#latest-rtts tbody tr")}
     with fleet.client(fleet.dashboard_token) as client:
         latest = client.get("/v1/chips/fr-001/verdicts", params={"limit": 1}).json()["items"][0]

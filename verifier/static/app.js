@@ -357,7 +357,7 @@ function renderTimeline(verdicts) {
 }
 
 function renderChipPage() {
-  const { chip, verdicts } = state.chipPage;
+  const { chip, verdicts, gpu } = state.chipPage;
   const latest = verdicts[0] ?? null;
   $("#chip-title").textContent = chip.chip_id;
   const facts = [
@@ -367,6 +367,7 @@ function renderChipPage() {
     ["model / serial", `${chip.model} / ${chip.serial}`],
     ["policy", chip.policy],
     ["key protection", keyProtectionText(chip.key_protection)],
+    ["GPU attestation", gpuAttestationText(gpu)],
     ["licensed", licenceEntries(chip.licence, "allowed").map(describeLicenceEntry).join(", ") || "—"],
     ["prohibited", licenceEntries(chip.licence, "prohibited").map(describeLicenceEntry).join(", ") || "—"],
     ["border tolerance", `${chip.licence?.tolerance_km ?? 0} km`],
@@ -515,12 +516,28 @@ async function actOnAlert(alertId, action, reason) {
 }
 
 async function showChip(chipId) {
-  const [chip, verdicts] = await Promise.all([
+  const [chip, verdicts, gpu] = await Promise.all([
     state.api.get(`/v1/chips/${encodeURIComponent(chipId)}`),
     state.api.getAll(`/v1/chips/${encodeURIComponent(chipId)}/verdicts?limit=100`, VERDICT_PAGES),
+    gpuAttestation(chipId),
   ]);
-  state.chipPage = { chip, verdicts };
+  state.chipPage = { chip, verdicts, gpu };
   renderChipPage();
+}
+
+// The chip's GPU attestation (docs/protocol.md): null before its GPU is enrolled (404).
+async function gpuAttestation(chipId) {
+  try {
+    return await state.api.get(`/v1/chips/${encodeURIComponent(chipId)}/attestation`);
+  } catch (caught) {
+    if (caught.status === 404 || caught.status === 403) return null;
+    throw caught;
+  }
+}
+
+function gpuAttestationText(gpu) {
+  if (!gpu) return "not attested";
+  return `GPU ${gpu.gpu_id}, last attested ${formatTime(gpu.last_attested_unix_ns)} (the key stays a software key)`;
 }
 
 function showLoadError(caught) {
