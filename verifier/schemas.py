@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from audit.parameters import MAX_RECORD_AGE_S, VERDICT_MARGIN_S
+
 Id = str
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 Role = Literal["viewer", "auditor", "operator", "admin", "landmark", "dashboard"]
@@ -73,7 +75,9 @@ class LicenceIn(_In):
 class PolicyIn(_In):
     round_interval_s: float = Field(gt=0, le=86_400 * 7)
     landmarks_per_round: int = Field(ge=1, le=64)
-    round_timeout_s: float = Field(gt=0, le=3_600)
+    round_timeout_s: float = Field(
+        gt=0, le=MAX_RECORD_AGE_S - VERDICT_MARGIN_S,
+        description="a round open longer would decide on answers the audit calls stale")
     dark_window_s: float = Field(gt=0, le=86_400 * 30)
     tolerate_faulty_landmarks: int = Field(
         default=0, ge=0, le=2,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from audit.parameters import MAX_PROCESSING_FLOOR_MS, MAX_RECORD_AGE_S
+from audit.parameters import MAX_PROCESSING_FLOOR_MS, MAX_RECORD_AGE_S, VERDICT_MARGIN_S
 from audit.verify import verify_bundle
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
@@ -237,3 +237,21 @@ def test_unchanged_honest_bundle_passes_every_parameter_check(tmp_path: Path) ->
     world = _bundle(tmp_path, params=SolverParams(resolution_km=10.0), policy={"name": "x"},
                     rtt_ms={lm: rtt_from(LANDMARKS[lm], KASSEL) for lm in LANDMARKS})  # fmt: skip
     assert _findings(copy.deepcopy(world)) == {}
+
+
+@pytest.mark.asyncio
+async def test_a_round_may_not_outlast_the_record_age_limit(tmp_path: Path) -> None:
+    """A round open longer than the audit's record age would decide on answers the audit calls
+    stale (early answers of a round closed at its deadline), so such a policy is refused."""
+    async with open_harness(tmp_path) as h:
+        body = {"round_interval_s": 3600.0, "landmarks_per_round": 4, "dark_window_s": 86_400.0}
+        refused = await h.client.put("/v1/policies/slow", headers=h.admin,
+                                     json=body | {"round_timeout_s": MAX_RECORD_AGE_S})  # fmt: skip
+        assert refused.status_code == 422, refused.text
+        assert "round_timeout_s" in refused.text
+        longest = MAX_RECORD_AGE_S - VERDICT_MARGIN_S
+        accepted = await h.client.put("/v1/policies/slow", headers=h.admin,
+                                      json=body | {"round_timeout_s": longest})  # fmt: skip
+        assert accepted.status_code == 200, accepted.text
+        assert [p["name"] for p in (await h.client.get(
+            "/v1/policies", headers=h.admin)).json()["items"]].count("slow") == 1  # fmt: skip
