@@ -24,6 +24,7 @@ from verifier import (
     schemas,
 )
 from verifier.config import VerifierConfig
+from verifier.deps import MetricsAccess
 from verifier.errors import VerifierError
 from verifier.service import Service
 
@@ -97,7 +98,7 @@ def create_app(config: VerifierConfig) -> FastAPI:
 
     @app.get("/metrics", tags=["ops"], response_class=Response,
              responses={200: {"content": {"text/plain": {}}}})
-    async def metrics() -> Response:
+    async def metrics(_: MetricsAccess) -> Response:
         return Response(generate_latest(service.metrics.registry),
                         media_type=CONTENT_TYPE_LATEST)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import stat
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -36,8 +37,13 @@ class VerifierConfig:
     calibration_refresh_s: float = 300.0
     sqlite_synchronous: str = "NORMAL"  # WAL+NORMAL survives a process kill; FULL adds power loss
     webhooks: tuple[WebhookConfig, ...] = ()
-    webhook_max_attempts: int = 12
+    # 0: retry until a 2xx (docs/CONTRACTS.md); n > 0: give up after n attempts.
+    webhook_max_attempts: int = 0
     webhook_backoff_base_s: float = 1.0
+    webhook_timeout_s: float = 10.0  # one delivery attempt (connect + send + answer) at most
+    # False: GET /metrics needs a bearer token allowed to read (it names chips' alert counts
+    # and verdict tallies); True keeps it open for a scraper on a trusted network.
+    metrics_public: bool = True
     evidence: bool = True  # append verdicts/alerts to the evidence log (docs/evidence.md)
     log_key_file: Path | None = None  # evidence log signing key; None = <data_dir>/log.key
     tree_head_interval_s: float = 10.0  # sign a tree head this often when the log grew
@@ -114,13 +120,22 @@ def _webhooks(value: Any) -> tuple[WebhookConfig, ...]:
 
 
 def _validate(config: VerifierConfig) -> None:
-    for name in ("max_body_bytes", "verify_threads", "port", "webhook_max_attempts"):
+    for name in ("max_body_bytes", "verify_threads", "port"):
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{name} must be a positive integer")
+    attempts = config.webhook_max_attempts
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
+        raise ConfigError("webhook_max_attempts must be 0 (until a 2xx) or a positive integer")
+    for hook in config.webhooks:
+        if not hook.secret.strip():  # an empty HMAC key makes every signature forgeable
+            raise ConfigError(f"webhook {hook.url}: the secret must not be empty")
+    if not isinstance(config.metrics_public, bool):
+        raise ConfigError("metrics_public must be true or false")
     for name in ("max_record_age_s", "max_clock_skew_s", "tick_s", "landmark_dead_after_s",
                  "task_ttl_s", "mesh_interval_s", "calibration_refresh_s",
-                 "webhook_backoff_base_s", "tree_head_interval_s", "retention_measurements_s",
+                 "webhook_backoff_base_s", "webhook_timeout_s", "tree_head_interval_s",
+                 "retention_measurements_s",
                  "retention_verdicts_s", "retention_log_s", "retention_interval_s",
                  "gpu_attestation_challenge_ttl_s", "gpu_attestation_max_age_s"):
         value = getattr(config, name)
@@ -150,11 +165,25 @@ def load_config(path: Path, **overrides: Any) -> VerifierConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     config = config_from_mapping(raw, base_dir=path.parent)
+    if config.webhooks:
+        _check_private(path)
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:
         config = replace(config, **given)
         _validate(config)
     return config
+
+
+def _check_private(path: Path) -> None:
+    """A config holding secrets (webhook HMAC keys) must not be readable by group or others:
+    the same rule as the key files (protocol.keys)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"cannot stat {path}: {exc.strerror}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path} holds webhook secrets and is readable by group or others "
+                          f"(mode {stat.S_IMODE(mode):o}); chmod 600 it")
 
 
 def default_config(**overrides: Any) -> VerifierConfig:

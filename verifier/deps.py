@@ -62,6 +62,20 @@ async def stream_token(
     return token
 
 
+async def metrics_access(
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """`/metrics` is open unless the config sets `metrics_public = false`; then it needs a
+    token allowed to read (a scraper gets a viewer token)."""
+    if service.config.metrics_public:
+        return
+    token = await _token(service, credentials.credentials if credentials else None)
+    if not allows(token.role, "read"):
+        raise ForbiddenError(f"role {token.role} may not read metrics")
+
+
+MetricsAccess = Annotated[None, Depends(metrics_access)]
 Admin = Annotated[Token, Depends(require("admin"))]
 Reader = Annotated[Token, Depends(require("read"))]
 EvidenceReader = Annotated[Token, Depends(require("evidence"))]

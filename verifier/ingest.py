@@ -38,7 +38,7 @@ from protocol.revocation import Revocation
 from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
-from verifier.errors import ForbiddenError, InvalidInputError
+from verifier.errors import ConflictError, ForbiddenError, InvalidInputError
 from verifier.metrics import Metrics
 from verifier.model import StoredMeasurement, TaskRow, Token
 from verifier.registry import KeyCache
@@ -158,13 +158,17 @@ class Ingestor:
         batch = parsed.batch
         if token.role == "landmark" and token.landmark_id != batch.landmark_id:
             raise ForbiddenError(f"this token may only upload for landmark {token.landmark_id}")
-        previous = await self._db.run(Store.batch_result, batch.batch_id)
-        if previous is not None:
-            return self._duplicate(previous)
         landmark_key = self._keys.landmarks.get(batch.landmark_id)
         if landmark_key is None:
             raise InvalidInputError(f"unknown landmark {batch.landmark_id}")
         loop = asyncio.get_running_loop()
+        previous = await self._db.run(Store.batch_record, batch.batch_id)
+        if previous is not None:
+            # A retry gets its first answer, but only once the batch signature proves it comes
+            # from the landmark that stored it: no one reads another landmark's result by id.
+            await self._check_signature(loop.run_in_executor(
+                self._pool, verify_batch, batch, landmark_key), batch)
+            return self._duplicate(batch, previous)
         # The batch signature and the records are checked in parallel; no record counts unless
         # the batch signature holds, so nothing is stored before both are done.
         signature_job = loop.run_in_executor(self._pool, verify_batch, batch, landmark_key)
@@ -175,12 +179,7 @@ class Ingestor:
                                      self._keys)
                 for i in range(0, len(indexed), chunk)]
         chunks = await asyncio.gather(*jobs)
-        try:
-            await signature_job
-        except ProtocolError as exc:
-            self._metrics.count_batch("bad_signature", 0, [])
-            await self._db.run(self._batch_signature_alert, batch, str(exc))
-            raise InvalidInputError(f"batch signature rejected: {exc}") from exc
+        await self._check_signature(signature_job, batch)
         checks = [item for part in chunks for item in part]
         result = await self._group_commit(parsed, checks)
         if result.duplicate:
@@ -188,6 +187,15 @@ class Ingestor:
         self._metrics.count_batch("stored", result.accepted, [r for _, r in result.rejected])
         self._metrics.ingest_seconds.observe(time.perf_counter() - started)
         return result
+
+    async def _check_signature(self, job: asyncio.Future[None],
+                               batch: MeasurementBatch) -> None:
+        try:
+            await job
+        except ProtocolError as exc:
+            self._metrics.count_batch("bad_signature", 0, [])
+            await self._db.run(self._batch_signature_alert, batch, str(exc))
+            raise InvalidInputError(f"batch signature rejected: {exc}") from exc
 
     async def _group_commit(self, parsed: ParsedBatch,
                             checks: list[tuple[int, str | None]]) -> IngestResult:
@@ -230,7 +238,13 @@ class Ingestor:
         for item, outcome in outcomes:
             loop.call_soon_threadsafe(_settle, item.future, outcome)
 
-    def _duplicate(self, stored_json: str) -> IngestResult:
+    def _duplicate(self, batch: MeasurementBatch, previous: tuple[str, str]) -> IngestResult:
+        """The stored answer to a retry of `batch`; 409 when another landmark owns the id
+        (random ids make that a misconfiguration, never a retry)."""
+        owner, stored_json = previous
+        if owner != batch.landmark_id:
+            raise ConflictError(f"batch id {batch.batch_id} was used by another landmark; "
+                                "upload under a new id")
         stored = orjson.loads(stored_json)
         self._metrics.count_batch("duplicate", 0, [])
         return IngestResult(stored["batch_id"], stored["accepted"],
@@ -246,9 +260,9 @@ class Ingestor:
                 checks: list[tuple[int, str | None]], now_unix_ns: int) -> IngestResult:
         """Database thread: task, freshness and replay checks, then the batch's writes."""
         batch = parsed.batch
-        previous = store.batch_result(batch.batch_id)
+        previous = store.batch_record(batch.batch_id)
         if previous is not None:  # a concurrent retry of the same batch won the race
-            return self._duplicate(previous)
+            return self._duplicate(batch, previous)
         max_age_ns = int(self._config.max_record_age_s * 1e9)
         skew_ns = int(self._config.max_clock_skew_s * 1e9)
         valid = [(i, batch.records[i]) for i, reason in checks if reason is None]

@@ -76,19 +76,25 @@ def choose_landmarks(candidates: Sequence[Landmark], anchor: tuple[float, float]
     return chosen
 
 
+_ANCHOR_VERDICTS = 8  # how far back to look for an estimate (no_answer rounds have none)
+
+
 def _anchor(store: Store, chip: Chip, landmarks: Sequence[Landmark]) -> tuple[float, float]:
     """Where the chip probably is: its declared site (where its licence says it is; its
-    nearest landmarks are what the location alerts compare), else the last estimate, else the
-    licence's allowed area."""
+    nearest landmarks are what the location alerts compare), else the latest estimate among its
+    recent verdicts, else the licence's allowed area."""
     with contextlib.suppress(GeoError):
         site = site_from_json(chip.licence)
         if site is not None:
             return site.lat_deg, site.lon_deg
-    last = store.last_verdict(chip.chip_id)
-    if last is not None and last.assessment is not None:
-        lat, lon = last.assessment.get("estimate_lat_deg"), last.assessment.get("estimate_lon_deg")
-        if isinstance(lat, float | int) and isinstance(lon, float | int):
-            return float(lat), float(lon)
+    for verdict in store.verdicts(chip.chip_id, None, _ANCHOR_VERDICTS):
+        # Assessment.to_json() writes the estimate as {"lat", "lon"} (or null).
+        estimate = (verdict.assessment or {}).get("estimate")
+        if isinstance(estimate, dict):
+            lat, lon = estimate.get("lat"), estimate.get("lon")
+            if (isinstance(lat, float | int) and isinstance(lon, float | int)
+                    and not isinstance(lat, bool) and not isinstance(lon, bool)):
+                return float(lat), float(lon)
     anchor = licence_anchor(chip.licence)
     if anchor is not None:
         return anchor

@@ -76,7 +76,7 @@ class Store(OpsStore, RevocationStore, Protocol):
     def landmark_task_stats(self, since_unix_ns: int,
                             settled_unix_ns: int) -> dict[str, tuple[int, int, int]]: ...
     # ingestion
-    def batch_result(self, batch_id: str) -> str | None: ...
+    def batch_record(self, batch_id: str) -> tuple[str, str] | None: ...
     def used_nonces(self, nonces: Sequence[bytes]) -> set[bytes]: ...
     def ingest(self, batch_id: str, landmark_id: str, measurements: Sequence[StoredMeasurement],
                result_json: str, now_unix_ns: int) -> None: ...
@@ -482,9 +482,11 @@ class SqliteStore(SqliteOpsTables, SqliteRevocationTables):
         return {r["landmark_id"]: (r["n"], r["a"] or 0, r["c"]) for r in rows}
 
     # -- ingestion --
-    def batch_result(self, batch_id: str) -> str | None:
-        row = self._one("SELECT result FROM batches WHERE batch_id = ?", (batch_id,))
-        return str(row["result"]) if row else None
+    def batch_record(self, batch_id: str) -> tuple[str, str] | None:
+        """(landmark id, stored result JSON) of an ingested batch id."""
+        row = self._one("SELECT landmark_id, result FROM batches WHERE batch_id = ?",
+                        (batch_id,))
+        return (str(row["landmark_id"]), str(row["result"])) if row else None
 
     def used_nonces(self, nonces: Sequence[bytes]) -> set[bytes]:
         found: set[bytes] = set()

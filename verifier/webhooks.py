@@ -42,8 +42,10 @@ def backoff_s(attempts: int, base_s: float) -> float:
 
 def gives_up(attempts_done: int, config: VerifierConfig) -> bool:
     """Whether a notification that has now failed `attempts_done` times is abandoned: the one
-    retry rule for TOML webhooks and channels alike (verifier.notifier)."""
-    return attempts_done >= config.webhook_max_attempts
+    retry rule for TOML webhooks and channels alike (verifier.notifier). By default never: the
+    contract is "until a 2xx" (backoff capped at an hour; each attempt bounded by
+    `webhook_timeout_s`); a positive `webhook_max_attempts` caps the attempts."""
+    return 0 < config.webhook_max_attempts <= attempts_done
 
 
 class WebhookSender:
@@ -54,7 +56,7 @@ class WebhookSender:
         self._config = config
         self._metrics = metrics
         self._secrets = {h.url: h.secret for h in config.webhooks}
-        self._client = httpx.AsyncClient(timeout=10.0)
+        self._client = httpx.AsyncClient(timeout=config.webhook_timeout_s)
         self._poll_s = poll_s
 
     async def close(self) -> None:
