@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -85,6 +85,33 @@ def revoked_by(revocations: Iterable[Revocation], *, kind: str, subject_id: str,
                 and revocation.covers(kind, subject_id, public_key, serial)):
             return revocation
     return None
+
+
+class RevocationIndex:
+    """Revocations by what they name, so a check costs a few dict lookups however long the list
+    (ingestion checks two keys per record). Same answers as `revoked_by`."""
+
+    def __init__(self, revocations: Iterable[Revocation]) -> None:
+        self._by: dict[tuple[str, str, str], Revocation] = {}
+        for revocation in revocations:
+            key = (revocation.kind, revocation.match, revocation.value)
+            known = self._by.get(key)
+            if known is None or revocation.revoked_unix_ns < known.revoked_unix_ns:
+                self._by[key] = revocation
+
+    def __iter__(self) -> Iterator[Revocation]:
+        return iter(self._by.values())
+
+    def find(self, *, kind: str, subject_id: str, public_key: bytes, serial: str | None = None,
+             as_of_unix_ns: int) -> Revocation | None:
+        names = [("id", subject_id), ("public_key", base64.b64encode(public_key).decode("ascii"))]
+        if serial is not None:
+            names.append(("serial", serial))
+        for match, value in names:
+            found = self._by.get((kind, match, value))
+            if found is not None and found.revoked_unix_ns <= as_of_unix_ns:
+                return found
+        return None
 
 
 def valid_at(not_before_unix_s: int, not_after_unix_s: int, unix_ns: int) -> bool:

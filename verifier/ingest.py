@@ -34,7 +34,7 @@ from protocol.records import (
     verify_batch,
     verify_record_answer,
 )
-from protocol.revocation import Revocation
+from protocol.revocation import RevocationIndex
 from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
@@ -277,7 +277,7 @@ class Ingestor:
                 tasks.setdefault((row.target_kind, row.target_id), []).append(row)
         seen: set[bytes] = set()
         stored: list[StoredMeasurement] = []
-        revoked = store.revocations()
+        revoked = RevocationIndex(store.revocations())
         untrusted: dict[tuple[str, str, str], list[int]] = {}  # (kind, id, reason) → indices
         for index, record in valid:
             if record.nonce in used or record.nonce in seen:
@@ -317,7 +317,7 @@ class Ingestor:
                                      "landmark_id": batch.landmark_id})
         return result
 
-    def _untrusted(self, revoked: Sequence[Revocation], landmark_id: str,
+    def _untrusted(self, revoked: RevocationIndex, landmark_id: str,
                    record: MeasurementRecord, now_unix_ns: int) -> tuple[str, str, str] | None:
         """(kind, id, reason) of the first key that may not vouch for this record: the
         landmark's, then the target's (`verifier.revocations.refusal`)."""

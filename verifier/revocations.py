@@ -12,12 +12,18 @@ for them, and each refusal raises one `key_refused` alert per key. Tokens expire
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from protocol.errors import WireError
-from protocol.revocation import REVOCATION_KINDS, Revocation, revoked_by, valid_at
+from protocol.revocation import (
+    REVOCATION_KINDS,
+    Revocation,
+    RevocationIndex,
+    revoked_by,
+    valid_at,
+)
 from verifier.alerts import Alerts
 from verifier.errors import InvalidInputError, NotFoundError, UnauthorizedError
 from verifier.model import Token
@@ -43,11 +49,11 @@ def key_info(public_key: bytes, certificate: dict[str, Any]) -> KeyInfo:
                    str(certificate["serial"]) if "serial" in certificate else None)
 
 
-def refusal(revocations: Iterable[Revocation], kind: str, subject_id: str, info: KeyInfo,
+def refusal(revocations: RevocationIndex, kind: str, subject_id: str, info: KeyInfo,
             *, sent_unix_ns: int, now_unix_ns: int) -> str | None:
     """`revoked`, `certificate_validity` or None (the key may vouch for this record)."""
-    if revoked_by(revocations, kind=kind, subject_id=subject_id, public_key=info.public_key,
-                  serial=info.serial, as_of_unix_ns=now_unix_ns) is not None:
+    if revocations.find(kind=kind, subject_id=subject_id, public_key=info.public_key,
+                        serial=info.serial, as_of_unix_ns=now_unix_ns) is not None:
         return "revoked"
     if not valid_at(info.not_before_unix_s, info.not_after_unix_s, sent_unix_ns):
         return "certificate_validity"
@@ -100,7 +106,7 @@ def check_not_revoked(store: Store, kind: str, subject_id: str, info: KeyInfo,
                                 f"{found.value}: {found.reason})")
 
 
-def trusted_now(revocations: Sequence[Revocation], kind: str, subject_id: str,
+def trusted_now(revocations: RevocationIndex, kind: str, subject_id: str,
                 info: KeyInfo, now_unix_ns: int) -> bool:
     """Whether rounds may be planned with this landmark or for this chip now."""
     return refusal(revocations, kind, subject_id, info, sent_unix_ns=now_unix_ns,

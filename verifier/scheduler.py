@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from geo.errors import GeoError
 from geo.geodesy import distance_km
 from geo.licence import site_from_json
+from protocol.revocation import RevocationIndex
 from verifier.model import DEFAULT_POLICY, Chip, Landmark, Round
 from verifier.registry import licence_anchor
 from verifier.revocations import key_info, trusted_now
@@ -108,7 +109,7 @@ def new_round_id(kind: str, target_id: str, now_unix_ns: int) -> str:
 def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[str]:
     """Plan due chip and mesh rounds and re-issue stuck tasks; returns new round ids."""
     landmarks = store.landmarks()
-    revoked = store.revocations()
+    revoked = RevocationIndex(store.revocations())
     # No round with or for a key that could not vouch for its answers (revoked, or outside
     # its certificate's validity): verdicts would ignore them anyway.
     healthy = [lm for lm in landmarks

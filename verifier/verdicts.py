@@ -27,7 +27,7 @@ from geo.verdict import Assessment, SolverParams, assess_many
 from protocol.errors import ProtocolError, WireError
 from protocol.key_protection import key_rule, stronger
 from protocol.records import MeasurementRecord, verify_record
-from protocol.revocation import Revocation
+from protocol.revocation import Revocation, RevocationIndex
 from verifier import location_alerts
 from verifier.alerts import Alerts
 from verifier.evidence_sink import EvidenceSink
@@ -81,7 +81,7 @@ class _Checked:
 
 
 def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, *,
-                  revoked: Sequence[Revocation], now_unix_ns: int) -> _Checked:
+                  revoked: RevocationIndex, now_unix_ns: int) -> _Checked:
     """Per landmark, the smallest-RTT measurement whose stored record passes the full
     `verify_record` (landmark record and challenge signatures too, which ingestion leaves to
     the batch signature), is young enough for the audit (`audit.parameters.MAX_RECORD_AGE_S`)
@@ -128,7 +128,7 @@ def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, *,
     return checked
 
 
-def _untrusted(store: Store, alerts: Alerts, revoked: Sequence[Revocation], *,
+def _untrusted(store: Store, alerts: Alerts, revoked: RevocationIndex, *,
                keys: Sequence[tuple[str, str, KeyInfo]], record: MeasurementRecord,
                measurement_id: int, rnd: Round, now_unix_ns: int) -> bool:
     """True (with a `key_refused` alert) when a key behind `record` may not vouch for it."""
@@ -157,7 +157,7 @@ def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts,
     policy = store.policy(chip.policy) or DEFAULT_POLICY
     policy = replace(policy,
                      min_key_protection=stronger(policy.min_key_protection, key_floor))
-    revoked = store.revocations()
+    revoked = RevocationIndex(store.revocations())
     checked = _checked_best(store, rnd, chip, alerts, revoked=revoked, now_unix_ns=now_unix_ns)
     best = checked.chosen
     landmarks = tuple(lm for lm, _, _ in best)

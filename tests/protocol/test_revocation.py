@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from protocol.errors import WireError
-from protocol.revocation import Revocation, revoked_by, valid_at
+from protocol.revocation import Revocation, RevocationIndex, revoked_by, valid_at
 
 KEY_A, KEY_B = bytes(32), bytes(range(32))
 B64_A = base64.b64encode(KEY_A).decode()
@@ -54,3 +54,32 @@ def test_window_ends_are_whole_seconds_like_certificate_verify() -> None:
 def test_json_round_trip() -> None:
     rule = Revocation("landmark", "public_key", B64_A, 5, "why")
     assert Revocation.from_json(rule.to_json()) == rule
+
+
+def test_index_gives_the_same_answers_as_the_list() -> None:
+    rules = [Revocation("landmark", "id", "FRA", 10, "leak"),
+             Revocation("landmark", "public_key", B64_A, 20, "rotated"),
+             Revocation("chip", "serial", "S-1", 30, "stolen"),
+             Revocation("chip", "id", "c1", 40, "sold")]
+    index = RevocationIndex(rules)
+    for kind, subject_id, key, serial in [("landmark", "FRA", KEY_B, None),
+                                          ("landmark", "BER", KEY_A, None),
+                                          ("landmark", "BER", KEY_B, None),
+                                          ("chip", "c9", KEY_B, "S-1"), ("chip", "c1", KEY_A, "x"),
+                                          ("chip", "FRA", KEY_A, None)]:
+        for as_of in (0, 10, 25, 35, 50):
+            assert index.find(kind=kind, subject_id=subject_id, public_key=key, serial=serial,
+                              as_of_unix_ns=as_of) == revoked_by(
+                rules, kind=kind, subject_id=subject_id, public_key=key, serial=serial,
+                as_of_unix_ns=as_of), (kind, subject_id, as_of)
+    assert sorted(r.value for r in index) == sorted(r.value for r in rules)
+
+
+def test_the_revocation_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from benchmarks.revocation import main
+
+    assert main(["--sizes", "0", "3", "--repeat", "1"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert set(figures["check_us_by_revocations"]) == {"0", "3"}
