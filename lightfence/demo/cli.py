@@ -14,7 +14,7 @@ from rich.live import Live
 
 from lightfence.demo.runner import DemoError, DemoOptions, Snapshot, run_demo
 from lightfence.demo.scenario import full_scenario, small_scenario
-from lightfence.demo.view import checks_passed, render, summary
+from lightfence.demo.view import checks_passed, notes, render, summary
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -24,6 +24,8 @@ def _run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     console.print(f"[bold]Lightfence demo[/]: {len(scenario.landmarks)} landmarks, "
                   f"{len(scenario.chips)} chips, {args.duration:.0f} s; files in {workdir}")
+    for line in notes(scenario):
+        console.print(f"  - {line}")
     options = DemoOptions(scenario, workdir, args.duration, fast=args.small)
     live = Live(console=console, auto_refresh=False, transient=False) if console.is_terminal \
         else None

@@ -12,6 +12,11 @@ tried first: its selector rounds timeouts up to whole milliseconds, which added 
 short path (a chip next to its landmark measured 3 ms instead of 1 ms). `select` sleeps to the
 microsecond. Lateness only ever adds delay, so emulation never makes a proof tighter than
 physics allows.
+
+A co-located sender (a landmark in the same data centre as a responder, as a vendor deploys
+one where a foreign border is tens of km away) reaches a responder at its own place over its
+own cross-connect: no metro last mile, no jitter, forwarded at once without the delay heap.
+Its paths to anywhere else follow the model like everyone's.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ class _Front:
     sock: socket.socket
     upstreams: dict[Address, socket.socket] = field(default_factory=dict)
     stats: RelayStats = field(default_factory=RelayStats)
-    fixed_ms: dict[Place, float] = field(default_factory=dict)  # per sender
+    fixed_ms: dict[Place, float | None] = field(default_factory=dict)  # per sender; None: direct
 
 
 class Relay:
@@ -71,8 +76,10 @@ class Relay:
         *,
         loss_rate: float = 0.0,
         seed: int = 0,
+        colocated: frozenset[Place] = frozenset(),
     ) -> None:
         self._senders = dict(senders)
+        self._colocated = colocated
         self._model = model
         self._loss_rate = loss_rate
         self._rng = random.Random(seed)
@@ -115,15 +122,36 @@ class Relay:
         os.close(self._wake_w)
 
     def _delay_s(self, sender: Place, front: _Front) -> float:
+        """The one-way delay; 0.0 on a co-located sender's cross-connect."""
         # Geodesics are computed once per path: at a few hundred µs each they would otherwise
         # queue a burst of datagrams behind one another, inflating exactly the short paths.
-        fixed_ms = front.fixed_ms.get(sender)
+        if sender not in front.fixed_ms:
+            direct = sender in self._colocated and all(
+                (hop.lat_deg, hop.lon_deg) == (sender.lat_deg, sender.lon_deg)
+                for hop in front.spec.hops
+            )
+            front.fixed_ms[sender] = (
+                None if direct else self._model.fixed_ms((sender, *front.spec.hops))
+            )
+        fixed_ms = front.fixed_ms[sender]
         if fixed_ms is None:
-            fixed_ms = front.fixed_ms[sender] = self._model.fixed_ms((sender, *front.spec.hops))
+            return 0.0
         return (fixed_ms + self._model.jitter_ms(self._rng)) / 1000.0
+
+    def _send(self, sock: socket.socket, data: bytes, to: Address | None) -> None:
+        try:
+            if to is None:
+                sock.send(data)
+            else:
+                sock.sendto(data, to)
+        except OSError as exc:
+            logger.debug("relay send failed: %s", exc)
 
     def _hold(self, delay_s: float, sock: socket.socket, data: bytes,
               to: Address | None) -> None:
+        if delay_s <= 0.0:
+            self._send(sock, data, to)
+            return
         due = time.monotonic() + delay_s
         heapq.heappush(self._heap, (due, next(self._order), sock, data, to))
 
@@ -164,13 +192,7 @@ class Relay:
             now = time.monotonic()
             while self._heap and self._heap[0][0] <= now:
                 _, _, sock, data, to = heapq.heappop(self._heap)
-                try:
-                    if to is None:
-                        sock.send(data)
-                    else:
-                        sock.sendto(data, to)
-                except OSError as exc:
-                    logger.debug("relay send failed: %s", exc)
+                self._send(sock, data, to)
             timeout_s = max(0.0, self._heap[0][0] - now) if self._heap else 1.0
             readable, _, _ = select.select([*self._owner, self._wake_r], [], [], timeout_s)
             for fd in readable:

@@ -63,6 +63,7 @@ class Snapshot:
     stats: dict[str, Any] = field(default_factory=dict)
     # chip id -> verdict -> rounds, over the whole run (filled in at the end)
     verdict_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    first_round_unix_ns: dict[str, int] = field(default_factory=dict)  # chip id -> first verdict
     events: list[str] = field(default_factory=list)
     dashboard_url: str = ""
 
@@ -129,26 +130,27 @@ async def _register(running: _Running, options: DemoOptions) -> None:
         }))
         write_token(node.token_path, token["token"])
     for agent in world.agents:
-        chip = agent.chip
-        cert = json.loads(world.chip_certificate_path(chip.chip_id).read_text())
-        await _checked(admin.post("/v1/chips", json={
-            "certificate": cert, "owner": chip.owner, "host": agent.front_host,
-            "port": AGENT_PORT, "licence": chip.licence, "policy": "default",
-        }))
+        for chip in agent.chips:
+            cert = json.loads(world.chip_certificate_path(chip.chip_id).read_text())
+            await _checked(admin.post("/v1/chips", json={
+                "certificate": cert, "owner": chip.owner, "host": agent.front_host,
+                "port": AGENT_PORT, "licence": chip.licence, "policy": "default",
+            }))
 
 
 def _start_relays(running: _Running) -> None:
     world = running.world
     senders = {node.bind_host: node.spec.place for node in world.landmarks}
     fronts = [
-        ((a.front_host, AGENT_PORT), (a.bind_host, AGENT_PORT), a.chip.endpoint_hops)
+        ((a.front_host, AGENT_PORT), (a.bind_host, AGENT_PORT), a.endpoint_hops)
         for a in world.agents
     ] + [
         ((n.front_host, RESPONDER_PORT), (n.bind_host, RESPONDER_PORT), (n.spec.place,))
         for n in world.landmarks
     ]
     spec_path = world.root / "etc" / "relays.json"
-    write_spec(spec_path, fronts, senders, PathModel())
+    colocated = [n.spec.place for n in world.landmarks if n.spec.colocated]
+    write_spec(spec_path, fronts, senders, PathModel(), colocated)
     running.children.append(Child(
         "relays", [sys.executable, "-m", "lightfence.demo.relay_process", str(spec_path)],
         world.root / "var" / "relays.log",
@@ -156,12 +158,13 @@ def _start_relays(running: _Running) -> None:
 
 
 def _start_agent(running: _Running, agent: AgentNode) -> None:
-    log = running.world.root / "var" / f"agent-{agent.chip.chip_id}.log"
-    child = Child(f"agent {agent.chip.chip_id}",
+    log = running.world.root / "var" / f"agent-{agent.name}.log"
+    child = Child(f"agent {agent.name}",
                   lightfence_argv("--log-level", "INFO", "agent", "run", "--config",
                                   str(agent.config_path)), log)
     running.children.append(child)
-    running.agents[agent.chip.chip_id] = child
+    for chip in agent.chips:
+        running.agents[chip.chip_id] = child
 
 
 def _start_landmark(running: _Running, node: LandmarkNode) -> None:
@@ -270,13 +273,13 @@ async def _scenario_loop(
     while (elapsed_s := time.monotonic() - started) < options.duration_s:
         snapshot.elapsed_s = elapsed_s
         for agent in running.world.agents:
-            chip = agent.chip
-            after_s = chip.goes_dark_after_s
-            if after_s is not None and elapsed_s >= after_s and chip.chip_id not in darkened:
-                running.agents[chip.chip_id].terminate()
-                darkened.add(chip.chip_id)
-                snapshot.events.append(f"{elapsed_s:5.1f}s  agent of {chip.chip_id} stopped "
-                                       "(the chip goes dark)")
+            for chip in agent.chips:
+                after_s = chip.goes_dark_after_s
+                if after_s is not None and elapsed_s >= after_s and chip.chip_id not in darkened:
+                    running.agents[chip.chip_id].terminate()
+                    darkened.add(chip.chip_id)
+                    snapshot.events.append(f"{elapsed_s:5.1f}s  agent of {chip.chip_id} stopped "
+                                           "(the chip goes dark)")
         if not replayed and elapsed_s >= replay_at_s:
             outcome = await replay_a_record(running)
             if outcome is not None:
@@ -301,6 +304,9 @@ async def _count_verdicts(running: _Running, snapshot: Snapshot) -> None:
                 running.admin.get(f"/v1/chips/{chip['chip_id']}/verdicts", params=params))
             for item in page["items"]:
                 counts[item["verdict"]] = counts.get(item["verdict"], 0) + 1
+                first = snapshot.first_round_unix_ns.get(chip["chip_id"])
+                if first is None or item["created_unix_ns"] < first:
+                    snapshot.first_round_unix_ns[chip["chip_id"]] = item["created_unix_ns"]
             if not page.get("next_cursor"):
                 break
             params["cursor"] = page["next_cursor"]

@@ -11,6 +11,11 @@ from rich.text import Text
 from lightfence.demo.runner import Snapshot
 from lightfence.demo.scenario import Scenario
 
+# The alerts that say where a chip is not (verifier/location_alerts.py), and the violation.
+LOCATION_ALERTS = frozenset({"site_inconsistent", "rtt_anomaly", "proof_lost"})
+ALERT_DEADLINE_S = 30.0  # the smuggled chip must be flagged this soon after its first round
+
+
 STATE_STYLE = {
     "verified": "bold green",
     "inconclusive": "yellow",
@@ -72,8 +77,20 @@ def render(snapshot: Snapshot, scenario: Scenario) -> Group:
 def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
     """The machine-readable result, with the checks the scenario is meant to demonstrate."""
     specs = {chip.chip_id: chip for chip in scenario.chips}
+    colocated = {lm.landmark_id for lm in scenario.landmarks if lm.colocated}
     states = {chip["chip_id"]: chip["state"] for chip in snapshot.chips}
     open_alerts = {(a["subject_id"], a["type"]) for a in snapshot.alerts}
+    location = [a for a in snapshot.alerts if a["type"] in LOCATION_ALERTS]
+
+    def located_in_time(chip_id: str) -> bool:
+        """A location alert (not a mere `inconclusive`) within ALERT_DEADLINE_S of the chip's
+        first round: what a compliance team needs to act on a relay."""
+        first = snapshot.first_round_unix_ns.get(chip_id)
+        return first is not None and any(
+            a["subject_id"] == chip_id
+            and a["opened_unix_ns"] - first <= ALERT_DEADLINE_S * 1e9
+            for a in location
+        )
 
     def chips_with(role: str) -> list[str]:
         return [chip.chip_id for chip in scenario.chips if chip.role == role]
@@ -87,12 +104,10 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
     checks = {
         # Over every round of the run, not just the last one.
         "smuggled_never_verified": not any(ever(c, "verified") for c in chips_with("smuggled")),
-        "smuggled_alerted": all(
-            any((c, t) in open_alerts for t in ("outside_licensed_region",
-                                                "inconsistent_measurements"))
-            or states.get(c) in ("violation", "inconclusive")
-            for c in chips_with("smuggled")
-        ),
+        "smuggled_alerted": all(located_in_time(c) for c in chips_with("smuggled")),
+        "honest_no_location_alert": not any(
+            a["subject_id"] in honest for a in location
+        ) and not any((c, "outside_licensed_region") in open_alerts for c in honest),
         "dark_chip_alerted": all((c, "went_dark") in open_alerts for c in chips_with("goes_dark")),
         "faulty_landmark_flagged": all(
             (lm.landmark_id, "landmark_fault") in open_alerts
@@ -116,6 +131,7 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
                 "state": chip["state"],
                 "key_protection": chip.get("key_protection"),
                 "verdicts": snapshot.verdict_counts.get(chip["chip_id"], {}),
+                "verified_share": _verified_share(snapshot.verdict_counts.get(chip["chip_id"], {})),
                 "sound_area_km2": (((chip.get("last_verdict") or {}).get("assessment") or {})
                                    .get("sound_area_km2")),
             }
@@ -127,13 +143,37 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
         ],
         "landmarks": [
             {"landmark_id": lm["landmark_id"], "health": lm["health"],
-             "audit": (lm.get("audit") or {}).get("status")}
+             "audit": (lm.get("audit") or {}).get("status"),
+             "colocated": lm["landmark_id"] in colocated}
             for lm in snapshot.landmarks
         ],
+        "notes": notes(scenario),
         "stats": snapshot.stats,
         "events": snapshot.events,
         "checks": checks,
     }
+
+
+def _verified_share(counts: dict[str, int]) -> float:
+    rounds = sum(counts.values())
+    return round(counts.get("verified", 0) / rounds, 3) if rounds else 0.0
+
+
+def notes(scenario: Scenario) -> list[str]:
+    """What the demo models that a reader must know to read its figures."""
+    colocated = [lm.landmark_id for lm in scenario.landmarks if lm.colocated]
+    lines = [
+        "licences are sea-neutral: a chip is verified when its sound region touches the "
+        "licensed countries and stays 12 nmi plus the border error clear of every other "
+        "country's land",
+        "every licence declares its data centre; the smuggled chip declares Cyberjaya",
+    ]
+    if colocated:
+        lines.append(
+            "co-located landmarks (in the chips' own data centre, reached over their own "
+            f"cross-connect with no metro last mile): {', '.join(colocated)}"
+        )
+    return lines
 
 
 def checks_passed(result: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lightfence.demo.geography import Place
 from lightfence.demo.scenario import ChipSpec, LandmarkSpec, Scenario
 from protocol.certs import issue_chip_certificate, issue_landmark_certificate, write_certificate
 from protocol.codec import to_b64
@@ -37,10 +38,18 @@ class LandmarkNode:
 
 @dataclass(frozen=True, slots=True)
 class AgentNode:
-    chip: ChipSpec
+    """One agent process per host, serving every chip of that host (as one server serves its
+    GPUs): fewer processes competing for the cores that time every round trip."""
+
+    name: str
+    chips: tuple[ChipSpec, ...]
     bind_host: str
     front_host: str  # the relay front landmarks challenge (registered with the verifier)
     config_path: Path
+
+    @property
+    def endpoint_hops(self) -> tuple[Place, ...]:
+        return self.chips[0].endpoint_hops
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +121,20 @@ def build_world(scenario: Scenario, root: Path, verifier_port: int, *, fast: boo
         _write_landmark_config(node, root, verifier_port, fast=fast)
         landmarks.append(node)
 
+    hosts: dict[tuple[object, ...], list[ChipSpec]] = {}
+    for chip in scenario.chips:
+        hosts.setdefault(chip.host_key, []).append(chip)
     agents: list[AgentNode] = []
-    for index, chip in enumerate(scenario.chips, start=1):
+    for index, chips in enumerate(hosts.values(), start=1):
+        name = f"host-{index:02d}"
         agent = AgentNode(
-            chip=chip,
+            name=name,
+            chips=tuple(chips),
             bind_host=f"127.{octet}.20.{index}",
             front_host=f"127.{octet}.21.{index}",
-            config_path=root / "etc" / f"agent-{chip.chip_id}.toml",
+            config_path=root / "etc" / f"agent-{name}.toml",
         )
+        chip_ids = ", ".join(_q(chip.chip_id) for chip in chips)
         _write_toml(
             agent.config_path,
             "[agent]\n"
@@ -128,7 +143,7 @@ def build_world(scenario: Scenario, root: Path, verifier_port: int, *, fast: boo
             f"ca_public_key = {_q(ca_pub)}\n"
             f"landmark_certs_dir = {_q(root / 'certs' / 'landmarks')}\n"
             f"key_dir = {_q(root / 'keys' / 'chips')}\n"
-            f"software_chips = [{_q(chip.chip_id)}]\n"
+            f"software_chips = [{chip_ids}]\n"
             "stats_interval_s = 30.0\n",
         )
         agents.append(agent)
