@@ -160,6 +160,7 @@ def run_sim(args: argparse.Namespace) -> int:
     summary = {
         "out": str(out_dir / "results.json"),
         "false_verifications": results["metrics"]["false_verifications"],
+        "honest_verified_share": round(results["metrics"]["honest_verified_share"], 4),
         "false_violations": results["metrics"]["false_violations"],
         "fast_more_permissive_than_assess": results["cross_check"]["fast_more_permissive"],
         "wall_s": round(results["timing"]["wall_s"], 2),

@@ -138,8 +138,14 @@ class Tally:
                     "verified_rate": int(counts[FastVerdict.VERIFIED]) / total,
                     "violation_rate": int(counts[FastVerdict.VIOLATION]) / total,
                 }
+        honest = self.verdicts[CLASSES.index("honest")]
+        honest_rounds = int(honest[: FastVerdict.DARK].sum())  # rounds with an answer
         out: dict[str, Any] = {
             "false_verifications": self.false_verifications,
+            # Safety that holds because nothing verifies is vacuous: always report both.
+            "honest_verified_share": (
+                int(honest[FastVerdict.VERIFIED]) / honest_rounds if honest_rounds else 0.0
+            ),
             "false_violations": self.false_violations,
             "classes": classes,
             "honest_by_country": per_country,
