@@ -2,6 +2,14 @@
 
 On Linux each child also asks the kernel to SIGTERM it when the demo dies (PR_SET_PDEATHSIG), so
 even a `kill -9` of the demo leaves no stray landmark or agent behind.
+
+Children on the timed path (the relays, agents and landmarks) may ask for real-time scheduling
+(SCHED_FIFO, lowest priority): a round trip is only as short as the slowest wake-up along it, and
+on two cores shared with the verifier (and anything else) a normal process waits milliseconds to
+be scheduled, which is hundreds of km of radius. Every one of them sleeps in blocking I/O between
+datagrams, so they take the CPU only while they have work; the kernel's real-time throttle
+(sched_rt_runtime_us) keeps 5 % for everyone else in any case. Where the privilege is missing the
+child runs normally, and `realtime()` says so.
 """
 
 from __future__ import annotations
@@ -21,14 +29,25 @@ logger = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
+_REALTIME_PRIORITY = 1
+
+
 def _die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _timed_child() -> None:
+    _die_with_parent()
+    with contextlib.suppress(OSError, AttributeError):  # no CAP_SYS_NICE: run normally
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(_REALTIME_PRIORITY))
+
+
 class Child:
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, *, realtime: bool = False
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self._log = log_path.open("ab")
@@ -38,12 +57,22 @@ class Child:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+            preexec_fn=(  # noqa: PLW1509
+                (_timed_child if realtime else _die_with_parent)
+                if sys.platform == "linux" else None
+            ),
         )
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def realtime(self) -> bool:
+        """Whether the child got real-time scheduling (False once it has exited)."""
+        try:
+            return os.sched_getscheduler(self.process.pid) == os.SCHED_FIFO
+        except (OSError, AttributeError):
+            return False
 
     def alive(self) -> bool:
         return self.process.poll() is None

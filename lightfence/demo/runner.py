@@ -153,7 +153,7 @@ def _start_relays(running: _Running) -> None:
     write_spec(spec_path, fronts, senders, PathModel(), colocated)
     running.children.append(Child(
         "relays", [sys.executable, "-m", "lightfence.demo.relay_process", str(spec_path)],
-        world.root / "var" / "relays.log",
+        world.root / "var" / "relays.log", realtime=True,
     ))
 
 
@@ -161,7 +161,7 @@ def _start_agent(running: _Running, agent: AgentNode) -> None:
     log = running.world.root / "var" / f"agent-{agent.name}.log"
     child = Child(f"agent {agent.name}",
                   lightfence_argv("--log-level", "INFO", "agent", "run", "--config",
-                                  str(agent.config_path)), log)
+                                  str(agent.config_path)), log, realtime=True)
     running.children.append(child)
     for chip in agent.chips:
         running.agents[chip.chip_id] = child
@@ -173,7 +173,7 @@ def _start_landmark(running: _Running, node: LandmarkNode) -> None:
         f"landmark {node.spec.landmark_id}",
         lightfence_argv("--log-level", "INFO", "landmark", "serve", "--config",
                         str(node.config_path)),
-        log,
+        log, realtime=True,
     ))
 
 
@@ -252,6 +252,12 @@ async def run_demo(options: DemoOptions, on_update: Callable[[Snapshot], None]) 
             _start_agent(running, agent)
         for node in world.landmarks:
             _start_landmark(running, node)
+        timed = [c for c in running.children if c.name != "verifier"]
+        fast = sum(c.realtime() for c in timed)
+        snapshot.events.append(
+            f"{fast} of {len(timed)} timed processes (relays, agents, landmarks) run with "
+            "real-time scheduling" + ("" if fast == len(timed) else
+                                      " (the rest lack the privilege and run normally)"))
         await _scenario_loop(running, options, snapshot, on_update)
     finally:
         # Landmarks first, while the verifier still takes their last batches; then the rest.
