@@ -4,12 +4,13 @@ On Linux each child also asks the kernel to SIGTERM it when the demo dies (PR_SE
 even a `kill -9` of the demo leaves no stray landmark or agent behind.
 
 Children on the timed path (the relays, agents and landmarks) may ask for real-time scheduling
-(SCHED_FIFO, lowest priority): a round trip is only as short as the slowest wake-up along it, and
-on two cores shared with the verifier (and anything else) a normal process waits milliseconds to
-be scheduled, which is hundreds of km of radius. Every one of them sleeps in blocking I/O between
-datagrams, so they take the CPU only while they have work; the kernel's real-time throttle
-(sched_rt_runtime_us) keeps 5 % for everyone else in any case. Where the privilege is missing the
-child runs normally, and `realtime()` says so.
+(SCHED_FIFO, TIMED_PRIORITY), and the verifier for the level below (VERIFIER_PRIORITY: it stands
+in for a machine of its own, but must never delay a datagram in flight). A round trip is only as
+short as the slowest wake-up along it, and on two cores shared with the verifier (and anything
+else) a normal process waits milliseconds to be scheduled: hundreds of km of radius. Each of
+them sleeps in blocking I/O between datagrams or requests, so they take the CPU only while they
+have work; the kernel's real-time throttle (sched_rt_runtime_us) keeps 5 % for everyone else in
+any case. Where the privilege is missing the child runs normally, and `realtime()` says so.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ logger = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
-_REALTIME_PRIORITY = 1
+TIMED_PRIORITY = 2
+VERIFIER_PRIORITY = 1
 
 
 def _die_with_parent() -> None:
@@ -38,15 +40,19 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _timed_child() -> None:
-    _die_with_parent()
-    with contextlib.suppress(OSError, AttributeError):  # no CAP_SYS_NICE: run normally
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(_REALTIME_PRIORITY))
+def _realtime_child(priority: int) -> Callable[[], None]:
+    def setup() -> None:
+        _die_with_parent()
+        with contextlib.suppress(OSError, AttributeError):  # no CAP_SYS_NICE: run normally
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+
+    return setup
 
 
 class Child:
     def __init__(
-        self, name: str, argv: Sequence[str], log_path: Path, *, realtime: bool = False
+        self, name: str, argv: Sequence[str], log_path: Path, *,
+        realtime_priority: int | None = None,
     ) -> None:
         self.name = name
         self.log_path = log_path
@@ -58,7 +64,8 @@ class Child:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=(  # noqa: PLW1509
-                (_timed_child if realtime else _die_with_parent)
+                (_die_with_parent if realtime_priority is None
+                 else _realtime_child(realtime_priority))
                 if sys.platform == "linux" else None
             ),
         )
