@@ -56,6 +56,9 @@ class Tally:
         # rounds after a relocation until flagged; last slot = not within the horizon
         self.detect_not_verified = np.zeros(max_rounds + 2, dtype=np.int64)
         self.detect_alert = np.zeros(max_rounds + 2, dtype=np.int64)
+        # rtt_anomaly (benchmarks/sim/location.py): [class, (chips checked, chips alerted)]
+        self.rtt_alerts = np.zeros((len(CLASSES), 2), dtype=np.int64)
+        self.detect_rtt = np.zeros(max_rounds + 2, dtype=np.int64)  # rounds after a move
 
     def add(
         self,
@@ -96,6 +99,15 @@ class Tally:
             np.where(alert_round == 0, horizon, alert_round), minlength=horizon + 1
         )
 
+    def add_rtt_alerts(self, class_index: int, alerted: npt.NDArray[np.bool_]) -> None:
+        self.rtt_alerts[class_index] += (alerted.size, int(np.count_nonzero(alerted)))
+
+    def add_rtt_detection(self, alert_round: IntArray) -> None:
+        horizon = self.detect_rtt.shape[0] - 1
+        self.detect_rtt += np.bincount(
+            np.where(alert_round == 0, horizon, alert_round), minlength=horizon + 1
+        )
+
     def merge(self, other: Tally) -> None:
         self.verdicts += other.verdicts
         self.false_verifications += other.false_verifications
@@ -106,6 +118,8 @@ class Tally:
         self.ratio_hist += other.ratio_hist
         self.detect_not_verified += other.detect_not_verified
         self.detect_alert += other.detect_alert
+        self.rtt_alerts += other.rtt_alerts
+        self.detect_rtt += other.detect_rtt
 
     def to_json(self, country_codes: tuple[str, ...]) -> dict[str, Any]:
         quantiles = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -155,6 +169,17 @@ class Tally:
                 "area_counts": {c: self.area_hist[i].tolist() for i, c in enumerate(CLASSES)},
             },
         }
+        out["rtt_anomaly"] = {
+            name: {
+                "chips": int(self.rtt_alerts[i, 0]),
+                "alerted": int(self.rtt_alerts[i, 1]),
+                "rate": int(self.rtt_alerts[i, 1]) / int(self.rtt_alerts[i, 0]),
+            }
+            for i, name in enumerate(CLASSES)
+            if self.rtt_alerts[i, 0]
+        }
+        if self.detect_rtt.sum():
+            out["rtt_anomaly"]["rounds_after_move"] = _rounds_json(self.detect_rtt)
         if self.detect_alert.sum():
             out["detection_rounds"] = {
                 "not_verified": _rounds_json(self.detect_not_verified),

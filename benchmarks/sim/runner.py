@@ -21,6 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from benchmarks.sim.adversaries import RTT_ADVERSARIES, SmuggledBatch
 from benchmarks.sim.fastpath import FastVerdict, fast_verdict
+from benchmarks.sim.location import anomalous
 from benchmarks.sim.metrics import CLASSES, SampleRecord, Tally
 from benchmarks.sim.sites import offset_points, pairwise_km
 from benchmarks.sim.world import World
@@ -30,6 +31,7 @@ from geo.licence import Licence
 from geo.measurement import LandmarkRtt
 from geo.regions import country
 from geo.verdict import SolverParams, area_km2, assess
+from verifier.location_alerts import ANOMALY_ROUNDS
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +140,13 @@ def run_chunk(world: World, chunk_index: int) -> ChunkResult:
         return verdicts
 
     judge(honest_rows, rtt[honest_rows], 0)
+    home_distance = pairwise_km(unit_vectors(home_lat, home_lon), world.landmark_xyz)
+    # rtt_anomaly on honest chips: ANOMALY_ROUNDS rounds (this one and fresh draws) all anomalous.
+    honest_alarm = anomalous(home_distance[honest_rows], rtt[honest_rows])
+    for _ in range(ANOMALY_ROUNDS - 1):
+        again = model.rtt_ms(rng, distance[honest_rows], last_mile[honest_rows])
+        honest_alarm &= anomalous(home_distance[honest_rows], again)
+    tally.add_rtt_alerts(0, honest_alarm)
     if rows.size:
         batch = SmuggledBatch(
             rng=rng,
@@ -150,14 +159,18 @@ def run_chunk(world: World, chunk_index: int) -> ChunkResult:
         )
         if scenario.adversary in ("relocate", "dark"):
             _relocation(
-                world, batch=batch, rows=rows, abroad_km=distance[rows], judge=judge, tally=tally
+                world, batch=batch, rows=rows, abroad_km=distance[rows], judge=judge, tally=tally,
+                home_distance_km=home_distance[rows],
             )
         else:
-            judge(
-                rows,
-                RTT_ADVERSARIES.get(scenario.adversary, RTT_ADVERSARIES["none"])(batch, rtt[rows]),
-                1,
-            )
+            adversary = RTT_ADVERSARIES.get(scenario.adversary, RTT_ADVERSARIES["none"])
+            seen = adversary(batch, rtt[rows])
+            judge(rows, seen, 1)
+            alarm = anomalous(home_distance[rows], seen)
+            for _ in range(ANOMALY_ROUNDS - 1):
+                fresh = model.rtt_ms(rng, distance[rows], last_mile[rows])
+                alarm &= anomalous(home_distance[rows], adversary(batch, fresh))
+            tally.add_rtt_alerts(1, alarm)
     # The replay runs here, so that with workers it runs in parallel with other chunks.
     check_started = time.perf_counter()
     check = cross_check(world, samples)
@@ -172,6 +185,7 @@ def _relocation(
     abroad_km: FloatArray,
     judge: Callable[[IntArray, FloatArray, int], IntArray],
     tally: Tally,
+    home_distance_km: FloatArray,
 ) -> None:
     """A clean inspection at home, then rounds abroad (answering honestly, or dark)."""
     model, params = batch.model, batch.params
@@ -184,6 +198,8 @@ def _relocation(
     not_verified = np.zeros(rows.size, dtype=np.int64)
     alert = np.zeros(rows.size, dtype=np.int64)
     silent = np.zeros(rows.size, dtype=np.int64)
+    streak = np.zeros(rows.size, dtype=np.int64)  # anomalous answered rounds in a row
+    rtt_alert = np.zeros(rows.size, dtype=np.int64)
     dark = world.scenario.adversary == "dark"
     for round_number in range(1, params.relocate_rounds + 1):
         rtt = np.full(base.shape, np.nan) if dark else model.draw_round_ms(batch.rng, base)
@@ -193,7 +209,13 @@ def _relocation(
         alarmed = (verdicts == FastVerdict.VIOLATION) | (silent >= params.dark_window_rounds)
         not_verified[(not_verified == 0) & flagged] = round_number
         alert[(alert == 0) & alarmed] = round_number
+        answered = np.isfinite(rtt).any(axis=1)
+        odd = anomalous(home_distance_km, rtt)
+        streak = np.where(answered, np.where(odd, streak + 1, 0), streak)
+        rtt_alert[(rtt_alert == 0) & (streak >= ANOMALY_ROUNDS)] = round_number
     tally.add_detection(not_verified, alert)
+    tally.add_rtt_detection(rtt_alert)
+    tally.add_rtt_alerts(1, rtt_alert > 0)
 
 
 def _scatter(

@@ -3,9 +3,10 @@
 On Linux each child also asks the kernel to SIGTERM it when the demo dies (PR_SET_PDEATHSIG), so
 even a `kill -9` of the demo leaves no stray landmark or agent behind.
 
-Children on the timed path (the relays, agents and landmarks) may ask for real-time scheduling
-(SCHED_FIFO, TIMED_PRIORITY), and the verifier for the level below (VERIFIER_PRIORITY: it stands
-in for a machine of its own, but must never delay a datagram in flight). A round trip is only as
+Children on the timed path may ask for real-time scheduling (SCHED_FIFO: the relays and agents
+at PATH_PRIORITY, the landmarks at TIMED_PRIORITY), and the verifier for the level below
+(VERIFIER_PRIORITY: it stands in for a machine of its own, but must never delay a datagram in
+flight). A round trip is only as
 short as the slowest wake-up along it, and on two cores shared with the verifier (and anything
 else) a normal process waits milliseconds to be scheduled: hundreds of km of radius. Each of
 them sleeps in blocking I/O between datagrams or requests, so they take the CPU only while they
@@ -30,7 +31,8 @@ logger = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
-TIMED_PRIORITY = 2
+PATH_PRIORITY = 3  # the relays and agents: every datagram of every round trip crosses them
+TIMED_PRIORITY = 2  # landmarks (their receive times come from the kernel)
 VERIFIER_PRIORITY = 1
 
 

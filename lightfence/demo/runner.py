@@ -20,6 +20,7 @@ import httpx
 
 from lightfence.demo.geography import PathModel
 from lightfence.demo.processes import (
+    PATH_PRIORITY,
     TIMED_PRIORITY,
     VERIFIER_PRIORITY,
     Child,
@@ -179,7 +180,7 @@ def _start_relays(running: _Running) -> None:
     write_spec(spec_path, fronts, senders, DATA_CENTRE_PATHS, colocated)
     running.children.append(Child(
         "relays", [sys.executable, "-m", "lightfence.demo.relay_process", str(spec_path)],
-        world.root / "var" / "relays.log", realtime_priority=TIMED_PRIORITY,
+        world.root / "var" / "relays.log", realtime_priority=PATH_PRIORITY,
     ))
 
 
@@ -188,7 +189,7 @@ def _start_agent(running: _Running, agent: AgentNode) -> None:
     child = Child(f"agent {agent.name}",
                   lightfence_argv("--log-level", "INFO", "agent", "run", "--config",
                                   str(agent.config_path)),
-                  log, realtime_priority=TIMED_PRIORITY)
+                  log, realtime_priority=PATH_PRIORITY)
     running.children.append(child)
     for chip in agent.chips:
         running.agents[chip.chip_id] = child
@@ -213,17 +214,17 @@ async def replay_a_record(running: _Running) -> str | None:
         uri = f"file:{node.spool_path}?mode=ro"
         try:
             with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-                row = db.execute(
-                    "SELECT body FROM batches WHERE delivered = 1 ORDER BY seq LIMIT 1"
-                ).fetchone()
+                bodies = [row[0] for row in db.execute(
+                    "SELECT body FROM batches WHERE delivered = 1 ORDER BY seq LIMIT 50")]
         except sqlite3.Error:  # the landmark has not created its spool's tables yet
             continue
-        if row is None:
-            continue
-        records = [
-            MeasurementRecord.from_json(item) for item in json.loads(row[0])["records"]
+        # The first batches may hold only mesh records (chips are enrolled after the fleet).
+        chip_records = [
+            record
+            for body in bodies
+            for record in map(MeasurementRecord.from_json, json.loads(body)["records"])
+            if record.target_kind == "chip"
         ]
-        chip_records = [record for record in records if record.target_kind == "chip"]
         if not chip_records:
             continue
         batch = sign_batch(load_signer(node.key_path), uuid.uuid4().hex, node.spec.landmark_id,
