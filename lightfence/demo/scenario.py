@@ -68,7 +68,6 @@ CHICAGO = Place("Chicago", 41.8781, -87.6298)
 PARIS = Place("Paris", 48.8566, 2.3522)
 SHENZHEN = Place("Shenzhen", 22.5431, 114.0579)
 ELK_GROVE = Place("Elk Grove Village (Chicago)", 42.0039, -87.9703)
-SLOUGH = Place("Slough (London)", 51.5220, -0.6110)
 HONG_KONG = Place("Hong Kong", 22.3193, 114.1694)
 TAIPEI = Place("Taipei", 25.0330, 121.5654)
 # Data-centre campuses the chips sit in; co-located landmarks share their coordinates.
@@ -76,6 +75,7 @@ SEOUL_DC = Place("Seoul DC", 37.50, 127.03)
 SINGAPORE_DC = Place("Singapore DC", 1.30, 103.79)
 CYBERJAYA_DC = Place("Cyberjaya DC", 2.92, 101.65)
 DUBAI_DC = Place("Dubai DC", 25.10, 55.20)
+SLOUGH_DC = Place("Slough DC", 51.51, -0.59)
 
 LANDMARKS: tuple[LandmarkSpec, ...] = (
     LandmarkSpec("lm-ashburn", ASHBURN),
@@ -95,7 +95,6 @@ LANDMARKS: tuple[LandmarkSpec, ...] = (
     # Landmarks in the data-centre metros that had none, and near the smuggling route.
     LandmarkSpec("lm-paris", PARIS),
     LandmarkSpec("lm-elkgrove", ELK_GROVE),
-    LandmarkSpec("lm-slough", SLOUGH),
     LandmarkSpec("lm-hongkong", HONG_KONG),
     LandmarkSpec("lm-taipei", TAIPEI),
     # Where a foreign border or coast is tens of km away only a landmark in the same data
@@ -105,6 +104,9 @@ LANDMARKS: tuple[LandmarkSpec, ...] = (
     LandmarkSpec("lm-singapore-dc", SINGAPORE_DC, colocated=True),
     LandmarkSpec("lm-cyberjaya-dc", CYBERJAYA_DC, colocated=True),
     LandmarkSpec("lm-dubai-dc", DUBAI_DC, colocated=True),
+    # London's largest campus gets one too: France's coast and its 12 nmi are 209 km away,
+    # closer than a metro landmark's ~1 ms round trip (150 km) plus France's border error.
+    LandmarkSpec("lm-slough-dc", SLOUGH_DC, colocated=True),
 )
 
 
@@ -134,7 +136,7 @@ def full_scenario() -> Scenario:
         _chip("gpu-chi-01", "Lakeside AI", Place("Chicago DC", 41.85, -87.65), ("USA", "CAN")),
         _chip("gpu-fra-01", "Rhein Compute", Place("Frankfurt DC", 50.10, 8.63), EU_CORE),
         _chip("gpu-fra-02", "Rhein Compute", Place("Frankfurt DC", 50.10, 8.63), EU_CORE),
-        _chip("gpu-lon-01", "Thames GPU", Place("Slough DC", 51.51, -0.59), ("GBR", "IRL")),
+        _chip("gpu-lon-01", "Thames GPU", SLOUGH_DC, ("GBR", "IRL")),
         _chip("gpu-par-01", "Seine Labs", Place("Paris DC", 48.90, 2.30), EU_CORE),
         _chip("gpu-tok-01", "Kanto HPC", Place("Tokyo DC", 35.62, 139.75), ("JPN",)),
         _chip("gpu-sel-01", "Han River AI", SEOUL_DC, ("KOR",)),
