@@ -85,12 +85,16 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
     def located_in_time(chip_id: str) -> bool:
         """A location alert (not a mere `inconclusive`) within ALERT_DEADLINE_S of the chip's
         first round: what a compliance team needs to act on a relay."""
+        after_s = alerted_after_s(chip_id)
+        return after_s is not None and after_s <= ALERT_DEADLINE_S
+
+    def alerted_after_s(chip_id: str) -> float | None:
+        """Seconds from the chip's first round to its first location alert."""
         first = snapshot.first_round_unix_ns.get(chip_id)
-        return first is not None and any(
-            a["subject_id"] == chip_id
-            and a["opened_unix_ns"] - first <= ALERT_DEADLINE_S * 1e9
-            for a in location
-        )
+        opened = [a["opened_unix_ns"] for a in location if a["subject_id"] == chip_id]
+        if first is None or not opened:
+            return None
+        return round((min(opened) - first) / 1e9, 1)
 
     def chips_with(role: str) -> list[str]:
         return [chip.chip_id for chip in scenario.chips if chip.role == role]
@@ -132,6 +136,7 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
                 "key_protection": chip.get("key_protection"),
                 "verdicts": snapshot.verdict_counts.get(chip["chip_id"], {}),
                 "verified_share": _verified_share(snapshot.verdict_counts.get(chip["chip_id"], {})),
+                "location_alert_after_s": alerted_after_s(chip["chip_id"]),
                 "sound_area_km2": (((chip.get("last_verdict") or {}).get("assessment") or {})
                                    .get("sound_area_km2")),
             }
