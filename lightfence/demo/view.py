@@ -94,7 +94,7 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
         opened = [a["opened_unix_ns"] for a in location if a["subject_id"] == chip_id]
         if first is None or not opened:
             return None
-        return round((min(opened) - first) / 1e9, 1)
+        return round(float(min(opened) - first) / 1e9, 1)
 
     def chips_with(role: str) -> list[str]:
         return [chip.chip_id for chip in scenario.chips if chip.role == role]
