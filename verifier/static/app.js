@@ -20,6 +20,7 @@ const ALERT_TYPES = [
   "signature_failure",
   "replay_detected",
   "notification_failed",
+  "key_refused",
 ];
 const WRITE_ROLES = new Set(["admin", "operator"]);
 
