@@ -1,17 +1,25 @@
-"""Leave-one-out evaluation of the calibrated tier against classic CBG, plus the landmark audit.
+"""Leave-one-out evaluation of the calibrated estimate and the landmark audit, on every RTT set.
 
-    python -m benchmarks.calibration_eval [--seed 1] [--targets N]
-    python -m benchmarks.calibration_eval --servers servers.csv --pings pings.csv [--misplaced a,b]
+    python -m benchmarks.calibration_eval [--seed 1] [--synthetic-targets 45] [--sets NAME,...]
+    python -m benchmarks.calibration_eval --servers servers.csv --pings pings.csv
 
-Synthetic mode builds a mesh between the cities in benchmarks/data/cities.csv with
-RTT = 2·d·inflation / (2/3 c) + detour + last mile at both ends + heavy-tailed queueing, where the
-per-path inflation is ~1.5–3.5, and moves a few landmarks' *claimed* coordinates (a swapped pair,
-Guatemala City <-> Panama City, and one server listed in the wrong city). Real mode reads
-`servers.csv` (id,lat,lon) and `pings.csv` (a,b,rtt_ms; the minimum per pair is used).
+One run covers every set present (docs/geo.md, "Accuracy on real RTTs"):
+- `azure-p50-2026-07`: Azure's published monthly P50 inter-region RTTs (shipped, CC BY 4.0);
+- `ibm-vpc-avg-2026-07`: IBM Cloud VPC weekly 30-day averages, 5 windows (rebuilt locally by
+  scripts/build_ibm_latency.py; skipped when absent);
+- `synthetic`: a 225-city mesh, RTT = 2·d·inflation / (2/3 c) + detour + last mile at both ends +
+  heavy-tailed queueing (per-path inflation ~1.5–3.5), with a swapped pair (Guatemala City <->
+  Panama City) and a Lagos server listed in London;
+- any `--servers`/`--pings` files (id,lat,lon and [window,]a,b,rtt_ms).
 
-For every target: calibrate on the mesh among the other landmarks only, then estimate from the
-target's RTTs to them with (1) CalibrationModel and (2) CBG (bestline per landmark, intersect the
-discs, centroid). Errors are measured against the true position for honest targets. Prints JSON.
+Estimates: for every target, calibrate on the mesh among the other landmarks only, then estimate
+from the target's RTTs to them with (1) CalibrationModel, (2) classic CBG (per-landmark bestline
+discs, centroid of their intersection) and (3) shortest ping (the nearest landmark by RTT). The
+errors are against the true position; coverage is the share of targets inside the likely region
+and inside the plausible (2/3 c) region. Audit: the honest listing (false suspects), then each
+audited landmark moved by every offset in AUDIT_OFFSETS_KM in a random direction (recall). A
+suspect must hold in every window of a set (as the verifier requires); `impossible` in any one.
+Prints JSON.
 """
 
 from __future__ import annotations
@@ -29,24 +37,30 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from shapely.geometry import Point
 
+from benchmarks import rtt_sets
 from geo.audit import audit_landmarks
 from geo.calibration import CalibrationModel, CalibrationSample, bestline
 from geo.constants import EARTH_MEAN_RADIUS_KM, PLAUSIBLE_SPEED_KM_PER_S
 from geo.geodesy import sphere_destinations_rad, sphere_distance_km, unit_vectors
 from geo.measurement import LandmarkRtt
+from geo.verdict import assess
 
 FloatArray = npt.NDArray[np.float64]
 CITIES = Path(__file__).resolve().parent / "data" / "cities.csv"
 FIBRE_KM_PER_MS = PLAUSIBLE_SPEED_KM_PER_S / 1000.0
+AUDIT_OFFSETS_KM = (300.0, 600.0, 1000.0, 3000.0)
 
 
 @dataclass(frozen=True, slots=True)
 class Dataset:
+    name: str
     ids: tuple[str, ...]
     true_deg: FloatArray  # (n, 2) lat, lon where the server really is
     claimed_deg: FloatArray  # (n, 2) what its listing says
-    rtt_ms: FloatArray  # (n, n), NaN where unmeasured
+    windows: tuple[FloatArray, ...]  # each (n, n) RTT ms, NaN where unmeasured
+    rtt_ms: FloatArray  # best RTT per pair over all windows (what a calibration sees)
     misplaced: frozenset[str]
 
 
@@ -83,25 +97,14 @@ def synthetic(seed: int) -> Dataset:
     claimed[[gt, pa]] = claimed[[pa, gt]]
     claimed[index["lagos"]] = true[index["london"]]  # a Lagos server listed in London
     misplaced = frozenset({"guatemala-city", "panama-city", "lagos"})
-    return Dataset(ids, true, claimed, rtt, misplaced)
+    return Dataset("synthetic", ids, true, claimed, (rtt,), rtt, misplaced)
 
 
-def from_files(servers: Path, pings: Path, misplaced: frozenset[str]) -> Dataset:
-    with servers.open() as handle:
-        rows = list(csv.DictReader(handle))
-    ids = tuple(r["id"] for r in rows)
-    positions = np.array([[float(r["lat"]), float(r["lon"])] for r in rows])
-    index = {name: i for i, name in enumerate(ids)}
-    rtt = np.full((len(ids), len(ids)), np.nan)
-    with pings.open() as handle:
-        for row in csv.DictReader(handle):
-            a, b = index.get(row["a"]), index.get(row["b"])
-            if a is None or b is None or a == b:
-                continue
-            value = float(row["rtt_ms"])
-            rtt[a, b] = rtt[b, a] = np.fmin(rtt[a, b], value)
-    # The listed positions are all we know; misplaced servers (if named) are only scored.
-    return Dataset(ids, positions, positions, rtt, misplaced)
+def from_rtt_set(real: rtt_sets.RttSet) -> Dataset:
+    # The listed positions are all we know: they are the truth the estimates are scored against.
+    best = np.asarray(np.fmin.reduce(np.stack(real.windows), axis=0), dtype=np.float64)
+    listed = real.listed_deg
+    return Dataset(real.name, real.ids, listed, listed, real.windows, best, frozenset())
 
 
 def cbg_estimate(landmarks_deg: FloatArray, max_km: FloatArray) -> tuple[float, float]:
@@ -135,8 +138,10 @@ def cbg_estimate(landmarks_deg: FloatArray, max_km: FloatArray) -> tuple[float, 
     )
 
 
-def evaluate(data: Dataset, targets: int) -> dict[str, Any]:
+def evaluate_estimates(data: Dataset, targets: int) -> dict[str, Any]:
+    """Leave-one-out errors of ours, CBG and shortest ping, and coverage, over honest targets."""
     n = len(data.ids)
+    rtt = data.rtt_ms
     claimed_dist = sphere_distance_km(
         data.claimed_deg[:, None, 0],
         data.claimed_deg[:, None, 1],
@@ -146,29 +151,16 @@ def evaluate(data: Dataset, targets: int) -> dict[str, Any]:
     honest = [i for i in range(n) if data.ids[i] not in data.misplaced]
     step = max(1, len(honest) // targets) if targets else 1
     chosen = honest[::step][: targets or None]
-    ours_km, cbg_km, inside_likely, sound_ok, sound_checked = [], [], 0, 0, 0
-    audit = audit_landmarks(
-        {
-            data.ids[i]: (float(data.claimed_deg[i, 0]), float(data.claimed_deg[i, 1]))
-            for i in range(n)
-        },
-        [
-            (data.ids[a], data.ids[b], float(data.rtt_ms[a, b]))
-            for a in range(n)
-            for b in range(a + 1, n)
-            if not math.isnan(data.rtt_ms[a, b])
-        ],
-    )
-    flagged = {k for k, v in audit.items() if v.status != "ok"}
-    assess = _assess_or_none()
+    errors: dict[str, list[float]] = {"ours": [], "cbg": [], "shortest_ping": []}
+    inside_likely = inside_plausible = inside_sound = 0
     started = time.perf_counter()
     for t in chosen:
-        others = [i for i in range(n) if i != t and not math.isnan(data.rtt_ms[t, i])]
+        others = [i for i in range(n) if i != t and not math.isnan(rtt[t, i])]
         samples = [
-            CalibrationSample(data.ids[a], float(claimed_dist[a, b]), float(data.rtt_ms[a, b]))
+            CalibrationSample(data.ids[a], float(claimed_dist[a, b]), float(rtt[a, b]))
             for a in others
             for b in others
-            if a != b and not math.isnan(data.rtt_ms[a, b])
+            if a != b and not math.isnan(rtt[a, b])
         ]
         model = CalibrationModel.fit(samples)
         measurements = [
@@ -176,51 +168,116 @@ def evaluate(data: Dataset, targets: int) -> dict[str, Any]:
                 data.ids[i],
                 float(data.claimed_deg[i, 0]),
                 float(data.claimed_deg[i, 1]),
-                float(data.rtt_ms[t, i]),
+                float(rtt[t, i]),
             )
             for i in others
         ]
         truth = data.true_deg[t]
         estimate = model.estimate(measurements)
-        ours_km.append(_km(truth, (estimate.lat_deg, estimate.lon_deg)))
-        inside_likely += ours_km[-1] <= estimate.error_radius_km
-        cbg_km.append(
-            _km(
-                truth,
-                cbg_estimate(data.claimed_deg[others], _cbg_max_km(data, others, t, claimed_dist)),
+        errors["ours"].append(_km(truth, (estimate.lat_deg, estimate.lon_deg)))
+        inside_likely += errors["ours"][-1] <= estimate.error_radius_km
+        max_km = _cbg_max_km(rtt, others, t, claimed_dist)
+        errors["cbg"].append(_km(truth, cbg_estimate(data.claimed_deg[others], max_km)))
+        nearest = others[int(np.argmin(rtt[t, others]))]
+        errors["shortest_ping"].append(_km(truth, data.claimed_deg[nearest]))
+        assessment = assess(measurements)
+        point = Point(float(truth[1]), float(truth[0]))
+        region = assessment.plausible_region
+        inside_plausible += region is not None and bool(region.covers(point))
+        sound = assessment.sound_region
+        inside_sound += sound is not None and bool(sound.covers(point))
+    result: dict[str, Any] = {"landmarks": n, "targets": len(chosen)}
+    for name, values in errors.items():
+        result[f"{name}_median_km"] = round(float(np.median(values)), 1)
+        result[f"{name}_p90_km"] = round(float(np.percentile(values, 90)), 1)
+    result["ours_vs_cbg_median"] = round(result["ours_median_km"] / result["cbg_median_km"], 3)
+    result["likely_region_coverage"] = round(inside_likely / len(chosen), 3)
+    result["plausible_region_coverage"] = round(inside_plausible / len(chosen), 3)
+    result["sound_region_contains_truth"] = f"{inside_sound}/{len(chosen)}"
+    result["estimate_seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def evaluate_audit(data: Dataset, landmarks: int, seed: int) -> dict[str, Any]:
+    """False suspects on the listing as published, then recall of injected misplacements."""
+    started = time.perf_counter()
+    n = len(data.ids)
+    flagged = _audit(data, data.claimed_deg)
+    honest = [i for i in range(n) if data.ids[i] not in data.misplaced]
+    false_suspects = sorted(data.ids[i] for i in honest if flagged.get(data.ids[i]) == "suspect")
+    false_impossible = sorted(
+        data.ids[i] for i in honest if flagged.get(data.ids[i]) == "impossible"
+    )
+    rng = np.random.default_rng(seed)
+    step = max(1, len(honest) // landmarks) if landmarks else 1
+    chosen = honest[::step][: landmarks or None]
+    caught: dict[float, int] = dict.fromkeys(AUDIT_OFFSETS_KM, 0)
+    collateral = 0
+    for i in chosen:
+        for offset_km in AUDIT_OFFSETS_KM:
+            claimed = data.claimed_deg.copy()
+            bearing = rng.uniform(0.0, 2.0 * math.pi, 1)
+            lat, lon = sphere_destinations_rad(
+                math.radians(claimed[i, 0]),
+                math.radians(claimed[i, 1]),
+                bearing,
+                offset_km / EARTH_MEAN_RADIUS_KM,
             )
-        )
-        if assess is not None:
-            sound_checked += 1
-            # The intended pipeline: landmarks the audit flags are left out of the proof.
-            trusted = [m for m in measurements if m.landmark_id not in flagged]
-            sound_ok += _sound_contains(assess, trusted, truth)
-    hits = flagged & data.misplaced
+            claimed[i] = (math.degrees(lat[0]), (math.degrees(lon[0]) + 180.0) % 360.0 - 180.0)
+            result = _audit(data, claimed)
+            caught[offset_km] += data.ids[i] in result
+            collateral += sum(1 for k in result if k != data.ids[i] and k not in flagged)
+    known = [k for k in data.misplaced if k in flagged]
     return {
-        "landmarks": n,
-        "targets": len(chosen),
-        "ours_median_km": round(float(np.median(ours_km)), 1),
-        "ours_p90_km": round(float(np.percentile(ours_km, 90)), 1),
-        "cbg_median_km": round(float(np.median(cbg_km)), 1),
-        "cbg_p90_km": round(float(np.percentile(cbg_km, 90)), 1),
-        "likely_region_coverage": round(inside_likely / len(chosen), 3),
-        "sound_region_contains_truth": sound_ok if assess is not None else None,
-        "sound_region_checked": sound_checked,
-        "audit_flagged": sorted(flagged),
-        "audit_precision": round(len(hits) / len(flagged), 3) if flagged else None,
-        "audit_recall": round(len(hits) / len(data.misplaced), 3) if data.misplaced else None,
-        "seconds": round(time.perf_counter() - started, 1),
+        "false_suspects": len(false_suspects),
+        "false_suspect_ids": false_suspects,
+        "false_impossible": len(false_impossible),
+        "known_misplaced_caught": f"{len(known)}/{len(data.misplaced)}",
+        "injected_landmarks": len(chosen),
+        "injected_recall": {
+            f"{offset_km:.0f}_km": round(caught[offset_km] / len(chosen), 3)
+            for offset_km in AUDIT_OFFSETS_KM
+        },
+        "injected_recall_300_km_or_more": round(sum(caught.values()) / (4 * len(chosen)), 3),
+        "collateral_flags_during_injection": collateral,
+        "windows": len(data.windows),
+        "audit_seconds": round(time.perf_counter() - started, 1),
     }
 
 
+def _audit(data: Dataset, claimed_deg: FloatArray) -> dict[str, str]:
+    """Landmarks impossible in any window or suspect in every window -> their status."""
+    positions = {
+        data.ids[i]: (float(claimed_deg[i, 0]), float(claimed_deg[i, 1]))
+        for i in range(len(data.ids))
+    }
+    impossible: set[str] = set()
+    suspect_windows: dict[str, int] = {}
+    for window in data.windows:
+        n = len(data.ids)
+        mesh = [
+            (data.ids[a], data.ids[b], float(window[a, b]))
+            for a in range(n)
+            for b in range(a + 1, n)
+            if not math.isnan(window[a, b])
+        ]
+        for landmark_id, audit in audit_landmarks(positions, mesh).items():
+            if audit.status == "impossible":
+                impossible.add(landmark_id)
+            elif audit.status == "suspect":
+                suspect_windows[landmark_id] = suspect_windows.get(landmark_id, 0) + 1
+    persistent = {k for k, v in suspect_windows.items() if v == len(data.windows)}
+    return {k: "impossible" for k in impossible} | {k: "suspect" for k in persistent - impossible}
+
+
 def _cbg_max_km(
-    data: Dataset, others: list[int], target: int, claimed_dist: FloatArray
+    rtt: FloatArray, others: list[int], target: int, claimed_dist: FloatArray
 ) -> FloatArray:
     max_km = np.empty(len(others))
     for k, a in enumerate(others):
-        peers = [b for b in others if b != a and not math.isnan(data.rtt_ms[a, b])]
-        slope, intercept = bestline(claimed_dist[a, peers], data.rtt_ms[a, peers])
-        max_km[k] = max(data.rtt_ms[target, a] - intercept, 0.0) / slope
+        peers = [b for b in others if b != a and not math.isnan(rtt[a, b])]
+        slope, intercept = bestline(claimed_dist[a, peers], rtt[a, peers])
+        max_km[k] = max(rtt[target, a] - intercept, 0.0) / slope
     return max_km
 
 
@@ -228,40 +285,46 @@ def _km(a: Sequence[float] | FloatArray, b: Sequence[float] | FloatArray) -> flo
     return float(sphere_distance_km(a[0], a[1], b[0], b[1]))
 
 
-def _assess_or_none() -> Any:
-    try:
-        from geo.verdict import assess
-    except ImportError:
-        return None
-    return assess
-
-
-def _sound_contains(assess: Any, measurements: list[LandmarkRtt], truth: FloatArray) -> bool:
-    from shapely.geometry import Point
-
-    region = assess(measurements).sound_region
-    return region is not None and bool(region.covers(Point(float(truth[1]), float(truth[0]))))
+def _datasets(args: argparse.Namespace) -> list[Dataset]:
+    sets = [synthetic(args.seed)] + [from_rtt_set(s) for s in rtt_sets.available()]
+    if args.servers is not None:
+        sets.append(from_rtt_set(rtt_sets.windowed("files", args.servers, args.pings)))
+    if args.sets:
+        wanted = set(args.sets.split(","))
+        sets = [s for s in sets if s.name in wanted]
+    return sets
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--targets", type=int, default=0, help="evaluate N targets (0: all)")
-    parser.add_argument("--servers", type=Path, help="real data: CSV id,lat,lon")
-    parser.add_argument("--pings", type=Path, help="real data: CSV a,b,rtt_ms")
-    parser.add_argument("--misplaced", default="", help="comma-separated known-misplaced ids")
+    parser.add_argument(
+        "--synthetic-targets",
+        type=int,
+        default=45,
+        help="leave-one-out targets on the synthetic mesh (0: all 222)",
+    )
+    parser.add_argument(
+        "--synthetic-audit",
+        type=int,
+        default=8,
+        help="synthetic landmarks to misplace for the audit recall",
+    )
+    parser.add_argument("--sets", default="", help="comma-separated set names (default: all)")
+    parser.add_argument("--servers", type=Path, help="another set: CSV id,lat,lon")
+    parser.add_argument("--pings", type=Path, help="another set: CSV [window,]a,b,rtt_ms")
     args = parser.parse_args(argv)
     if (args.servers is None) != (args.pings is None):
         parser.error("--servers and --pings go together")
-    if args.servers is not None:
-        misplaced = frozenset(filter(None, args.misplaced.split(",")))
-        data = from_files(args.servers, args.pings, misplaced)
-        source: dict[str, Any] = {"servers": str(args.servers), "pings": str(args.pings)}
-    else:
-        data = synthetic(args.seed)
-        source = {"synthetic_seed": args.seed, "misplaced": sorted(data.misplaced)}
-    result = {"source": source, **evaluate(data, args.targets)}
-    json.dump(result, sys.stdout, indent=2)
+    results: dict[str, Any] = {}
+    for data in _datasets(args):
+        is_synthetic = data.name == "synthetic"
+        results[data.name] = {
+            "estimate": evaluate_estimates(data, args.synthetic_targets if is_synthetic else 0),
+            "audit": evaluate_audit(data, args.synthetic_audit if is_synthetic else 0, args.seed),
+        }
+        print(f"{data.name}: done", file=sys.stderr)
+    json.dump({"seed": args.seed, "sets": results}, sys.stdout, indent=2)
     print()
     return 0
 

@@ -1,13 +1,17 @@
 """Landmark audit: find landmarks whose claimed coordinates disagree with the mesh RTTs.
 
-Three kinds of evidence, strongest first:
-- `impossible`: some pair's RTT is shorter than light in vacuum needs for the pair's claimed
-  distance. One of the two claims must be wrong; we blame the landmark that explains the most
-  violations (greedy vertex cover of the violation graph, ties broken by how fast that landmark
-  looks across all its pairs), not every partner.
-- `suspect`: the same for light at 2/3 c (fibre), or the landmark is a calibration outlier: the
-  calibrated estimate from its own mesh RTTs lies far from its claimed position.
-- `ok`: none of the above.
+Two kinds of finding, with different weight (docs/geo.md, "Landmark audit"):
+- `impossible` is a proof: some pair's RTT is shorter than light in vacuum needs for the pair's
+  claimed distance, so one of the two claims is wrong. We blame the landmark that explains the
+  most violations (greedy vertex cover of the violation graph), not every partner. The verifier
+  excludes it (`landmark_fault`, critical).
+- `suspect` means "probably misplaced": the claimed position makes the landmark's paths to at
+  least MIN_PARTNERS independent partners (more than PARTNER_SEPARATION_KM apart) faster than
+  FAST_MARGIN × the FAST_QUANTILE speed of comparable paths (similar RTT) in the rest of the mesh.
+  A fast path alone is not evidence: real meshes have direct cables faster than the usual 2/3 c
+  rule of thumb, and those show up with one partner, not several. A landmark that is misplaced
+  looks fast to every partner it was moved away from. Not a proof: the verifier raises a warning
+  (`landmark_suspect`) and keeps using the landmark.
 """
 
 from __future__ import annotations
@@ -20,24 +24,36 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
-from geo.calibration import CalibrationModel, CalibrationSample
 from geo.constants import C_VACUUM_KM_PER_S, PLAUSIBLE_SPEED_KM_PER_S
-from geo.errors import GeoError, InsufficientDataError
+from geo.errors import GeoError
 from geo.geodesy import distance_km
-from geo.measurement import LandmarkRtt, validate_position
+from geo.measurement import validate_position
 
 logger = logging.getLogger(__name__)
 
+FloatArray = npt.NDArray[np.float64]
 Status = Literal["ok", "suspect", "impossible"]
 
-OUTLIER_MIN_KM = 700.0
-"""A calibration outlier is at least this far from its claimed position..."""
+FAST_QUANTILE = 0.98
+"""Quantile of ln(km per RTT ms) among comparable mesh paths that a partner path must beat..."""
 
-OUTLIER_RADIUS_FACTOR = 2.0
-"""...and more than this many of its estimate's error radii."""
+FAST_MARGIN = 1.1
+"""...by this factor to count as too fast. Both calibrated so that no honest landmark of the real
+sets or the synthetic mesh is suspect (`python -m benchmarks.calibration_eval`, docs/geo.md)."""
 
-MIN_PEERS_FOR_ESTIMATE = 4
+MIN_PARTNERS = 2
+"""Independent partners that must each see a too-fast path before a landmark is suspect."""
+
+PARTNER_SEPARATION_KM = 150.0
+"""Partners closer than this to each other count once (two regions on one campus are one
+witness, not two)."""
+
+ENVELOPE_BANDWIDTH = 0.35  # Gaussian kernel width in ln(RTT) for "comparable" paths
+MIN_COMPARABLE_PATHS = 10.0  # fewer (kernel weight): the path is compared with 2/3 c instead
+_SUSPECT_ROUNDS = 3
+_KNOTS_MS = tuple(float(v) for v in np.geomspace(0.5, 700.0, 40))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +76,14 @@ class _Pair:
     def min_rtt_ms(self, speed_km_per_s: float) -> float:
         return 2000.0 * self.claimed_km / speed_km_per_s
 
-    def evidence(self, about: str, kind: str, speed_km_per_s: float) -> dict[str, Any]:
+    def evidence(self, about: str, kind: str, limit_km_per_ms: float) -> dict[str, Any]:
+        """What the path shows: its RTT, the claimed distance and the RTT the limit allows."""
         return {
             "kind": kind,
             "peer": self.b if about == self.a else self.a,
             "rtt_ms": round(self.rtt_ms, 3),
             "claimed_distance_km": round(self.claimed_km, 1),
-            "min_rtt_ms": round(self.min_rtt_ms(speed_km_per_s), 3),
+            "min_rtt_ms": round(self.claimed_km / limit_km_per_ms, 3),
         }
 
 
@@ -75,6 +92,7 @@ def audit_landmarks(
 ) -> dict[str, LandmarkAudit]:
     """Classify every landmark in `positions` (id -> (lat_deg, lon_deg)) from mesh RTTs (ms).
 
+    `mesh` is one measurement window; a pair measured several times counts with its best RTT.
     Raises GeoError for a mesh row naming an unknown landmark or a non-positive RTT.
     """
     for landmark_id, (lat_deg, lon_deg) in positions.items():
@@ -84,43 +102,37 @@ def audit_landmarks(
     status: dict[str, Status] = {}
 
     vacuum = [p for p in pairs if p.rtt_ms < p.min_rtt_ms(C_VACUUM_KM_PER_S)]
-    physical = [p for p in pairs if p.rtt_ms >= p.min_rtt_ms(C_VACUUM_KM_PER_S)]
-    outliers = _calibration_offsets(positions, physical)
-    oddness = {k: v["offset_km"] / v["limit_km"] for k, v in outliers.items()}
-    for landmark_id, blamed in _blame(vacuum, pairs, oddness).items():
+    fast = _fast_paths(positions, [p for p in pairs if p not in vacuum], set())
+    for landmark_id, blamed in _blame(vacuum, fast).items():
         status[landmark_id] = "impossible"
         evidence[landmark_id] += [
-            p.evidence(landmark_id, "faster_than_light", C_VACUUM_KM_PER_S) for p in blamed
+            p.evidence(landmark_id, "faster_than_light", C_VACUUM_KM_PER_S / 2000.0) for p in blamed
         ]
     # Pairs touching an impossible landmark are already explained.
-    plausible = [
-        p
-        for p in pairs
-        if p.rtt_ms < p.min_rtt_ms(PLAUSIBLE_SPEED_KM_PER_S)
-        and p.a not in status
-        and p.b not in status
-    ]
-    for landmark_id, blamed in _blame(plausible, pairs, oddness).items():
+    physical = [p for p in pairs if p not in vacuum and p.a not in status and p.b not in status]
+    suspects: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(_SUSPECT_ROUNDS):
+        # A suspect's own fast paths would raise the bar for its victims' partners: comparable
+        # paths leave out the previous round's suspects (a small mesh has few comparable paths).
+        found = _suspects(positions, physical, set(suspects))
+        if found.keys() == suspects.keys():
+            break
+        suspects = found
+    for landmark_id, items in suspects.items():
         status[landmark_id] = "suspect"
-        evidence[landmark_id] += [
-            p.evidence(landmark_id, "faster_than_fibre", PLAUSIBLE_SPEED_KM_PER_S) for p in blamed
-        ]
-    # Re-estimate without the pairs of landmarks already blamed, so that their wrong claims do not
-    # drag an honest partner's estimate away (small meshes are sensitive to this).
-    if status:
-        outliers = _calibration_offsets(
-            positions, [p for p in physical if p.a not in status and p.b not in status]
-        )
-    for landmark_id, item in outliers.items():
-        if item["offset_km"] > item["limit_km"]:
-            status.setdefault(landmark_id, "suspect")
-            evidence[landmark_id].append(item)
+        evidence[landmark_id] += items
+    logger.debug("audit: %d impossible, %d suspect", *_counts(status))
     return {
         landmark_id: LandmarkAudit(
             landmark_id, status.get(landmark_id, "ok"), tuple(evidence[landmark_id])
         )
         for landmark_id in positions
     }
+
+
+def _counts(status: Mapping[str, Status]) -> tuple[int, int]:
+    values = list(status.values())
+    return values.count("impossible"), values.count("suspect")
 
 
 def _best_pairs(
@@ -145,21 +157,90 @@ def _best_pairs(
     ]
 
 
+def _suspects(
+    positions: Mapping[str, tuple[float, float]], pairs: list[_Pair], distrusted: set[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Landmarks too fast to MIN_PARTNERS independent partners, with those paths as evidence."""
+    found = {}
+    for landmark_id, items in _fast_paths(positions, pairs, distrusted).items():
+        if len(_independent(positions, [peer for peer, _ in items])) >= MIN_PARTNERS:
+            found[landmark_id] = [item for _, item in items]
+    return found
+
+
+def _fast_paths(
+    positions: Mapping[str, tuple[float, float]],
+    pairs: list[_Pair],
+    distrusted: set[str],
+) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Per landmark, the partners whose path to it is faster than comparable paths allow.
+
+    "Comparable" paths are the mesh pairs touching neither the landmark (so a misplaced landmark
+    cannot raise its own bar) nor a `distrusted` one, weighted by how close their RTT is.
+    """
+    if not pairs:
+        return {}
+    log_rtt = np.log(np.array([p.rtt_ms for p in pairs]))
+    log_speed = np.log(np.maximum(np.array([p.claimed_km for p in pairs]), 1e-3)) - log_rtt
+    touches: dict[str, list[int]] = defaultdict(list)
+    trusted = np.ones(len(pairs), dtype=bool)
+    for k, p in enumerate(pairs):
+        touches[p.a].append(k)
+        touches[p.b].append(k)
+        trusted[k] = p.a not in distrusted and p.b not in distrusted
+    found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for landmark_id, own in touches.items():
+        others = trusted.copy()
+        others[own] = False
+        limit = _speed_limit(log_rtt[others], log_speed[others], log_rtt[own])
+        items = []
+        for k, limit_km_per_ms in zip(own, limit, strict=True):
+            p = pairs[k]
+            if p.claimed_km > p.rtt_ms * limit_km_per_ms * FAST_MARGIN:
+                peer = p.b if landmark_id == p.a else p.a
+                items.append((peer, p.evidence(landmark_id, "faster_than_peers", limit_km_per_ms)))
+        if items:
+            found[landmark_id] = items
+    return found
+
+
+def _speed_limit(log_rtt: FloatArray, log_speed: FloatArray, at_log_rtt: FloatArray) -> FloatArray:
+    """FAST_QUANTILE of km per RTT ms among paths of similar RTT; 2/3 c where there are few.
+
+    Evaluated at fixed RTT knots and interpolated, so a mesh of n landmarks costs O(n · pairs).
+    """
+    fibre = PLAUSIBLE_SPEED_KM_PER_S / 2000.0
+    if len(log_rtt) == 0:
+        return np.full(len(at_log_rtt), fibre)
+    knots = np.log(np.asarray(_KNOTS_MS))
+    order = np.argsort(log_speed)
+    weight = np.exp(-0.5 * ((log_rtt[order][None, :] - knots[:, None]) / ENVELOPE_BANDWIDTH) ** 2)
+    cumulative = np.cumsum(weight, axis=1)
+    limit = np.full(len(knots), math.log(fibre))
+    for i, row in enumerate(cumulative):
+        if row[-1] >= MIN_COMPARABLE_PATHS:
+            k = min(int(np.searchsorted(row, FAST_QUANTILE * row[-1])), len(order) - 1)
+            limit[i] = min(float(log_speed[order][k]), math.log(fibre))
+    return np.asarray(np.exp(np.interp(at_log_rtt, knots, limit)), dtype=np.float64)
+
+
+def _independent(positions: Mapping[str, tuple[float, float]], peers: list[str]) -> list[str]:
+    """Peers, leaving out any within PARTNER_SEPARATION_KM of one already counted."""
+    kept: list[str] = []
+    for peer in peers:
+        if all(distance_km(*positions[peer], *positions[k]) > PARTNER_SEPARATION_KM for k in kept):
+            kept.append(peer)
+    return kept
+
+
 def _blame(
-    violations: list[_Pair], pairs: list[_Pair], oddness: Mapping[str, float]
+    violations: list[_Pair], fast: Mapping[str, list[tuple[str, dict[str, Any]]]]
 ) -> dict[str, list[_Pair]]:
     """Greedy vertex cover: repeatedly blame the landmark in the most remaining violations.
 
-    Ties go to the landmark that breaks the plausible (2/3 c) tier with more peers, then to the one
-    whose calibrated estimate lies farthest (in error radii) from its claim, then to the one that
-    looks fastest overall: a misplaced landmark disagrees with many peers, its victims with one.
+    Ties go to the landmark that looks too fast to more partners, then the lower id: a misplaced
+    landmark disagrees with many peers, its victims with one.
     """
-    fibre_breaks: dict[str, int] = defaultdict(int)
-    for p in pairs:
-        if p.rtt_ms < p.min_rtt_ms(PLAUSIBLE_SPEED_KM_PER_S):
-            fibre_breaks[p.a] += 1
-            fibre_breaks[p.b] += 1
-    speed = _apparent_speed(pairs)
     remaining = list(violations)
     blamed: dict[str, list[_Pair]] = {}
     while remaining:
@@ -167,55 +248,7 @@ def _blame(
         for p in remaining:
             counts[p.a] += 1
             counts[p.b] += 1
-        culprit = max(
-            counts,
-            key=lambda k: (counts[k], fibre_breaks[k], oddness.get(k, 0.0), speed.get(k, 0.0), k),
-        )
+        culprit = max(counts, key=lambda k: (counts[k], len(fast.get(k, ())), k))
         blamed[culprit] = [p for p in remaining if culprit in (p.a, p.b)]
         remaining = [p for p in remaining if culprit not in (p.a, p.b)]
     return blamed
-
-
-def _apparent_speed(pairs: list[_Pair]) -> dict[str, float]:
-    """Median claimed-distance / RTT per landmark: a misplaced one looks fast to many peers."""
-    ratios: dict[str, list[float]] = defaultdict(list)
-    for p in pairs:
-        ratio = p.claimed_km / p.rtt_ms
-        ratios[p.a].append(ratio)
-        ratios[p.b].append(ratio)
-    return {k: float(np.median(v)) for k, v in ratios.items()}
-
-
-def _calibration_offsets(
-    positions: Mapping[str, tuple[float, float]], pairs: list[_Pair]
-) -> dict[str, dict[str, Any]]:
-    """Each landmark's calibrated estimate from its peers' models, and how far off its claim is."""
-    samples = [
-        CalibrationSample(landmark_id, p.claimed_km, p.rtt_ms)
-        for p in pairs
-        for landmark_id in (p.a, p.b)
-    ]
-    try:
-        model = CalibrationModel.fit(samples)
-    except InsufficientDataError:
-        return {}
-    peers: dict[str, list[LandmarkRtt]] = defaultdict(list)
-    for p in pairs:
-        for me, other in ((p.a, p.b), (p.b, p.a)):
-            lat_deg, lon_deg = positions[other]
-            peers[me].append(LandmarkRtt(other, lat_deg, lon_deg, p.rtt_ms))
-    found: dict[str, dict[str, Any]] = {}
-    for landmark_id, measurements in peers.items():
-        if len(measurements) < MIN_PEERS_FOR_ESTIMATE:
-            continue
-        estimate = model.estimate(measurements)
-        offset_km = distance_km(*positions[landmark_id], estimate.lat_deg, estimate.lon_deg)
-        limit_km = max(OUTLIER_MIN_KM, OUTLIER_RADIUS_FACTOR * estimate.error_radius_km)
-        logger.debug("landmark %s estimate is %.0f km from its claim", landmark_id, offset_km)
-        found[landmark_id] = {
-            "kind": "calibration_outlier",
-            "estimate": {"lat": round(estimate.lat_deg, 3), "lon": round(estimate.lon_deg, 3)},
-            "offset_km": round(offset_km, 1),
-            "limit_km": round(limit_km, 1),
-        }
-    return found

@@ -1,13 +1,22 @@
-"""Calibrated tier: a per-landmark delay→distance model learned from the landmark mesh.
+"""Calibrated tier: a delay→distance model learned from the landmark mesh, and an estimate.
 
-Not a proof. Each landmark gets CBG's bestline (Gueye et al. 2006): the line below every
-(distance, rtt) point of its mesh samples with slope no shallower than light at 2/3 c, minimising
-the total gap. Its intercept is the landmark's fixed delay (last mile, processing) and it gives a
-*maximum* distance for an RTT. On top of it we fit the landmark's typical speed, the 10th, 50th and
-90th percentiles of distance / (rtt − intercept) over its samples, which turns an RTT into a
-*likely distance band*. The estimate is a robust (soft-L1) weighted least-squares fit on the
-sphere of distances to those bands; the band is asymmetric because added delay can only make a
-landmark look farther, so "closer than expected" is penalised less than "farther".
+Not a proof. Two things are learned from the mesh's (claimed distance, best RTT) samples:
+
+- per landmark, CBG's bestline (Gueye et al. 2006): the line below every sample with slope no
+  shallower than light at 2/3 c, minimising the total gap. It turns an RTT into a *maximum*
+  distance, which the estimate may overshoot only at a steep cost;
+- a *distance-dependent speed curve* shared by all landmarks: the median and spread of
+  log(distance / RTT) as a smooth function of the RTT (a Gaussian kernel in log RTT). Real paths
+  are slower over short distances (detours, metro loops, queueing weigh more), so one speed per
+  landmark, dominated by its many long-haul samples, overestimates short distances. Each landmark
+  keeps a shrunk log offset from the curve (a landmark behind a distant hub is consistently
+  slower than the curve says).
+
+The estimate maximises a heavy-tailed (Student-t) likelihood of the log distances to the
+NEAREST_LANDMARKS landmarks with the smallest RTTs over a global grid, then refines it locally.
+Far landmarks add little information and much route noise; the t tails let one wrong or delayed
+landmark be outvoted. Measured against classic CBG on real and synthetic meshes by
+`python -m benchmarks.calibration_eval` (docs/geo.md).
 """
 
 from __future__ import annotations
@@ -17,13 +26,12 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shapely
-from scipy.optimize import least_squares
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
@@ -39,19 +47,37 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 
 MIN_SAMPLES_PER_LANDMARK = 6
-"""Landmarks with fewer mesh samples use the global (pooled) model."""
+"""Landmarks with fewer mesh samples use the global (pooled) bestline."""
 
 PLAUSIBLE_KM_PER_RTT_MS = PLAUSIBLE_SPEED_KM_PER_S / 2000.0
 """Distance per ms of RTT at 2/3 c (~100 km/ms): the steepest slope a bestline may have."""
 
-BAND_FLOOR_KM = 25.0
-"""Added to every band half-width: city-scale noise the percentiles cannot see."""
+NEAREST_LANDMARKS = 10
+"""The estimate uses this many landmarks with the smallest RTTs (leave-one-out on the real sets:
+8 to 15 all beat CBG; more lets far, route-dominated paths pull the fit)."""
 
 LIKELY_COVERAGE = 0.8
-"""Share of targets whose true location fell inside `likely_region` on the synthetic
-leave-one-out benchmark (`python -m benchmarks.calibration_eval`); the basis of `confidence`."""
+"""Target share of true locations inside `likely_region`; RADIUS_FACTOR is set so the real and
+synthetic leave-one-out sets reach it (`python -m benchmarks.calibration_eval`, docs/geo.md)."""
+
+RADIUS_FACTOR = 3.0
+"""`error_radius_km` is this many times the nearest landmark's likely-distance spread."""
+
+RADIUS_FLOOR_KM = 50.0  # city-scale noise no RTT spread can see
+
+SHRINK_SAMPLES = 8.0
+"""A landmark's own speed offset is weighted n / (n + SHRINK_SAMPLES): few samples, little trust."""
+
+CURVE_BANDWIDTH = 0.35  # kernel width in ln(RTT): a factor of ~1.4 either way
+CURVE_KNOTS_MS = tuple(float(v) for v in np.geomspace(1.0, 512.0, 28))
+SIGMA_FLOOR = 0.1  # ln-distance spread floor: no RTT pins a distance better than ~10 %
+DISTANCE_SOFTENING_KM = 50.0  # log(d + this): a 5 km vs 20 km miss is not a factor of 4
+T_DEGREES_OF_FREEDOM = 2.0  # heavy tails: one wrong landmark is outvoted, not averaged in
+OVERSHOOT_SCALE_KM = 50.0  # cost per this much beyond a landmark's bestline maximum
 
 _MIN_SPAN_MS = 1.0  # samples closer than this to the intercept say nothing about speed
+_GRID_POINTS = 12_000  # global search grid (~200 km spacing), refined locally below
+_REFINE_STEPS_DEG = (1.5, 0.5, 0.15, 0.05)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +100,7 @@ class CalibrationSample:
 
 @dataclass(frozen=True, slots=True)
 class LandmarkModel:
-    """One landmark's delay→distance model (or the pooled global one)."""
+    """One landmark's bestline (or the pooled one) and its offset from the speed curve."""
 
     intercept_ms: float  # bestline intercept: fixed delay not due to distance
     max_km_per_ms: float  # 1 / bestline slope: the bestline's (fastest) distance per RTT ms
@@ -82,6 +108,7 @@ class LandmarkModel:
     mid_km_per_ms: float  # median
     high_km_per_ms: float  # 90th percentile
     samples: int
+    log_speed_offset: float = 0.0  # shrunk median of ln(distance / curve distance)
 
     def band_km(self, rtt_ms: float) -> tuple[float, float, float, float]:
         """(low, likely, high, bestline max) distance for an RTT, km."""
@@ -90,6 +117,42 @@ class LandmarkModel:
         high_km = min(span_ms * self.high_km_per_ms, max_km)
         mid_km = min(span_ms * self.mid_km_per_ms, high_km)
         return span_ms * self.low_km_per_ms, mid_km, high_km, max_km
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedCurve:
+    """ln(distance / RTT) against ln(RTT): median and robust spread at fixed RTT knots."""
+
+    knots_rtt_ms: tuple[float, ...]
+    log_speed: tuple[float, ...]  # ln(km per RTT ms), median
+    log_sigma: tuple[float, ...]  # 1.4826 × weighted MAD of ln(km per RTT ms)
+
+    @classmethod
+    def fit(cls, distance_km: FloatArray, rtt_ms: FloatArray) -> SpeedCurve:
+        ok = (distance_km > 0.0) & (rtt_ms > 0.0)
+        log_rtt = np.log(rtt_ms[ok])
+        log_speed = np.log(distance_km[ok] / rtt_ms[ok])
+        medians, sigmas = [], []
+        for knot in CURVE_KNOTS_MS:
+            weight = np.exp(-0.5 * ((log_rtt - math.log(knot)) / CURVE_BANDWIDTH) ** 2) + 1e-12
+            median = _weighted_median(log_speed, weight)
+            medians.append(median)
+            sigmas.append(1.4826 * _weighted_median(np.abs(log_speed - median), weight))
+        return cls(CURVE_KNOTS_MS, tuple(medians), tuple(sigmas))
+
+    def at(self, rtt_ms: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(ln km per ms, ln spread) at each RTT; flat beyond the outer knots."""
+        x = np.log(np.clip(rtt_ms, self.knots_rtt_ms[0], self.knots_rtt_ms[-1]))
+        knots = np.log(np.asarray(self.knots_rtt_ms))
+        speed = np.interp(x, knots, np.asarray(self.log_speed))
+        sigma = np.interp(x, knots, np.asarray(self.log_sigma))
+        return speed, np.maximum(sigma, SIGMA_FLOOR)
+
+
+def _weighted_median(values: FloatArray, weights: FloatArray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
 def bestline(distance_km: FloatArray, rtt_ms: FloatArray) -> tuple[float, float]:
@@ -156,7 +219,7 @@ class LocationEstimate:
     """The calibrated tier's answer. Not a proof.
 
     `confidence` (0..1) is LIKELY_COVERAGE, the measured chance that the true location lies in
-    `likely_region`, scaled by the share of measurements consistent with the estimate.
+    `likely_region`, scaled by the share of the used measurements consistent with the estimate.
     """
 
     lat_deg: float
@@ -167,11 +230,22 @@ class LocationEstimate:
 
 
 class CalibrationModel:
-    """Per-landmark delay→distance models plus a pooled global fallback."""
+    """Per-landmark bestlines, the shared speed curve, and a pooled fallback bestline."""
 
-    def __init__(self, landmarks: Mapping[str, LandmarkModel], global_model: LandmarkModel):
+    def __init__(
+        self,
+        landmarks: Mapping[str, LandmarkModel],
+        global_model: LandmarkModel,
+        curve: SpeedCurve | None = None,
+    ):
         self.landmarks = dict(landmarks)
         self.global_model = global_model
+        # A model saved before the curve existed: a flat curve at its pooled median speed.
+        self.curve = curve or SpeedCurve(
+            CURVE_KNOTS_MS[:1] + CURVE_KNOTS_MS[-1:],
+            (math.log(global_model.mid_km_per_ms),) * 2,
+            (SIGMA_FLOOR * 2,) * 2,
+        )
 
     @classmethod
     def fit(cls, samples: Iterable[CalibrationSample]) -> CalibrationModel:
@@ -183,13 +257,16 @@ class CalibrationModel:
             raise InsufficientDataError("calibration needs at least 2 mesh samples")
         pooled_array = np.asarray(pooled, dtype=np.float64)
         global_model = fit_landmark(pooled_array[:, 0], pooled_array[:, 1])
+        curve = SpeedCurve.fit(pooled_array[:, 0], pooled_array[:, 1])
         landmarks = {}
         for landmark_id, pairs in by_landmark.items():
             if len(pairs) >= MIN_SAMPLES_PER_LANDMARK:
                 array = np.asarray(pairs, dtype=np.float64)
-                landmarks[landmark_id] = fit_landmark(array[:, 0], array[:, 1])
+                model = fit_landmark(array[:, 0], array[:, 1])
+                offset = _log_offset(curve, array[:, 0], array[:, 1])
+                landmarks[landmark_id] = replace(model, log_speed_offset=offset)
         logger.debug("calibrated %d landmarks, %d samples", len(landmarks), len(pooled))
-        return cls(landmarks, global_model)
+        return cls(landmarks, global_model, curve)
 
     def model_for(self, landmark_id: str) -> LandmarkModel:
         return self.landmarks.get(landmark_id, self.global_model)
@@ -198,36 +275,50 @@ class CalibrationModel:
         return {
             "global": asdict(self.global_model),
             "landmarks": {k: asdict(v) for k, v in sorted(self.landmarks.items())},
+            "curve": asdict(self.curve),
         }
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> CalibrationModel:
         try:
             landmarks = {str(k): LandmarkModel(**v) for k, v in obj["landmarks"].items()}
-            return cls(landmarks, LandmarkModel(**obj["global"]))
-        except (KeyError, TypeError, AttributeError) as exc:
+            curve = obj.get("curve")
+            return cls(
+                landmarks,
+                LandmarkModel(**obj["global"]),
+                None if curve is None else SpeedCurve(**{k: tuple(v) for k, v in curve.items()}),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise GeoError(f"malformed calibration model: {exc}") from exc
+
+    def likely_distance_km(
+        self, landmark_ids: Sequence[str], rtt_ms: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """(likely distance km, ln spread) for each landmark's RTT: the curve plus its offset."""
+        log_speed, sigma = self.curve.at(rtt_ms)
+        offset = np.array([self.model_for(k).log_speed_offset for k in landmark_ids])
+        return np.exp(log_speed + offset) * rtt_ms, sigma
 
     def estimate(
         self, measurements: Sequence[LandmarkRtt], within: BaseGeometry | None = None
     ) -> LocationEstimate:
-        """Robust multilateration from likely distance bands; clipped to `within` if given."""
+        """Maximum-likelihood position from the nearest landmarks; clipped to `within` if given."""
         if len(measurements) < 2:
             raise InsufficientDataError("a calibrated estimate needs at least 2 landmarks")
-        bands = np.array([self.model_for(m.landmark_id).band_km(m.rtt_ms) for m in measurements])
-        lat = np.array([m.lat_deg for m in measurements])
-        lon = np.array([m.lon_deg for m in measurements])
-        fit = _Multilateration(unit_vectors(lat, lon), bands)
-        lat_deg, lon_deg, residuals = fit.solve(lat, lon)
-        inlier_share = float(np.mean(np.abs(residuals) <= 2.0))
-        # The target is within the nearest landmark's high band ~90% of the time by construction;
-        # the fit is typically several times better than that (see docs/geo.md).
-        error_radius_km = max(BAND_FLOOR_KM, 0.5 * float(np.min(bands[:, 2])) + BAND_FLOOR_KM)
+        used = sorted(measurements, key=lambda m: m.rtt_ms)[:NEAREST_LANDMARKS]
+        fit = self._likelihood(used)
+        lat_deg, lon_deg = fit.solve()
+        likely_km, sigma = fit.likely_km, fit.sigma
+        inlier_share = float(np.mean(np.abs(fit.scaled_residuals(lat_deg, lon_deg)) <= 2.0))
+        nearest = int(np.argmin(likely_km * sigma))
+        error_radius_km = RADIUS_FLOOR_KM + RADIUS_FACTOR * float(
+            (likely_km[nearest] + DISTANCE_SOFTENING_KM) * sigma[nearest]
+        )
         if within is not None and not within.is_empty:
             point = Point(lon_deg, lat_deg)
             if not within.covers(point):
-                nearest = nearest_points(within, point)[0]
-                lon_deg, lat_deg = float(nearest.x), float(nearest.y)
+                nearest_point = nearest_points(within, point)[0]
+                lon_deg, lat_deg = float(nearest_point.x), float(nearest_point.y)
         likely = disc(lat_deg, lon_deg, error_radius_km)
         if within is not None and not within.is_empty:
             clipped = likely.intersection(within)
@@ -236,66 +327,118 @@ class CalibrationModel:
             lat_deg, lon_deg, likely, LIKELY_COVERAGE * inlier_share, error_radius_km
         )
 
+    def check_position(
+        self, measurements: Sequence[LandmarkRtt], lat_deg: float, lon_deg: float
+    ) -> PositionCheck:
+        """Compare a claimed position with the estimate from the same nearest landmarks."""
+        if len(measurements) < 2:
+            raise InsufficientDataError("a position check needs at least 2 landmarks")
+        used = sorted(measurements, key=lambda m: m.rtt_ms)[:NEAREST_LANDMARKS]
+        fit = self._likelihood(used)
+        best_lat, best_lon = fit.solve()
+        claimed = float(fit.cost(np.array(lat_deg), np.array(lon_deg)))
+        best = float(fit.cost(np.array(best_lat), np.array(best_lon)))
+        residuals = fit.scaled_residuals(lat_deg, lon_deg)
+        disagreeing = tuple(
+            m.landmark_id for m, e in zip(used, residuals, strict=True) if abs(e) > 2.0
+        )
+        return PositionCheck(best_lat, best_lon, max(claimed - best, 0.0), disagreeing)
 
-class _Multilateration:
-    def __init__(self, landmark_vectors: FloatArray, bands_km: FloatArray):
-        self.vectors = landmark_vectors
-        low, mid, high, maximum = bands_km.T
-        self.mid_km = mid
-        self.max_km = maximum
-        self.below_km = (mid - low) + BAND_FLOOR_KM
-        self.above_km = (high - mid) + BAND_FLOOR_KM
+    def _likelihood(self, used: Sequence[LandmarkRtt]) -> _Likelihood:
+        rtt = np.array([m.rtt_ms for m in used])
+        likely_km, sigma = self.likely_distance_km([m.landmark_id for m in used], rtt)
+        max_km = np.array([self.model_for(m.landmark_id).band_km(m.rtt_ms)[3] for m in used])
+        lat = np.array([m.lat_deg for m in used])
+        lon = np.array([m.lon_deg for m in used])
+        return _Likelihood(lat, lon, likely_km, sigma, max_km)
 
-    def residuals(self, lat_deg: FloatArray, lon_deg: FloatArray) -> FloatArray:
-        """Scaled residuals, shape (..., 2n): band misfit, then bestline overshoot."""
+
+@dataclass(frozen=True, slots=True)
+class PositionCheck:
+    """How well a claimed position explains RTTs, against the best position the model finds."""
+
+    estimate_lat_deg: float
+    estimate_lon_deg: float
+    excess_cost: float  # likelihood cost at the claim minus at the estimate (>= 0)
+    disagreeing: tuple[str, ...]  # used landmarks whose RTT alone contradicts the claim
+
+
+def _log_offset(curve: SpeedCurve, distance_km: FloatArray, rtt_ms: FloatArray) -> float:
+    """Shrunk median ln(distance / curve distance) of one landmark's samples."""
+    ok = (distance_km > 0.0) & (rtt_ms > 0.0)
+    if not np.any(ok):
+        return 0.0
+    log_speed, _ = curve.at(rtt_ms[ok])
+    residual = np.log(distance_km[ok] / rtt_ms[ok]) - log_speed
+    n = int(np.count_nonzero(ok))
+    return float(np.median(residual)) * n / (n + SHRINK_SAMPLES)
+
+
+def _fibonacci_grid(points: int) -> tuple[FloatArray, FloatArray]:
+    """Near-uniform points on the sphere (lat_deg, lon_deg)."""
+    i = np.arange(points) + 0.5
+    lat = np.degrees(np.arcsin(1.0 - 2.0 * i / points))
+    lon = (np.degrees(np.pi * (1.0 + math.sqrt(5.0)) * i) + 180.0) % 360.0 - 180.0
+    return lat, lon
+
+
+_GRID = _fibonacci_grid(_GRID_POINTS)
+
+
+class _Likelihood:
+    """Student-t cost of ln(softened distance) misfits, plus bestline overshoot."""
+
+    def __init__(
+        self,
+        lat_deg: FloatArray,
+        lon_deg: FloatArray,
+        likely_km: FloatArray,
+        sigma: FloatArray,
+        max_km: FloatArray,
+    ):
+        self.vectors = unit_vectors(lat_deg, lon_deg)
+        self.likely_km = likely_km
+        self.log_likely = np.log(likely_km + DISTANCE_SOFTENING_KM)
+        self.sigma = sigma
+        self.max_km = max_km
+
+    def _distances_km(self, lat_deg: FloatArray, lon_deg: FloatArray) -> FloatArray:
         points = unit_vectors(lat_deg, lon_deg)[..., None, :]
         dot = np.clip(np.sum(points * self.vectors, axis=-1), -1.0, 1.0)
-        dist_km = np.arccos(dot) * EARTH_MEAN_RADIUS_KM
-        gap = dist_km - self.mid_km
-        band = np.where(gap > 0.0, gap / self.above_km, gap / self.below_km)
-        overshoot = np.maximum(dist_km - self.max_km, 0.0) / BAND_FLOOR_KM
-        return np.asarray(np.concatenate((band, overshoot), axis=-1), dtype=np.float64)
+        return np.asarray(np.arccos(dot) * EARTH_MEAN_RADIUS_KM, dtype=np.float64)
+
+    def scaled_residuals(self, lat_deg: float, lon_deg: float) -> FloatArray:
+        dist_km = self._distances_km(np.array(lat_deg), np.array(lon_deg))
+        return np.asarray(
+            (np.log(dist_km + DISTANCE_SOFTENING_KM) - self.log_likely) / self.sigma,
+            dtype=np.float64,
+        )
 
     def cost(self, lat_deg: FloatArray, lon_deg: FloatArray) -> FloatArray:
-        r = self.residuals(lat_deg, lon_deg)
-        return np.asarray(np.sum(2.0 * (np.sqrt(1.0 + r * r) - 1.0), axis=-1), dtype=np.float64)
+        dist_km = self._distances_km(lat_deg, lon_deg)
+        e = (np.log(dist_km + DISTANCE_SOFTENING_KM) - self.log_likely) / self.sigma
+        nu = T_DEGREES_OF_FREEDOM
+        t_cost = 0.5 * (nu + 1.0) * np.log1p(e * e / nu)
+        overshoot = np.maximum(dist_km - self.max_km, 0.0) / OVERSHOOT_SCALE_KM
+        return np.asarray(np.sum(t_cost + overshoot, axis=-1), dtype=np.float64)
 
-    def solve(self, lat: FloatArray, lon: FloatArray) -> tuple[float, float, FloatArray]:
-        # Start from a ring of candidates around the landmarks with the smallest likely distance:
-        # small RTTs are the ones delay cannot have shrunk.
-        nearest = np.argsort(self.mid_km)[:4]
-        cand_lat: list[FloatArray] = [lat[nearest]]
-        cand_lon: list[FloatArray] = [lon[nearest]]
-        azimuths = np.linspace(0.0, 2.0 * np.pi, 16, endpoint=False)
-        for i in nearest:
-            for radius_km in (0.5 * self.mid_km[i], self.mid_km[i]):
-                if radius_km <= 0.0:
-                    continue
-                la, lo = sphere_destinations_rad(
-                    math.radians(lat[i]),
-                    math.radians(lon[i]),
-                    azimuths,
-                    radius_km / EARTH_MEAN_RADIUS_KM,
-                )
-                cand_lat.append(np.degrees(la))
-                cand_lon.append((np.degrees(lo) + 180.0) % 360.0 - 180.0)
-        all_lat, all_lon = np.concatenate(cand_lat), np.concatenate(cand_lon)
-        costs = self.cost(all_lat, all_lon)
-        best: tuple[float, float, float] = (math.inf, 0.0, 0.0)
-        for start in np.argsort(costs)[:3]:
-            result = least_squares(
-                lambda x: self.residuals(np.array(x[0]), np.array(x[1])),
-                x0=[all_lat[start], all_lon[start]],
-                loss="soft_l1",
-                bounds=([-90.0, -540.0], [90.0, 540.0]),
-                x_scale=[1.0, 1.0],
-            )
-            if result.cost < best[0]:
-                best = (float(result.cost), float(result.x[0]), float(result.x[1]))
-        lat_deg = best[1]
-        lon_deg = (best[2] + 180.0) % 360.0 - 180.0
-        n = len(self.mid_km)
-        return lat_deg, lon_deg, self.residuals(np.array(lat_deg), np.array(lon_deg))[:n]
+    def solve(self) -> tuple[float, float]:
+        grid_lat, grid_lon = _GRID
+        costs = self.cost(grid_lat, grid_lon)
+        best = int(np.argmin(costs))
+        lat0, lon0, best_cost = float(grid_lat[best]), float(grid_lon[best]), float(costs[best])
+        offsets = np.arange(-4, 5, dtype=np.float64)
+        for step_deg in _REFINE_STEPS_DEG:
+            d_lat = (offsets[:, None] * step_deg + 0.0 * offsets[None, :]).ravel()
+            d_lon = (0.0 * offsets[:, None] + offsets[None, :] * step_deg).ravel()
+            stretch = 1.0 / max(math.cos(math.radians(lat0)), 0.2)
+            lat = np.clip(lat0 + d_lat, -90.0, 90.0)
+            lon = (lon0 + d_lon * stretch + 180.0) % 360.0 - 180.0
+            local = self.cost(lat, lon)
+            k = int(np.argmin(local))
+            if local[k] < best_cost:
+                lat0, lon0, best_cost = float(lat[k]), float(lon[k]), float(local[k])
+        return lat0, lon0
 
 
 def disc(lat_deg: float, lon_deg: float, radius_km: float, vertices: int = 64) -> BaseGeometry:

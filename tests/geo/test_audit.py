@@ -48,7 +48,7 @@ def test_swapped_pair_is_flagged_and_partners_are_not() -> None:
     flagged = {k for k, v in result.items() if v.status != "ok"}
     assert flagged == {"mad", "sto"}
     evidence = result["sto"].evidence[0]
-    assert evidence["kind"] == "faster_than_fibre"
+    assert evidence["kind"] == "faster_than_peers"
     assert evidence["rtt_ms"] < evidence["min_rtt_ms"]
 
 
@@ -116,3 +116,23 @@ def test_cli_reports_bad_csv_without_traceback(
     landmarks.write_text("id,lat\nlon,51.5\n")
     assert main(["landmarks", "audit", "--landmarks", str(landmarks), "--mesh", str(mesh)]) == 2
     assert "missing column(s) lon" in capsys.readouterr().err
+
+
+def test_one_fast_path_is_not_a_suspect() -> None:
+    # A direct cable 40 % faster than every other path: one partner is no evidence of a wrong
+    # position (a misplaced landmark looks fast to several independent partners).
+    mesh = [(a, b, rtt * 0.6 if {a, b} == {"lon", "mad"} else rtt) for a, b, rtt in _mesh(EUROPE)]
+    result = audit_landmarks(EUROPE, mesh)
+    assert {a.status for a in result.values()} == {"ok"}
+
+
+def test_suspect_evidence_names_several_independent_partners() -> None:
+    claimed = dict(EUROPE)
+    claimed["ber"] = (55.0, 25.0)  # ~900 km off to the north-east: fast to the west
+    result = audit_landmarks(claimed, _mesh(EUROPE))
+    assert result["ber"].status == "suspect"
+    partners = {e["peer"] for e in result["ber"].evidence}
+    assert len(partners) >= 2 and all(
+        e["kind"] == "faster_than_peers" for e in result["ber"].evidence
+    )
+    assert all(result[k].status == "ok" for k in EUROPE if k != "ber")
