@@ -25,7 +25,8 @@ def policy_out(p: Policy, floor: str) -> schemas.PolicyOut:
 
 def landmark_out(lm: Landmark, now_unix_ns: int, dead_after_s: float) -> schemas.LandmarkOut:
     audit = (schemas.AuditOut(status=str(lm.audit.get("status", "unknown")),
-                              evidence=list(lm.audit.get("evidence", [])))
+                              evidence=list(lm.audit.get("evidence", [])),
+                              suspect_windows=int(lm.audit.get("suspect_windows", 0)))
              if lm.audit else None)
     return schemas.LandmarkOut(
         landmark_id=lm.landmark_id, lat_deg=lm.lat_deg, lon_deg=lm.lon_deg, host=lm.host,

@@ -10,6 +10,7 @@ ALERT_TYPES = (
     "went_dark",
     "inconsistent_measurements",
     "landmark_fault",
+    "landmark_suspect",
     "signature_failure",
     "replay_detected",
     "notification_failed",
@@ -28,7 +29,8 @@ SEVERITY_BY_TYPE = {
     "signature_failure": "high",
     "went_dark": "high",
     "inconsistent_measurements": "medium",
-    "landmark_fault": "medium",
+    "landmark_fault": "critical",
+    "landmark_suspect": "low",
     "notification_failed": "high",
     "key_refused": "high",
     # verifier.location_alerts: a relay or a move the geometry alone cannot call a violation

@@ -22,6 +22,7 @@ AlertType = Literal[
     "went_dark",
     "inconsistent_measurements",
     "landmark_fault",
+    "landmark_suspect",
     "signature_failure",
     "replay_detected",
     "notification_failed",
@@ -185,6 +186,7 @@ class PolicyOut(_Out):
 class AuditOut(_Out):
     status: str
     evidence: list[Any]
+    suspect_windows: int = 0  # consecutive mesh windows `suspect` (a warning from 2 on)
 
 
 class LandmarkOut(_Out):

@@ -43,6 +43,9 @@ _NS = 1_000_000_000
 # The audit's record-age limit holds at the verdict's time, stamped after the solver ran.
 _MARGIN_NS = int(VERDICT_MARGIN_S * _NS)
 CALIBRATION_KEY = "calibration_model"
+SUSPECT_WINDOWS = 2
+"""A `suspect` audit becomes a `landmark_suspect` warning only after this many consecutive mesh
+windows: one window of congestion or a rerouted cable must not page anyone."""
 # The reason of a round that closed without one valid signed answer (its code comes first).
 NO_ANSWER_REASON = "no_answer: no valid signed answer in this round"
 ALERT_FOR_VERDICT = {"violation": "outside_licensed_region",
@@ -362,14 +365,27 @@ def refresh_mesh_models(store: Store, alerts: Alerts, *, since_unix_ns: int,
     flagged = {lm.landmark_id for lm in landmarks.values() if lm.faulty}
     for landmark_id, audit in audit_landmarks(positions, mesh).items():
         status = str(audit.status)
+        streak = _suspect_windows(landmarks[landmark_id].audit, status)
         if status in ("impossible", "suspect"):
-            flagged.add(landmark_id)
+            flagged.add(landmark_id)  # its pairs would teach the calibration wrong speeds
+        if status == "impossible":
             alerts.raise_alert(
                 store, "landmark_fault", subject_kind="landmark", subject_id=landmark_id,
-                message=f"landmark {landmark_id} position is {status} given its peers",
+                message=f"landmark {landmark_id} position is impossible given its peers",
                 details={"audit": audit.to_json()}, now_unix_ns=now_unix_ns)
+        elif streak >= SUSPECT_WINDOWS:
+            alerts.raise_alert(
+                store, "landmark_suspect", subject_kind="landmark", subject_id=landmark_id,
+                message=f"landmark {landmark_id} is probably misplaced: too fast to several "
+                        f"partners in {streak} consecutive mesh windows",
+                details={"audit": audit.to_json()}, now_unix_ns=now_unix_ns)
+        elif status == "ok":
+            alerts.auto_resolve(store, "landmark_suspect", subject_kind="landmark",
+                                subject_id=landmark_id, now_unix_ns=now_unix_ns,
+                                reason="the mesh no longer contradicts its position")
         if not landmarks[landmark_id].faulty:
-            store.set_landmark_audit(landmark_id, audit.to_json(), faulty=status == "impossible")
+            store.set_landmark_audit(landmark_id, {**audit.to_json(), "suspect_windows": streak},
+                                     faulty=status == "impossible")
     samples = [
         CalibrationSample(a, distance_km(*positions[a], *positions[b]), rtt_ms)
         for a, b, rtt_ms in mesh if a not in flagged and b not in flagged
@@ -378,6 +394,13 @@ def refresh_mesh_models(store: Store, alerts: Alerts, *, since_unix_ns: int,
         store.put_kv(CALIBRATION_KEY, json.dumps(CalibrationModel.fit(samples).to_json()))
     except GeoError as exc:
         logger.info("calibration not refreshed: %s", exc)
+
+
+def _suspect_windows(previous: dict[str, Any] | None, status: str) -> int:
+    """Consecutive mesh windows (this one included) in which the landmark was `suspect`."""
+    if status != "suspect":
+        return 0
+    return int((previous or {}).get("suspect_windows", 0)) + 1
 
 
 def collect_all(store: Store, rounds: Sequence[Round], now_unix_ns: int,

@@ -121,7 +121,7 @@ async def test_landmark_with_false_position_is_faulted_and_no_longer_scheduled(
     assert {e["kind"] for e in landmarks["HAM"]["audit"]["evidence"]} == {"faster_than_light"}
     assert all(landmarks[i]["audit"]["status"] != "impossible" for i in TRUE if i != "HAM")
     faults = await alerts_of(h, "type=landmark_fault")
-    assert [(a["subject_id"], a["severity"]) for a in faults] == [("HAM", "medium")]
+    assert [(a["subject_id"], a["severity"]) for a in faults] == [("HAM", "critical")]
     await refresh_mesh(h)  # the same evidence again: still one open alert
     assert len(await alerts_of(h, "type=landmark_fault")) == 1
     # A chip registered now is never measured by the faulty landmark.
@@ -324,3 +324,32 @@ async def test_verdicts_are_pushed_on_the_event_stream(harness: Harness) -> None
     assert event["verdict_id"] == chip["last_verdict"]["verdict_id"]
     assert (event["chip_id"], event["verdict"]) == ("chip-1", "verified")
     await stream.aclose()
+
+
+@pytest.mark.asyncio
+async def test_probably_misplaced_landmark_warns_after_two_windows_and_stays_in_use(
+        harness: Harness) -> None:
+    h = harness
+    # HAM sits in Hamburg but claims a point ~150 km north-west: its paths to Berlin, Munich and
+    # Frankfurt look faster than fibre, none faster than light. Probable, not proven.
+    await register(h, {**TRUE, "HAM": (54.5, 8.3)})
+    await full_pass(h)
+    await refresh_mesh(h)
+    landmarks = {lm["landmark_id"]: lm for lm in
+                 (await h.client.get("/v1/landmarks", headers=h.dashboard)).json()["items"]}
+    assert landmarks["HAM"]["audit"]["status"] == "suspect"
+    assert landmarks["HAM"]["audit"]["suspect_windows"] == 1
+    assert landmarks["HAM"]["health"] != "faulty"
+    assert await alerts_of(h, "type=landmark_suspect") == []  # one window is not enough
+    await refresh_mesh(h)
+    [warning] = await alerts_of(h, "type=landmark_suspect")
+    assert (warning["subject_id"], warning["severity"]) == ("HAM", "low")
+    assert {e["kind"] for e in warning["details"]["audit"]["evidence"]} == {"faster_than_peers"}
+    assert await alerts_of(h, "type=landmark_fault") == []
+    await refresh_mesh(h)  # still suspect: still the one warning
+    assert len(await alerts_of(h, "type=landmark_suspect")) == 1
+    # Re-registered at its true position, the next window clears the warning.
+    await register(h, {"HAM": TRUE["HAM"]})
+    await refresh_mesh(h)
+    [warning] = await alerts_of(h, "type=landmark_suspect")
+    assert warning["status"] == "resolved"

@@ -186,7 +186,7 @@ def test_routing_by_type_severity_group_and_zone() -> None:
     assert to("outside_licensed_region", in_fra) == ("critical-only", "everything",
                                                      "frankfurt", "gpu-team")
     assert to("went_dark", in_ams) == ("dark", "everything")
-    assert to("landmark_fault", None) == ("everything",)
+    assert to("landmark_suspect", None) == ("everything",)
     assert channels_for(rules, chans, alert_type="went_dark", severity="high",
                         membership=in_ams, exclude="everything") == ("dark",)
 

@@ -17,6 +17,7 @@ const ALERT_TYPES = [
   "went_dark",
   "inconsistent_measurements",
   "landmark_fault",
+  "landmark_suspect",
   "signature_failure",
   "replay_detected",
   "notification_failed",
@@ -291,6 +292,11 @@ function replaceAlertItems(list, alerts) {
   );
 }
 
+// The audit's `suspect` becomes a warning after 2 consecutive mesh windows (docs/geo.md).
+function probablyMisplaced(landmark) {
+  return landmark.audit?.status === "suspect" && (landmark.audit.suspect_windows ?? 0) >= 2;
+}
+
 function renderHealth() {
   const up = state.landmarks.filter((landmark) => landmark.health === "alive");
   const down = state.landmarks.filter((landmark) => landmark.health !== "alive");
@@ -299,8 +305,14 @@ function renderHealth() {
   $("#landmark-list").replaceChildren(
     ...state.landmarks.map((landmark) =>
       make("li", {
-        text: `${landmark.health === "alive" ? "▲" : "▽"} ${landmark.landmark_id} · ${landmark.health}`,
-        attrs: { "data-landmark-id": landmark.landmark_id, "data-health": landmark.health },
+        text:
+          `${landmark.health === "alive" ? "▲" : "▽"} ${landmark.landmark_id} · ${landmark.health}` +
+          (probablyMisplaced(landmark) ? " · probably misplaced (warning)" : ""),
+        attrs: {
+          "data-landmark-id": landmark.landmark_id,
+          "data-health": landmark.health,
+          "data-audit": landmark.audit?.status ?? "unknown",
+        },
       }),
     ),
   );
