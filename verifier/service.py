@@ -138,7 +138,10 @@ class Service:
                                  decision.inputs.chip.chip_id, decision.inputs.round.round_id)
                 continue
             self.hub.publish(verdicts.verdict_event(verdict), event="verdict")
-        await self.db.run(verdicts.expire_verified, now_unix_ns)
+        for chip_id in await self.db.run(verdicts.expire_verified, now_unix_ns):
+            self.hub.publish({"chip_id": chip_id, "state": "inconclusive",
+                              "reason": "verified_expired", "state_since_unix_ns": now_unix_ns},
+                             event="chip_state")
         await self.db.run(verdicts.landmark_faults, self.alerts,
                           window_s=self.config.landmark_dead_after_s * 5,
                           settle_s=self.config.task_ttl_s, now_unix_ns=now_unix_ns)

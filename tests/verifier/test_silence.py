@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from audit.verify import AuditReport, verify_bundle
 from tests.verifier.conftest import Harness
 from tests.verifier.test_flow import GERMANY, KASSEL, run_round, setup_germany
+from tests.verifier.test_mesh_and_faults import next_frame
 from verifier.evidence import export_bundle
 from verifier.model import DEFAULT_POLICY, Policy
 from verifier.store import SqliteStore
@@ -96,6 +98,8 @@ async def test_verified_state_expires_without_rounds(harness: Harness) -> None:
     chip = (await h.client.get("/v1/chips/chip-1", headers=h.dashboard)).json()
     assert chip["state"] == "verified"
     ttl_s = DEFAULT_POLICY.round_interval_s + DEFAULT_POLICY.round_timeout_s
+    stream = h.service.hub.subscribe(ping_s=5.0)
+    assert await anext(stream) == ": connected\n\n"
     now = time.time_ns()
     await h.service.tick(now + int((ttl_s - 60) * _NS))  # landmarks dead: nothing planned
     chip = (await h.client.get("/v1/chips/chip-1", headers=h.dashboard)).json()
@@ -104,6 +108,11 @@ async def test_verified_state_expires_without_rounds(harness: Harness) -> None:
     chip = (await h.client.get("/v1/chips/chip-1", headers=h.dashboard)).json()
     assert chip["state"] == "inconclusive"
     assert chip["state_since_unix_ns"] >= now + int(ttl_s * _NS)
+    frame = await next_frame(stream, "chip_state")  # dashboards hear of it without a verdict
+    event = json.loads(frame.split("data: ", 1)[1])
+    assert (event["chip_id"], event["state"], event["reason"]) == (
+        "chip-1", "inconclusive", "verified_expired")
+    await stream.aclose()
 
 
 @pytest.mark.asyncio
