@@ -89,6 +89,8 @@ def run_chunk(world: World, chunk_index: int) -> ChunkResult:
             world, rng, destination, world.site_country[destination], scenario.jitter_km
         )
     truth_inside = world.inside(licence_country, true_lat, true_lon)
+    # The staged class is the clean inspection at home before a relocation: judged at home.
+    home_inside = world.inside(licence_country, home_lat, home_lon)
     true_xyz = unit_vectors(true_lat, true_lon)
     distance = pairwise_km(true_xyz, world.landmark_xyz)
     last_mile = model.draw_last_mile_ms(rng, (n, 1))
@@ -130,10 +132,11 @@ def run_chunk(world: World, chunk_index: int) -> ChunkResult:
                     )
                 )
                 sampled.discard(int(row))
+        truth = home_inside if class_index == 2 else truth_inside
         tally.add(
             class_index,
             verdicts,
-            truth_inside[rows_],
+            truth[rows_],
             areas,
             licence_country[rows_] if class_index == 0 else None,
         )

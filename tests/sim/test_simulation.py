@@ -40,6 +40,8 @@ def test_naive_smuggling_is_caught_and_nothing_false(baseline):
     metrics = baseline["metrics"]
     assert metrics["false_verifications"] == 0
     assert metrics["false_violations"] == 0
+    assert 0.0 <= metrics["honest_verified_share"] <= 1.0
+    assert metrics["rtt_anomaly"]["honest"]["alerted"] == 0  # no false location alert
     assert smuggled(baseline)["verdicts"]["violation"] > 0
     assert baseline["cross_check"]["fast_more_permissive"] == 0
     assert baseline["cross_check"]["assess_false_verifications"] == 0
@@ -85,6 +87,8 @@ def test_relocation_is_flagged_the_first_round_abroad():
     assert results["metrics"]["false_verifications"] == 0
     assert set(rounds) <= {"1", "never"} and rounds.get("never", 0) == 0
     assert "staged" in results["metrics"]["classes"]
+    # Two rounds abroad are fewer than rtt_anomaly's three: it cannot have fired yet.
+    assert set(results["metrics"]["rtt_anomaly"]["rounds_after_move"]) == {"never"}
 
 
 def test_going_dark_alerts_after_the_policy_window():
