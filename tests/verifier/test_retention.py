@@ -135,3 +135,35 @@ def test_pruning_goes_in_bounded_passes(tmp_path: Path) -> None:
     assert passes == [4, 2, 0]  # the latest verdict stays
     assert [v.round_id for v in store.verdicts("c", None, 10)] == ["r6"]
     store.close()
+
+
+@pytest.mark.asyncio
+async def test_after_pruning_the_verdicts_records_are_still_in_its_evidence(
+        tmp_path: Path) -> None:
+    import time
+
+    from audit.verify import verify_bundle
+    from tests.verifier.conftest import open_harness
+    from tests.verifier.test_flow import KASSEL, run_round, setup_germany
+    from verifier.store import Store
+
+    async with open_harness(tmp_path, tree_head_interval_s=3600.0) as h:
+        await setup_germany(h)
+        await run_round(h, "chip-1", KASSEL)
+        [verdict] = (await h.client.get("/v1/chips/chip-1/verdicts",
+                                        headers=h.dashboard)).json()["items"]
+        assert verdict["measurement_ids"]
+        later = time.time_ns() + 400 * DAY_NS  # past every retention window
+        deleted = await h.service.db.run(prune, POLICY, later)
+        assert deleted["measurements"] == len(verdict["measurement_ids"])
+        assert await h.service.db.run(Store.count_measurements) == 0
+        assert h.service.tree_heads is not None
+        h.service.tree_heads.sign_if_grown(int(time.time()))
+        bundle = (await h.client.get("/v1/chips/chip-1/evidence", headers=h.admin)).json()
+        kept = (await h.client.get("/v1/chips/chip-1", headers=h.dashboard)).json()
+        assert kept["last_verdict"]["verdict_id"] == verdict["verdict_id"]  # latest kept
+    [entry] = [e["entry"] for e in bundle["entries"] if e["kind"] == "verdict"]
+    assert len(entry["records"]) == len(verdict["measurement_ids"])
+    report = verify_bundle(bundle, ca_public_key=h.fleet.ca.public_key(),
+                           log_public_key=h.service.tree_heads.public_key)
+    assert report.ok, report.findings
