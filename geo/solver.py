@@ -343,6 +343,11 @@ _LOCAL_MIN_DEPTH = 0.1
 
 _LOCAL_MAX_LAT_RAD = math.radians(89.5)
 _JOIN_STEP_RAD = math.pi / 4
+_JOIN_STEP_SLACK = 1e-9
+"""A corner may turn this fraction beyond a whole number of join steps and keep that number:
+the smallest cap's fewest-vertex polygon turns by exactly 45 deg, which rounding puts on either
+side (one step or two, ~100 m apart in the grown ring) differently in the batched and single
+paths. A step of 45 deg x (1 + 1e-9) reaches eps_plane / cos(22.5 deg), within _JOIN_FACTOR."""
 _JOIN_FACTOR = math.sqrt(2.0)  # corner points' largest distance / eps_plane (90 deg mitre)
 _MIN_LOCAL_VERTICES = 8
 _GAP_SLACK_RAD = 1e-7
@@ -441,7 +446,7 @@ def _grown_ring(ring: FloatArray, eps_plane: float) -> FloatArray | None:
     # Sharp corners: circumscribe the corner's circle in steps of at most 45 deg.
     turn = np.arctan2(cross_turn, cos_turn)
     incoming_angle = np.arctan2(incoming[:, 1], incoming[:, 0])
-    steps = np.maximum(np.ceil(turn / _JOIN_STEP_RAD), 1).astype(np.int64)
+    steps = np.maximum(np.ceil(turn / _JOIN_STEP_RAD - _JOIN_STEP_SLACK), 1).astype(np.int64)
     step = turn / steps
     owner = np.repeat(np.arange(len(ring)), steps)
     index = np.arange(int(steps.sum())) - np.repeat(np.cumsum(steps) - steps, steps)
@@ -919,9 +924,8 @@ def _plane_regions_to_lonlat(
     mitre_ring = lowest_cos >= 0.0
     eps_of = eps_plane[ring_of]
     turn = np.arctan2(cross_turn, cos_turn)
-    steps = np.where(mitre_ring[ring_of], 1, np.maximum(np.ceil(turn / _JOIN_STEP_RAD), 1)).astype(
-        np.int64
-    )
+    whole_steps = np.ceil(turn / _JOIN_STEP_RAD - _JOIN_STEP_SLACK)
+    steps = np.where(mitre_ring[ring_of], 1, np.maximum(whole_steps, 1)).astype(np.int64)
     _, corner, index = _ring_layout(steps)
     step = turn / steps
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -57,9 +57,26 @@ world_items = st.builds(
     scenarios(),
     st.sampled_from([COUNTRIES, None]),
 )
+# Sub-0.2 ms round trips to landmarks a few km apart (co-located ones, or a copied key beside
+# them): caps of a few km, whose local-frame polygons have the fewest vertices (8) and so turn
+# by exactly 45 deg at every untouched corner, a tie for the grown ring's join steps.
+KASSEL = {"ks-a": (51.31, 9.48), "ks-b": (51.35, 9.42), "ks-c": (51.27, 9.55)}
+GERMANY = licence_from_json({"allowed": ["DEU"]})
+
+
+def kassel(rtts_ms: tuple[float, float, float]) -> tuple[list[LandmarkRtt], Licence]:
+    return [
+        LandmarkRtt(name, lat, lon, rtt_ms)
+        for (name, (lat, lon)), rtt_ms in zip(KASSEL.items(), rtts_ms, strict=True)
+    ], GERMANY
+
+
+tiny_items = st.tuples(*[st.floats(0.04, 0.25)] * 3).map(kassel)
 excluding_items = chips_with_excluding_licence().map(lambda case: (case[1], case[2]))
 items = st.lists(
-    st.one_of(europe_items, europe_items, world_items, excluding_items), min_size=1, max_size=6
+    st.one_of(europe_items, europe_items, world_items, excluding_items, tiny_items),
+    min_size=1,
+    max_size=6,
 )
 
 
@@ -133,6 +150,21 @@ def test_inconsistent_item_names_the_wrong_landmark_in_a_batch() -> None:
     assert first.verdict is not Verdict.INCONSISTENT
     assert second.verdict is Verdict.INCONSISTENT and second.excluded_landmarks == ("liar",)
     assert_same(second, assess(*bad))
+
+
+def test_sub_millisecond_rounds_match() -> None:
+    """Rounds like the copy attack's (tests/verifier/test_copy_attack.py): the batch used to
+    grow a 45 deg corner of the smallest cap's octagon in one join step where `assess` took
+    two (the turn rounded to either side of 45 deg), ~100 m apart, which the audit reported."""
+    rtts_ms = [
+        (0.2073904881534542, 0.09361174841833425, 0.043057594734210586),
+        (0.06821649126360425, 0.09356449540527856, 0.05971051322258933),
+        (0.1530805471049473, 0.045874746657606894, 0.07721436437710236),
+    ]
+    rounds = [kassel(rtts) for rtts in rtts_ms]
+    for got, item in zip(assess_many(rounds), rounds, strict=True):
+        assert got.verdict is Verdict.VERIFIED
+        assert_same(got, assess(*item))
 
 
 def test_calibrated_estimates_match() -> None:
