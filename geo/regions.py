@@ -1,9 +1,10 @@
 """Regions: countries by ISO 3166-1 alpha-3 code and custom RFC 7946 GeoJSON geometries.
 
 Country boundaries are Natural Earth 4.1 admin-0 at 1:50m (public domain), shipped as
-`geo/data/countries.json.gz` and built by `scripts/build_boundaries.py`; see
-`geo/data/ATTRIBUTION.md`. Geometries are shapely objects in lon/lat degrees with every polygon
-inside [-180, 180]: anything that crosses the antimeridian is split there.
+`geo/data/countries.json.gz` (parts reconciled with 1:10m: islets added) and built by
+`scripts/build_boundaries.py`; see `geo/data/ATTRIBUTION.md`. Geometries are shapely objects in
+lon/lat degrees with every polygon inside [-180, 180]: anything that crosses the antimeridian is
+split there.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ _WORLD_BOXES = tuple(
 class Region:
     """A named area. `boundary_error_km` bounds how far the drawn border may lie from the real one.
 
-    For bundled countries it is that country's measured generalisation error (1:50m versus
-    Natural Earth 1:10m, an upper bound) plus quantization; for custom GeoJSON it is 0 (the
-    geometry is the policy). Consumers that must not under-state a region buffer by it.
+    For bundled countries it is an upper bound of the symmetric (Hausdorff) distance between the
+    shipped border and Natural Earth 1:10m's, plus 5.3 km for 1:10m's own error (docs/geo.md);
+    for custom GeoJSON it is 0 (the geometry is the policy). A margin in km: consumers that must
+    not under-state a region grow it (or shrink it) by it.
     """
 
     name: str
@@ -59,7 +61,7 @@ def _dataset() -> dict[str, Any]:
 
 
 def country_boundary_error_km() -> float:
-    """Worst per-country bound (km) on the bundled borders' distance from 1:10m borders."""
+    """Worst per-country `boundary_error_km` (km) of the bundled borders."""
     return float(_dataset()["boundary_error_km"])
 
 

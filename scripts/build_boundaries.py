@@ -12,10 +12,17 @@ Source: world-atlas@2.0.2 `countries-50m.json`, a TopoJSON redistribution of Nat
 arcs exactly (no further simplification), map ISO 3166-1 numeric ids to alpha-3 with pycountry and
 apply the explicit fixes in `_UNNUMBERED` for features without a numeric id.
 
-Each country also records `error_km`: how far its 1:50m border lies at most from the same
-country's 1:10m border (measured here against `countries-10m.json` from the same tarball, parts of
->= 2,000 km² only, densified search: an upper bound) plus half a quantization step; the file's
-`boundary_error_km` is the worst of them. Consumers buffer by it.
+Parts are reconciled with Natural Earth 1:10m (`countries-10m.json` from the same tarball): a
+1:10m part (an islet) that touches nothing of the country's 1:50m drawing is added, and a 1:50m
+part that touches nothing of its 1:10m drawing is dropped, so that no island lies hundreds of km
+from the border that should contain it.
+
+Each country then records `error_km`, a bound on how far its shipped border may lie from the true
+one: the symmetric (Hausdorff) distance between the shipped border and the 1:10m border, over
+every part and both directions (densified search, an upper bound), plus an allowance for 1:10m's
+own error (`REFERENCE_ALLOWANCE_KM` plus half its quantization step), which is also every
+country's minimum. A country that 1:10m lacks gets the worst bound of all. The file's
+`boundary_error_km` is the worst bound. Consumers buffer by it; see docs/geo.md.
 """
 
 from __future__ import annotations
@@ -52,9 +59,15 @@ TARBALL_SHA512 = (
 MEMBER_50M = "package/countries-50m.json"
 MEMBER_10M = "package/countries-10m.json"
 EARTH_RADIUS_KM = 6371.0088
-# Parts of a 1:10m country smaller than this (km², roughly) are islets the 1:50m data may drop;
-# they are reported separately rather than folded into the error bound.
-MAINLAND_MIN_AREA_KM2 = 2_000.0
+# Natural Earth publishes no positional accuracy for 1:10m. The allowance is the US National Map
+# Accuracy Standard at that scale: 1/50 inch (0.508 mm) on the map at 1:10,000,000 = 5.08 km (a
+# 90 % criterion for well-defined points; borders drawn across featureless terrain can be worse).
+REFERENCE_ALLOWANCE_KM = 5.08
+# Borders are searched as points at most this far apart (degrees, <= 1.12 km on the ground): the
+# distance from a sampled point to the nearest sampled point of the other border over-states the
+# distance to that border, and the unsampled stretch between two points adds at most half a step.
+DENSIFY_STEP_DEG = 0.01
+DENSIFY_HALF_STEP_KM = 0.5 * DENSIFY_STEP_DEG * math.pi / 180.0 * EARTH_RADIUS_KM
 
 # Features that carry no ISO numeric id. ISO 3166-1 assigns the de-facto states to their de-jure
 # country, so a licence naming SOM or CYP covers them; Kosovo gets the widely used user-assigned
@@ -169,49 +182,96 @@ def country_rings(
     return dict(result)
 
 
-def shapely_country(polygons: list[list[np.ndarray]], transform: Mapping[str, Any]) -> Any:
-    return decoded_geometry(split_country(polygons, transform), transform)
-
-
 def unit_vectors(lon_lat_deg: np.ndarray) -> np.ndarray:
     lon = np.radians(lon_lat_deg[:, 0])
     lat = np.radians(lon_lat_deg[:, 1])
     return np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
 
 
-def approx_area_km2(polygon: Polygon) -> float:
-    lat = math.radians(polygon.centroid.y)
-    return float(polygon.area) * (111.32**2) * max(math.cos(lat), 0.01)
-
-
 def polygon_parts(geometry: Any) -> list[Polygon]:
     parts: list[Polygon] = []
     for part in shapely.get_parts(geometry):
         if isinstance(part, Polygon):
-            parts.append(part)
+            if not part.is_empty:
+                parts.append(part)
         elif part.geom_type in ("MultiPolygon", "GeometryCollection"):
             parts.extend(polygon_parts(part))
     return parts
 
 
-def generalisation_error_km(coarse: Any, fine: Any) -> tuple[float, int]:
-    """Max distance from the fine (1:10m) mainland border vertices to the coarse border, km.
+def border_rings(geometry: Any) -> list[np.ndarray]:
+    """The lon/lat rings (exteriors and holes) of every part."""
+    return [
+        np.asarray(ring.coords, dtype=np.float64)
+        for part in polygon_parts(geometry)
+        for ring in (part.exterior, *part.interiors)
+    ]
 
-    The coarse boundary is densified to <= 0.01 deg (~1.1 km) and searched as 3-D unit vectors, so
-    the figure is an upper bound of the true point-to-line distance by at most ~0.6 km. Returns
-    the bound and the number of fine parts skipped as islets.
-    """
-    coarse_lines = shapely.segmentize(coarse.boundary, 0.01)
-    coarse_xy = shapely.get_coordinates(coarse_lines)
-    tree = cKDTree(unit_vectors(coarse_xy))
-    fine_parts = polygon_parts(fine)
-    mainland = [p for p in fine_parts if approx_area_km2(p) >= MAINLAND_MIN_AREA_KM2]
-    if not mainland:
-        return 0.0, len(fine_parts)
-    fine_xy = shapely.get_coordinates(MultiPolygon(mainland).boundary)
-    chord, _ = tree.query(unit_vectors(fine_xy))
+
+def densified(rings: Sequence[np.ndarray]) -> np.ndarray:
+    """Points along the rings at most DENSIFY_STEP_DEG apart. An edge jumping more than 180
+    degrees of longitude (a raw TopoJSON ring crossing the antimeridian) keeps only its ends."""
+    chunks: list[np.ndarray] = []
+    for xy in rings:
+        if len(xy) < 2:
+            chunks.append(xy)
+            continue
+        steps = np.diff(xy, axis=0)
+        counts = np.maximum(1, np.ceil(np.hypot(*steps.T) / DENSIFY_STEP_DEG)).astype(int)
+        counts[np.abs(steps[:, 0]) > 180.0] = 1
+        fraction = np.concatenate([np.arange(n) / n for n in counts])
+        start = np.repeat(xy[:-1], counts, axis=0)
+        chunks.append(start + np.repeat(steps, counts, axis=0) * fraction[:, None])
+        chunks.append(xy[-1:])
+    return np.concatenate(chunks) if chunks else np.empty((0, 2))
+
+
+def directed_distance_km(from_xy: np.ndarray, to_xy: np.ndarray) -> float:
+    """Largest great-circle distance from a point of `from_xy` to its nearest in `to_xy`."""
+    chord, _ = cKDTree(unit_vectors(to_xy)).query(unit_vectors(from_xy))
     arc_km = 2.0 * np.arcsin(np.clip(np.asarray(chord) / 2.0, 0.0, 1.0)) * EARTH_RADIUS_KM
-    return float(arc_km.max()), len(fine_parts) - len(mainland)
+    return float(arc_km.max())
+
+
+def border_distance_km(shipped: Any, reference_rings: Sequence[np.ndarray]) -> float:
+    """Upper bound of the Hausdorff distance between the shipped border and the reference
+    border (every part, both ways), km."""
+    shipped_xy, reference_xy = densified(border_rings(shipped)), densified(reference_rings)
+    measured_km = max(
+        directed_distance_km(reference_xy, shipped_xy),
+        directed_distance_km(shipped_xy, reference_xy),
+    )
+    return measured_km + DENSIFY_HALF_STEP_KM
+
+
+def reconcile_parts(coarse: Any, fine: Any, transform: Mapping[str, Any]) -> Any:
+    """The 1:50m parts that touch the 1:10m drawing, plus the 1:10m parts that touch nothing of
+    the 1:50m one (islets 1:50m leaves out), the latter snapped to the 1:50m grid: a part too
+    small for it becomes the grid box around it."""
+    kept = [p for p in polygon_parts(coarse) if p.intersects(fine)]
+    added = [on_grid(p, transform) for p in polygon_parts(fine) if not p.intersects(coarse)]
+    return shapely.unary_union(kept + added) if kept or added else coarse
+
+
+def collapsed_rings(
+    polygons: list[list[np.ndarray]], transform: Mapping[str, Any]
+) -> list[np.ndarray]:
+    """Exterior rings (lon/lat) that the TopoJSON grid collapsed to a line or a point: a real
+    part all the same (Vatican City at 1:10m, islets), which `merged_country` cannot draw."""
+    rings = [to_degrees(rings[0], transform) for rings in polygons]
+    return [r for r in rings if len(r) < 4 or shapely.make_valid(Polygon(r)).area == 0.0]
+
+
+def on_grid(part: Polygon, transform: Mapping[str, Any]) -> Polygon:
+    ring = quantize(np.asarray(part.exterior.coords), transform)
+    snapped = Polygon(to_degrees(ring, transform))
+    if snapped.is_valid and snapped.area > 0.0:
+        return snapped
+    scale = np.asarray(transform["scale"], dtype=np.float64)
+    translate = np.asarray(transform["translate"], dtype=np.float64)
+    low = np.floor((np.asarray(part.bounds[:2]) - translate) / scale)
+    high = np.maximum(np.ceil((np.asarray(part.bounds[2:]) - translate) / scale), low + 1)
+    return shapely.box(*(low * scale + translate), *(high * scale + translate))
 
 
 def quantize(lon_lat_deg: np.ndarray, transform: Mapping[str, Any]) -> np.ndarray:
@@ -227,15 +287,17 @@ def encode_ring(ring: np.ndarray) -> list[int]:
     return [int(v) for v in deltas.reshape(-1)]
 
 
-def split_country(
-    polygons: list[list[np.ndarray]], transform: Mapping[str, Any]
-) -> list[list[list[int]]]:
-    """Encoded polygons of one country, each inside [-180, 180].
+def shapely_country(polygons: list[list[np.ndarray]], transform: Mapping[str, Any]) -> Any:
+    return decoded_geometry(
+        encode_geometry(merged_country(polygons, transform), transform), transform
+    )
+
+
+def merged_country(polygons: list[list[np.ndarray]], transform: Mapping[str, Any]) -> Any:
+    """One country's polygons in lon/lat degrees, each inside [-180, 180].
 
     Rings crossing the antimeridian are split there, and features merged into one code (Somalia
-    and Somaliland, say) are unioned so that their shared border disappears. Split points'
-    latitudes are re-quantized onto the same grid (error <= half a step, which the boundary error
-    bound already includes); every other vertex is a grid point and survives exactly.
+    and Somaliland, say) are unioned so that their shared border disappears.
     """
     pieces = []
     for rings in polygons:
@@ -247,13 +309,25 @@ def split_country(
             pieces.append(shapely.make_valid(Polygon(degrees[0], degrees[1:])))
         else:
             pieces.append(split_antimeridian(degrees))
-    merged = shapely.unary_union(pieces)
-    encoded: list[list[list[int]]] = []
-    for part in polygon_parts(merged):
-        exterior = quantize(np.asarray(part.exterior.coords), transform)
-        holes = [quantize(np.asarray(h.coords), transform) for h in part.interiors]
-        encoded.append([encode_ring(exterior)] + [encode_ring(h) for h in holes])
-    return encoded
+    return shapely.unary_union(pieces)
+
+
+def encode_geometry(geometry: Any, transform: Mapping[str, Any]) -> list[list[list[int]]]:
+    """Encoded polygons on the grid. Split and intersection points are re-quantized (<= half a
+    step, inside the measured error since it is measured on the decoded result); every other
+    vertex is a grid point and survives exactly. Re-quantizing can fold a tiny part over itself:
+    then the decoded geometry is repaired and encoded again."""
+    for _ in range(3):
+        encoded: list[list[list[int]]] = []
+        for part in polygon_parts(geometry):
+            exterior = quantize(np.asarray(part.exterior.coords), transform)
+            holes = [quantize(np.asarray(h.coords), transform) for h in part.interiors]
+            encoded.append([encode_ring(exterior)] + [encode_ring(h) for h in holes])
+        decoded = decoded_geometry(encoded, transform)
+        if decoded.is_valid:
+            return encoded
+        geometry = shapely.make_valid(decoded)
+    raise SystemExit("a country stays invalid on the quantization grid")
 
 
 def decoded_geometry(encoded: list[list[list[int]]], transform: Mapping[str, Any]) -> Any:
@@ -274,48 +348,55 @@ def build(tarball: bytes) -> dict[str, Any]:
     coarse = country_rings(coarse_topo)
     fine = country_rings(fine_topo, skip_unknown=True)
     countries: dict[str, Any] = {}
-    errors_km: dict[str, float] = {}
-    islets = 0
+    offsets_km: dict[str, float] = {}
     for code in sorted(coarse):
-        encoded = split_country(coarse[code], transform)
+        geometry = merged_country(coarse[code], transform)
+        if code in fine:
+            collapsed = collapsed_rings(fine[code], fine_topo["transform"])
+            boxes = [on_grid(Polygon(np.vstack((r, r, r, r))), transform) for r in collapsed]
+            reference = shapely.unary_union(
+                [shapely_country(fine[code], fine_topo["transform"]), *boxes]
+            )
+            geometry = reconcile_parts(geometry, reference, transform)
+        encoded = encode_geometry(geometry, transform)
         shipped = decoded_geometry(encoded, transform)
         # (Antarctica's pole vertices land 0.0007 deg below -90 on the grid; the loader clips.)
         if not shipped.is_valid or shipped.bounds[0] < -180.0 or shipped.bounds[2] > 180.0:
             raise SystemExit(f"{code}: shipped geometry invalid or outside [-180, 180]")
         if code in fine:
-            error_km, skipped = generalisation_error_km(
-                shapely_country(coarse[code], transform),
-                shapely_country(fine[code], fine_topo["transform"]),
-            )
-            islets += skipped
-            errors_km[code] = error_km
+            # The drawn 1:10m rings (cut at the antimeridian like the shipped ones) and the
+            # collapsed ones as they are: a line or a point, but border all the same.
+            rings = border_rings(shapely_country(fine[code], fine_topo["transform"]))
+            offsets_km[code] = border_distance_km(shipped, rings + collapsed)
         record = pycountry.countries.get(alpha_3=code)
         name = _EXTRA_NAMES.get(code) or (str(record.name) if record is not None else code)
-        countries[code] = {
-            "name": name,
-            "error_km": errors_km.get(code),
-            "polygons": encoded,
-        }
-    worst_code = max(errors_km, key=errors_km.__getitem__)
-    worst_km = errors_km[worst_code]
-    ranked = sorted(errors_km.items(), key=lambda kv: -kv[1])
-    print("largest 1:50m vs 1:10m border offsets (km):", ranked[:8], file=sys.stderr)
-    print(f"median country offset {np.median(list(errors_km.values())):.1f} km", file=sys.stderr)
-    quant_km = 0.5 * math.hypot(*transform["scale"]) * 111.32
+        countries[code] = {"name": name, "error_km": offsets_km.get(code), "polygons": encoded}
+    worst_code = max(offsets_km, key=offsets_km.__getitem__)
+    worst_km = offsets_km[worst_code]
+    ranked = sorted(offsets_km.items(), key=lambda kv: -kv[1])
+    print("largest shipped vs 1:10m border distances (km):", ranked[:8], file=sys.stderr)
+    print(f"median {np.median(list(offsets_km.values())):.1f} km", file=sys.stderr)
+    # The 1:10m reference is itself on a grid: half a step is part of its own error.
+    allowance_km = REFERENCE_ALLOWANCE_KM + 0.5 * math.hypot(*fine_topo["transform"]["scale"]) * (
+        math.pi / 180.0 * EARTH_RADIUS_KM
+    )
+    missing = sorted(code for code, record in countries.items() if record["error_km"] is None)
     for record in countries.values():
-        # A country missing from 1:10m gets the worst bound seen anywhere.
-        error_km = record["error_km"] if record["error_km"] is not None else worst_km
-        record["error_km"] = math.ceil((error_km + quant_km) * 10.0) / 10.0
+        offset_km = record["error_km"] if record["error_km"] is not None else worst_km
+        record["error_km"] = math.ceil((offset_km + allowance_km) * 10.0) / 10.0
     print(
-        f"{len(countries)} countries; 1:50m vs 1:10m worst {worst_km:.1f} km ({worst_code}); "
-        f"{islets} islets skipped; half quantization step {quant_km:.2f} km",
+        f"{len(countries)} countries; worst {worst_km:.1f} km ({worst_code}); allowance "
+        f"{allowance_km:.2f} km; without a 1:10m drawing (given the worst): {missing}",
         file=sys.stderr,
     )
     return {
         "format": 1,
-        "source": f"{PACKAGE} countries-50m.json (Natural Earth 4.1.0 admin-0, 1:50m)",
+        "source": (
+            f"{PACKAGE} countries-50m.json (Natural Earth 4.1.0 admin-0, 1:50m), parts "
+            "reconciled with countries-10m.json (1:10m)"
+        ),
         "transform": {"scale": transform["scale"], "translate": transform["translate"]},
-        "boundary_error_km": math.ceil((worst_km + quant_km) * 10.0) / 10.0,
+        "boundary_error_km": math.ceil((worst_km + allowance_km) * 10.0) / 10.0,
         "countries": countries,
     }
 

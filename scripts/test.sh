@@ -5,6 +5,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # Headless Chromium for the dashboard tests (apt-get as root; skipped tests say why otherwise).
 bash scripts/install_browser.sh
+# Natural Earth 1:10m (world-atlas, the boundary build's source) for tests/geo/test_boundary_bound.py;
+# without npm or the registry that test is skipped and says why.
+atlas="$HOME/.cache/lightfence/world-atlas-2.0.2.tgz"
+if [ ! -f "$atlas" ] && command -v npm >/dev/null; then
+  mkdir -p "$(dirname "$atlas")"
+  npm pack world-atlas@2.0.2 --pack-destination "$(dirname "$atlas")" --silent >/dev/null \
+    || echo "world-atlas@2.0.2 not fetched: the boundary bound test will be skipped"
+fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 set +e
