@@ -25,7 +25,9 @@ LANDMARKS = (
 # chip id, true position, owner, licensed countries, answers?
 CHIPS = (
     ("fr-001", 48.70, 2.20, "acme-cloud", ["FRA"], True),
-    ("de-001", 52.45, 13.30, "spree-ai", ["DEU"], True),
+    # 2 km from lm-berlin, so that its sound disc grown by DEU's border error bound (17.9 km)
+    # stays clear of the Oder.
+    ("de-001", 52.50, 13.40, "spree-ai", ["DEU"], True),
     ("fr-002", 55.70, 37.50, "acme-cloud", ["FRA"], True),  # licensed for France, in Moscow
     ("jp-001", 35.60, 139.60, "kanto-gpu", ["JPN"], False),  # never answers: goes dark
 )
