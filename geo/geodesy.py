@@ -107,6 +107,20 @@ def authalic_latitude_rad(lat_rad: FloatArray) -> FloatArray:
     )
 
 
+def edge_integrals(dlon: FloatArray, beta1: FloatArray, beta2: FloatArray) -> FloatArray:
+    """The integral of sin(beta) d(lon) along each edge, beta linear in lon along it.
+
+    dlon (cos b1 - cos b2) / (b2 - b1) is written dlon sin(mid) sinc((b2 - b1) / 2) (the same
+    value): the difference of cosines loses every digit for near-level edges (an edge rising
+    1e-9 rad lost ~1e-7 of its share, 0.01 km² of a 4,000 km² region, enough for two solutions
+    1e-15 deg apart to differ by 4e-6 in area).
+    """
+    return np.asarray(
+        dlon * np.sin(0.5 * (beta1 + beta2)) * np.sinc((beta2 - beta1) / (2.0 * np.pi)),
+        dtype=np.float64,
+    )
+
+
 def ring_area_km2(lon_deg: FloatArray, lat_deg: FloatArray) -> float:
     """Area on WGS84 of a closed lon/lat ring whose edges are straight in lon/lat, km^2.
 
@@ -117,10 +131,5 @@ def ring_area_km2(lon_deg: FloatArray, lat_deg: FloatArray) -> float:
     beta = authalic_latitude_rad(np.radians(lat_deg))
     dlon = np.diff(lon)
     b1, b2 = beta[:-1], beta[1:]
-    dbeta = b2 - b1
-    flat = np.abs(dbeta) < 1e-12
-    safe = np.where(flat, 1.0, dbeta)
-    sloped = dlon * (np.cos(b1) - np.cos(b2)) / safe
-    level = dlon * np.sin(0.5 * (b1 + b2))
-    total = float(np.sum(np.where(flat, level, sloped)))
+    total = float(np.sum(edge_integrals(dlon, b1, b2)))
     return abs(total) * EARTH_AUTHALIC_RADIUS_KM**2

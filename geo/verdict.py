@@ -36,7 +36,7 @@ from geo.constants import (
     PLAUSIBLE_SPEED_KM_PER_S,
 )
 from geo.errors import InvalidMeasurementError
-from geo.geodesy import FloatArray, authalic_latitude_rad, unit_vectors
+from geo.geodesy import FloatArray, authalic_latitude_rad, edge_integrals, unit_vectors
 from geo.licence import Licence, Sea
 from geo.measurement import LandmarkRtt
 from geo.sea import TERRITORIAL_SEA_KM, ForeignLand, all_land
@@ -196,14 +196,8 @@ def _ring_integrals(xy: FloatArray, ring_of: IntArray, ring_count: int) -> Float
     beta = authalic_latitude_rad(np.radians(xy[:, 1]))
     same_ring = ring_of[1:] == ring_of[:-1]
     dlon = np.diff(lon)[same_ring]
-    b1, b2 = beta[:-1][same_ring], beta[1:][same_ring]
-    dbeta = b2 - b1
-    flat = np.abs(dbeta) < 1e-12
-    sloped = dlon * (np.cos(b1) - np.cos(b2)) / np.where(flat, 1.0, dbeta)
-    level = dlon * np.sin(0.5 * (b1 + b2))
-    per_ring = np.bincount(
-        ring_of[:-1][same_ring], weights=np.where(flat, level, sloped), minlength=ring_count
-    )
+    integrals = edge_integrals(dlon, beta[:-1][same_ring], beta[1:][same_ring])
+    per_ring = np.bincount(ring_of[:-1][same_ring], weights=integrals, minlength=ring_count)
     return np.abs(per_ring)
 
 

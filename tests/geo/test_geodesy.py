@@ -80,3 +80,25 @@ def test_ring_area_of_whole_world() -> None:
     lon = np.array([-180.0, 180.0, 180.0, -180.0, -180.0])
     lat = np.array([-90.0, -90.0, 90.0, 90.0, -90.0])
     assert math.isclose(ring_area_km2(lon, lat), 510_065_621.7, rel_tol=1e-6)
+
+
+def test_ring_area_is_well_conditioned_for_nearly_level_edges() -> None:
+    """A solved region (tests/geo/test_batch.py) and the same region 1 ulp away: its bottom
+    edge rises 3e-8 deg, where a difference of cosines lost 4e-6 of the area (the batched and
+    single solvers' areas, then the audit's comparison, disagreed)."""
+    ring = [
+        (9.93159054855105, 51.16365953521215),
+        (10.004927388528067, 51.41287240581683),
+        (9.862099904993123, 51.5694263123413),
+        (9.549999941197235, 51.640445670314506),
+        (9.167043248204637, 51.553156263554385),
+        (8.96609374454869, 51.33287663794805),
+        (9.03518569172524, 51.09772487445935),
+        (9.21866549397149, 51.00172137961006),
+        (9.621334622834405, 51.001721353112984),
+        (9.93159054855105, 51.16365953521215),
+    ]
+    lon, lat = np.array(ring).T
+    area = ring_area_km2(lon, lat)
+    nudged = ring_area_km2(np.nextafter(lon, -np.inf), np.nextafter(lat, np.inf))
+    assert math.isclose(nudged, area, rel_tol=1e-12)
