@@ -6,8 +6,9 @@ Two kinds of finding, with different weight (docs/geo.md, "Landmark audit"):
   most violations (greedy vertex cover of the violation graph), not every partner. The verifier
   excludes it (`landmark_fault`, critical).
 - `suspect` means "probably misplaced": the claimed position makes the landmark's paths to at
-  least MIN_PARTNERS independent partners (more than PARTNER_SEPARATION_KM apart) faster than
-  FAST_MARGIN × the FAST_QUANTILE speed of comparable paths (similar RTT) in the rest of the mesh.
+  least MIN_PARTNERS independent partners (more than PARTNER_SEPARATION_KM apart; and at least
+  PARTNER_SHARE of all its partners) faster than FAST_MARGIN × the FAST_QUANTILE speed of
+  comparable paths (similar RTT) in the rest of the mesh.
   A fast path alone is not evidence: real meshes have direct cables faster than the usual 2/3 c
   rule of thumb, and those show up with one partner, not several. A landmark that is misplaced
   looks fast to every partner it was moved away from. Not a proof: the verifier raises a warning
@@ -44,7 +45,11 @@ FAST_MARGIN = 1.1
 sets or the synthetic mesh is suspect (`python -m benchmarks.calibration_eval`, docs/geo.md)."""
 
 MIN_PARTNERS = 2
-"""Independent partners that must each see a too-fast path before a landmark is suspect."""
+"""Independent partners that must each see a too-fast path before a landmark is suspect..."""
+
+PARTNER_SHARE = 0.025
+"""...and at least this share of all its partners (rounded up): with hundreds of partners a few
+honest paths beat any quantile (the synthetic mesh's best-connected honest city had 4 of 224)."""
 
 PARTNER_SEPARATION_KM = 150.0
 """Partners closer than this to each other count once (two regions on one campus are one
@@ -161,9 +166,14 @@ def _suspects(
     positions: Mapping[str, tuple[float, float]], pairs: list[_Pair], distrusted: set[str]
 ) -> dict[str, list[dict[str, Any]]]:
     """Landmarks too fast to MIN_PARTNERS independent partners, with those paths as evidence."""
+    partners: dict[str, int] = defaultdict(int)
+    for p in pairs:
+        partners[p.a] += 1
+        partners[p.b] += 1
     found = {}
     for landmark_id, items in _fast_paths(positions, pairs, distrusted).items():
-        if len(_independent(positions, [peer for peer, _ in items])) >= MIN_PARTNERS:
+        needed = max(MIN_PARTNERS, math.ceil(PARTNER_SHARE * partners[landmark_id]))
+        if len(_independent(positions, [peer for peer, _ in items])) >= needed:
             found[landmark_id] = [item for _, item in items]
     return found
 

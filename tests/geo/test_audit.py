@@ -136,3 +136,21 @@ def test_suspect_evidence_names_several_independent_partners() -> None:
         e["kind"] == "faster_than_peers" for e in result["ber"].evidence
     )
     assert all(result[k].status == "ok" for k in EUROPE if k != "ber")
+
+
+def test_in_a_dense_mesh_two_fast_partners_are_not_enough() -> None:
+    # 90 landmarks: with hundreds of partners a few honest paths beat any quantile, so a suspect
+    # needs PARTNER_SHARE of its partners too (here 3 of 89), not just 2.
+    grid = {f"g{i}-{j}": (40.0 + 2.0 * i, -5.0 + 3.75 * j) for i in range(10) for j in range(9)}
+    fast = {"g0-0": {"g9-8", "g9-0"}}
+    mesh = [
+        (a, b, rtt * 0.6 if b in fast.get(a, ()) or a in fast.get(b, ()) else rtt)
+        for a, b, rtt in _mesh(grid)
+    ]
+    assert audit_landmarks(grid, mesh)["g0-0"].status == "ok"
+    fast["g0-0"].add("g0-8")  # a third independent partner: now it is probably misplaced
+    mesh = [
+        (a, b, rtt * 0.6 if b in fast.get(a, ()) or a in fast.get(b, ()) else rtt)
+        for a, b, rtt in _mesh(grid)
+    ]
+    assert audit_landmarks(grid, mesh)["g0-0"].status == "suspect"
