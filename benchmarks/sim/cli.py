@@ -94,6 +94,17 @@ def register(subparsers: Any) -> None:
     planner.add_argument("--grid-km", type=float, default=150.0)
     planner.add_argument("--seed", type=int, default=0)
     planner.add_argument("--sites", type=Path, help="CSV of candidate and chip sites")
+    planner.add_argument(
+        "--target-share",
+        type=float,
+        help="target mode: add landmarks (metro or co-located) until this honest verified share",
+    )
+    planner.add_argument(
+        "--faults", default="0,1", help="target mode: tolerated faulty landmarks f, comma-separated"
+    )
+    planner.add_argument("--max-landmarks", type=int, default=40, help="target mode: the cap")
+    planner.add_argument("--holdout-seed", type=int, default=1, help="target mode: check chips")
+    planner.add_argument("--holdout-chips-per-country", type=int, default=50)
     planner.set_defaults(handler=run_plan)
 
 
@@ -171,13 +182,49 @@ def run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_target(args: argparse.Namespace, countries: tuple[str, ...]) -> int:
+    from benchmarks.sim.sites import load_sites
+    from benchmarks.sim.target_plan import TargetRequest, plan_to_target
+
+    try:
+        try:
+            faults = tuple(int(f) for f in args.faults.split(",") if f.strip())
+        except ValueError as exc:
+            raise SimError(f"--faults expects integers, e.g. 0,1; got {args.faults!r}") from exc
+        request = TargetRequest(
+            countries=countries,
+            target_share=args.target_share,
+            faults=faults,
+            max_landmarks=args.max_landmarks,
+            chips_per_country=args.chips_per_country,
+            holdout_chips_per_country=args.holdout_chips_per_country,
+            candidate_radius_km=args.candidate_radius_km,
+            grid_km=args.grid_km,
+            seed=args.seed,
+            holdout_seed=args.holdout_seed,
+        )
+        plans = plan_to_target(request, load_sites(args.sites))
+    except SimError as exc:
+        print(f"lightfence bench plan: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({
+        "countries": list(countries),
+        "target_share": request.target_share,
+        "plans": [p.to_json() for p in plans],
+    }))
+    return 0
+
+
 def run_plan(args: argparse.Namespace) -> int:
     from benchmarks.sim.planning import PlanRequest, plan
     from benchmarks.sim.sites import load_sites
 
+    countries = tuple(c.strip().upper() for c in args.countries.split(",") if c.strip())
+    if args.target_share is not None:
+        return _run_target(args, countries)
     try:
         request = PlanRequest(
-            countries=tuple(c.strip().upper() for c in args.countries.split(",") if c.strip()),
+            countries=countries,
             k=args.k,
             chips_per_country=args.chips_per_country,
             candidate_radius_km=args.candidate_radius_km,

@@ -338,12 +338,21 @@ def fast_verdict(
     params: FastParams,
     cells: CountryCells,
     rtt_ms: FloatArray,
+    site_km: FloatArray | None = None,
 ) -> FastOutcome:
-    """One chip, one round: `rtt_ms` per landmark (NaN = no valid response)."""
+    """One chip, one round: `rtt_ms` per landmark (NaN = no valid response).
+
+    `site_km`: sphere distances from a declared site the caller knows lies in the licensed
+    country to every landmark. Inside every cap, that point is a witness as good as a cell
+    centre; it lets a region smaller than a cell (a co-located landmark's) be proven.
+    """
     valid = np.flatnonzero(np.isfinite(rtt_ms))
     if valid.size == 0:
         return FastOutcome(FastVerdict.DARK, math.nan)
     radius_km = np.maximum(rtt_ms[valid] - params.processing_floor_ms, 0.0) * KM_PER_MS_RTT
+    site_in_region = site_km is not None and bool(
+        (site_km[valid] * GEODESIC_OVER_SPHERE_MAX <= radius_km).all()
+    )
     threshold_km = radius_km * SPHERE_DISTANCE_INFLATION + params.margin_km + field.grid.covering_km
     pick = np.argsort(threshold_km)[: params.k_best]
     landmarks = valid[pick]
@@ -368,12 +377,16 @@ def fast_verdict(
     if inside and cells.witness is not None:
         # Sea-neutral: a point of the sound region in the country proves the region touches it.
         chosen = candidates[cells.witness[candidates]]
-        inside = _has_witness(field, valid, radius_km, chosen, (landmarks, limits))
+        inside = site_in_region or _has_witness(
+            field, valid, radius_km, chosen, (landmarks, limits)
+        )
         if inside:
             outside = False  # a witness in the country rules `violation` out
         elif not outside:
             return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
-    if not _has_witness(field, valid, radius_km, candidates, (landmarks, limits)):
+    if not (
+        site_in_region or _has_witness(field, valid, radius_km, candidates, (landmarks, limits))
+    ):
         return FastOutcome(FastVerdict.INCONCLUSIVE, area_km2)
     # Robustness: a cell excluded by fewer than `need` caps lies within reach of one of the
     # `need` smallest caps. Those beyond the first are only examined for a chip that could
