@@ -8,7 +8,6 @@ another channel. The next successful delivery there resolves it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -22,7 +21,7 @@ from verifier.db import Db
 from verifier.metrics import Metrics
 from verifier.ops_model import Notification
 from verifier.store import Store
-from verifier.webhooks import backoff_s, gives_up
+from verifier.webhooks import backoff_s, deliver_forever, gives_up
 
 logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
@@ -68,12 +67,7 @@ class Notifier:
         await self._client.aclose()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.deliver_due(time.time_ns())
-            except Exception:
-                logger.exception("notification delivery pass failed")
-            await asyncio.sleep(self._poll_s)
+        await deliver_forever(self.deliver_due, self._poll_s, "notification")
 
     async def deliver_due(self, now_unix_ns: int) -> int:
         """Attempt every due notification once; returns how many were delivered."""

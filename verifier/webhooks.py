@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -26,6 +27,19 @@ if TYPE_CHECKING:
     from verifier.alerts import Alerts
 
 logger = logging.getLogger(__name__)
+
+
+async def deliver_forever(
+    deliver_due: Callable[[int], Awaitable[int]], poll_s: float, what: str
+) -> None:
+    """The outbox poll loop of webhooks and notification channels: one failed pass is logged
+    and the next one runs, so a bad row or a broken peer never stops delivery."""
+    while True:
+        try:
+            await deliver_due(time.time_ns())
+        except Exception:
+            logger.exception("%s delivery pass failed", what)
+        await asyncio.sleep(poll_s)
 _NS = 1_000_000_000
 _MAX_BACKOFF_S = 3_600.0
 
@@ -63,12 +77,7 @@ class WebhookSender:
         await self._client.aclose()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.deliver_due(time.time_ns())
-            except Exception:
-                logger.exception("webhook delivery pass failed")
-            await asyncio.sleep(self._poll_s)
+        await deliver_forever(self.deliver_due, self._poll_s, "webhook")
 
     async def deliver_due(self, now_unix_ns: int) -> int:
         """Attempt every due outbox item once; returns how many were delivered."""
