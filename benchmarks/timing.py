@@ -28,12 +28,12 @@ import sys
 import time
 from typing import Any
 
-from device_agent.server import ResponderServer
 from landmark_node.prober import Prober
 from protocol.challenger import ChallengerConfig, ChallengerCore, Target
 from protocol.keys import SoftwareSigner
 from protocol.records import MeasurementRecord
 from protocol.responder import ResponderConfig, ResponderCore
+from udp_io.responder_server import ResponderServer
 
 CHIPS = 1_000
 LANDMARK_SEED = bytes(range(32))

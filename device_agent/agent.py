@@ -9,9 +9,9 @@ import time
 from device_agent.chips import Chip, discover_nvml, simulated_chips, software_chips
 from device_agent.config import AgentConfig
 from device_agent.errors import AgentConfigError
-from device_agent.server import ResponderServer
 from protocol.certs import read_ca_public_key, trusted_landmark_keys
 from protocol.responder import ResponderConfig, ResponderCore
+from udp_io.responder_server import ResponderServer
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from landmark_node.transport import (
+from protocol.challenger import ChallengerCore, Outgoing, RxTime, Target
+from protocol.records import MeasurementRecord
+from protocol.wire import MAX_DATAGRAM_BYTES
+from udp_io.timestamps import (
     ANCILLARY_BYTES,
     enable_kernel_timestamps,
     enable_tx_timestamps,
@@ -30,10 +33,7 @@ from landmark_node.transport import (
     read_tx_stamps,
     send_tx_stamped,
 )
-from landmark_node.txstamps import TxStampMatcher
-from protocol.challenger import ChallengerCore, Outgoing, RxTime, Target
-from protocol.records import MeasurementRecord
-from protocol.wire import MAX_DATAGRAM_BYTES
+from udp_io.txstamps import TxStampMatcher
 
 logger = logging.getLogger(__name__)
 IDLE_WAIT_S = 0.5

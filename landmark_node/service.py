@@ -10,7 +10,6 @@ import time
 
 import httpx
 
-from device_agent.server import ResponderServer
 from landmark_node.config import LandmarkConfig
 from landmark_node.errors import BatchRefusedError
 from landmark_node.prober import Prober
@@ -28,6 +27,7 @@ from protocol.challenger import ChallengerConfig, ChallengerCore, Target
 from protocol.keys import SoftwareSigner, load_signer
 from protocol.records import MeasurementRecord
 from protocol.responder import ResponderCore
+from udp_io.responder_server import ResponderServer
 
 logger = logging.getLogger(__name__)
 DELIVERY_RETRY_S = 2.0

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from device_agent.server import ResponderServer
 from landmark_node.config import LandmarkConfig, load_landmark_config
 from landmark_node.errors import LandmarkConfigError
 from landmark_node.service import LandmarkService
@@ -18,6 +17,7 @@ from landmark_node.spool import Spool
 from protocol.records import MeasurementBatch, verify_batch, verify_record
 from protocol.responder import ResponderCore
 from tests.landmark_node.helpers import Pki, make_pki
+from udp_io.responder_server import ResponderServer
 
 
 class FailingSink:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from device_agent.server import ResponderServer
 from landmark_node.prober import Prober
 from protocol.challenger import ChallengerConfig, ChallengerCore, Target
 from protocol.keys import SoftwareSigner
@@ -28,6 +27,7 @@ from protocol.wire import (
     verify_response,
 )
 from tests.landmark_node.helpers import LossyRelay, Pki, drain, make_pki
+from udp_io.responder_server import ResponderServer
 
 MS = 1_000_000
 

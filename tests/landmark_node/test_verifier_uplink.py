@@ -22,7 +22,6 @@ import httpx
 import pytest
 import uvicorn
 
-from device_agent.server import ResponderServer
 from landmark_node.config import load_landmark_config
 from landmark_node.errors import LandmarkConfigError
 from landmark_node.uplink import read_token_file
@@ -30,6 +29,7 @@ from lightfence.cli import main
 from protocol.certs import load_chip_certificate, load_landmark_certificate
 from protocol.responder import ResponderCore
 from tests.landmark_node.helpers import Pki, make_pki
+from udp_io.responder_server import ResponderServer
 from verifier.app import create_app
 from verifier.auth import issue_token
 from verifier.config import default_config

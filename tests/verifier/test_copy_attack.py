@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from audit.verify import verify_bundle
-from device_agent.server import ResponderServer
 from landmark_node.prober import Prober
 from protocol.challenger import ChallengerConfig, ChallengerCore, Target
 from protocol.keys import SoftwareSigner, generate_key_file, load_signer
@@ -32,6 +31,7 @@ from protocol.records import MeasurementRecord
 from protocol.responder import ResponderCore
 from tests.verifier.conftest import Harness, open_harness
 from tests.verifier.fleet import Fleet
+from udp_io.responder_server import ResponderServer
 
 # Three landmarks a few km apart around Kassel (central Germany, ~150 km from any border), so
 # that loopback round trips (well under 1 ms: < 150 km) put the answerer inside Germany.

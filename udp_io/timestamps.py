@@ -11,7 +11,7 @@ requested per packet for the timed datagram only, has the kernel stamp the packe
 takes it (`skb_tx_timestamp`, loopback and veth included) and queue the stamp on the socket's
 error queue with the packet's SOF_TIMESTAMPING_OPT_ID key. The stamp is never earlier than the
 moment the packet could leave, so a round trip measured from it is never shorter than the truth,
-provided it is the stamp of *that* packet: `landmark_node.txstamps` pairs stamps with sends by key.
+provided it is the stamp of *that* packet: `udp_io.txstamps` pairs stamps with sends by key.
 """
 
 from __future__ import annotations

@@ -10,17 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from landmark_node.transport import (
+from protocol.challenger import ChallengerConfig, ChallengerCore, Outgoing, RxTime, Target
+from protocol.keys import SoftwareSigner
+from protocol.records import MeasurementRecord
+from protocol.responder import ResponderCore
+from udp_io.timestamps import (
     enable_tx_timestamps,
     explicit_tx_keys_supported,
     read_tx_stamps,
     send_tx_stamped,
 )
-from landmark_node.txstamps import KEY_MODULUS, TxStampMatcher
-from protocol.challenger import ChallengerConfig, ChallengerCore, Outgoing, RxTime, Target
-from protocol.keys import SoftwareSigner
-from protocol.records import MeasurementRecord
-from protocol.responder import ResponderCore
+from udp_io.txstamps import KEY_MODULUS, TxStampMatcher
 
 LANDMARK = SoftwareSigner(bytes(range(32)))
 CHIPS = {f"gpu-{i}": SoftwareSigner(bytes(range(32 + i, 64 + i))) for i in range(3)}
