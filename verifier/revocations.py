@@ -27,8 +27,7 @@ from protocol.revocation import (
 from verifier.alerts import Alerts
 from verifier.errors import InvalidInputError, NotFoundError, UnauthorizedError
 from verifier.model import Token
-from verifier.revocation_store import TokenInfo
-from verifier.store import Store
+from verifier.store import Store, TokenInfo
 
 logger = logging.getLogger(__name__)
 

@@ -1,65 +1,24 @@
-"""Storage of revocations and token limits (expiry, disable): the `Store` part and its SQLite
-tables, kept apart from `verifier.store` so each concern stays readable on its own."""
+"""The revocation tables of a `Store`: revocations and token limits (expiry, disable).
+SQL both engines run."""
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from protocol.revocation import Revocation
+from verifier.store.interface import TokenInfo
+from verifier.store.sql import SqlBase
 
 
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    """A token as an administrator sees it (never the secret)."""
-
-    token_id: int
-    role: str
-    label: str
-    landmark_id: str | None
-    created_unix_ns: int
-    expires_unix_ns: int | None
-    disabled_unix_ns: int | None
-    disabled_by: str | None
-    disabled_reason: str | None
-
-
-class RevocationStore(Protocol):
-    def add_revocation(self, revocation: Revocation, by: str) -> bool: ...
-    def revocations(self) -> list[Revocation]: ...
-    def set_token_expiry(self, token_id: int, expires_unix_ns: int | None) -> None: ...
-    def disable_token(self, token_id: int, *, by: str, reason: str, now_unix_ns: int) -> None: ...
-    def token_info(self, token_id: int) -> TokenInfo | None: ...
-    def token_infos(self) -> list[TokenInfo]: ...
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS revocations (
-  revocation_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, match TEXT NOT NULL,
-  value TEXT NOT NULL, reason TEXT NOT NULL, revoked_by TEXT NOT NULL,
-  revoked_unix_ns INTEGER NOT NULL, UNIQUE (kind, match, value));
-CREATE TABLE IF NOT EXISTS token_limits (
-  token_id INTEGER PRIMARY KEY, expires_unix_ns INTEGER, disabled_unix_ns INTEGER,
-  disabled_by TEXT, disabled_reason TEXT);
-"""
-
-
-def migrate_revocations(db: sqlite3.Connection) -> None:
-    db.executescript(_SCHEMA)
-
-
-class SqliteRevocationTables:
-    """The `RevocationStore` methods of `SqliteStore` (a mixin over its connection)."""
-
-    _db: sqlite3.Connection  # SqliteStore's connection (autocommit: one statement, one commit)
+class RevocationTables(SqlBase):
+    """The `RevocationStore` methods (each one statement, so one transaction)."""
 
     def add_revocation(self, revocation: Revocation, by: str) -> bool:
         """Record a revocation; False when the same (kind, match, value) was revoked before
         (the first revocation, and its time, stand)."""
         cur = self._db.execute(
-            "INSERT OR IGNORE INTO revocations(kind, match, value, reason, revoked_by,"
-            " revoked_unix_ns) VALUES (?,?,?,?,?,?)",
+            "INSERT INTO revocations(kind, match, value, reason, revoked_by,"
+            " revoked_unix_ns) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
             (revocation.kind, revocation.match, revocation.value, revocation.reason, by,
              revocation.revoked_unix_ns))
         return cur.rowcount == 1

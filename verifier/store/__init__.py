@@ -1,0 +1,14 @@
+"""Storage: the `Store` protocol and its backends.
+
+- `interface`: the protocol domain code talks to (`Store`, with `OpsStore`, `RevocationStore`);
+- `schema`: the tables as numbered migrations, one source for both engines;
+- `core`, `ops`, `revocations`: the tables' SQL, which SQLite and PostgreSQL both run;
+- `sqlite`: `SqliteStore`, the embedded default.
+"""
+
+from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
+from verifier.store.interface import OpsStore, RevocationStore, Store, TokenInfo
+from verifier.store.sqlite import SqliteStore
+
+__all__ = ["ConstraintError", "DuplicateKeyError", "OpsStore", "RevocationStore", "SqliteStore",
+           "Store", "StoreError", "TokenInfo"]
