@@ -2,7 +2,9 @@
 
 Each deployable part owns its subcommands in a `cli` module exposing
 `register(subparsers)`; every subcommand sets `handler=callable(args) -> int`.
-Only this module configures logging.
+Only this module configures logging. `bench` belongs to the optional simulator (`sim/`, the
+`sim` extra): it is imported only when `lightfence bench ...` runs, so the product's parts never
+load it.
 """
 
 from __future__ import annotations
@@ -26,8 +28,34 @@ PART_CLI_MODULES: tuple[str, ...] = (
     "protocol.cli",
     "device_agent.cli",
     "landmark_node.cli",
-    "benchmarks.sim.cli",
 )
+SIM_CLI_MODULE = "sim.cli"
+
+
+def _register_bench(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`bench ARGS...`: ARGS go unparsed to the simulator's own parser (its --help included)."""
+    bench = subparsers.add_parser(
+        "bench",
+        add_help=False,
+        help="topology simulator and fleet planner (the 'sim' extra; see docs/sim.md)",
+    )
+    bench.add_argument("-h", "--help", action="store_true", dest="bench_help")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    try:
+        sim_cli = importlib.import_module(SIM_CLI_MODULE)
+    except ModuleNotFoundError as exc:
+        print(
+            f"lightfence bench: the simulator is not installed ({exc.name} is missing); "
+            "install it with pip install 'lightfence[sim]'",
+            file=sys.stderr,
+        )
+        return 2
+    argv = ["--help"] if args.bench_help else args.bench_args
+    return int(sim_cli.main(argv, prog="lightfence bench"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in PART_CLI_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    _register_bench(subparsers)
     return parser
 
 

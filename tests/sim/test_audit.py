@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from benchmarks.sim.simulate import simulate
-from benchmarks.sim.world import Scenario
+from sim.simulate import simulate
+from sim.world import Scenario
 
 SMALL = {"chips": 240, "landmarks": 40, "grid_km": 200.0, "chunk_size": 120, "sample_size": 6}
 # With this seed the liar (lm020) has peers near its true place, so its mesh RTTs are faster

@@ -6,12 +6,12 @@ verdict of a small population is replayed, so the check bites where it matters.
 
 import numpy as np
 
-from benchmarks.sim.fastpath import FastVerdict, fast_verdict
-from benchmarks.sim.metrics import SampleRecord
-from benchmarks.sim.runner import cross_check, summarise_cross_check
-from benchmarks.sim.sites import pairwise_km
-from benchmarks.sim.world import Scenario, World
 from geo.geodesy import unit_vectors
+from sim.fastpath import FastVerdict, fast_verdict
+from sim.metrics import SampleRecord
+from sim.runner import cross_check, summarise_cross_check
+from sim.sites import pairwise_km
+from sim.world import Scenario, World
 
 
 def test_decisive_fast_verdicts_are_confirmed_by_assess():

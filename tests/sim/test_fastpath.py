@@ -7,9 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.sim import fastpath
-from benchmarks.sim.errors import ScenarioError
-from benchmarks.sim.fastpath import (
+from geo.constants import EARTH_MEAN_RADIUS_KM
+from geo.geodesy import unit_vectors
+from geo.licence import licence_from_json
+from geo.measurement import LandmarkRtt
+from geo.regions import country
+from geo.verdict import Verdict, assess
+from sim import fastpath
+from sim.errors import ScenarioError
+from sim.fastpath import (
     FastParams,
     FastVerdict,
     LandmarkField,
@@ -19,14 +25,8 @@ from benchmarks.sim.fastpath import (
     fast_verdict,
     land_touches,
 )
-from benchmarks.sim.latency import LatencyModel
-from benchmarks.sim.sites import pairwise_km
-from geo.constants import EARTH_MEAN_RADIUS_KM
-from geo.geodesy import unit_vectors
-from geo.licence import licence_from_json
-from geo.measurement import LandmarkRtt
-from geo.regions import country
-from geo.verdict import Verdict, assess
+from sim.latency import LatencyModel
+from sim.sites import pairwise_km
 
 rng = np.random.default_rng(7)
 LANDMARK_LAT = rng.uniform(-50.0, 65.0, 30)

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.sim.errors import ScenarioError, SiteFileError
-from benchmarks.sim.latency import LatencyModel
-from benchmarks.sim.sites import SITE_KINDS, load_sites, read_sites_csv
 from geo.constants import C_VACUUM_KM_PER_S
+from sim.errors import ScenarioError, SiteFileError
+from sim.latency import LatencyModel
+from sim.sites import SITE_KINDS, load_sites, read_sites_csv
 
 
 def test_defaults_match_published_inflation():
@@ -83,7 +83,7 @@ def test_missing_site_file(tmp_path):
 
 
 def test_planner_reports_marginal_gains_and_rejects_unknown_places():
-    from benchmarks.sim.planning import PlanRequest, plan
+    from sim.planning import PlanRequest, plan
 
     request = PlanRequest(
         countries=("USA",), k=4, chips_per_country=6, candidate_radius_km=1500.0, grid_km=250.0

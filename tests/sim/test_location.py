@@ -3,8 +3,8 @@ choice, silence never anomalous)."""
 
 import numpy as np
 
-from benchmarks.sim.location import anomalous
 from geo.licence import DeclaredSite
+from sim.location import anomalous
 from verifier.location_alerts import RTT_MARGIN_MS, explained_rtt_ms, round_excess
 from verifier.model import VerdictRecord
 

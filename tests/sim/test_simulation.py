@@ -1,13 +1,14 @@
 import json
+import sys
 from typing import Any
 
 import pytest
 
-from benchmarks.sim.adversaries import AdversaryParams
-from benchmarks.sim.cli import main
-from benchmarks.sim.errors import ScenarioError
-from benchmarks.sim.simulate import simulate
-from benchmarks.sim.world import Scenario
+from sim.adversaries import AdversaryParams
+from sim.cli import main
+from sim.errors import ScenarioError
+from sim.simulate import simulate
+from sim.world import Scenario
 
 # Coarse cells keep each world quick to build; the fast path stays conservative at any size.
 SMALL = {"chips": 240, "landmarks": 40, "grid_km": 200.0, "chunk_size": 120, "sample_size": 6}
@@ -159,3 +160,15 @@ def test_cli_rejects_bad_latency_override_and_writes_nothing(tmp_path, capsys):
     assert code == 2
     assert "loss_rate must be in [0, 1)" in capsys.readouterr().err
     assert not (out / "results.json").exists()
+
+
+def test_cli_without_matplotlib_names_the_extra_and_writes_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as without the 'sim' extra
+    monkeypatch.delitem(sys.modules, "sim.plots", raising=False)
+    out = tmp_path / "run"
+    assert main(["sim", "--chips", "10", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "the plots need matplotlib" in err and "pip install 'lightfence[sim]'" in err
+    assert not out.exists()

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.sim.cli import main
-from benchmarks.sim.errors import ScenarioError
-from benchmarks.sim.fastpath import (
+from geo.regions import country
+from sim.cli import main
+from sim.errors import ScenarioError
+from sim.fastpath import (
     FastParams,
     FastVerdict,
     LandmarkField,
@@ -17,9 +18,8 @@ from benchmarks.sim.fastpath import (
     fast_verdict,
     land_touches,
 )
-from benchmarks.sim.sites import Site
-from benchmarks.sim.target_plan import COLOCATED_RTT_MS, TargetRequest, plan_to_target
-from geo.regions import country
+from sim.sites import Site
+from sim.target_plan import COLOCATED_RTT_MS, TargetRequest, plan_to_target
 
 # Two licensed countries with one data centre each, and metro candidates around them.
 SITES = (

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.sim.fastpath import FastVerdict
+from sim.fastpath import FastVerdict
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -56,7 +56,7 @@ class Tally:
         # rounds after a relocation until flagged; last slot = not within the horizon
         self.detect_not_verified = np.zeros(max_rounds + 2, dtype=np.int64)
         self.detect_alert = np.zeros(max_rounds + 2, dtype=np.int64)
-        # rtt_anomaly (benchmarks/sim/location.py): [class, (chips checked, chips alerted)]
+        # rtt_anomaly (sim/location.py): [class, (chips checked, chips alerted)]
         self.rtt_alerts = np.zeros((len(CLASSES), 2), dtype=np.int64)
         self.detect_rtt = np.zeros(max_rounds + 2, dtype=np.int64)  # rounds after a move
 

@@ -17,8 +17,8 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.sim.errors import ScenarioError
 from geo.constants import C_VACUUM_KM_PER_S, FIBRE_SPEED_KM_PER_S
+from sim.errors import ScenarioError
 
 FloatArray = npt.NDArray[np.float64]
 

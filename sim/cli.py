@@ -1,6 +1,7 @@
-"""`lightfence bench sim ...`: the topology simulator from the command line.
+"""`lightfence bench sim|plan ...` and `python -m sim sim|plan ...`: the simulator's command line.
 
-`register` adds (or reuses) the `bench` command group, so other benchmarks can add theirs.
+The product's `lightfence` command imports nothing of this package: its `bench` subcommand
+hands the rest of the command line to `main` here, and only when it is run.
 """
 
 from __future__ import annotations
@@ -9,16 +10,19 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from benchmarks.sim.adversaries import ADVERSARY_NAMES, AdversaryParams
-from benchmarks.sim.errors import SimError
-from benchmarks.sim.latency import LatencyModel
-from benchmarks.sim.world import Scenario
+from sim.adversaries import ADVERSARY_NAMES, AdversaryParams
+from sim.errors import SimError
+from sim.latency import LatencyModel
+from sim.world import Scenario
+
+if TYPE_CHECKING:
+    from sim.simulate import SimulationRun
 
 logger = logging.getLogger(__name__)
 
@@ -26,19 +30,10 @@ logger = logging.getLogger(__name__)
 SIM_KEY_PROTECTION = ("software key: verdicts assume the host owner does not copy it "
                       "(a copied key answers from anywhere; tests/verifier/test_copy_attack.py)")
 
-def _bench_group(subparsers: Any) -> Any:
-    """The `bench` group's own subparsers, created on first use."""
-    existing = subparsers.choices.get("bench")
-    if existing is not None:
-        for action in existing._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                return action
-    bench = subparsers.add_parser("bench", help="benchmarks and simulations")
-    return bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
 
-
-def register(subparsers: Any) -> None:
-    group = _bench_group(subparsers)
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Topology simulator: see docs/sim.md.")
+    group = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
     sim = group.add_parser(
         "sim",
         help="simulate chips, landmarks and adversaries; write results.json and PNG plots",
@@ -106,6 +101,7 @@ def register(subparsers: Any) -> None:
     planner.add_argument("--holdout-seed", type=int, default=1, help="target mode: check chips")
     planner.add_argument("--holdout-chips-per-country", type=int, default=50)
     planner.set_defaults(handler=run_plan)
+    return parser
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
@@ -140,11 +136,23 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     )
 
 
+def _plot_writer() -> Callable[[SimulationRun, Path], list[Path]]:
+    """`sim.plots.write_plots`; a SimError naming the extra when matplotlib is not installed."""
+    try:
+        from sim.plots import write_plots
+    except ModuleNotFoundError as exc:
+        raise SimError(
+            f"the plots need {exc.name}, which the 'sim' extra installs "
+            "(pip install 'lightfence[sim]'); or pass --no-plots"
+        ) from exc
+    return write_plots
+
+
 def run_sim(args: argparse.Namespace) -> int:
-    from benchmarks.sim.plots import write_plots
-    from benchmarks.sim.simulate import simulate
+    from sim.simulate import simulate
 
     try:
+        write_plots = None if args.no_plots else _plot_writer()
         scenario = scenario_from_args(args)
         out_dir: Path = args.out
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +166,7 @@ def run_sim(args: argparse.Namespace) -> int:
         ) as progress:
             task = progress.add_task("chips", total=scenario.chips)
             run = simulate(scenario, lambda done: progress.advance(task, done))
-        figures = [] if args.no_plots else write_plots(run, out_dir)
+        figures = [] if write_plots is None else write_plots(run, out_dir)
     except (SimError, OSError) as exc:
         print(f"lightfence bench sim: {exc}", file=sys.stderr)
         return 2
@@ -182,66 +190,64 @@ def run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_target(args: argparse.Namespace, countries: tuple[str, ...]) -> int:
-    from benchmarks.sim.sites import load_sites
-    from benchmarks.sim.target_plan import TargetRequest, plan_to_target
+def _target_report(args: argparse.Namespace, countries: tuple[str, ...]) -> dict[str, Any]:
+    from sim.sites import load_sites
+    from sim.target_plan import TargetRequest, plan_to_target
 
     try:
-        try:
-            faults = tuple(int(f) for f in args.faults.split(",") if f.strip())
-        except ValueError as exc:
-            raise SimError(f"--faults expects integers, e.g. 0,1; got {args.faults!r}") from exc
-        request = TargetRequest(
-            countries=countries,
-            target_share=args.target_share,
-            faults=faults,
-            max_landmarks=args.max_landmarks,
-            chips_per_country=args.chips_per_country,
-            holdout_chips_per_country=args.holdout_chips_per_country,
-            candidate_radius_km=args.candidate_radius_km,
-            grid_km=args.grid_km,
-            seed=args.seed,
-            holdout_seed=args.holdout_seed,
-        )
-        plans = plan_to_target(request, load_sites(args.sites))
-    except SimError as exc:
-        print(f"lightfence bench plan: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({
+        faults = tuple(int(f) for f in args.faults.split(",") if f.strip())
+    except ValueError as exc:
+        raise SimError(f"--faults expects integers, e.g. 0,1; got {args.faults!r}") from exc
+    request = TargetRequest(
+        countries=countries,
+        target_share=args.target_share,
+        faults=faults,
+        max_landmarks=args.max_landmarks,
+        chips_per_country=args.chips_per_country,
+        holdout_chips_per_country=args.holdout_chips_per_country,
+        candidate_radius_km=args.candidate_radius_km,
+        grid_km=args.grid_km,
+        seed=args.seed,
+        holdout_seed=args.holdout_seed,
+    )
+    plans = plan_to_target(request, load_sites(args.sites))
+    return {
         "countries": list(countries),
         "target_share": request.target_share,
         "plans": [p.to_json() for p in plans],
-    }))
-    return 0
+    }
+
+
+def _greedy_report(args: argparse.Namespace, countries: tuple[str, ...]) -> dict[str, Any]:
+    from sim.planning import PlanRequest, plan
+    from sim.sites import load_sites
+
+    request = PlanRequest(
+        countries=countries,
+        k=args.k,
+        chips_per_country=args.chips_per_country,
+        candidate_radius_km=args.candidate_radius_km,
+        grid_km=args.grid_km,
+        seed=args.seed,
+    )
+    steps = plan(request, load_sites(args.sites))
+    return {"countries": list(request.countries), "steps": [s.to_json() for s in steps]}
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from benchmarks.sim.planning import PlanRequest, plan
-    from benchmarks.sim.sites import load_sites
-
     countries = tuple(c.strip().upper() for c in args.countries.split(",") if c.strip())
-    if args.target_share is not None:
-        return _run_target(args, countries)
+    report = _target_report if args.target_share is not None else _greedy_report
     try:
-        request = PlanRequest(
-            countries=countries,
-            k=args.k,
-            chips_per_country=args.chips_per_country,
-            candidate_radius_km=args.candidate_radius_km,
-            grid_km=args.grid_km,
-            seed=args.seed,
-        )
-        steps = plan(request, load_sites(args.sites))
+        answer = report(args, countries)
     except SimError as exc:
         print(f"lightfence bench plan: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"countries": list(request.countries), "steps": [s.to_json() for s in steps]}))
+    print(json.dumps(answer))
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.sim")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["bench", *(argv if argv is not None else sys.argv[1:])])
-    logging.basicConfig(level=logging.WARNING)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m sim") -> int:
+    """Run `sim` or `plan`; `lightfence bench` calls this with its own name as `prog`."""
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)  # a no-op under `lightfence`, which configured it
     return int(args.handler(args))

@@ -19,18 +19,18 @@ import numpy as np
 import numpy.typing as npt
 from shapely.geometry.base import BaseGeometry
 
-from benchmarks.sim.adversaries import RTT_ADVERSARIES, SmuggledBatch
-from benchmarks.sim.fastpath import FastVerdict, fast_verdict
-from benchmarks.sim.location import anomalous
-from benchmarks.sim.metrics import CLASSES, SampleRecord, Tally
-from benchmarks.sim.sites import offset_points, pairwise_km
-from benchmarks.sim.world import World
 from geo.errors import GeoError
 from geo.geodesy import distance_km, unit_vectors
 from geo.licence import Licence
 from geo.measurement import LandmarkRtt
 from geo.regions import country
 from geo.verdict import SolverParams, area_km2, assess
+from sim.adversaries import RTT_ADVERSARIES, SmuggledBatch
+from sim.fastpath import FastVerdict, fast_verdict
+from sim.location import anomalous
+from sim.metrics import CLASSES, SampleRecord, Tally
+from sim.sites import offset_points, pairwise_km
+from sim.world import World
 from verifier.location_alerts import ANOMALY_ROUNDS
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
 """Topology simulator: realistic latency, adversaries and accuracy metrics for Lightfence.
 
-Run it as `lightfence bench sim ...` or `python -m benchmarks.sim ...`; see docs/sim.md.
+Run it as `lightfence bench sim ...` or `python -m sim ...`; see docs/sim.md.
 """

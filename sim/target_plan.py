@@ -1,53 +1,41 @@
 """Target planning: the fewest landmarks, placed where, that verify a share of honest chips.
 
-For each tolerated number of faulty landmarks f, landmarks are added greedily (lazy, as in
-`planning`) until the fast path verifies `target_share` of a fixed honest choice population or
-`max_landmarks` is reached. Candidates are metro landmarks (every bundled place within
-`candidate_radius_km` of a chip site, reached over the latency model like any host) and, at
-every chip site of the licensed countries, a landmark co-located in that data centre. A
-co-located landmark reaches the chips of its own site over its own cross-connect, as the demo
-models it (lightfence/demo/relay.py: no metro last mile, no jitter); everything else follows the
-model. Each campus offers f + 1 co-located slots (separately operated landmarks in one data
-centre). The share reported for the plan comes from a held-out population: other chip draws and
-fresh paths (`holdout_seed`), never the chips the choice saw. Chips sit at their declared
-sites (the data centres a vendor registers them at), which the fast path may use as a witness
-point of the sound region: a co-located landmark's region is smaller than a fast-path cell.
+For each tolerated number of faulty landmarks f, landmarks are added greedily
+(`greedy.lazy_greedy`, as in `planning`) until the fast path verifies `target_share` of a fixed
+honest choice population or `max_landmarks` is reached. Candidates are metro landmarks (every
+bundled place within `candidate_radius_km` of a chip site, reached over the latency model like
+any host) and, at every chip site of the licensed countries, a landmark co-located in that data
+centre. A co-located landmark reaches the chips of its own site over its own cross-connect, as
+the demo models it (lightfence/demo/relay.py: no metro last mile, no jitter); everything else
+follows the model. Each campus offers f + 1 co-located slots (separately operated landmarks in
+one data centre). The share reported for the plan comes from a held-out population: other chip
+draws and fresh paths (`holdout_seed`), never the chips the choice saw. Chips sit at their
+declared sites (the data centres a vendor registers them at), which the fast path may use as a
+witness point of the sound region: a co-located landmark's region is smaller than a fast-path
+cell.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import shapely
 
-from benchmarks.sim.errors import ScenarioError
-from benchmarks.sim.fastpath import (
-    CountryCells,
-    FastParams,
-    FastVerdict,
-    LandmarkField,
-    build_grid,
-    classify_cells,
-    fast_verdict,
-    land_touches,
-)
-from benchmarks.sim.latency import LatencyModel
-from benchmarks.sim.sites import Site, pairwise_km, unique_places
 from geo.geodesy import unit_vectors
 from geo.regions import country
-from geo.solver import FLOAT_MARGIN_KM
-
-FloatArray = npt.NDArray[np.float64]
+from sim import greedy
+from sim.errors import ScenarioError
+from sim.fastpath import CountryCells, FastParams, LandmarkField, build_grid, margin_km_for
+from sim.greedy import Population
+from sim.latency import LatencyModel
+from sim.sites import Site, pairwise_km, unique_places
 
 # Round trip over a cross-connect inside one campus: the demo forwards these at once, so what
 # remains is the hosts' own processing, ~0.1 ms (15 km of light) as loopback measures it there.
 COLOCATED_RTT_MS = 0.1
-_PROXY_WEIGHT = 1e-3  # the area proxy only breaks ties between equal verified shares
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,35 +104,19 @@ class TargetPlan:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Population:
-    chips: tuple[Site, ...]
-    rtt_ms: FloatArray  # (chips, candidates), NaN = every probe lost
-    # (chips, candidates) distances from each chip's declared site; NaN rows: site not inside
-    # its country's polygon, so it cannot serve as a witness
-    site_km: FloatArray
-
-
 class _World:
     """Candidates, chip sites, licence cells and the fast-path field, shared by every f."""
 
     def __init__(self, request: TargetRequest, sites: Sequence[Site], model: LatencyModel):
         places = unique_places(sites)
-        self.per_country = {
-            code: [s for s in places if s.iso3 == code] for code in request.countries
-        }
-        missing = [code for code, rows in self.per_country.items() if not rows]
-        if missing:
-            raise ScenarioError(f"no chip site in {', '.join(sorted(missing))}; add sites for it")
+        self.per_country = greedy.sites_by_country(places, request.countries)
         chip_sites = [s for code in request.countries for s in self.per_country[code]]
-        chip_xyz = unit_vectors([s.lat_deg for s in chip_sites], [s.lon_deg for s in chip_sites])
-        all_xyz = unit_vectors([s.lat_deg for s in places], [s.lon_deg for s in places])
-        near = (pairwise_km(chip_xyz, all_xyz) <= request.candidate_radius_km).any(0)
         # f + 1 co-located landmarks per campus: with f liars among them one honest one remains,
         # so a site far from any metro landmark can still be verified robustly.
         copies = max(request.faults) + 1
+        radius_km = request.candidate_radius_km
         self.candidates = tuple(
-            [Candidate(places[int(i)], False) for i in np.flatnonzero(near)]
+            [Candidate(site, False) for site in greedy.near(places, chip_sites, radius_km)]
             + [Candidate(s, True) for s in chip_sites for _ in range(copies)]
         )
         self.model = model
@@ -153,14 +125,12 @@ class _World:
         lon = np.array([c.site.lon_deg for c in self.candidates])
         self.candidate_xyz = unit_vectors(lat, lon)
         self.field = LandmarkField(build_grid(request.grid_km), lat, lon)
-        self.margin_km = 2.0 * (request.resolution_km + FLOAT_MARGIN_KM) + 1.0
-        land = land_touches(self.field.grid, self.margin_km)  # sea-neutral licences
-        self.cells: dict[str, CountryCells] = {
-            code: classify_cells(self.field.grid, country(code), self.margin_km, land)
-            for code in request.countries
-        }
+        self.margin_km = margin_km_for(request.resolution_km)
+        self.cells: dict[str, CountryCells] = greedy.country_cells(
+            self.field.grid, request.countries, self.margin_km
+        )
 
-    def population(self, seed: int, per_country: int, balanced: bool) -> _Population:
+    def population(self, seed: int, per_country: int, balanced: bool) -> Population:
         """Chips at the countries' sites. `balanced` deals them round-robin (the choice must see
         every site once there are enough chips); otherwise each chip picks a site at random."""
         rng = np.random.default_rng([seed, 6])
@@ -187,56 +157,23 @@ class _World:
         }
         site_km = distance.copy()
         site_km[[not in_country[chip] for chip in chips]] = np.nan
-        return _Population(chips, rtt, site_km)
+        return Population(chips, rtt, site_km)
 
-    def share(self, params: FastParams, population: _Population, chosen: list[int]) -> float:
-        return self._score(params, population, chosen)[0]
+    def share(self, params: FastParams, population: Population, chosen: list[int]) -> float:
+        return greedy.score(self.field, params, self.cells, population, chosen)[0]
 
-    def _score(
-        self, params: FastParams, population: _Population, chosen: list[int]
-    ) -> tuple[float, float]:
-        mask = np.full(len(self.candidates), np.nan)
-        mask[chosen] = 0.0
-        verified = 0
-        log_areas = []
-        for row, chip in enumerate(population.chips):
-            outcome = fast_verdict(
-                self.field,
-                params,
-                self.cells[chip.iso3],
-                population.rtt_ms[row] + mask,
-                population.site_km[row],
-            )
-            verified += outcome.verdict == FastVerdict.VERIFIED
-            log_areas.append(np.log10(max(outcome.sound_area_upper_km2, 1.0)))
-        return verified / len(population.chips), float(np.mean(log_areas))
-
-    def greedy(self, params: FastParams, population: _Population) -> tuple[list[int], float]:
-        """Add landmarks (lazy greedy) until the target share or the cap; the picks and share."""
-        chosen: list[int] = []
-        current = -_PROXY_WEIGHT * 9.0
-        share = 0.0
-        heap = [(-np.inf, index) for index in range(len(self.candidates))]
-        heapq.heapify(heap)
-        while share < self.request.target_share and len(chosen) < self.request.max_landmarks:
-            if not heap:
-                break
-            _, index = heapq.heappop(heap)
-            rate, log_area = self._score(params, population, [*chosen, index])
-            gain = rate - _PROXY_WEIGHT * log_area - current
-            if heap and -heap[0][0] > gain + 1e-12:
-                heapq.heappush(heap, (-gain, index))  # stale bound: re-queue with the fresh gain
-                continue
-            chosen.append(index)
-            current += gain
-            if rate <= share:
-                # Verification is not submodular: a pick that did not raise the share (the
-                # first of f + 1 landmarks at a campus) can raise others' gains above their
-                # stale bounds, so every candidate is scored afresh for the next pick.
-                heap = [(-np.inf, i) for i in range(len(self.candidates)) if i not in chosen]
-                heapq.heapify(heap)
-            share = rate
-        return chosen, share
+    def choose(self, params: FastParams, population: Population) -> tuple[list[int], float]:
+        """Add landmarks until the target share or the cap; the picks and share."""
+        request = self.request
+        picks = greedy.lazy_greedy(
+            len(self.candidates),
+            lambda chosen: greedy.score(self.field, params, self.cells, population, chosen),
+            lambda chosen, share: (
+                share < request.target_share and len(chosen) < request.max_landmarks
+            ),
+            rescore_when_flat=True,
+        )
+        return [index for index, _, _ in picks], picks[-1][1] if picks else 0.0
 
 
 def plan_to_target(
@@ -251,7 +188,7 @@ def plan_to_target(
     plans = []
     for faults in request.faults:
         params = FastParams(margin_km=world.margin_km, robust_landmarks=faults)
-        chosen, share = world.greedy(params, choice)
+        chosen, share = world.choose(params, choice)
         plans.append(
             TargetPlan(
                 faults=faults,

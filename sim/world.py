@@ -11,23 +11,23 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from benchmarks.sim.adversaries import ADVERSARY_NAMES, LIAR_ADVERSARIES, AdversaryParams
-from benchmarks.sim.errors import ScenarioError
-from benchmarks.sim.fastpath import (
+from geo.audit import audit_landmarks
+from geo.calibration import CalibrationModel, CalibrationSample
+from geo.geodesy import unit_vectors
+from geo.regions import country, country_codes
+from sim.adversaries import ADVERSARY_NAMES, LIAR_ADVERSARIES, AdversaryParams
+from sim.errors import ScenarioError
+from sim.fastpath import (
     CountryCells,
     FastParams,
     LandmarkField,
     build_grid,
     classify_cells,
     land_touches,
+    margin_km_for,
 )
-from benchmarks.sim.latency import LatencyModel
-from benchmarks.sim.sites import Site, load_sites, pairwise_km, unique_places
-from geo.audit import audit_landmarks
-from geo.calibration import CalibrationModel, CalibrationSample
-from geo.geodesy import unit_vectors
-from geo.regions import country, country_codes
-from geo.solver import FLOAT_MARGIN_KM
+from sim.latency import LatencyModel
+from sim.sites import Site, load_sites, pairwise_km, unique_places
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +140,8 @@ class World:
 
         self.grid = build_grid(scenario.grid_km)
         self.field = LandmarkField(self.grid, self.claimed_lat, self.claimed_lon)
-        # geo.solver's cap polygons reach at most 0.57 % r (already in the threshold) plus
-        # FLOAT_MARGIN_KM plus the achieved resolution beyond the true disc; double the rest.
         self.fast_params = FastParams(
-            margin_km=2.0 * (scenario.resolution_km + FLOAT_MARGIN_KM) + 1.0,
+            margin_km=margin_km_for(scenario.resolution_km),
             k_best=scenario.k_best,
             robust_landmarks=scenario.robust_landmarks,
         )

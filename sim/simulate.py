@@ -11,15 +11,15 @@ from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 
-from benchmarks.sim.metrics import Tally
-from benchmarks.sim.runner import (
+from sim.metrics import Tally
+from sim.runner import (
     CrossCheck,
     merge_checks,
     peak_memory_mib,
     stream_chunks,
     summarise_cross_check,
 )
-from benchmarks.sim.world import Scenario, World
+from sim.world import Scenario, World
 
 logger = logging.getLogger(__name__)
 

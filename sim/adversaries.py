@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.sim.errors import ScenarioError
-from benchmarks.sim.latency import LatencyModel
-from benchmarks.sim.sites import pairwise_km
 from geo.constants import EARTH_MEAN_RADIUS_KM
+from sim.errors import ScenarioError
+from sim.latency import LatencyModel
+from sim.sites import pairwise_km
 
 FloatArray = npt.NDArray[np.float64]
 

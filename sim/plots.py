@@ -15,8 +15,8 @@ from matplotlib.collections import PolyCollection
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
-from benchmarks.sim.simulate import SimulationRun
 from geo.regions import country, country_codes
+from sim.simulate import SimulationRun
 
 
 def write_plots(run: SimulationRun, out_dir: Path) -> list[Path]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.sim.errors import SiteFileError
 from geo.constants import EARTH_MEAN_RADIUS_KM
+from sim.errors import SiteFileError
 
 SITE_KINDS = ("city", "cloud", "ix")
 _COLUMNS = ("name", "iso3", "lat_deg", "lon_deg", "kind", "source")
@@ -69,7 +69,7 @@ def read_sites_csv(lines: Iterable[str], origin: str) -> tuple[Site, ...]:
 def load_sites(path: Path | None = None) -> tuple[Site, ...]:
     """The bundled table, or a user CSV of the same shape."""
     if path is None:
-        text = resources.files("benchmarks.sim").joinpath("data/sites.csv").read_text("utf-8")
+        text = resources.files("sim").joinpath("data/sites.csv").read_text("utf-8")
         return read_sites_csv(text.splitlines(), "bundled sites.csv")
     try:
         with path.open(encoding="utf-8", newline="") as handle:
