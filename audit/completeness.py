@@ -19,27 +19,21 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
+from audit.report import Fail
 from protocol.codec import from_b64
 from protocol.codec import to_b64 as _b64
 from protocol.errors import ProtocolError, SignatureError
-from protocol.keys import verify_signature
-from protocol.merkle import SignedTreeHead, leaf_hash
-from verifier.evidence import CHIP_PREV_FIELD, CHIP_SEQ_FIELD, canonical_json, manifest_message
-
-
-class Fail(Protocol):
-    def __call__(
-        self,
-        check: str,
-        where: str,
-        message: str,
-        *,
-        entry: int | None = None,
-        expected: Any = None,
-        found: Any = None,
-    ) -> None: ...
+from protocol.evidence_format import (
+    CHIP_PREV_FIELD,
+    CHIP_SEQ_FIELD,
+    MANIFEST_SIGNATURE_FIELD,
+    entry_leaf_hash,
+    manifest_message,
+)
+from protocol.keys import SIGNATURE_BYTES, verify_signature
+from protocol.merkle import SignedTreeHead
 
 
 def check_completeness(
@@ -111,7 +105,9 @@ def _check_manifest(
         return None
     if log_key is not None:
         try:
-            signature = from_b64(manifest.get("signature_b64"), "signature_b64", 64)
+            signature = from_b64(
+                manifest.get(MANIFEST_SIGNATURE_FIELD), MANIFEST_SIGNATURE_FIELD, SIGNATURE_BYTES
+            )
             verify_signature(log_key, manifest_message(manifest), signature)
         except (SignatureError, ProtocolError) as exc:
             fail(
@@ -166,7 +162,7 @@ def _check_chain(chained: Sequence[tuple[int, int, int, Mapping[str, Any]]], *, 
             )
         elif seq == before + 1:
             link = entry.get(CHIP_PREV_FIELD)
-            expected = _b64(leaf_hash(canonical_json(previous)))
+            expected = _b64(entry_leaf_hash(previous))
             if link != expected:
                 fail(
                     "chain.link",
@@ -232,7 +228,7 @@ def _check_ends(
         return
     if head_seq == last_seq and seqs and max(seqs) == last_seq:
         k, index, _, entry = max(chained, key=lambda c: c[2])
-        last_leaf = _b64(leaf_hash(canonical_json(entry)))
+        last_leaf = _b64(entry_leaf_hash(entry))
         if manifest.get("head_leaf_hash_b64") != last_leaf:
             fail(
                 "chain.head",

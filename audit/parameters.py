@@ -27,9 +27,10 @@ decision takes, so its verdicts always pass this audit.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from audit.report import NS_PER_S, Fail
 from geo.constants import C_VACUUM_KM_PER_S, PLAUSIBLE_SPEED_KM_PER_S
 
 if TYPE_CHECKING:  # the geo solver (shapely, numpy) loads only when a verdict is recomputed
@@ -42,16 +43,13 @@ MAX_RECORD_AGE_S = 900.0
 # The verifier checks a record's age when it collects a round and stamps the verdict once the
 # solver is done; a decision never takes this long (seconds under load), so it stays inside.
 VERDICT_MARGIN_S = 60.0
-_NS_PER_S = 1_000_000_000
 _PARAMETER_TOLERANCE = 1e-9
 _KNOWN = {"speed_km_per_s", "plausible_speed_km_per_s", "processing_floor_ms", "resolution_km"}
-
-Fail = Callable[..., None]
 
 
 def record_too_old(sent_unix_ns: int, decided_unix_ns: int) -> bool:
     """Whether a record sent at ``sent_unix_ns`` is too old for a verdict at ``decided_unix_ns``."""
-    return decided_unix_ns - sent_unix_ns > MAX_RECORD_AGE_S * _NS_PER_S
+    return decided_unix_ns - sent_unix_ns > MAX_RECORD_AGE_S * NS_PER_S
 
 
 def policy_floor_ms(policy: Any) -> float | None:

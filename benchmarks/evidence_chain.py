@@ -20,8 +20,9 @@ from typing import Any
 
 from audit.completeness import check_completeness
 from audit.verify import verify_bundle
+from protocol.evidence_format import canonical_json
 from protocol.keys import SoftwareSigner
-from verifier.evidence import append_evidence, build_alert_evidence, canonical_json, export_bundle
+from verifier.evidence import append_evidence, build_alert_evidence, export_bundle
 from verifier.translog import TransparencyLog
 
 _PAD = "x" * 4000

@@ -1,11 +1,12 @@
-"""Evidence records for verdicts and alerts, and evidence bundles for offline audit.
+"""Evidence records for verdicts and alerts, the log append, and bundle export: the server side.
 
-An evidence record holds everything needed to recompute a verdict without trusting the
-verifier: the chip certificate, the landmark certificates (keys and positions) in force, every
-signed measurement record exactly as the landmark uploaded it (challenge and response datagrams
-included), the licence, the policy, the solver version and parameters, and the verdict output.
-Its canonical JSON bytes (sorted keys, no whitespace, bytes as base64, no NaN) are what the
-transparency log hashes, so a record cannot change without changing its leaf hash.
+The format itself (entry types, canonical JSON, chain links, the manifest's signed bytes) is
+`protocol.evidence_format`, shared with the offline auditor. An evidence record holds
+everything needed to recompute a verdict without trusting the verifier: the chip certificate,
+the landmark certificates (keys and positions) in force, every signed measurement record exactly
+as the landmark uploaded it (challenge and response datagrams included), the licence, the
+policy, the solver version and parameters, and the verdict output. Its canonical JSON bytes are
+what the transparency log hashes, so a record cannot change without changing its leaf hash.
 
 Each entry about a chip also carries the chip's sequence number and the leaf hash of the chip's
 previous entry, assigned inside the append transaction, so a chip's entries form a hash chain.
@@ -19,81 +20,32 @@ end either (see docs/evidence.md for the format).
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from geo.measurement import LandmarkRtt
 from lightfence import __version__
 from protocol.codec import to_b64
+from protocol.evidence_format import (
+    BUNDLE_FORMAT,
+    EvidenceFormatError,
+    JsonSource,
+    SolverInput,
+    alert_entry,
+    canonical_json,
+    chain_link,
+    manifest_message,
+    verdict_entry,
+)
 from protocol.keys import Signer
 from protocol.records import MeasurementRecord
 from verifier.errors import InvalidInputError, NotFoundError
 from verifier.translog import TransparencyLog
 
 logger = logging.getLogger(__name__)
-
-VERDICT_EVIDENCE_TYPE = "lightfence-verdict-evidence/1"
-ALERT_EVIDENCE_TYPE = "lightfence-alert-evidence/1"
-BUNDLE_FORMAT = "lightfence-evidence-bundle/2"
-# Entry fields that chain a chip's entries (absent in entries logged before chaining existed).
-CHIP_SEQ_FIELD = "chip_seq"
-CHIP_PREV_FIELD = "chip_prev_leaf_hash_b64"
-# Domain separation: a manifest signature can never be mistaken for a tree head signature.
-MANIFEST_CONTEXT = b"lightfence-bundle-manifest-v1\x00"
-
-
-class SupportsToJson(Protocol):
-    """geo/protocol values that serialise themselves (Licence, Assessment, CalibrationModel…)."""
-
-    def to_json(self) -> dict[str, Any]: ...
-
-
-JsonSource = Mapping[str, Any] | SupportsToJson
-
-
-def _plain(value: Any, where: str) -> Any:
-    """A JSON-ready copy of ``value``: bytes become base64, tuples lists; NaN/inf refused."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInputError(f"{where}: {value} has no canonical JSON form")
-        return value
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInputError(f"{where}: object key {key!r} is not a string")
-            out[key] = _plain(item, f"{where}.{key}")
-        return out
-    if isinstance(value, list | tuple):
-        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    raise InvalidInputError(f"{where}: {type(value).__name__} is not JSON data")
-
-
-def canonical_json(value: Any) -> bytes:
-    """The one byte form of a JSON value: sorted keys, no whitespace, ASCII, bytes as base64."""
-    return json.dumps(
-        _plain(value, "$"), sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-        allow_nan=False,
-    ).encode("ascii")  # fmt: skip
-
-
-def _json_of(value: JsonSource, where: str) -> dict[str, Any]:
-    raw = value if isinstance(value, Mapping) else value.to_json()
-    return dict(_plain(raw, where))
-
-
-def _optional_json_of(value: JsonSource | None, where: str) -> dict[str, Any] | None:
-    return None if value is None else _json_of(value, where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +70,7 @@ def build_evidence(
     chip_certificate: JsonSource,
     landmark_certificates: Sequence[JsonSource],
     records: Sequence[MeasurementRecord],
-    inputs: Sequence[LandmarkRtt],
+    inputs: Sequence[SolverInput],
     licence: JsonSource,
     params: object,
     calibration: JsonSource | None,
@@ -129,7 +81,8 @@ def build_evidence(
     reason_code: str | None = None,
     revocations: Sequence[Mapping[str, Any]] = (),
 ) -> EvidenceRecord:
-    """Evidence for one verdict. ``params`` is the geo SolverParams (any dataclass or mapping).
+    """Evidence for one verdict (`protocol.evidence_format.verdict_entry`). ``params`` is the
+    geo SolverParams (any dataclass or mapping).
 
     ``key_protection`` is the chip certificate's level and ``reason_code`` the verdict's
     machine-readable reason (``untrusted_key`` when the key rule held a `verified` back); the
@@ -140,62 +93,30 @@ def build_evidence(
         params_json = dict(params)
     else:
         raise InvalidInputError("params must be the SolverParams dataclass or a mapping")
-    by_landmark: dict[str, dict[str, Any]] = {}
-    for i, cert in enumerate(landmark_certificates):
-        cert_json = _json_of(cert, f"landmark_certificates[{i}]")
-        by_landmark[str(cert_json.get("landmark_id"))] = cert_json
-    body = {
-        "type": VERDICT_EVIDENCE_TYPE,
-        "chip_id": chip_id,
-        "round_id": round_id,
-        "decided_unix_ns": int(decided_unix_ns),
-        "verdict": str(verdict),
-        "reason_code": reason_code,
-        "key_protection": str(key_protection),
-        "chip_certificate": _json_of(chip_certificate, "chip_certificate"),
-        # Sorted by id so the evidence does not depend on the verifier's iteration order.
-        "landmark_certificates": [by_landmark[k] for k in sorted(by_landmark)],
-        "records": [r.to_json() for r in records],
-        "inputs": [
-            {
-                "landmark_id": m.landmark_id,
-                "lat_deg": float(m.lat_deg),
-                "lon_deg": float(m.lon_deg),
-                "rtt_ms": float(m.rtt_ms),
-            }
-            for m in inputs
-        ],
-        "licence": _json_of(licence, "licence"),
-        "policy": _plain(policy, "policy"),
-        "solver": {
-            "version": __version__,
-            "params": _plain(params_json, "params"),
-            "calibration": _optional_json_of(calibration, "calibration"),
-        },
-        "assessment": _optional_json_of(assessment, "assessment"),
-        "ca_public_key_b64": None if ca_public_key is None else to_b64(ca_public_key),
-        # protocol.revocation.Revocation JSON in force at the decision that names the chip or a
-        # landmark of the round: the audit ignores records these revoke, as the verifier did.
-        "revocations": _plain(list(revocations), "revocations"),
-    }
-    record = EvidenceRecord("verdict", chip_id, int(decided_unix_ns), body)
-    record.canonical_bytes()  # refuse non-canonical input now, not when it is appended
-    return record
+    try:
+        body = verdict_entry(
+            chip_id=chip_id, round_id=round_id, decided_unix_ns=decided_unix_ns,
+            verdict=verdict, chip_certificate=chip_certificate,
+            landmark_certificates=landmark_certificates, records=records, inputs=inputs,
+            licence=licence, params=params_json, solver_version=__version__,
+            calibration=calibration, assessment=assessment, policy=policy,
+            ca_public_key=ca_public_key, key_protection=key_protection,
+            reason_code=reason_code, revocations=revocations,
+        )  # fmt: skip
+    except EvidenceFormatError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    return EvidenceRecord("verdict", chip_id, int(decided_unix_ns), body)
 
 
 def build_alert_evidence(
     alert: Mapping[str, Any], *, chip_id: str | None, time_unix_ns: int
 ) -> EvidenceRecord:
     """Evidence for an alert (the AlertOut JSON as the verifier publishes it)."""
-    body = {
-        "type": ALERT_EVIDENCE_TYPE,
-        "chip_id": chip_id,
-        "time_unix_ns": int(time_unix_ns),
-        "alert": _plain(alert, "alert"),
-    }
-    record = EvidenceRecord("alert", chip_id, int(time_unix_ns), body)
-    record.canonical_bytes()
-    return record
+    try:
+        body = alert_entry(alert, chip_id=chip_id, time_unix_ns=time_unix_ns)
+    except EvidenceFormatError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    return EvidenceRecord("alert", chip_id, int(time_unix_ns), body)
 
 
 def append_evidence(log: TransparencyLog, record: EvidenceRecord) -> int:
@@ -212,11 +133,7 @@ def append_evidence(log: TransparencyLog, record: EvidenceRecord) -> int:
         return index
 
     def chained(seq: int, previous_leaf_hash: bytes | None) -> bytes:
-        link = {
-            CHIP_SEQ_FIELD: seq,
-            CHIP_PREV_FIELD: None if previous_leaf_hash is None else to_b64(previous_leaf_hash),
-        }
-        return canonical_json({**record.body, **link})
+        return canonical_json({**record.body, **chain_link(seq, previous_leaf_hash)})
 
     index, seq = log.append_chained(
         chained, kind=record.kind, chip_id=record.chip_id, time_unix_ns=record.time_unix_ns
@@ -225,12 +142,6 @@ def append_evidence(log: TransparencyLog, record: EvidenceRecord) -> int:
         "evidence %d logged: %s for chip %s (seq %d)", index, record.kind, record.chip_id, seq
     )
     return index
-
-
-def manifest_message(manifest: Mapping[str, Any]) -> bytes:
-    """The bytes a bundle manifest's signature covers: everything but the signature itself."""
-    fields = {k: v for k, v in manifest.items() if k != "signature_b64"}
-    return MANIFEST_CONTEXT + canonical_json(fields)
 
 
 def export_bundle(

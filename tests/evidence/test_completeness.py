@@ -23,6 +23,7 @@ from audit.verify import verify_bundle
 from geo.licence import licence_from_json
 from geo.verdict import assess
 from protocol.certs import issue_chip_certificate, issue_landmark_certificate
+from protocol.evidence_format import canonical_json
 from protocol.keys import SoftwareSigner
 from protocol.merkle import MemoryTree, leaf_hash
 from tests.evidence.test_bundle import CHIP_ID, LANDMARKS, T0_S, _round
@@ -30,7 +31,6 @@ from verifier.evidence import (
     append_evidence,
     build_alert_evidence,
     build_evidence,
-    canonical_json,
     export_bundle,
 )
 from verifier.translog import TransparencyLog

@@ -14,7 +14,7 @@ from typing import Any
 import shapely
 from shapely.geometry import mapping, shape
 
-from audit.verify import _same
+from audit.compare import same as _same
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.verdict import assess
