@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.verify import AuditError, verify_bundle
-from protocol.certs import read_ca_public_key
+from protocol.certs import ca_public_key_from_json
 from protocol.errors import ProtocolError
 from protocol.key_protection import KEY_PROTECTION_LEVELS
 from protocol.revocation import Revocation
@@ -63,6 +63,14 @@ def register(subparsers: Any) -> None:
     verify.set_defaults(handler=_verify)
 
 
+def read_public_key(path: Path) -> bytes:
+    """A public key file (`{"public_key_b64": ...}`, as `lightfence keys ca` writes ca.pub.json)."""
+    try:
+        return ca_public_key_from_json(json.loads(path.read_text(encoding="utf-8")))
+    except ProtocolError as exc:
+        raise ProtocolError(f"{path}: {exc}") from exc
+
+
 def read_revocations(path: Path) -> list[Revocation]:
     """A revocation list file: `{"items": [...]}` (the API's shape) or a bare list."""
     raw = json.loads(path.read_text(encoding="utf-8"))
@@ -75,8 +83,8 @@ def read_revocations(path: Path) -> list[Revocation]:
 def _verify(args: argparse.Namespace) -> int:
     try:
         bundle = json.loads(Path(args.bundle).read_text(encoding="utf-8"))
-        ca = None if args.ca is None else read_ca_public_key(args.ca)
-        log_key = None if args.log_key is None else read_ca_public_key(args.log_key)
+        ca = None if args.ca is None else read_public_key(args.ca)
+        log_key = None if args.log_key is None else read_public_key(args.log_key)
         revoked = [] if args.revocations is None else read_revocations(args.revocations)
         report = verify_bundle(
             bundle, ca_public_key=ca, log_public_key=log_key,

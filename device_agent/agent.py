@@ -9,7 +9,7 @@ import time
 from device_agent.chips import Chip, discover_nvml, simulated_chips, software_chips
 from device_agent.config import AgentConfig
 from device_agent.errors import AgentConfigError
-from protocol.certs import read_ca_public_key, trusted_landmark_keys
+from keystore.cert_files import read_ca_public_key, trusted_landmark_keys
 from protocol.responder import ResponderConfig, ResponderCore
 from udp_io.responder_server import ResponderServer
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from types import ModuleType
 
 from device_agent.errors import NvmlUnavailableError
+from keystore.key_files import generate_key_file, load_signer
 from protocol.errors import KeyFileError
-from protocol.keys import Signer, SoftwareSigner, generate_key_file, load_signer
+from protocol.keys import Signer, SoftwareSigner
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from device_agent.agent import run_agent
 from device_agent.config import load_agent_config
 from device_agent.errors import AgentError
 from device_agent.gpu_attestation import attest_chip
+from keystore.key_files import load_signer
 from landmark_node.errors import LandmarkError
 from landmark_node.uplink import read_token_file
 from protocol.errors import ProtocolError
-from protocol.keys import load_signer
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ import time
 
 import httpx
 
+from keystore.cert_files import read_ca_public_key, trusted_chip_keys, trusted_landmark_keys
+from keystore.key_files import load_signer
 from landmark_node.config import LandmarkConfig
 from landmark_node.errors import BatchRefusedError
 from landmark_node.prober import Prober
@@ -22,9 +24,8 @@ from landmark_node.uplink import (
     read_token_file,
     verifier_client,
 )
-from protocol.certs import read_ca_public_key, trusted_chip_keys, trusted_landmark_keys
 from protocol.challenger import ChallengerConfig, ChallengerCore, Target
-from protocol.keys import SoftwareSigner, load_signer
+from protocol.keys import SoftwareSigner
 from protocol.records import MeasurementRecord
 from protocol.responder import ResponderCore
 from udp_io.responder_server import ResponderServer

@@ -25,7 +25,7 @@ PART_CLI_MODULES: tuple[str, ...] = (
     "verifier.cli",
     "verifier.evidence_cli",
     "audit.cli",
-    "protocol.cli",
+    "keystore.cli",
     "device_agent.cli",
     "landmark_node.cli",
 )

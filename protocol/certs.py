@@ -6,17 +6,14 @@ Version 2 (domain `lightfence/chip-cert/v2`) signs that level; a version-1 certi
 `software`, the weakest level, so no old certificate can claim more than a key file gives.
 
 The CA signs a domain-separated canonical encoding (see `protocol.codec`), never JSON, so the
-signed bytes do not depend on a JSON library's formatting. JSON is only the file/HTTP carrier.
+signed bytes do not depend on a JSON library's formatting. JSON is only the file/HTTP carrier;
+reading and writing certificate files is I/O and lives in `keystore.cert_files`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Self
 
 from protocol.codec import Writer, from_b64, to_b64, validate_id
@@ -24,7 +21,6 @@ from protocol.errors import CertificateError, SignatureError, WireError
 from protocol.key_protection import LEGACY_KEY_PROTECTION, check_level
 from protocol.keys import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, Signer, verify_signature
 
-logger = logging.getLogger(__name__)
 CHIP_CERT_DOMAIN = b"lightfence/chip-cert/v1\x00"
 CHIP_CERT_DOMAIN_V2 = b"lightfence/chip-cert/v2\x00"
 LANDMARK_CERT_DOMAIN = b"lightfence/landmark-cert/v1\x00"
@@ -254,69 +250,14 @@ def issue_landmark_certificate(
     )
 
 
-def write_certificate(path: Path, cert: ChipCertificate | LandmarkCertificate) -> None:
-    """Write a certificate as JSON (public data: normal permissions), atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(cert.to_json(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CertificateError(f"{path}: cannot read certificate: {exc}") from exc
-
-
-def load_chip_certificate(path: Path) -> ChipCertificate:
-    return ChipCertificate.from_json(_read_json(path))
-
-
-def load_landmark_certificate(path: Path) -> LandmarkCertificate:
-    return LandmarkCertificate.from_json(_read_json(path))
-
-
-def read_ca_public_key(path: Path) -> bytes:
-    """Read the CA public key file (`{"public_key_b64": ...}`, written by `lightfence keys ca`)."""
-    obj = _read_json(path)
+def ca_public_key_from_json(obj: Any) -> bytes:
+    """The CA public key from its JSON form (`{"public_key_b64": ...}`, written by
+    `lightfence keys ca`); CertificateError when malformed."""
     try:
         return from_b64(
             obj.get("public_key_b64") if isinstance(obj, dict) else None,
             "public_key_b64", PUBLIC_KEY_BYTES,
         )
     except WireError as exc:
-        raise CertificateError(f"{path}: {exc}") from exc
-
-
-def _trusted(
-    directory: Path, ca_public_key: bytes, now_unix_s: int, kind: str
-) -> dict[str, bytes]:
-    keys: dict[str, bytes] = {}
-    for path in sorted(directory.glob("*.json")):
-        try:
-            cert: ChipCertificate | LandmarkCertificate
-            if kind == "chip":
-                cert = load_chip_certificate(path)
-                cert_id = cert.chip_id
-            else:
-                cert = load_landmark_certificate(path)
-                cert_id = cert.landmark_id
-            cert.verify(ca_public_key, now_unix_s)
-        except CertificateError as exc:
-            logger.warning("ignoring %s certificate %s: %s", kind, path, exc)
-            continue
-        keys[cert_id] = cert.public_key
-    return keys
-
-
-def trusted_chip_keys(directory: Path, ca_public_key: bytes, now_unix_s: int) -> dict[str, bytes]:
-    """chip id → public key for every `*.json` chip certificate in `directory` that the CA signed
-    and that is valid now; the others are logged and ignored."""
-    return _trusted(directory, ca_public_key, now_unix_s, "chip")
-
-
-def trusted_landmark_keys(
-    directory: Path, ca_public_key: bytes, now_unix_s: int
-) -> dict[str, bytes]:
-    """landmark id → public key, as `trusted_chip_keys` for landmark certificates."""
-    return _trusted(directory, ca_public_key, now_unix_s, "landmark")
+        raise CertificateError(str(exc)) from exc

@@ -19,7 +19,7 @@ monotonic RTT, which is never shorter than the true one.
 from __future__ import annotations
 
 import heapq
-import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -118,7 +118,7 @@ class ChallengerCore:
         landmark_id: str,
         signer: Signer,
         config: ChallengerConfig = ChallengerConfig(),
-        random_bytes: Callable[[int], bytes] = os.urandom,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         if config.lifetime_ns <= 2 * config.timeout_ns:
             raise ValueError("challenge lifetime must exceed twice the response timeout")

@@ -8,7 +8,7 @@ The chain is leaf first, root last, five certificates on Hopper and Blackwell (N
 MAX_CERT_CHAIN_LENGTH): the attestation (alias) key, the GPU's device-identity certificate (its
 subject serialNumber is the per-GPU id fused at manufacture), the provisioner ICA, the GH100
 identity CA, and the NVIDIA Device Identity CA, which must be byte-identical to the pinned root
-(`protocol/data/nvidia_device_identity_ca.pem`, from NVIDIA's nvtrust verifier).
+(`protocol.nvidia_root_ca`, from NVIDIA's nvtrust verifier).
 
 What a successful check proves, and what it does not (docs/protocol.md, "GPU attestation"): an
 NVIDIA GPU whose identity is `gpu_id` answered the verifier's fresh nonce, and that nonce
@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 from dataclasses import dataclass
-from importlib import resources
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.x509.oid import NameOID
 
 from protocol.errors import ProtocolError
+from protocol.nvidia_root_ca import NVIDIA_DEVICE_IDENTITY_CA_PEM
 from protocol.spdm import (
     NONCE_BYTES,
     OPAQUE_DRIVER_VERSION,
@@ -79,7 +79,7 @@ def attestation_nonce(verifier_nonce: bytes, chip_public_key: bytes) -> bytes:
 def load_pinned_root(pem: bytes | None = None) -> x509.Certificate:
     """The pinned NVIDIA device-identity root: `pem`, or the one shipped with Lightfence."""
     if pem is None:
-        pem = (resources.files("protocol") / "data" / "nvidia_device_identity_ca.pem").read_bytes()
+        pem = NVIDIA_DEVICE_IDENTITY_CA_PEM
     try:
         return x509.load_pem_x509_certificate(pem)
     except ValueError as exc:

@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from keystore.key_files import load_signer
 from protocol.errors import ProtocolError
-from protocol.keys import load_signer
 from verifier.config import load_config
 from verifier.errors import InvalidInputError, NotFoundError, VerifierError
 from verifier.evidence import export_bundle

@@ -16,9 +16,10 @@ import os
 import time
 from pathlib import Path
 
+from keystore.key_files import generate_key_file, load_signer
 from protocol.codec import to_b64
 from protocol.errors import KeyFileError
-from protocol.keys import SoftwareSigner, generate_key_file, load_signer
+from protocol.keys import SoftwareSigner
 from protocol.merkle import SignedTreeHead
 from verifier.errors import ConfigError
 from verifier.translog import TransparencyLog

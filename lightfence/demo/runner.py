@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from keystore.key_files import load_signer
 from lightfence.demo.geography import PathModel
 from lightfence.demo.processes import (
     PATH_PRIORITY,
@@ -38,7 +39,6 @@ from lightfence.demo.world import (
     build_world,
     write_token,
 )
-from protocol.keys import load_signer
 from protocol.records import MeasurementRecord, sign_batch
 from verifier.auth import issue_token
 from verifier.config import load_config

@@ -13,11 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from keystore.cert_files import write_certificate
+from keystore.key_files import generate_key_file
 from lightfence.demo.geography import Place
 from lightfence.demo.scenario import ChipSpec, LandmarkSpec, Scenario
-from protocol.certs import issue_chip_certificate, issue_landmark_certificate, write_certificate
+from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.codec import to_b64
-from protocol.keys import SoftwareSigner, generate_key_file
+from protocol.keys import SoftwareSigner
 
 CHALLENGE_PORT = 7400
 RESPONDER_PORT = 7401

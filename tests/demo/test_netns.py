@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from protocol.certs import issue_chip_certificate, issue_landmark_certificate, write_certificate
+from keystore.cert_files import write_certificate
+from keystore.key_files import generate_key_file
+from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.codec import to_b64
-from protocol.keys import generate_key_file
 from protocol.records import MeasurementBatch, verify_batch, verify_record
 
 pytestmark = pytest.mark.netns

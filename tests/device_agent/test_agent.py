@@ -13,8 +13,8 @@ from device_agent.agent import build_server, load_chips, run_agent
 from device_agent.chips import discover_nvml, simulated_chips
 from device_agent.config import AgentConfig, load_agent_config
 from device_agent.errors import AgentConfigError, NvmlUnavailableError
+from keystore.key_files import generate_key_file, load_signer
 from lightfence.cli import main
-from protocol.keys import generate_key_file, load_signer
 from protocol.wire import Hello, decode
 from tests.landmark_node.helpers import make_pki
 

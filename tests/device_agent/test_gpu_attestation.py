@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import serialization
 
 from device_agent.errors import GpuAttestationUnavailableError
 from device_agent.gpu_attestation import attest_chip, read_gpu_evidence
+from keystore.key_files import generate_key_file
 from lightfence.cli import main
 from protocol.gpu_attestation import attestation_nonce
-from protocol.keys import generate_key_file
 from tests.dashboard.fleet import free_port
 from tests.protocol.gpu_fixtures import FakeGpu, make_gpu
 from tests.verifier.fleet import Fleet

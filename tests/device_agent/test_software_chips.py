@@ -5,8 +5,8 @@ import pytest
 from device_agent.agent import load_chips
 from device_agent.config import load_agent_config
 from device_agent.errors import AgentConfigError
+from keystore.key_files import generate_key_file
 from protocol.errors import KeyFileError
-from protocol.keys import generate_key_file
 
 
 def _config(tmp_path: Path, software_chips: str) -> Path:

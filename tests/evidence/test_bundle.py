@@ -16,10 +16,11 @@ from geo.geodesy import distance_km, vacuum_rtt_ms
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.verdict import SolverParams, assess
+from keystore.key_files import generate_key_file
 from lightfence.cli import main
 from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.codec import from_b64, to_b64
-from protocol.keys import SoftwareSigner, generate_key_file
+from protocol.keys import SoftwareSigner
 from protocol.merkle import verify_consistency
 from protocol.records import MeasurementRecord, sign_record
 from protocol.wire import sign_challenge, sign_response

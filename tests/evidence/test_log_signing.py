@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from audit.verify import verify_bundle
+from keystore.cert_files import read_ca_public_key
 from lightfence.cli import main
-from protocol.certs import read_ca_public_key
 from tests.verifier.conftest import Harness, open_harness
 from tests.verifier.fleet import Fleet
 from tests.verifier.test_flow import GERMANY, KASSEL, TOKYO, rtt_from, setup_germany

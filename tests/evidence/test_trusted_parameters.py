@@ -21,8 +21,9 @@ from audit.verify import verify_bundle
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.verdict import SolverParams, assess
+from keystore.cert_files import read_ca_public_key
 from lightfence.cli import main
-from protocol.certs import issue_chip_certificate, issue_landmark_certificate, read_ca_public_key
+from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.codec import to_b64
 from protocol.keys import SoftwareSigner
 from protocol.records import sign_record

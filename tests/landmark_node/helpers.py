@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from protocol.certs import issue_chip_certificate, issue_landmark_certificate, write_certificate
+from keystore.cert_files import write_certificate
+from keystore.key_files import write_key_file
+from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.codec import to_b64
-from protocol.keys import SoftwareSigner, write_key_file
+from protocol.keys import SoftwareSigner
 
 NOT_BEFORE_S, NOT_AFTER_S = 0, 4_000_000_000
 T = TypeVar("T")

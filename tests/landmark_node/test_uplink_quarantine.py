@@ -22,11 +22,11 @@ import httpx
 import pytest
 import uvicorn
 
+from keystore.cert_files import load_landmark_certificate
 from landmark_node.config import LandmarkConfig
 from landmark_node.service import LandmarkService
 from landmark_node.spool import Spool
 from landmark_node.uplink import VerifierBatchSink
-from protocol.certs import load_landmark_certificate
 from protocol.keys import SoftwareSigner
 from protocol.records import MeasurementRecord, sign_record
 from tests.landmark_node.helpers import Pki, make_pki

@@ -22,11 +22,11 @@ import httpx
 import pytest
 import uvicorn
 
+from keystore.cert_files import load_chip_certificate, load_landmark_certificate
 from landmark_node.config import load_landmark_config
 from landmark_node.errors import LandmarkConfigError
 from landmark_node.uplink import read_token_file
 from lightfence.cli import main
-from protocol.certs import load_chip_certificate, load_landmark_certificate
 from protocol.responder import ResponderCore
 from tests.landmark_node.helpers import Pki, make_pki
 from udp_io.responder_server import ResponderServer

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from keystore.cert_files import load_chip_certificate, load_landmark_certificate, write_certificate
+from keystore.key_files import generate_key_file, load_signer
 from protocol.certs import (
     ChipCertificate,
     LandmarkCertificate,
     issue_chip_certificate,
     issue_landmark_certificate,
-    load_chip_certificate,
-    load_landmark_certificate,
-    write_certificate,
 )
 from protocol.errors import CertificateError, KeyFileError, SignatureError
-from protocol.keys import SoftwareSigner, generate_key_file, load_signer, verify_signature
+from protocol.keys import SoftwareSigner, verify_signature
 
 CA = SoftwareSigner(bytes(range(64, 96)))
 CHIP = SoftwareSigner(bytes(range(32, 64)))

@@ -24,9 +24,10 @@ from typing import Any
 import pytest
 
 from audit.verify import verify_bundle
+from keystore.key_files import generate_key_file, load_signer
 from landmark_node.prober import Prober
 from protocol.challenger import ChallengerConfig, ChallengerCore, Target
-from protocol.keys import SoftwareSigner, generate_key_file, load_signer
+from protocol.keys import SoftwareSigner
 from protocol.records import MeasurementRecord
 from protocol.responder import ResponderCore
 from tests.verifier.conftest import Harness, open_harness

@@ -1,3 +1,14 @@
+"""The pinned NVIDIA Device Identity CA certificate (public), the root of every NVIDIA GPU
+attestation certificate chain, pinned by `protocol.gpu_attestation`.
+
+Kept as a constant, not a data file, so protocol/ reads no files. Copied unchanged from NVIDIA's
+nvtrust repository (Apache License 2.0),
+`guest_tools/gpu_verifiers/local_gpu_verifier/src/verifier/certs/verifier_device_root.pem`
+(commit 028173093). SHA-256 fingerprint
+`10:2B:F6:59:D5:41:96:14:C9:D8:E6:AE:CE:BC:80:45:4E:B2:6B:1D:F6:A7:69:AC:72:0B:9A:69:0B:16:7B:48`.
+"""
+
+NVIDIA_DEVICE_IDENTITY_CA_PEM = b"""\
 -----BEGIN CERTIFICATE-----
 MIICCzCCAZCgAwIBAgIQLTZwscoQBBHB/sDoKgZbVDAKBggqhkjOPQQDAzA1MSIw
 IAYDVQQDDBlOVklESUEgRGV2aWNlIElkZW50aXR5IENBMQ8wDQYDVQQKDAZOVklE
@@ -11,3 +22,4 @@ MBaAFFeF/4PyY8xlfWi3Olv0jUrL+0lfMAoGCCqGSM49BAMDA2kAMGYCMQCPeFM3
 TASsKQVaT+8S0sO9u97PVGCpE9d/I42IT7k3UUOLSR/qvJynVOD1vQKVXf0CMQC+
 EY55WYoDBvs2wPAH1Gw4LbcwUN8QCff8bFmV4ZxjCRr4WXTLFHBKjbfneGSBWwA=
 -----END CERTIFICATE-----
+"""

@@ -8,14 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from protocol.certs import (
-    issue_chip_certificate,
-    issue_landmark_certificate,
-    write_certificate,
-)
+from keystore.cert_files import write_certificate
+from keystore.key_files import generate_key_file, load_signer
+from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.codec import to_b64
 from protocol.errors import ProtocolError
-from protocol.keys import generate_key_file, load_signer
 
 DAY_S = 86_400
 
