@@ -13,7 +13,7 @@ from typing import Any
 # Recomputed areas may differ by floating-point summation order only.
 _AREA_RELATIVE_TOLERANCE = 1e-6
 _FRACTION_TOLERANCE = 1e-6
-# Stored coordinates are rounded to 1e-6 deg (geo.verdict.geojson): a recomputed vertex a float
+# Stored coordinates are rounded to 1e-6 deg (geo.assessment.geojson): a recomputed vertex a float
 # rounding away from the stored one may round to the neighbouring step, moving it by up to
 # sqrt(2) x 1e-6 deg (0.16 m), so the symmetric difference may hold a strip that wide along the
 # boundary. Physically nothing (the solver's FLOAT_MARGIN_KM is 10 m); verdicts stay exact.

@@ -34,11 +34,11 @@ from audit.report import NS_PER_S, Fail
 from geo.constants import C_VACUUM_KM_PER_S, PLAUSIBLE_SPEED_KM_PER_S
 
 if TYPE_CHECKING:  # the geo solver (shapely, numpy) loads only when a verdict is recomputed
-    from geo.verdict import SolverParams
+    from geo.assessment import SolverParams
 
 MAX_PROCESSING_FLOOR_MS = 0.01
 RESOLUTION_KM_BOUNDS = (1.0, 50.0)
-DEFAULT_RESOLUTION_KM = 5.0  # geo.verdict.SolverParams' default, what the verifier uses
+DEFAULT_RESOLUTION_KM = 5.0  # geo.assessment.SolverParams' default, what the verifier uses
 MAX_RECORD_AGE_S = 900.0
 # The verifier checks a record's age when it collects a round and stamps the verdict once the
 # solver is done; a decision never takes this long (seconds under load), so it stays inside.
@@ -62,7 +62,7 @@ def policy_floor_ms(policy: Any) -> float | None:
 
 def audit_params(where: str, index: int, entry: Mapping[str, Any], fail: Fail) -> SolverParams:
     """The parameters to recompute ``entry`` with; a finding for each entry value that differs."""
-    from geo.verdict import SolverParams
+    from geo.assessment import SolverParams
 
     solver = entry.get("solver")
     stated = solver.get("params") if isinstance(solver, Mapping) else None

@@ -24,7 +24,7 @@ from protocol.key_protection import (
 )
 
 if TYPE_CHECKING:  # the geo solver (shapely, numpy) loads only when a verdict is recomputed
-    from geo.verdict import Assessment, SolverParams
+    from geo.assessment import Assessment, SolverParams
 
 
 def recompute_verdict(
@@ -43,7 +43,7 @@ def recompute_verdict(
     or `inconclusive` (no_answer; which one depends on the chip's last answer before the round,
     outside the entry); otherwise `geo.robust.assess_tolerating`
     decides with the policy's `tolerate_faulty_landmarks` (absent in bundles written before the
-    field existed: 0, which is `geo.verdict.assess`), and when it cannot (a GeoError, e.g. fewer
+    field existed: 0, which is `geo.assess.assess`), and when it cannot (a GeoError, e.g. fewer
     than f + 2 landmarks) or has no licence to compare with, the verdict is `inconclusive`,
     never `verified`. Last, the key rule may hold a geometric `verified` back as `inconclusive`
     (reason `untrusted_key`); the stored assessment then still says `verified`.

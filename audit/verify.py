@@ -23,7 +23,7 @@ found; the audit carries on so one report lists every problem. Checks, per bundl
   revocation and nonce uniqueness; each solver input backed by a valid record (same landmark,
   same RTT) at the certified position; finally (`audit.recompute`) the sound region and verdict
   recomputed with ``geo.robust.assess_tolerating`` (the policy's ``tolerate_faulty_landmarks``;
-  absent means 0, i.e. ``geo.verdict.assess``) with the parameters the audit owns
+  absent means 0, i.e. ``geo.assess.assess``) with the parameters the audit owns
   (`audit.parameters`: any other value in the entry is a finding) and compared with what was
   stored;
 - the key rule (``protocol.key_protection.key_rule``, in `audit.recompute`): the key protection

@@ -40,12 +40,12 @@ import numpy.typing as npt
 from shapely.geometry import Point
 
 from benchmarks import rtt_sets
+from geo.assess import assess
 from geo.audit import audit_landmarks
 from geo.calibration import CalibrationModel, CalibrationSample, bestline
 from geo.constants import EARTH_MEAN_RADIUS_KM, PLAUSIBLE_SPEED_KM_PER_S
 from geo.geodesy import sphere_destinations_rad, sphere_distance_km, unit_vectors
 from geo.measurement import LandmarkRtt
-from geo.verdict import assess
 
 FloatArray = npt.NDArray[np.float64]
 CITIES = Path(__file__).resolve().parent / "data" / "cities.csv"

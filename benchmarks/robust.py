@@ -23,13 +23,13 @@ from typing import Any
 
 import shapely
 
+from geo.assessment import Verdict
 from geo.errors import GeoError
 from geo.geodesy import destination, distance_km, vacuum_rtt_ms
 from geo.licence import Licence, Sea
 from geo.measurement import LandmarkRtt
 from geo.regions import Region
 from geo.robust import assess_tolerating
-from geo.verdict import Verdict
 
 _LIE_RTT_MS = 0.001
 

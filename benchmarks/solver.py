@@ -15,10 +15,12 @@ import json
 import random
 import time
 
+from geo.assess import assess
+from geo.assess_batch import assess_many
+from geo.assessment import Assessment, SolverParams, Verdict
 from geo.geodesy import distance_km, vacuum_rtt_ms
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
-from geo.verdict import Assessment, SolverParams, Verdict, assess, assess_many
 
 LANDMARKS = {
     "fra": (50.11, 8.68),

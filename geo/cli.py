@@ -14,11 +14,11 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
+from geo.assess import assess
 from geo.calibration import CalibrationModel, CalibrationSample
 from geo.errors import GeoError, InvalidMeasurementError
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
-from geo.verdict import assess
 
 logger = logging.getLogger(__name__)
 

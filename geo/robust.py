@@ -1,6 +1,6 @@
 """Verdicts that survive up to f faulty landmarks (docs/verifier.md, "Faulty landmarks").
 
-`geo.verdict.assess` trusts every landmark it is given: one landmark that signs a falsely small
+`geo.assess.assess` trusts every landmark it is given: one landmark that signs a falsely small
 RTT, or claims a false position, shrinks the sound region wherever it likes and can make a chip
 outside its licence `verified`. Delay by the chip's owner only enlarges caps; a landmark's lie
 is not bounded by physics at all, so the only defence is not to depend on any f landmarks.
@@ -29,11 +29,12 @@ from dataclasses import replace
 from itertools import combinations
 from typing import TYPE_CHECKING
 
+from geo.assess import assess
+from geo.assessment import Assessment, SolverParams, Verdict
+from geo.caps import MIN_LANDMARKS
 from geo.errors import InsufficientDataError, InvalidMeasurementError
 from geo.licence import Licence
 from geo.measurement import LandmarkRtt
-from geo.solver import MIN_LANDMARKS
-from geo.verdict import Assessment, SolverParams, Verdict, assess
 
 if TYPE_CHECKING:
     from geo.calibration import CalibrationModel

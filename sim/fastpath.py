@@ -1,4 +1,4 @@
-"""A fast, conservative verdict for bulk simulation, never more permissive than geo.verdict.assess.
+"""A fast, conservative verdict for bulk simulation, never more permissive than geo.assess.assess.
 
 The world is cut into lon/lat cells of about `spacing_km`; every point of a cell lies within
 `covering_km` of its centre. A cap (landmark, proof radius r) *excludes* a cell when the cell
@@ -6,7 +6,7 @@ centre's spherical distance from the landmark exceeds
 
     r · SPHERE_DISTANCE_INFLATION + margin_km + covering_km,
 
-where margin_km covers geo.solver's polygon slack (resolution and float margin, doubled). Then
+where margin_km covers geo.cap_polygon's polygon slack (resolution and float margin, doubled). Then
 no point of the cell lies in geo's (deliberately enlarged) cap polygon either. Each country's
 cells are classified once as *certainly inside* (the cell box, grown by the country's boundary
 error and the margin, lies within the border), *certainly outside* (that grown box misses it) or
@@ -41,6 +41,7 @@ import numpy.typing as npt
 import shapely
 from scipy.spatial import cKDTree
 
+from geo.caps import FLOAT_MARGIN_KM
 from geo.constants import (
     C_VACUUM_KM_PER_S,
     EARTH_MEAN_RADIUS_KM,
@@ -51,7 +52,6 @@ from geo.constants import (
 from geo.geodesy import unit_vectors
 from geo.regions import Region
 from geo.sea import foreign_land
-from geo.solver import FLOAT_MARGIN_KM
 from sim.errors import ScenarioError
 from sim.sites import pairwise_km
 
@@ -298,7 +298,7 @@ def classify_cells(
 
 
 def margin_km_for(resolution_km: float) -> float:
-    """The fast path's margin for the solver's resolution: geo.solver's cap polygons reach at
+    """The fast path's margin for the solver's resolution: geo.cap_polygon's cap polygons reach at
     most 0.57 % r (already in the threshold) plus FLOAT_MARGIN_KM plus the achieved resolution
     beyond the true disc; double the rest."""
     return 2.0 * (resolution_km + FLOAT_MARGIN_KM) + 1.0

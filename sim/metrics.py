@@ -196,7 +196,7 @@ def _rounds_json(counts: IntArray) -> dict[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class SampleRecord:
-    """One sampled chip-round, kept to replay through the real geo.verdict.assess."""
+    """One sampled chip-round, kept to replay through the real geo.assess.assess."""
 
     chip_index: int
     class_name: str

@@ -2,7 +2,7 @@
 
 Chunk k draws from `default_rng([seed, 3, k])`, so results are identical for any number of
 workers. Tallies are fixed-size; only a fixed sample of chip-rounds is kept, to be replayed
-through the real `geo.verdict.assess` as a cross-check of the fast path.
+through the real `geo.assess.assess` as a cross-check of the fast path.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import numpy as np
 import numpy.typing as npt
 from shapely.geometry.base import BaseGeometry
 
+from geo.assess import assess
+from geo.assessment import SolverParams
 from geo.errors import GeoError
 from geo.geodesy import distance_km, unit_vectors
 from geo.licence import Licence
 from geo.measurement import LandmarkRtt
+from geo.region_measures import area_km2
 from geo.regions import country
-from geo.verdict import SolverParams, area_km2, assess
 from sim.adversaries import RTT_ADVERSARIES, SmuggledBatch
 from sim.fastpath import FastVerdict, fast_verdict
 from sim.location import anomalous
@@ -290,7 +292,7 @@ def stream_chunks(world: World) -> Iterator[ChunkResult]:
 
 
 def cross_check(world: World, samples: list[SampleRecord], keep_regions: int = 6) -> CrossCheck:
-    """Replay sampled chip-rounds through the real geo.verdict.assess."""
+    """Replay sampled chip-rounds through the real geo.assess.assess."""
     params = SolverParams(resolution_km=world.scenario.resolution_km)
     rows: list[dict[str, Any]] = []
     regions: list[tuple[str, BaseGeometry | None, BaseGeometry | None]] = []

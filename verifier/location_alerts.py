@@ -33,8 +33,8 @@ from shapely.geometry.base import BaseGeometry
 from geo.constants import C_VACUUM_KM_PER_S
 from geo.errors import GeoError
 from geo.geodesy import distance_km, vacuum_rtt_ms
+from geo.grow import grow
 from geo.licence import DeclaredSite, site_from_json
-from geo.verdict import grow
 from verifier.alerts import Alerts
 from verifier.model import Policy, VerdictRecord
 from verifier.store import Store

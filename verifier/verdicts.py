@@ -3,7 +3,7 @@
 Three steps so the heavy geometry never runs on the database thread: `collect` (database
 thread) gathers the round's best RTT per landmark; `decide` (worker thread) runs
 `geo.robust.assess_tolerating` with the policy's `tolerate_faulty_landmarks` (0 is exactly
-`geo.verdict.assess`); `record` (database thread) stores the verdict with the exact measurement
+`geo.assess.assess`); `record` (database thread) stores the verdict with the exact measurement
 ids, moves the chip's state and raises or clears alerts.
 """
 
@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from audit.parameters import VERDICT_MARGIN_S, record_too_old
+from geo.assess_batch import assess_many
+from geo.assessment import Assessment, SolverParams
 from geo.audit import audit_landmarks
 from geo.calibration import CalibrationModel, CalibrationSample
 from geo.errors import GeoError
@@ -23,7 +25,6 @@ from geo.geodesy import distance_km
 from geo.licence import Licence, licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.robust import assess_tolerating
-from geo.verdict import Assessment, SolverParams, assess_many
 from protocol.errors import ProtocolError, WireError
 from protocol.key_protection import key_rule, stronger
 from protocol.records import MeasurementRecord, verify_record

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from audit.verify import verify_bundle
+from geo.assess import assess
+from geo.assessment import SolverParams
 from geo.geodesy import distance_km, vacuum_rtt_ms
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
-from geo.verdict import SolverParams, assess
 from keystore.key_files import generate_key_file
 from lightfence.cli import main
 from protocol.certs import issue_chip_certificate, issue_landmark_certificate

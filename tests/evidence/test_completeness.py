@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.verify import verify_bundle
+from geo.assess import assess
 from geo.licence import licence_from_json
-from geo.verdict import assess
 from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.evidence_format import canonical_json
 from protocol.keys import SoftwareSigner

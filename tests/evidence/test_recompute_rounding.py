@@ -15,9 +15,9 @@ import shapely
 from shapely.geometry import mapping, shape
 
 from audit.compare import same as _same
+from geo.assess import assess
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
-from geo.verdict import assess
 
 # The copy attack's round: three landmarks a few km apart, sub-0.2 ms round trips.
 ROUND = [

@@ -18,9 +18,10 @@ import pytest
 
 from audit.parameters import MAX_PROCESSING_FLOOR_MS, MAX_RECORD_AGE_S, VERDICT_MARGIN_S
 from audit.verify import verify_bundle
+from geo.assess import assess
+from geo.assessment import SolverParams
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
-from geo.verdict import SolverParams, assess
 from keystore.cert_files import read_ca_public_key
 from lightfence.cli import main
 from protocol.certs import issue_chip_certificate, issue_landmark_certificate

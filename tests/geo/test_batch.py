@@ -8,22 +8,19 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from geo.assess import assess
+from geo.assess_batch import assess_many
+from geo.assessment import Assessment, Verdict
 from geo.calibration import CalibrationModel, CalibrationSample
+from geo.caps import caps_from_measurements
 from geo.constants import C_VACUUM_KM_PER_S
 from geo.errors import InsufficientDataError, InvalidMeasurementError
 from geo.geodesy import distance_km, vacuum_rtt_ms
 from geo.licence import Licence, licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.regions import Region
-from geo.solver import _intersect_local_many, caps_from_measurements, intersect_many
-from geo.verdict import (
-    Assessment,
-    Verdict,
-    _near_prohibited,
-    _near_prohibited_many,
-    assess,
-    assess_many,
-)
+from geo.solver_batch import intersect_local_many, intersect_many
+from geo.verdict import _near_prohibited, _near_prohibited_many
 from tests.geo.test_solver import scenarios
 from tests.geo.test_verdict import LANDMARKS, chips_with_excluding_licence
 
@@ -137,7 +134,7 @@ def test_benchmark_rounds_take_the_batch_path() -> None:
     round must be computed by the batched code."""
     rounds = [european((48.0 + i * 0.5, 3.0 + i), 2.0, False) for i in range(8)]
     cap_sets = [caps_from_measurements(r, C_VACUUM_KM_PER_S, 0.0) for r in rounds]
-    batched = _intersect_local_many(cap_sets, 5.0 / 6371.0088)
+    batched = intersect_local_many(cap_sets, 5.0 / 6371.0088)
     assert all(result is not None for result in batched)
     for got, want in zip(intersect_many(cap_sets, 5.0), batched, strict=True):
         assert want is not None and same_geometry(got[0], want[0])

@@ -11,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point
 
+from geo.assess import assess
+from geo.assessment import Verdict
 from geo.errors import InvalidGeometryError
 from geo.geodesy import distance_km, vacuum_rtt_ms
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.regions import region_from_geojson
-from geo.verdict import Verdict, assess
 
 KASSEL = (51.3127, 9.4797)
 LANDMARKS = {

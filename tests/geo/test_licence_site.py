@@ -4,10 +4,10 @@ import math
 
 import pytest
 
+from geo.assess import assess
 from geo.errors import InvalidLicenceError
 from geo.licence import DeclaredSite, licence_from_json, site_from_json
 from geo.measurement import LandmarkRtt
-from geo.verdict import assess
 
 SITE = {"lat_deg": 50.10, "lon_deg": 8.63}
 

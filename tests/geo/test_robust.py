@@ -3,13 +3,14 @@ import shapely
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from geo.assess import assess
+from geo.assessment import Verdict
 from geo.errors import InsufficientDataError, InvalidMeasurementError
 from geo.geodesy import destination, distance_km, vacuum_rtt_ms
 from geo.licence import Licence, Sea, licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.regions import Region
 from geo.robust import assess_tolerating
-from geo.verdict import Verdict, assess
 
 TINY_RTT_MS = 0.001  # 150 m: a liar's cap around whatever position it claims
 

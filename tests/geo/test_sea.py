@@ -6,13 +6,15 @@ import shapely
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from geo.assess import assess
+from geo.assess_batch import assess_many
+from geo.assessment import Verdict
 from geo.errors import InvalidLicenceError
 from geo.geodesy import destination, distance_km, vacuum_rtt_ms
 from geo.licence import Licence, Sea, licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.regions import Region, country
 from geo.sea import TERRITORIAL_SEA_KM, foreign_land
-from geo.verdict import Verdict, assess, assess_many
 
 # Neighbours across land borders and narrow seas, where a wrong rule would show first.
 NEIGHBOURHOODS = (

@@ -6,20 +6,15 @@ import shapely
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from geo.assess import assess
+from geo.cap_polygon import cap_polygon
+from geo.caps import FLOAT_MARGIN_KM, Cap, caps_from_measurements
 from geo.constants import C_VACUUM_KM_PER_S, EARTH_MEAN_RADIUS_KM, SPHERE_DISTANCE_INFLATION
 from geo.errors import InsufficientDataError, InvalidMeasurementError
 from geo.geodesy import destination, distance_km, sphere_distance_km, vacuum_rtt_ms
+from geo.local_frame import intersect_local
 from geo.measurement import LandmarkRtt
-from geo.solver import (
-    FLOAT_MARGIN_KM,
-    Cap,
-    _intersect_local,
-    cap_polygon,
-    caps_from_measurements,
-    intersect,
-    solve,
-)
-from geo.verdict import assess
+from geo.solver import intersect, solve
 
 # Special values make poles, the antimeridian and the equator common, not just possible.
 lats = st.one_of(st.floats(-90.0, 90.0), st.sampled_from([-90.0, -89.999, 0.0, 89.999, 90.0]))
@@ -221,7 +216,7 @@ def overlapping_caps(draw):
 def test_intersection_contains_every_point_inside_all_geodesic_discs(case) -> None:
     caps, inside = case
     region, _ = intersect(caps, 5.0)
-    local = _intersect_local(caps, 5.0 / EARTH_MEAN_RADIUS_KM)
+    local = intersect_local(caps, 5.0 / EARTH_MEAN_RADIUS_KM)
     for lat, lon in inside:
         assert region is not None and covers(region, lat, lon)
         if local is not None:  # the local frame, when it applies, on its own
@@ -232,7 +227,7 @@ def test_intersection_contains_every_point_inside_all_geodesic_discs(case) -> No
 
 def test_local_frame_applies_to_the_benchmark_case_and_is_within_resolution() -> None:
     caps = [Cap("fra", 50.11, 8.68, 500.0), Cap("ber", 52.52, 13.40, 600.0)]
-    local = _intersect_local(caps, 5.0 / EARTH_MEAN_RADIUS_KM)
+    local = intersect_local(caps, 5.0 / EARTH_MEAN_RADIUS_KM)
     assert local is not None and local[0] is not None
     assert local[1] <= 5.0
     # Every boundary vertex lies outside one inflated cap and at most the resolution beyond.
@@ -247,9 +242,9 @@ def test_local_frame_applies_to_the_benchmark_case_and_is_within_resolution() ->
 def test_local_frame_declines_polar_and_hemispheric_caps() -> None:
     resolution_rad = 5.0 / EARTH_MEAN_RADIUS_KM
     around_pole = [Cap("a", 89.0, 0.0, 300.0), Cap("b", 88.0, 90.0, 400.0)]
-    assert _intersect_local(around_pole, resolution_rad) is None
+    assert intersect_local(around_pole, resolution_rad) is None
     huge = [Cap("a", 0.0, 0.0, 9000.0), Cap("b", 10.0, 10.0, 9500.0)]
-    assert _intersect_local(huge, resolution_rad) is None
+    assert intersect_local(huge, resolution_rad) is None
     assert intersect(huge, 5.0)[0] is not None  # the general path still answers
 
 

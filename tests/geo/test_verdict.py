@@ -9,6 +9,10 @@ import shapely.affinity
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from geo.assess import assess
+from geo.assessment import SolverParams, Verdict
+from geo.cap_polygon import intersect_lonlat
+from geo.caps import caps_from_measurements
 from geo.constants import C_VACUUM_KM_PER_S
 from geo.errors import (
     InsufficientDataError,
@@ -18,28 +22,21 @@ from geo.errors import (
     UnknownCountryError,
 )
 from geo.geodesy import destination, distance_km, ring_area_km2, vacuum_rtt_ms
-from geo.licence import Licence, Sea, licence_from_json
-from geo.measurement import LandmarkRtt
-from geo.regions import Region
-from geo.solver import _intersect_lonlat, caps_from_measurements, intersect
-from geo.verdict import (
+from geo.grow import grow, grown_box
+from geo.inside_fraction import (
     FRACTION_ERROR_BOUND,
     FRACTION_MIN_INSIDE,
     FRACTION_SAMPLES,
-    SolverParams,
-    Verdict,
-    _grown_box,
-    _inconclusive_by_points,
-    _intersection_near,
-    _judge_grown,
-    _near_prohibited,
     _overlay_fraction,
-    _sampled_fractions,
-    area_km2,
-    assess,
-    grow,
-    judge,
+    intersection_near,
+    sampled_fractions,
 )
+from geo.licence import Licence, Sea, licence_from_json
+from geo.measurement import LandmarkRtt
+from geo.region_measures import area_km2
+from geo.regions import Region
+from geo.solver import intersect
+from geo.verdict import _inconclusive_by_points, _judge_grown, _near_prohibited, judge
 
 LANDMARKS = {
     "fra": (50.11, 8.68),
@@ -294,7 +291,7 @@ def test_local_frame_and_lonlat_paths_never_disagree_in_direction(case) -> None:
     (lat, lon), measurements, licence = case
     caps = caps_from_measurements(measurements, C_VACUUM_KM_PER_S, 0.0)
     fast, _ = intersect(caps, 5.0)
-    general, _ = _intersect_lonlat(caps, 5.0)
+    general, _ = intersect_lonlat(caps, 5.0)
     assert fast is not None and general is not None
     fast_verdict, _ = judge(fast, licence)
     general_verdict, _ = judge(general, licence)
@@ -331,7 +328,7 @@ def test_fraction_overlay_near_the_region_equals_the_full_overlay(lon, lat, widt
     area = licence_from_json({"allowed": ["DEU", "FRA"]}).allowed_union
     assert area is not None
     region = shapely.box(lon, lat, lon + width, lat + height)
-    near = area_km2(_intersection_near(region, area))
+    near = area_km2(intersection_near(region, area))
     assert near == pytest.approx(area_km2(region.intersection(area)), rel=1e-9, abs=1e-6)
 
 
@@ -345,7 +342,7 @@ def test_fraction_overlay_near_the_region_equals_the_full_overlay(lon, lat, widt
 )
 def test_prefilter_box_contains_the_grown_region(lon, lat, width, height, distance_km) -> None:
     region = shapely.box(lon, lat, min(lon + width, 180.0), min(lat + height, 90.0))
-    box = _grown_box(region, distance_km)
+    box = grown_box(region, distance_km)
     if box is not None:  # None: near the antimeridian or a pole, where judge grows instead
         assert box.covers(grow(region, distance_km))
 
@@ -438,7 +435,7 @@ def test_sampled_fraction_is_within_its_bound_of_the_exact_overlay(
     region = shapely.affinity.skew(region, xs=45.0 * squeeze)
     near = _near_prohibited(region, BORDER_LICENCE)
     exact = _overlay_fraction(region, BORDER_LICENCE, area_km2(region), near)
-    sampled = float(_sampled_fractions(np.array([region]), BORDER_LICENCE, np.array([near]))[0])
+    sampled = float(sampled_fractions(np.array([region]), BORDER_LICENCE, np.array([near]))[0])
     if math.isnan(sampled):  # too few lattice points inside: judge overlays exactly
         return
     min_lon, min_lat, max_lon, max_lat = region.bounds
@@ -459,7 +456,7 @@ def test_a_sliver_too_thin_for_the_lattice_gets_the_exact_overlay() -> None:
     # A thin diagonal band fills a few percent of its box: the lattice abstains.
     region = shapely.LineString([(5.5, 45.5), (10.0, 48.5)]).buffer(0.05)  # via CHE
     near = _near_prohibited(region, BORDER_LICENCE)
-    sampled = _sampled_fractions(np.array([region]), BORDER_LICENCE, np.array([near]))
+    sampled = sampled_fractions(np.array([region]), BORDER_LICENCE, np.array([near]))
     assert math.isnan(float(sampled[0]))
     verdict, fraction = judge(region, BORDER_LICENCE)
     assert verdict is Verdict.INCONCLUSIVE
@@ -472,10 +469,10 @@ def test_sampled_fraction_is_deterministic_and_counts_prohibited_ground_out() ->
     region = shapely.box(6.0, 46.0, 9.0, 48.5)  # FRA, DEU and CHE
     near = np.array([_near_prohibited(region, licence)])
     assert near[0]
-    first = _sampled_fractions(np.array([region]), licence, near)
-    again = _sampled_fractions(np.array([region, region]), licence, np.repeat(near, 2))
+    first = sampled_fractions(np.array([region]), licence, near)
+    again = sampled_fractions(np.array([region, region]), licence, np.repeat(near, 2))
     assert first[0] == again[0] == again[1]
-    assert _sampled_fractions(np.array([region]), licence, np.array([False]))[0] == 1.0
+    assert sampled_fractions(np.array([region]), licence, np.array([False]))[0] == 1.0
     exact = _overlay_fraction(region, licence, area_km2(region), True)
     assert 0.2 < exact < 0.8  # Switzerland is a large share of this box
     assert abs(first[0] - exact) <= FRACTION_ERROR_BOUND

@@ -1,4 +1,4 @@
-"""Every decisive fast verdict agrees with geo.verdict.assess (the fast path is never bolder).
+"""Every decisive fast verdict agrees with geo.assess.assess (the fast path is never bolder).
 
 The run's random replay sample rarely holds a fast `verified`; here every decisive fast
 verdict of a small population is replayed, so the check bites where it matters.

@@ -7,12 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geo.assess import assess
+from geo.assessment import Verdict
 from geo.constants import EARTH_MEAN_RADIUS_KM
 from geo.geodesy import unit_vectors
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
 from geo.regions import country
-from geo.verdict import Verdict, assess
 from sim import fastpath
 from sim.errors import ScenarioError
 from sim.fastpath import (

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from geo.assess import assess
 from geo.geodesy import distance_km, vacuum_rtt_ms
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
-from geo.verdict import assess
 from verifier import location_alerts
 from verifier.alerts import Alerts
 from verifier.evidence_sink import EvidenceSink

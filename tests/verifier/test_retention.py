@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from geo.assess import assess
 from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
-from geo.verdict import assess
 from tests.verifier.fleet import Fleet
 from verifier.config import default_config
 from verifier.errors import ConfigError

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from geo.assessment import Assessment
 from geo.robust import assess_tolerating
-from geo.verdict import Assessment
 from tests.verifier.conftest import Harness
 from tests.verifier.test_decide_all import GERMANY, _inputs
 from tests.verifier.test_flow import GERMANY as SITES
