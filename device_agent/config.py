@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from config_toml import ConfigFileError, Table, read_document
 from device_agent.errors import AgentConfigError
 
 
@@ -39,57 +38,38 @@ class AgentConfig:
 
 def load_agent_config(path: Path) -> AgentConfig:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise AgentConfigError(f"{path}: cannot read agent config: {exc}") from exc
-    table = raw.get("agent")
-    if not isinstance(table, dict):
-        raise AgentConfigError(f"{path}: missing [agent] table")
+        return _read(read_document(path, "agent"))
+    except ConfigFileError as exc:
+        raise AgentConfigError(str(exc)) from exc
 
-    def get(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        value = table.get(key, default)
-        if value is not default and (not isinstance(value, kind) or isinstance(value, bool)):
-            raise AgentConfigError(f"{path}: [agent] {key} has the wrong type ({value!r})")
-        return value
 
-    def required_path(key: str) -> Path:
-        value = table.get(key)
-        if not isinstance(value, str):
-            raise AgentConfigError(f"{path}: [agent] needs {key} (a path)")
-        return path.parent / value
-
+def _read(document: Table) -> AgentConfig:
+    agent = document.table("agent", required=True)
     landmarks = []
-    for entry in raw.get("landmarks", []):
-        try:
-            landmarks.append(
-                LandmarkEndpoint(str(entry["id"]), str(entry["host"]), int(entry["port"]))
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AgentConfigError(
-                f"{path}: each [[landmarks]] needs id, host, port: {entry!r}"
-            ) from exc
-    software_chips = table.get("software_chips", [])
-    if not isinstance(software_chips, list) or not all(
-        isinstance(chip_id, str) for chip_id in software_chips
-    ):
-        raise AgentConfigError(f"{path}: [agent] software_chips must be a list of chip ids")
-    number = (int, float)
-    extra_delay_ms = float(get("extra_delay_ms", number, 0.0))
+    for entry in document.tables("landmarks"):
+        landmarks.append(
+            LandmarkEndpoint(entry.text("id"), entry.text("host"), entry.integer("port"))
+        )
+        entry.finish()
+    document.finish()
+    extra_delay_ms = agent.number("extra_delay_ms", 0.0)
     if extra_delay_ms < 0:
-        raise AgentConfigError(f"{path}: extra_delay_ms cannot be negative")
-    return AgentConfig(
-        ca_public_key=required_path("ca_public_key"),
-        landmark_certs_dir=required_path("landmark_certs_dir"),
-        key_dir=required_path("key_dir"),
-        host=get("host", str, "0.0.0.0"),
-        port=get("port", int, 7500),
+        raise agent.error("extra_delay_ms cannot be negative")
+    config = AgentConfig(
+        ca_public_key=agent.path("ca_public_key"),
+        landmark_certs_dir=agent.path("landmark_certs_dir"),
+        key_dir=agent.path("key_dir"),
+        host=agent.text("host", "0.0.0.0"),
+        port=agent.integer("port", 7500),
         landmarks=tuple(landmarks),
-        software_chips=tuple(software_chips),
-        hello_interval_s=float(get("hello_interval_s", number, 30.0)),
-        stats_interval_s=float(get("stats_interval_s", number, 60.0)),
+        software_chips=agent.text_list("software_chips", what="chip ids"),
+        hello_interval_s=agent.number("hello_interval_s", 30.0),
+        stats_interval_s=agent.number("stats_interval_s", 60.0),
         extra_delay_ms=extra_delay_ms,
-        clock_skew_s=float(get("clock_skew_s", number, 5.0)),
-        rate_per_s=float(get("rate_per_s", number, 10_000.0)),
-        burst=float(get("burst", number, 2_000.0)),
-        replay_cache_size=get("replay_cache_size", int, 200_000),
+        clock_skew_s=agent.number("clock_skew_s", 5.0),
+        rate_per_s=agent.number("rate_per_s", 10_000.0),
+        burst=agent.number("burst", 2_000.0),
+        replay_cache_size=agent.integer("replay_cache_size", 200_000),
     )
+    agent.finish()
+    return config

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config_toml import ConfigFileError, Table, read_document
 from landmark_node.errors import LandmarkConfigError
 
 MAX_POLL_WAIT_S = 30.0  # the verifier's long-poll limit (GET /v1/landmarks/{id}/tasks)
@@ -49,103 +49,76 @@ class LandmarkConfig:
     verifier: VerifierLink | None = None  # replaces targets/tasks_file and the FileSink
 
 
-def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-    value = table.get(key, default)
-    if value is default:
-        return value
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise LandmarkConfigError(f"landmark config: {key} has the wrong type ({value!r})")
-    return value
-
-
 def load_landmark_config(path: Path) -> LandmarkConfig:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise LandmarkConfigError(f"{path}: cannot read landmark config: {exc}") from exc
-    base = path.parent
-    table = raw.get("landmark")
-    if not isinstance(table, dict):
-        raise LandmarkConfigError(f"{path}: missing [landmark] table")
-    schedule = raw.get("schedule", {})
-    batch = raw.get("batch", {})
+        return _read(read_document(path, "landmark"))
+    except ConfigFileError as exc:
+        raise LandmarkConfigError(str(exc)) from exc
 
-    def required_path(key: str) -> Path:
-        value = table.get(key)
-        if not isinstance(value, str):
-            raise LandmarkConfigError(f"{path}: [landmark] needs {key} (a path)")
-        return base / value
 
-    landmark_id = table.get("id")
-    if not isinstance(landmark_id, str):
-        raise LandmarkConfigError(f"{path}: [landmark] needs id")
-    targets = raw.get("targets", [])
-    if not isinstance(targets, list):
-        raise LandmarkConfigError(f"{path}: targets must be an array of tables")
-    tasks_file = schedule.get("tasks_file")
-    verifier = _verifier_link(path, raw.get("verifier"))
+def _read(document: Table) -> LandmarkConfig:
+    landmark = document.table("landmark", required=True)
+    schedule = document.table("schedule")
+    batch = document.table("batch")
+    # Each target's keys are checked where targets are built (landmark_node.service).
+    targets = document.raw_tables("targets")
+    tasks_file = schedule.optional_path("tasks_file")
+    verifier = _verifier_link(document)
+    document.finish()
     if verifier is not None and (targets or tasks_file is not None):
-        raise LandmarkConfigError(
-            f"{path}: [verifier] hands out the tasks; remove [[targets]] and tasks_file"
-        )
-    responder_port = _get(table, "responder_port", int, 7401)
-    number = (int, float)
-    timeout_s = float(_get(schedule, "timeout_s", number, 0.5))
-    lifetime_s = float(_get(schedule, "challenge_lifetime_s", number, 2.0))
+        raise document.error("[verifier] hands out the tasks; remove [[targets]] and tasks_file")
+    responder_port = landmark.integer("responder_port", 7401)
+    timeout_s = schedule.number("timeout_s", 0.5)
+    lifetime_s = schedule.number("challenge_lifetime_s", 2.0)
     # A measurement waits for READY, then for RESPONSE, each up to timeout_s.
     if not 0 < 2 * timeout_s < lifetime_s:
-        raise LandmarkConfigError(
-            f"{path}: [schedule] challenge_lifetime_s ({lifetime_s:g}) must exceed twice "
+        raise schedule.error(
+            f"challenge_lifetime_s ({lifetime_s:g}) must exceed twice "
             f"timeout_s ({timeout_s:g}), which must be positive"
         )
-    probes_per_task = _get(schedule, "probes_per_task", int, 1)
-    probe_spacing_s = float(_get(schedule, "probe_spacing_s", number, 0.2))
+    probes_per_task = schedule.integer("probes_per_task", 1)
+    probe_spacing_s = schedule.number("probe_spacing_s", 0.2)
     if not 1 <= probes_per_task <= 16 or probe_spacing_s < 0:
-        raise LandmarkConfigError(
-            f"{path}: probes_per_task must be 1..16 and probe_spacing_s >= 0"
-        )
-    return LandmarkConfig(
-        landmark_id=landmark_id,
-        key_file=required_path("key_file"),
-        ca_public_key=required_path("ca_public_key"),
-        chip_certs_dir=required_path("chip_certs_dir"),
-        landmark_certs_dir=required_path("landmark_certs_dir"),
-        spool_path=required_path("spool_path"),
-        outbox_dir=required_path("outbox_dir"),
-        host=_get(table, "host", str, "0.0.0.0"),
-        challenge_port=_get(table, "challenge_port", int, 7400),
+        raise schedule.error("probes_per_task must be 1..16 and probe_spacing_s >= 0")
+    config = LandmarkConfig(
+        landmark_id=landmark.text("id"),
+        key_file=landmark.path("key_file"),
+        ca_public_key=landmark.path("ca_public_key"),
+        chip_certs_dir=landmark.path("chip_certs_dir"),
+        landmark_certs_dir=landmark.path("landmark_certs_dir"),
+        spool_path=landmark.path("spool_path"),
+        outbox_dir=landmark.path("outbox_dir"),
+        host=landmark.text("host", "0.0.0.0"),
+        challenge_port=landmark.integer("challenge_port", 7400),
         responder_port=None if responder_port < 0 else responder_port,
-        round_interval_s=float(_get(schedule, "round_interval_s", number, 60.0)),
+        round_interval_s=schedule.number("round_interval_s", 60.0),
         timeout_s=timeout_s,
-        max_attempts=_get(schedule, "max_attempts", int, 3),
+        max_attempts=schedule.integer("max_attempts", 3),
         probes_per_task=probes_per_task,
         probe_spacing_s=probe_spacing_s,
         challenge_lifetime_s=lifetime_s,
-        max_rate_per_s=float(_get(schedule, "max_rate_per_s", number, 5_000.0)),
-        batch_max_records=_get(batch, "max_records", int, 500),
-        batch_interval_s=float(_get(batch, "interval_s", number, 1.0)),
+        max_rate_per_s=schedule.number("max_rate_per_s", 5_000.0),
+        batch_max_records=batch.integer("max_records", 500),
+        batch_interval_s=batch.number("interval_s", 1.0),
         targets=tuple(targets),
-        tasks_file=base / tasks_file if isinstance(tasks_file, str) else None,
+        tasks_file=tasks_file,
         verifier=verifier,
     )
+    for table in (landmark, schedule, batch):
+        table.finish()
+    return config
 
 
-def _verifier_link(path: Path, table: Any) -> VerifierLink | None:
-    if table is None:
+def _verifier_link(document: Table) -> VerifierLink | None:
+    if not document.has("verifier"):
         return None
-    if not isinstance(table, dict):
-        raise LandmarkConfigError(f"{path}: [verifier] must be a table")
-    unknown = set(table) - {"url", "token_file", "poll_wait_s"}
-    if unknown:
-        raise LandmarkConfigError(f"{path}: [verifier] has unknown keys {sorted(unknown)}")
-    url, token_file = table.get("url"), table.get("token_file")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise LandmarkConfigError(f"{path}: [verifier] needs url (http:// or https://)")
-    if not isinstance(token_file, str) or not token_file:
-        raise LandmarkConfigError(f"{path}: [verifier] needs token_file (a path)")
-    poll_wait_s = _get(table, "poll_wait_s", (int, float), 20.0)
+    table = document.table("verifier")
+    url = table.text("url")
+    if not url.startswith(("http://", "https://")):
+        raise table.error(f"needs url (http:// or https://), not {url!r}")
+    token_file = table.path("token_file")
+    poll_wait_s = table.number("poll_wait_s", 20.0)
     if not 0 < poll_wait_s <= MAX_POLL_WAIT_S:
-        raise LandmarkConfigError(
-            f"{path}: [verifier] poll_wait_s must be in (0, {MAX_POLL_WAIT_S:g}] s"
-        )
-    return VerifierLink(url.rstrip("/"), path.parent / token_file, float(poll_wait_s))
+        raise table.error(f"poll_wait_s must be in (0, {MAX_POLL_WAIT_S:g}] s")
+    table.finish()
+    return VerifierLink(url.rstrip("/"), token_file, poll_wait_s)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import stat
-import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from config_toml import ConfigFileError, Table, read_document
 from protocol.key_protection import KEY_PROTECTION_LEVELS
 from verifier.errors import ConfigError
 
@@ -84,38 +84,32 @@ class VerifierConfig:
         return self.log_key_file if self.log_key_file is not None else self.data_dir / "log.key"
 
 
-_SCALARS = {f.name: f for f in fields(VerifierConfig)}
-
-
 def config_from_mapping(raw: dict[str, Any], base_dir: Path | None = None) -> VerifierConfig:
     """Build a config from the `[verifier]` table (or a flat mapping); unknown keys are errors."""
-    table = raw.get("verifier", raw)
-    if not isinstance(table, dict):
-        raise ConfigError("[verifier] must be a table")
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in _SCALARS:
-            raise ConfigError(f"unknown config key {key!r}")
-        if key == "webhooks":
-            values[key] = _webhooks(value)
-        elif key in ("data_dir", "log_key_file", "nvidia_root_cert_file"):
-            path = Path(str(value))
-            values[key] = path if path.is_absolute() or base_dir is None else base_dir / path
-        else:
-            values[key] = value
-    config = VerifierConfig(**values)
-    _validate(config)
+    try:
+        return _read(Table(raw, base_dir=base_dir))
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _read(document: Table) -> VerifierConfig:
+    """Every field of `VerifierConfig` is a key of `[verifier]`, read by the field's type."""
+    table = document.table("verifier") if document.has("verifier") else document
+    values = table.into(VerifierConfig, custom={"webhooks": _webhooks})
+    document.finish()
+    try:
+        config = VerifierConfig(**values)
+        _validate(config)
+    except ConfigError as exc:
+        raise table.error(str(exc)) from exc
     return config
 
 
-def _webhooks(value: Any) -> tuple[WebhookConfig, ...]:
-    if not isinstance(value, list):
-        raise ConfigError("webhooks must be an array of tables")
+def _webhooks(table: Table, key: str) -> tuple[WebhookConfig, ...]:
     hooks = []
-    for item in value:
-        if not isinstance(item, dict) or set(item) != {"url", "secret"}:
-            raise ConfigError("each webhook needs exactly `url` and `secret`")
-        hooks.append(WebhookConfig(url=str(item["url"]), secret=str(item["secret"])))
+    for hook in table.tables(key):
+        hooks.append(WebhookConfig(url=hook.text("url"), secret=hook.text("secret")))
+        hook.finish()
     return tuple(hooks)
 
 
@@ -159,12 +153,9 @@ def _validate(config: VerifierConfig) -> None:
 def load_config(path: Path, **overrides: Any) -> VerifierConfig:
     """Load TOML at `path`; keyword overrides that are not None replace file values."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    config = config_from_mapping(raw, base_dir=path.parent)
+        config = _read(read_document(path, "verifier"))
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from exc
     if config.webhooks:
         _check_private(path)
     given = {k: v for k, v in overrides.items() if v is not None}
