@@ -301,25 +301,30 @@ class TransparencyLog:
         self, chip_id: str, from_unix_ns: int, to_unix_ns: int, tree_size: int | None = None
     ) -> list[LogEntry]:
         """Entries about ``chip_id`` with from <= time <= to (and index < tree_size), by index."""
-        with self._lock:
-            n = self._check_size(self._db, tree_size)
-            rows = self._db.execute(
-                f"{_ENTRY_COLUMNS} WHERE chip_id = ? AND time_unix_ns BETWEEN ? AND ?"
-                " AND idx < ? ORDER BY idx",
-                (chip_id, from_unix_ns, to_unix_ns, n),
-            ).fetchall()
-        return [_entry_from_row(r) for r in rows]
+        return self._chip_entries(
+            "time_unix_ns", from_unix_ns, to_unix_ns, chip_id, tree_size, order_by="idx"
+        )
 
     def find_chain(
         self, chip_id: str, first_seq: int, last_seq: int, tree_size: int | None = None
     ) -> list[LogEntry]:
         """``chip_id``'s chained entries with first <= seq <= last (and index < tree_size)."""
+        return self._chip_entries(
+            "chip_seq", first_seq, last_seq, chip_id, tree_size, order_by="chip_seq"
+        )
+
+    def _chip_entries(
+        self, column: str, low: int, high: int, chip_id: str, tree_size: int | None, *,
+        order_by: str,
+    ) -> list[LogEntry]:  # fmt: skip
+        """``chip_id``'s entries with low <= ``column`` <= high and index < tree_size; the column
+        names are this module's constants, never input."""
         with self._lock:
             n = self._check_size(self._db, tree_size)
             rows = self._db.execute(
-                f"{_ENTRY_COLUMNS} WHERE chip_id = ? AND chip_seq BETWEEN ? AND ? AND idx < ?"
-                " ORDER BY chip_seq",
-                (chip_id, first_seq, last_seq, n),
+                f"{_ENTRY_COLUMNS} WHERE chip_id = ? AND {column} BETWEEN ? AND ? AND idx < ?"
+                f" ORDER BY {order_by}",
+                (chip_id, low, high, n),
             ).fetchall()
         return [_entry_from_row(r) for r in rows]
 
