@@ -46,14 +46,14 @@ def chromium() -> tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory, chromium: tuple[str, str]) -> Iterator[Any]:
-    from protocol.keys import SoftwareSigner
-    from tests.dashboard.fleet import Fleet, Place, free_port, start_verifier
+    from tests.dashboard.fleet import CERT_LIFETIME_S, Fleet, Place, free_port, start_verifier
+    from tests.pki import Pki
 
-    ca = SoftwareSigner.generate()
+    pki = Pki(lifetime_s=CERT_LIFETIME_S)
     server, thread, base_url, admin, dashboard = start_verifier(
-        tmp_path_factory.mktemp("verifier"), ca)
-    fleet = Fleet(base_url=base_url, admin_token=admin, dashboard_token=dashboard, ca=ca,
-                  landmark_keys={}, landmark_tokens={}, landmarks={})
+        tmp_path_factory.mktemp("verifier"), pki.ca)
+    fleet = Fleet(base_url=base_url, admin_token=admin, dashboard_token=dashboard, pki=pki,
+                  landmark_tokens={}, landmarks={})
     # Every landmark measures every chip, so each round's verdict is the same.
     everyone = len(LANDMARKS)
     # A round waits long enough for every simulated landmark's answer even on a loaded CI

@@ -23,10 +23,10 @@ import uvicorn
 
 from geo.constants import C_VACUUM_KM_PER_S
 from geo.geodesy import distance_km
-from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.keys import SoftwareSigner
 from protocol.records import sign_batch, sign_record
 from protocol.wire import sign_challenge, sign_response
+from tests.pki import Pki
 from verifier.app import create_app
 from verifier.auth import issue_token
 from verifier.config import default_config
@@ -51,11 +51,9 @@ class Fleet:
     base_url: str
     admin_token: str
     dashboard_token: str
-    ca: SoftwareSigner
-    landmark_keys: dict[str, SoftwareSigner]
+    pki: Pki  # its CA signs every landmark's and chip's certificate (tests/pki.py)
     landmark_tokens: dict[str, str]
     landmarks: dict[str, Place]
-    chip_keys: dict[str, SoftwareSigner] = field(default_factory=dict)
     chip_places: dict[str, Place] = field(default_factory=dict)
     silent: set[str] = field(default_factory=set)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -74,12 +72,7 @@ class Fleet:
             }).raise_for_status()
 
     def add_landmark(self, place: Place, port: int) -> None:
-        key = SoftwareSigner.generate()
-        now_s = int(time.time())
-        cert = issue_landmark_certificate(
-            self.ca, landmark_id=place.ident, public_key=key.public_key(),
-            lat_deg=place.lat_deg, lon_deg=place.lon_deg,
-            not_before_unix_s=now_s - 60, not_after_unix_s=now_s + CERT_LIFETIME_S)
+        cert = self.pki.landmark_certificate(place.ident, place.lat_deg, place.lon_deg)
         with self.client(self.admin_token) as admin:
             admin.post("/v1/landmarks", json={
                 "certificate": cert.to_json(), "host": "127.0.0.1", "port": port,
@@ -88,19 +81,12 @@ class Fleet:
                 "role": "landmark", "label": place.ident, "landmark_id": place.ident,
             })
             created.raise_for_status()
-        self.landmark_keys[place.ident] = key
         self.landmark_tokens[place.ident] = created.json()["token"]
         self.landmarks[place.ident] = place
 
     def add_chip(self, place: Place, *, owner: str, allowed: list[Any], policy: str,
                  silent: bool = False) -> None:
-        key = SoftwareSigner.generate()
-        now_s = int(time.time())
-        cert = issue_chip_certificate(
-            self.ca, chip_id=place.ident, public_key=key.public_key(), model="H100",
-            serial=f"SN-{place.ident}", not_before_unix_s=now_s - 60,
-            not_after_unix_s=now_s + CERT_LIFETIME_S)
-        self.chip_keys[place.ident] = key
+        cert = self.pki.chip_certificate(place.ident, serial=f"SN-{place.ident}")
         self.chip_places[place.ident] = place
         if silent:
             self.silent.add(place.ident)
@@ -124,16 +110,17 @@ class Fleet:
             self.server_errors.append(f"GET tasks {landmark_id}: {response.text[:300]}")
             return
         response.raise_for_status()
-        key = self.landmark_keys[landmark_id]
+        key = self.pki.landmark_keys[landmark_id]
         records = []
         for task in response.json()["tasks"]:
             target_id = task["target_id"]
             if task["target_kind"] == "chip":
-                if target_id in self.silent or target_id not in self.chip_keys:
+                if target_id in self.silent or target_id not in self.pki.chip_keys:
                     continue
-                target_key, target_place = self.chip_keys[target_id], self.chip_places[target_id]
+                target_key = self.pki.chip_keys[target_id]
+                target_place = self.chip_places[target_id]
             else:
-                target_key = self.landmark_keys[target_id]
+                target_key = self.pki.landmark_keys[target_id]
                 target_place = self.landmarks[target_id]
             sent_unix_ns = time.time_ns()
             nonce = secrets.token_bytes(32)

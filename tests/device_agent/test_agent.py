@@ -16,7 +16,7 @@ from device_agent.errors import AgentConfigError, NvmlUnavailableError
 from keystore.key_files import generate_key_file, load_signer
 from lightfence.cli import main
 from protocol.wire import Hello, decode
-from tests.landmark_node.helpers import make_pki
+from tests.pki import make_pki
 
 
 class FakeNvmlError(Exception):

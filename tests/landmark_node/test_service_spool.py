@@ -16,7 +16,7 @@ from landmark_node.sinks import FileSink
 from landmark_node.spool import Spool
 from protocol.records import MeasurementBatch, verify_batch, verify_record
 from protocol.responder import ResponderCore
-from tests.landmark_node.helpers import Pki, make_pki
+from tests.pki import Pki, make_pki
 from udp_io.responder_server import ResponderServer
 
 
@@ -79,7 +79,8 @@ def outbox_records(outbox: Path) -> list[bytes]:
 async def test_spool_survives_restart_nothing_lost_or_duplicated(tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
     agent = ResponderServer(
-        ResponderCore(dict(pki.chips), {"lm-1": pki.landmarks["lm-1"].public_key()}), "127.0.0.1"
+        ResponderCore(dict(pki.chip_keys), {"lm-1": pki.landmark_keys["lm-1"].public_key()}),
+        "127.0.0.1",
     )
     agent.start()
     try:
@@ -110,7 +111,7 @@ async def test_spool_survives_restart_nothing_lost_or_duplicated(tmp_path: Path)
 async def test_batches_verify_and_mesh_probe_between_landmarks(tmp_path: Path) -> None:
     pki = make_pki(tmp_path, landmark_ids=("lm-1", "lm-2"), chip_count=1)
     peer_core = ResponderCore(
-        {"lm-2": pki.landmarks["lm-2"]}, {"lm-1": pki.landmarks["lm-1"].public_key()}
+        {"lm-2": pki.landmark_keys["lm-2"]}, {"lm-1": pki.landmark_keys["lm-1"].public_key()}
     )
     peer = ResponderServer(peer_core, "127.0.0.1")  # lm-2's responder_port
     peer.start()
@@ -139,9 +140,9 @@ async def test_batches_verify_and_mesh_probe_between_landmarks(tmp_path: Path) -
     records = [r for b in batches for r in b.records]
     assert records and all(r.target_kind == "landmark" and r.target_id == "lm-2" for r in records)
     for batch in batches:
-        verify_batch(batch, pki.landmarks["lm-1"].public_key())
+        verify_batch(batch, pki.landmark_keys["lm-1"].public_key())
     verify_record(
-        records[0], pki.landmarks["lm-1"].public_key(), pki.landmarks["lm-2"].public_key()
+        records[0], pki.landmark_keys["lm-1"].public_key(), pki.landmark_keys["lm-2"].public_key()
     )
 
 
@@ -182,7 +183,8 @@ def test_bad_landmark_config(tmp_path: Path, text: str, message: str) -> None:
 async def test_each_task_is_probed_several_times_with_fresh_nonces(tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
     agent = ResponderServer(
-        ResponderCore(dict(pki.chips), {"lm-1": pki.landmarks["lm-1"].public_key()}), "127.0.0.1"
+        ResponderCore(dict(pki.chip_keys), {"lm-1": pki.landmark_keys["lm-1"].public_key()}),
+        "127.0.0.1",
     )
     agent.start()
     try:

@@ -26,7 +26,8 @@ from protocol.wire import (
     sign_challenge,
     verify_response,
 )
-from tests.landmark_node.helpers import LossyRelay, Pki, drain, make_pki
+from tests.landmark_node.helpers import LossyRelay, drain
+from tests.pki import Pki, make_pki
 from udp_io.responder_server import ResponderServer
 
 MS = 1_000_000
@@ -39,7 +40,7 @@ def pki(tmp_path: Path) -> Pki:
 
 @pytest.fixture
 def agent(pki: Pki) -> Iterator[ResponderServer]:
-    core = ResponderCore(dict(pki.chips), {"lm-1": pki.landmarks["lm-1"].public_key()})
+    core = ResponderCore(dict(pki.chip_keys), {"lm-1": pki.landmark_keys["lm-1"].public_key()})
     server = ResponderServer(core, "127.0.0.1", 0)
     server.start()
     yield server
@@ -52,7 +53,7 @@ def start_prober(
     records: queue.SimpleQueue[MeasurementRecord] = queue.SimpleQueue()
     core = ChallengerCore(
         "lm-1",
-        signer or pki.landmarks["lm-1"],
+        signer or pki.landmark_keys["lm-1"],
         ChallengerConfig(**{"timeout_ns": 200 * MS, "max_attempts": 2, **config}),
     )
     prober = Prober(core, "127.0.0.1", 0, records.put)
@@ -61,7 +62,7 @@ def start_prober(
 
 
 def target(pki: Pki, address: tuple[str, int], chip_id: str = "sim-0") -> Target:
-    key = pki.chips[chip_id].public_key() if chip_id in pki.chips else bytes(32)
+    key = pki.chip_keys[chip_id].public_key() if chip_id in pki.chip_keys else bytes(32)
     return Target("chip", chip_id, address[0], address[1], key)
 
 
@@ -84,7 +85,9 @@ def test_valid_round_trip_gives_verifiable_kernel_timed_record(
     finally:
         prober.stop()
     assert isinstance(record, MeasurementRecord)
-    verify_record(record, pki.landmarks["lm-1"].public_key(), pki.chips["sim-0"].public_key())
+    verify_record(
+        record, pki.landmark_keys["lm-1"].public_key(), pki.chip_keys["sim-0"].public_key()
+    )
     assert record.target_id == "sim-0" and 0 < record.rtt_ns < 1_000 * MS
     expected = ("kernel-tx" if prober.tx_timestamps
                 else "kernel" if prober.kernel_timestamps else "monotonic")
@@ -94,7 +97,7 @@ def test_valid_round_trip_gives_verifiable_kernel_timed_record(
 
 def test_forged_chip_signature_gives_no_measurement(pki: Pki) -> None:
     impostor = ResponderCore(
-        {"sim-0": SoftwareSigner.generate()}, {"lm-1": pki.landmarks["lm-1"].public_key()}
+        {"sim-0": SoftwareSigner.generate()}, {"lm-1": pki.landmark_keys["lm-1"].public_key()}
     )
     server = ResponderServer(impostor, "127.0.0.1", 0)
     server.start()
@@ -135,7 +138,7 @@ def raw_exchange(address: tuple[str, int], datagrams: list[bytes]) -> list[bytes
 
 def challenge_bytes(pki: Pki, chip_id: str, nonce: bytes, issued_unix_ns: int) -> bytes:
     return sign_challenge(
-        pki.landmarks["lm-1"],
+        pki.landmark_keys["lm-1"],
         landmark_id="lm-1",
         target_id=chip_id,
         nonce=nonce,
@@ -165,7 +168,7 @@ def test_replayed_expired_and_misaddressed_challenges(pki: Pki, agent: Responder
     assert answer is not None and len(answer) <= len(reveal)
     response = decode(answer)
     assert isinstance(response, Response)
-    verify_response(response, fresh, pki.chips["sim-0"].public_key())
+    verify_response(response, fresh, pki.chip_keys["sim-0"].public_key())
     assert replayed_reveal is None and guessed is None
     counters = agent.counters()
     assert counters["dropped_replay"] == 1 and counters["dropped_expired"] == 1

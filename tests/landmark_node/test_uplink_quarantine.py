@@ -29,7 +29,7 @@ from landmark_node.spool import Spool
 from landmark_node.uplink import VerifierBatchSink
 from protocol.keys import SoftwareSigner
 from protocol.records import MeasurementRecord, sign_record
-from tests.landmark_node.helpers import Pki, make_pki
+from tests.pki import Pki, make_pki
 from verifier.app import create_app
 from verifier.auth import issue_token
 from verifier.config import default_config
@@ -139,7 +139,7 @@ async def test_refused_batch_is_quarantined_and_later_batches_arrive(
     pki = make_pki(tmp_path / "pki", chip_count=0)
     with ScriptedVerifier() as server:
         service = _service(pki, tmp_path, server.url)
-        first, second, third = _spool_batches(service.spool, pki.landmarks["lm-1"], 3)
+        first, second, third = _spool_batches(service.spool, pki.landmark_keys["lm-1"], 3)
         server.script = {first: [status], second: [503, 200]}  # second: one outage, then ok
         with caplog.at_level(logging.ERROR, logger="landmark_node.service"):
             assert await service.deliver_pending() == 2
@@ -167,7 +167,7 @@ async def test_temporary_failure_keeps_order_and_retries(tmp_path: Path, status:
     pki = make_pki(tmp_path / "pki", chip_count=0)
     with ScriptedVerifier() as server:
         service = _service(pki, tmp_path, server.url, attempts=2)
-        ids = _spool_batches(service.spool, pki.landmarks["lm-1"], 3)
+        ids = _spool_batches(service.spool, pki.landmark_keys["lm-1"], 3)
         server.script = {ids[0]: [status] * 100}
         assert await service.deliver_pending() == 0
         assert await service.deliver_pending() == 0
@@ -187,7 +187,7 @@ async def test_unreachable_verifier_quarantines_nothing(tmp_path: Path) -> None:
         closed.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, not listening: refused
         service = _service(pki, tmp_path, url, attempts=2)
-        _spool_batches(service.spool, pki.landmarks["lm-1"], 2)
+        _spool_batches(service.spool, pki.landmark_keys["lm-1"], 2)
         assert await service.deliver_pending() == 0
     assert service.spool.stats()["pending_batches"] == 2
     assert service.spool.quarantined() == []
@@ -264,7 +264,7 @@ async def test_batch_signed_before_a_key_rotation_is_quarantined_by_the_real_ver
     )
     # Sealed with the key lm-1 had before its certificate was replaced, then with the current one.
     [old] = _spool_batches(service.spool, SoftwareSigner.generate(), 1)
-    [new] = _spool_batches(service.spool, pki.landmarks["lm-1"], 1)
+    [new] = _spool_batches(service.spool, pki.landmark_keys["lm-1"], 1)
     assert await service.deliver_pending() == 1
     [(batch, reason)] = service.spool.quarantined()
     assert batch.batch_id == old and "422" in reason and "signature" in reason

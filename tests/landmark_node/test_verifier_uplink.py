@@ -28,7 +28,7 @@ from landmark_node.errors import LandmarkConfigError
 from landmark_node.uplink import read_token_file
 from lightfence.cli import main
 from protocol.responder import ResponderCore
-from tests.landmark_node.helpers import Pki, make_pki
+from tests.pki import Pki, make_pki
 from udp_io.responder_server import ResponderServer
 from verifier.app import create_app
 from verifier.auth import issue_token
@@ -107,7 +107,8 @@ def test_landmark_pulls_task_measures_and_verifier_accepts(
 ) -> None:
     url, admin_token, pki = verifier
     agent = ResponderServer(
-        ResponderCore(dict(pki.chips), {"lm-1": pki.landmarks["lm-1"].public_key()}), "127.0.0.1"
+        ResponderCore(dict(pki.chip_keys), {"lm-1": pki.landmark_keys["lm-1"].public_key()}),
+        "127.0.0.1",
     )
     agent.start()
     admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_token}"})

@@ -1,52 +1,29 @@
-"""Test helpers: a CA, landmarks and chips with real keys, and real signed measurement batches."""
+"""Test helpers: the shared PKI's CA, landmarks and chips (tests/pki.py) with real signed
+measurement batches."""
 
 from __future__ import annotations
 
-import base64
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.keys import SoftwareSigner
 from protocol.records import MeasurementBatch, MeasurementRecord, sign_batch, sign_record
 from protocol.wire import sign_challenge, sign_response
+from tests.pki import Pki
 
-YEAR_S = 365 * 86_400
 
-
-@dataclass
-class Fleet:
-    ca: SoftwareSigner
-    landmark_keys: dict[str, SoftwareSigner]
-    chip_keys: dict[str, SoftwareSigner]
-
-    @classmethod
-    def create(cls) -> Fleet:
-        return cls(SoftwareSigner.generate(), {}, {})
-
-    @property
-    def ca_b64(self) -> str:
-        return base64.b64encode(self.ca.public_key()).decode()
+class Fleet(Pki):
+    """The shared test PKI (tests/pki.py) plus registration bodies and signed measurements."""
 
     def landmark_body(self, landmark_id: str, lat_deg: float, lon_deg: float,
                       port: int = 7000) -> dict[str, Any]:
-        key = self.landmark_keys.setdefault(landmark_id, SoftwareSigner.generate())
-        now = int(time.time())
-        cert = issue_landmark_certificate(
-            self.ca, landmark_id=landmark_id, public_key=key.public_key(), lat_deg=lat_deg,
-            lon_deg=lon_deg, not_before_unix_s=now - 60, not_after_unix_s=now + YEAR_S)
+        cert = self.landmark_certificate(landmark_id, lat_deg, lon_deg)
         return {"certificate": cert.to_json(), "host": "127.0.0.1", "port": port}
 
     def chip_body(self, chip_id: str, licence: dict[str, Any],
                   policy: str = "default", key_protection: str = "software") -> dict[str, Any]:
-        key = self.chip_keys.setdefault(chip_id, SoftwareSigner.generate())
-        now = int(time.time())
-        cert = issue_chip_certificate(
-            self.ca, chip_id=chip_id, public_key=key.public_key(), model="H100",
-            serial=f"S-{chip_id}", not_before_unix_s=now - 60, not_after_unix_s=now + YEAR_S,
-            key_protection=key_protection)
+        cert = self.chip_certificate(chip_id, key_protection=key_protection)
         return {"certificate": cert.to_json(), "owner": "acme", "host": "127.0.0.1",
                 "port": 9000, "licence": licence, "policy": policy}
 

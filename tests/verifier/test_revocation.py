@@ -15,8 +15,6 @@ import pytest
 
 from audit.verify import verify_bundle
 from lightfence.cli import main
-from protocol.certs import issue_landmark_certificate
-from protocol.keys import SoftwareSigner
 from protocol.revocation import Revocation
 from tests.verifier.conftest import Harness
 from tests.verifier.test_flow import GERMANY, KASSEL, rtt_from, setup_germany
@@ -53,10 +51,8 @@ async def short_lived_landmarks(h: Harness) -> int:
     chip, and plan a round every landmark takes; returns the certificates' not_after (s)."""
     expires_s = int(time.time()) + 1
     for landmark_id, (lat, lon) in GERMANY.items():
-        key = h.fleet.landmark_keys.setdefault(landmark_id, SoftwareSigner.generate())
-        cert = issue_landmark_certificate(
-            h.fleet.ca, landmark_id=landmark_id, public_key=key.public_key(), lat_deg=lat,
-            lon_deg=lon, not_before_unix_s=expires_s - 60, not_after_unix_s=expires_s)
+        cert = h.fleet.landmark_certificate(
+            landmark_id, lat, lon, window_unix_s=(expires_s - 60, expires_s))
         r = await h.post("/v1/landmarks", {"certificate": cert.to_json(), "host": "127.0.0.1",
                                            "port": 7000})
         assert r.status_code == 200, r.text
