@@ -13,6 +13,16 @@ if [ ! -f "$atlas" ] && command -v npm >/dev/null; then
   npm pack world-atlas@2.0.2 --pack-destination "$(dirname "$atlas")" --silent >/dev/null \
     || echo "world-atlas@2.0.2 not fetched: the boundary bound test will be skipped"
 fi
+# PostgreSQL server binaries: the verifier's tests also run on PostgreSQL and start a throw-away
+# cluster themselves (tests/verifier/pg_cluster.py); without them those cases are skipped.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } \
+      >/dev/null || echo "postgresql not installed: the PostgreSQL test cases will be skipped"
+  else
+    echo "no PostgreSQL server and not root with apt-get: the PostgreSQL test cases will be skipped"
+  fi
+fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 set +e

@@ -1,4 +1,4 @@
-"""`lightfence verifier …` subcommands: serve, token, tokens, disable-token, revoke,
+"""`lightfence verifier …` subcommands: serve, migrate, token, tokens, disable-token, revoke,
 revocations (and channel, route, mute: ops_cli)."""
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, help="override the listen port")
     serve.add_argument("--data-dir", type=Path, help="override the data directory")
     serve.set_defaults(handler=_serve)
+    migrate = sub.add_parser("migrate", help="apply the database schema migrations and exit"
+                             " (serve applies them too)")
+    migrate.add_argument("--config", type=Path, required=True, help="verifier TOML file")
+    migrate.add_argument("--data-dir", type=Path, help="override the data directory")
+    migrate.set_defaults(handler=_migrate)
     token = sub.add_parser("token", help="create an API token (printed once, stored hashed)")
     token.add_argument("--config", type=Path, required=True)
     token.add_argument("--role", choices=ROLES, required=True,
@@ -54,6 +59,9 @@ def register(subparsers: Any) -> None:
     for admin in (tokens, disable, revoke, revocations):
         admin.add_argument("--config", type=Path, required=True)
         admin.add_argument("--data-dir", type=Path, help="override the data directory")
+    for command in (serve, migrate, token, tokens, disable, revoke, revocations):
+        command.add_argument("--database-url",
+                             help="override database_url (postgresql://...; default SQLite)")
     tokens.set_defaults(handler=_admin(_tokens))
     disable.set_defaults(handler=_admin(_disable_token))
     revoke.set_defaults(handler=_admin(_revoke))
@@ -62,7 +70,8 @@ def register(subparsers: Any) -> None:
 
 def _config(args: argparse.Namespace) -> VerifierConfig:
     return load_config(args.config, host=getattr(args, "host", None),
-                       port=getattr(args, "port", None), data_dir=args.data_dir)
+                       port=getattr(args, "port", None), data_dir=args.data_dir,
+                       database_url=args.database_url)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -80,13 +89,30 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token(args: argparse.Namespace) -> int:
-    from verifier.auth import issue_token
-    from verifier.store import SqliteStore
+def _migrate(args: argparse.Namespace) -> int:
+    """Open the configured database, which applies the migrations it lacks; print its version."""
+    from verifier.store import StoreError, open_store
+    from verifier.store.schema import MIGRATIONS
 
     try:
         config = _config(args)
-        store = SqliteStore(config.db_path, config.sqlite_synchronous)
+        store = open_store(config)
+    except (VerifierError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    store.close()
+    backend = "postgresql" if config.database_url else f"sqlite {config.db_path}"
+    print(json.dumps({"backend": backend, "schema_version": MIGRATIONS[-1].version}))
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from verifier.auth import issue_token
+    from verifier.store import open_store
+
+    try:
+        config = _config(args)
+        store = open_store(config)
         try:
             now = time.time_ns()
             expires = (None if args.expires_in_s is None
@@ -110,11 +136,11 @@ def _admin(action: Callable[[Store, argparse.Namespace], object]
     made here takes effect at once."""
 
     def handler(args: argparse.Namespace) -> int:
-        from verifier.store import SqliteStore
+        from verifier.store import open_store
 
         try:
             config = _config(args)
-            store = SqliteStore(config.db_path, config.sqlite_synchronous)
+            store = open_store(config)
             try:
                 result = action(store, args)
             finally:

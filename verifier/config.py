@@ -36,6 +36,9 @@ class VerifierConfig:
     mesh_interval_s: float = 300.0  # how often each landmark probes its peers
     calibration_refresh_s: float = 300.0
     sqlite_synchronous: str = "NORMAL"  # WAL+NORMAL survives a process kill; FULL adds power loss
+    # "" keeps the store in <data_dir>/verifier.sqlite3; "postgresql://user@host/db" puts it
+    # on PostgreSQL (verifier/store/postgres.py). The evidence log stays in data_dir either way.
+    database_url: str = ""
     webhooks: tuple[WebhookConfig, ...] = ()
     # 0: retry until a 2xx (docs/CONTRACTS.md); n > 0: give up after n attempts.
     webhook_max_attempts: int = 0
@@ -142,6 +145,11 @@ def _validate(config: VerifierConfig) -> None:
     if config.retention_measurements_s < needed_s:
         raise ConfigError(f"retention_measurements_s must be at least {needed_s:g} s (one "
                           f"day, and longer than the freshness, fault and mesh windows)")
+    if not isinstance(config.database_url, str) or (
+            config.database_url and not config.database_url.startswith(
+                ("postgresql://", "postgres://"))):
+        raise ConfigError("database_url must be empty (SQLite in data_dir) or a"
+                          " postgresql:// URL")
     if config.sqlite_synchronous not in ("NORMAL", "FULL"):
         raise ConfigError("sqlite_synchronous must be NORMAL or FULL")
     if config.min_key_protection not in KEY_PROTECTION_LEVELS:

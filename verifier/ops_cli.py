@@ -21,7 +21,7 @@ from verifier.config import load_config
 from verifier.errors import VerifierError
 from verifier.ops_model import CHANNEL_KINDS
 from verifier.routing import SEVERITY_RANK
-from verifier.store import SqliteStore, Store
+from verifier.store import Store, open_store
 
 _NS = 1_000_000_000
 
@@ -74,14 +74,16 @@ def register(sub: Any) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="verifier TOML file")
     parser.add_argument("--data-dir", type=Path, help="override the data directory")
+    parser.add_argument("--database-url", help="override database_url (postgresql://...)")
 
 
 def _run(action: Callable[[Store, argparse.Namespace], Any]
          ) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         try:
-            config = load_config(args.config, data_dir=args.data_dir)
-            store = SqliteStore(config.db_path, config.sqlite_synchronous)
+            config = load_config(args.config, data_dir=args.data_dir,
+                                 database_url=args.database_url)
+            store = open_store(config)
             try:
                 result = action(store, args)
             finally:

@@ -24,7 +24,7 @@ from verifier.metrics import Metrics
 from verifier.notifier import Notifier
 from verifier.registry import KeyCache
 from verifier.retention import Pruner
-from verifier.store import SqliteStore
+from verifier.store import open_store
 from verifier.tree_heads import TreeHeadSigner, load_or_create_log_key
 from verifier.webhooks import WebhookSender
 
@@ -47,7 +47,7 @@ class Service:
         self.config = config
         self.metrics = Metrics()
         self.hub = Hub()
-        self.db = Db(SqliteStore(config.db_path, config.sqlite_synchronous))
+        self.db = Db(open_store(config))
         self.keys = KeyCache()
         ca_key = config.ca_public_key if config.ca_public_key_b64 else b""
         self.evidence = EvidenceSink(config.db_path if config.evidence else None, ca_key)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +12,45 @@ import pytest
 import pytest_asyncio
 
 from tests.verifier.fleet import Fleet
+from tests.verifier.pg_cluster import Cluster, find_binaries
 from verifier.app import create_app
 from verifier.auth import issue_token
 from verifier.config import VerifierConfig, default_config
 from verifier.service import Service
+from verifier.store import Store, open_store
+
+_PG_BINARIES, _PG_MISSING = find_binaries()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throw-away PostgreSQL server for the whole test session (started on first use)."""
+    if _PG_BINARIES is None:
+        pytest.skip(_PG_MISSING)
+    cluster = Cluster.start(_PG_BINARIES)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The `database_url` of each backend: "" (SQLite in the test's data_dir) or a fresh
+    PostgreSQL database with the schema applied."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.fresh_url()
+    yield url
+    cluster.drop(url)
+
+
+@pytest.fixture
+def store(tmp_path: Path, database_url: str) -> Iterator[Store]:
+    """A `Store` on each backend."""
+    opened = open_store(default_config(data_dir=tmp_path, database_url=database_url))
+    yield opened
+    opened.close()
 
 
 @dataclass
@@ -62,8 +97,9 @@ async def open_harness(tmp_path: Path, fleet: Fleet | None = None,
 
 
 @pytest_asyncio.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with open_harness(tmp_path) as h:
+async def harness(tmp_path: Path, database_url: str) -> AsyncIterator[Harness]:
+    """A verifier on each backend."""
+    async with open_harness(tmp_path, database_url=database_url) as h:
         yield h
 
 

@@ -1,8 +1,6 @@
 """site_inconsistent, rtt_anomaly and proof_lost against a real SQLite store."""
 
 import itertools
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from verifier.evidence_sink import EvidenceSink
 from verifier.hub import Hub
 from verifier.metrics import Metrics
 from verifier.model import DEFAULT_POLICY, VerdictRecord
-from verifier.store import SqliteStore
+from verifier.store import Store
 
 NS = 1_000_000_000
 CYBERJAYA = {"lat_deg": 2.92, "lon_deg": 101.65}
@@ -30,13 +28,6 @@ LANDMARKS = {
     "lm-hk": (22.32, 114.17),
 }
 LICENCE = {"allowed": ["MYS"], "prohibited": [], "tolerance_km": 0.0, "site": CYBERJAYA}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    db = SqliteStore(tmp_path / "verifier.sqlite3", "NORMAL")
-    yield db
-    db.close()
 
 
 @pytest.fixture
@@ -60,7 +51,7 @@ def measured(chip: tuple[float, float], via: tuple[float, float] | None = None,
 
 
 def record_round(
-    store: SqliteStore, alerts: Alerts, rtts: list[LandmarkRtt], *, at_s: float,
+    store: Store, alerts: Alerts, rtts: list[LandmarkRtt], *, at_s: float,
     licence: dict[str, Any] | None = None, verdict: str | None = None,
 ) -> VerdictRecord:
     licence = licence or LICENCE
@@ -76,7 +67,7 @@ def record_round(
     return recorded
 
 
-def open_alert(store: SqliteStore, type_: str):
+def open_alert(store: Store, type_: str):
     return store.unresolved_alert("chip", "gpu-1", type_)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lightfence.cli import main
-from verifier.store import SqliteStore
+from verifier.config import default_config
+from verifier.store import open_store
 
 
 def _config(tmp_path: Path) -> Path:
@@ -17,22 +18,23 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
-def test_channel_route_and_mute_from_the_cli(tmp_path: Path,
+def test_channel_route_and_mute_from_the_cli(tmp_path: Path, database_url: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     config = str(_config(tmp_path))
+    at = ["--database-url", database_url] if database_url else []
     settings = tmp_path / "hook.json"
     settings.write_text(json.dumps({"url": "https://hooks.example/T1/xyz"}), encoding="utf-8")
-    assert main(["verifier", "channel", "--config", config, "set", "ops-slack", "--kind",
+    assert main(["verifier", "channel", "--config", config, *at, "set", "ops-slack", "--kind",
                  "slack", "--settings", str(settings)]) == 0
     assert "hooks.example" not in capsys.readouterr().out
-    assert main(["verifier", "route", "--config", config, "add", "ops-slack", "--type",
+    assert main(["verifier", "route", "--config", config, *at, "add", "ops-slack", "--type",
                  "went_dark", "--min-severity", "high", "--zone", "fra-1"]) == 0
     rule = json.loads(capsys.readouterr().out)
     assert (rule["alert_types"], rule["zones"]) == (["went_dark"], ["fra-1"])
-    assert main(["verifier", "mute", "--config", config, "add", "--reason", "CHG-1",
+    assert main(["verifier", "mute", "--config", config, *at, "add", "--reason", "CHG-1",
                  "--for-s", "3600", "--zone", "fra-1"]) == 0
     capsys.readouterr()
-    store = SqliteStore(tmp_path / "data" / "verifier.sqlite3")
+    store = open_store(default_config(data_dir=tmp_path / "data", database_url=database_url))
     try:
         assert [c.settings["url"] for c in store.channels()] == ["https://hooks.example/T1/xyz"]
         assert [m.reason for m in store.mutes(None)] == ["CHG-1"]

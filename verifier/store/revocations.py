@@ -39,9 +39,11 @@ class RevocationTables(SqlBase):
         self._db.execute(
             "INSERT INTO token_limits(token_id, disabled_unix_ns, disabled_by, disabled_reason)"
             " VALUES (?,?,?,?) ON CONFLICT(token_id) DO UPDATE SET"
-            " disabled_unix_ns = COALESCE(disabled_unix_ns, excluded.disabled_unix_ns),"
-            " disabled_by = COALESCE(disabled_by, excluded.disabled_by),"
-            " disabled_reason = COALESCE(disabled_reason, excluded.disabled_reason)",
+            " disabled_unix_ns = COALESCE(token_limits.disabled_unix_ns,"
+            " excluded.disabled_unix_ns),"
+            " disabled_by = COALESCE(token_limits.disabled_by, excluded.disabled_by),"
+            " disabled_reason = COALESCE(token_limits.disabled_reason,"
+            " excluded.disabled_reason)",
             (token_id, now_unix_ns, by, reason))
 
     def token_info(self, token_id: int) -> TokenInfo | None:

@@ -1,0 +1,336 @@
+"""The `Store` contract on both backends: every protocol method, called in one scenario, gives
+the stated answer on SQLite and on PostgreSQL, and both give the same answers; rejected writes
+raise the same typed error on both and lose nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.revocation import Revocation
+from tests.verifier.pg_cluster import Cluster
+from verifier import store as store_package
+from verifier.config import default_config
+from verifier.model import AlertFilter, Chip, Landmark, Policy, Round, StoredMeasurement
+from verifier.ops_model import Channel, Membership, Zone
+from verifier.store import DuplicateKeyError, Store, open_store
+from verifier.store.interface import OpsStore, RevocationStore
+
+T0 = 1_700_000_000_000_000_000  # ns: well past 2**32, so 64-bit columns are exercised
+S = 1_000_000_000
+
+
+def _protocol_methods() -> set[str]:
+    return {name for proto in (Store, OpsStore, RevocationStore) for name in vars(proto)
+            if not name.startswith("_") and callable(vars(proto)[name])}
+
+
+class Recorder:
+    """Forwards to a store; records each method called and what it returned."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.called: set[str] = set()
+        self.transcript: list[tuple[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.store, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            self.called.add(name)
+            if name != "transaction":  # a context manager object, not an answer
+                self.transcript.append((name, result))
+            return result
+
+        return call
+
+
+def _chip(chip_id: str, state: str = "pending") -> Chip:
+    return Chip(chip_id, "owner", "H100", f"sn-{chip_id}", "127.0.0.1", 7000, "default",
+                b"\x00\xffk" * 8, {"cert": chip_id}, {"allowed": ["DEU"]}, state, T0, None, T0,
+                T0)
+
+
+def _landmark(landmark_id: str, lat: float) -> Landmark:
+    return Landmark(landmark_id, lat, 13.4, "127.0.0.1", 9000, b"\x01" * 32,
+                    {"cert": landmark_id}, None, False, None, 0)
+
+
+def _measurement(batch_id: str, nonce: bytes, *, target_kind: str = "chip",
+                 target_id: str = "chip-a", landmark_id: str = "lm-1", round_id: str = "r1",
+                 task_id: int = 1, sent_ns: int = T0 + 2 * S) -> StoredMeasurement:
+    return StoredMeasurement(batch_id, landmark_id, target_kind, target_id, nonce, sent_ns,
+                             4_000_000, "kernel", round_id, task_id,
+                             json.dumps({"nonce": nonce.hex()}))
+
+
+def scenario(s: Recorder) -> None:
+    # tokens and revocations
+    token_id = s.add_token(b"\xaa" * 32, "admin", "alice", None, T0)
+    assert s.token_by_hash(b"\xaa" * 32).role == "admin"
+    assert s.token_by_hash(b"\xbb" * 32) is None
+    s.set_token_expiry(token_id, T0 + 10 * S)
+    s.disable_token(token_id, by="bob", reason="leaked", now_unix_ns=T0 + S)
+    s.disable_token(token_id, by="carol", reason="again", now_unix_ns=T0 + 2 * S)
+    info = s.token_info(token_id)
+    assert (info.disabled_by, info.disabled_unix_ns, info.expires_unix_ns) == (
+        "bob", T0 + S, T0 + 10 * S)
+    assert s.token_info(999) is None and len(s.token_infos()) == 1
+    revocation = Revocation("chip", "id", "chip-z", T0, "stolen")
+    assert s.add_revocation(revocation, "bob") is True
+    assert s.add_revocation(revocation, "carol") is False  # the first one stands
+    assert s.revocations() == [revocation]
+    # registries: text keys come back in byte order on both engines
+    s.put_policy(Policy("default", 60.0, 4, 10.0, 600.0))
+    s.put_policy(Policy("default", 30.5, 3, 10.0, 600.0, 1, 45.25, "tee-bound"))
+    s.put_policy(Policy("B-policy", 60.0, 4, 10.0, 600.0))
+    assert s.policy("default") == Policy("default", 30.5, 3, 10.0, 600.0, 1, 45.25, "tee-bound")
+    assert s.policy("nope") is None
+    assert [p.name for p in s.policies()] == ["B-policy", "default"]
+    for landmark_id, lat in (("lm-1", 52.5), ("Lm-0", 48.1), ("lm-2", 50.1)):
+        s.put_landmark(_landmark(landmark_id, lat))
+    assert [lm.landmark_id for lm in s.landmarks()] == ["Lm-0", "lm-1", "lm-2"]
+    s.touch_landmark("lm-1", T0 + S)
+    s.set_landmark_audit("lm-1", {"excess_ms": 1.5}, True)
+    s.set_landmark_next_mesh("lm-1", T0 + 300 * S)
+    lm1 = s.landmark("lm-1")
+    assert (lm1.last_seen_unix_ns, lm1.audit, lm1.faulty, lm1.next_mesh_unix_ns) == (
+        T0 + S, {"excess_ms": 1.5}, True, T0 + 300 * S)
+    assert s.landmark("lm-9") is None
+    for chip_id in ("chip-b", "chip-a", "Chip-c"):
+        s.put_chip(_chip(chip_id))
+    assert [c.chip_id for c in s.chips()] == ["Chip-c", "chip-a", "chip-b"]
+    assert s.chip("chip-a") == _chip("chip-a") and s.chip("nope") is None
+    s.set_chip_state("chip-a", "verified", T0 + 5 * S)
+    s.set_chip_state("chip-a", "verified", T0 + 6 * S)  # same state: the since stays
+    s.set_chip_state("chip-b", "verified", T0 + 5 * S)
+    s.set_chip_next_round("chip-a", T0 + 60 * S)
+    assert (s.chip("chip-a").state_since_unix_ns, s.chip("chip-a").next_round_unix_ns) == (
+        T0 + 5 * S, T0 + 60 * S)
+    s.set_verified_until("chip-a", T0 + 100 * S)
+    s.set_verified_until("chip-a", T0 + 200 * S)
+    s.set_verified_until("chip-b", T0 + 7 * S)
+    s.set_verified_until("chip-b", None)
+    assert s.expire_verified(T0 + 150 * S) == ["chip-b"]  # chip-a's TTL still runs
+    assert s.chip("chip-b").state == "inconclusive"
+    # rounds and tasks
+    with s.transaction():
+        s.add_round(Round("r1", "chip", "chip-a", T0, T0 + 30 * S),
+                    [("lm-1", "127.0.0.1", 7000), ("lm-2", "127.0.0.1", 7000)])
+        extra = s.add_task("r1", landmark_id="Lm-0", target_kind="chip", target_id="chip-a",
+                           host="127.0.0.1", port=7000, issued_unix_ns=T0,
+                           expires_unix_ns=T0 + 30 * S)
+    s.cancel_task(extra)
+    assert [r.round_id for r in s.open_rounds()] == ["r1"]
+    assert sorted(t.landmark_id for t in s.round_tasks("r1")) == ["lm-1", "lm-2"]
+    taken = s.take_tasks("lm-1", T0 + S)
+    assert [(t.task_id, t.target_id) for t in taken] == [(1, "chip-a")]
+    assert s.take_tasks("lm-1", T0 + S) == []  # handed out once
+    assert s.take_tasks("Lm-0", T0 + S) == []  # cancelled
+    assert s.find_task("lm-1", "chip", "chip-a", T0 + 2 * S, S).task_id == 1
+    assert s.find_task("lm-1", "chip", "chip-a", T0 + 100 * S, S) is None
+    assert [t.task_id for t in s.tasks_overlapping("lm-2", ["chip-a", "chip-x"], T0,
+                                                   T0 + S)] == [2]
+    # ingestion
+    assert s.batch_record("b1") is None
+    s.ingest("b1", "lm-1", [_measurement("b1", b"n1"), _measurement("b1", b"n2",
+                                                                    sent_ns=T0 + 3 * S)],
+             '{"batch_id":"b1"}', T0 + 4 * S)
+    s.ingest("b2", "lm-2", [_measurement("b2", b"n3", target_kind="landmark",
+                                         target_id="lm-1", landmark_id="lm-2",
+                                         round_id="mesh", task_id=2)],
+             '{"batch_id":"b2"}', T0 + 4 * S)
+    assert s.batch_record("b1") == ("lm-1", '{"batch_id":"b1"}')
+    assert s.used_nonces([b"n1", b"n9", b"n3"]) == {b"n1", b"n3"}
+    assert s.chip("chip-a").last_response_unix_ns == T0 + 3 * S
+    assert [t.answered for t in s.round_tasks("r1")] == [True, True]
+    assert sorted(m.measurement_id for m in s.round_measurements("r1")) == [1, 2]
+    assert [m.target_id for m in s.mesh_measurements(T0)] == ["lm-1"]
+    assert s.measurement_records([2, 99, 1]) == [json.dumps({"nonce": b"n2".hex()}),
+                                                 json.dumps({"nonce": b"n1".hex()})]
+    assert s.measurement_records([]) == []
+    assert s.count_measurements() == 3
+    assert s.landmark_task_stats(T0, T0 + 60 * S) == {"lm-1": (1, 1, 1)}
+    s.close_round("r1")
+    assert s.open_rounds() == []
+    # verdicts
+    first = s.add_verdict("chip-a", round_id="r1", verdict="verified", created_unix_ns=T0,
+                          measurement_ids=[1, 2], landmarks=[{"id": "lm-1"}],
+                          assessment={"radius_km": 12.5}, reason="inside",
+                          licence={"allowed": ["DEU"]}, reason_code=None,
+                          key_protection="tee-bound")
+    second = s.add_verdict("chip-a", round_id="r2", verdict="dark", created_unix_ns=T0 + S,
+                           measurement_ids=[], landmarks=[], assessment=None, reason="silent",
+                           licence={}, reason_code="no_answers")
+    assert s.verdicts("chip-a", None, 10) == [second, first]
+    assert s.verdicts("chip-a", second.verdict_id, 10) == [first]
+    assert s.last_verdict("chip-a") == second and s.last_verdict("chip-b") is None
+    # alerts and the webhook outbox
+    opened = s.open_alert("went_dark", severity="high", subject_kind="chip",
+                          subject_id="chip-a", message="dark", details={"since": T0},
+                          now_unix_ns=T0, outbox=["http://hook-1", "http://hook-2"])
+    other = s.open_alert("landmark_faulty", severity="medium", subject_kind="landmark",
+                         subject_id="lm-1", message="faulty", details={}, now_unix_ns=T0,
+                         outbox=[])
+    assert s.open_alert("went_dark", severity="high", subject_kind="chip",
+                        subject_id="chip-a", message="again", details={}, now_unix_ns=T0,
+                        outbox=["http://hook-1"]) is None  # one unresolved per subject+type
+    acked = s.update_alert(opened.alert_id, action="acknowledge", by="bob", reason="seen",
+                           now_unix_ns=T0 + S, outbox=["http://hook-1"])
+    assert (acked.status, acked.acknowledged_by) == ("acknowledged", "bob")
+    assert s.alert(opened.alert_id) == acked and s.alert(999) is None
+    assert s.unresolved_alert("chip", "chip-a", "went_dark") == acked
+    assert s.count_open_alerts() == 2
+    assert [a.alert_id for a in s.alerts(AlertFilter())] == [other.alert_id, opened.alert_id]
+    assert s.alerts(AlertFilter(status="acknowledged", subject_id="chip-a")) == [acked]
+    s.update_alert(opened.alert_id, action="resolve", by="bob", reason="back",
+                   now_unix_ns=T0 + 2 * S, outbox=[])
+    assert s.unresolved_alert("chip", "chip-a", "went_dark") is None
+    due = s.due_outbox(T0 + S, 10)
+    assert [(i.url, json.loads(i.body)["event"]) for i in due] == [
+        ("http://hook-1", "alert.opened"), ("http://hook-2", "alert.opened"),
+        ("http://hook-1", "alert.acknowledged")]
+    s.outbox_done(due[0].outbox_id, T0 + S)
+    s.outbox_retry(due[1].outbox_id, T0 + 60 * S, "HTTP 500", give_up=False)
+    s.outbox_retry(due[2].outbox_id, T0 + 60 * S, "HTTP 500" * 100, give_up=True)
+    assert s.due_outbox(T0 + S, 10) == []
+    assert [(i.url, i.attempts) for i in s.due_outbox(T0 + 60 * S, 10)] == [("http://hook-2", 1)]
+    # operations
+    s.put_channel(Channel("ops-mail", "email", {"to": ["a@example.org"]}, True))
+    s.put_channel(Channel("ops-mail", "email", {"to": ["b@example.org"]}, False))
+    s.put_channel(Channel("Ops-slack", "slack", {"url": "http://slack"}, True))
+    assert s.channel("ops-mail") == Channel("ops-mail", "email", {"to": ["b@example.org"]},
+                                            False)
+    assert [c.channel_id for c in s.channels()] == ["Ops-slack", "ops-mail"]
+    rule = s.add_routing_rule("ops-mail", alert_types=["went_dark"], min_severity="high",
+                              groups=["eu"], zones=[])
+    slack = s.add_routing_rule("Ops-slack", alert_types=[], min_severity="low", groups=[],
+                               zones=["z"])
+    assert s.routing_rules() == [rule, slack]
+    assert s.delete_routing_rule(rule.rule_id) is True
+    assert s.delete_routing_rule(rule.rule_id) is False
+    assert s.delete_channel("Ops-slack") is True and s.routing_rules() == []
+    assert s.delete_channel("Ops-slack") is False
+    mute = s.add_mute(reason="maintenance", chip_id="chip-a", group=None, zone=None,
+                      landmark_id=None, alert_type="went_dark", created_by="bob",
+                      created_unix_ns=T0, expires_unix_ns=T0 + 10 * S)
+    assert s.mutes(None) == [mute] and s.mutes(T0 + 10 * S) == []
+    assert s.mark_alert_muted(other.alert_id, mute.rule_id).muted_by_rule == mute.rule_id
+    assert s.delete_mute(mute.rule_id) is True and s.delete_mute(mute.rule_id) is False
+    alert = s.alert(other.alert_id)
+    s.enqueue_notifications(["ops-mail"], "alert.opened", alert, T0)
+    [note] = s.due_notifications(T0, 10)
+    assert (note.channel_id, note.alert_id, json.loads(note.body)["event"]) == (
+        "ops-mail", other.alert_id, "alert.opened")
+    s.notification_retry(note.notification_id, T0 + 5 * S, give_up=False)
+    assert s.due_notifications(T0, 10) == []
+    s.notification_done(note.notification_id, T0 + 5 * S)
+    assert s.due_notifications(T0 + 5 * S, 10) == []
+    s.add_delivery(destination="ops-mail", kind="email", alert_id=other.alert_id,
+                   event="alert.opened", attempt=1, time_unix_ns=T0, outcome="failed",
+                   status_code=451, error="x" * 900)
+    s.add_delivery(destination="ops-mail", kind="email", alert_id=other.alert_id,
+                   event="alert.opened", attempt=2, time_unix_ns=T0 + S, outcome="delivered",
+                   status_code=250, error=None)
+    log = s.deliveries(destination="ops-mail", outcome=None, before_id=None, limit=10)
+    assert [d.attempt for d in log] == [2, 1] and len(log[1].error or "") == 500
+    assert s.deliveries(destination=None, outcome="failed", before_id=None, limit=10) == [log[1]]
+    s.put_zone(Zone("z1", "Berlin", 52.5, 13.4, None))
+    s.put_zone(Zone("z1", "Berlin DC", 52.5, 13.4, {"allowed": ["DEU"]}))
+    s.put_zone(Zone("Z0", "Munich", 48.1, 11.6, None))
+    assert s.zone("z1") == Zone("z1", "Berlin DC", 52.5, 13.4, {"allowed": ["DEU"]})
+    assert s.zone("nope") is None and [z.zone_id for z in s.zones()] == ["Z0", "z1"]
+    s.put_membership(Membership("chip-a", None, ("eu",)))
+    s.put_membership(Membership("chip-a", "z1", ("eu", "prod")))
+    assert s.membership("chip-a") == Membership("chip-a", "z1", ("eu", "prod"))
+    assert s.membership("chip-b") is None and list(s.memberships()) == ["chip-a"]
+    # key/value
+    assert s.get_kv("calibration") is None
+    s.put_kv("calibration", "v1")
+    s.put_kv("calibration", "v2")
+    assert s.get_kv("calibration") == "v2"
+    # retention: old measurements and finished deliveries go; each chip keeps its last verdict
+    deleted = s.prune(T0 + 31 * S, T0 + 100 * S, 1000)
+    assert deleted == {"measurements": 3, "batches": 2, "tasks": 3, "rounds": 1,
+                       "notifications": 1, "outbox": 2, "deliveries": 2}
+    assert s.count_measurements() == 0 and s.batch_record("b1") is None
+    assert s.prune_verdicts(T0 + 10 * S, 100) == 1
+    assert s.verdicts("chip-a", None, 10) == [second]
+    s.close()
+
+
+def test_every_method_behaves_as_stated(store: Store) -> None:
+    recorder = Recorder(store)
+    scenario(recorder)
+    assert recorder.called == _protocol_methods(), "the scenario must call every method"
+
+
+@pytest.fixture
+def both(tmp_path: Path, pg_cluster: Cluster) -> Iterator[tuple[Store, Store]]:
+    sqlite = open_store(default_config(data_dir=tmp_path))
+    url = pg_cluster.fresh_url()
+    postgres = open_store(default_config(data_dir=tmp_path, database_url=url))
+    yield sqlite, postgres
+    pg_cluster.drop(url)
+
+
+def test_both_backends_answer_alike(both: tuple[Store, Store]) -> None:
+    """Ids compare too, as this scenario inserts no row after deleting the newest one and has no
+    refused insert: ids are opaque and increasing, but SQLite may give a deleted newest row's id
+    again while PostgreSQL never does and may skip ids (docs/operations.md)."""
+    transcripts = []
+    for opened in both:
+        recorder = Recorder(opened)
+        scenario(recorder)
+        transcripts.append(recorder.transcript)
+    sqlite, postgres = transcripts
+    assert len(sqlite) == len(postgres)
+    for (name, on_sqlite), (_, on_postgres) in zip(sqlite, postgres, strict=True):
+        assert on_sqlite == on_postgres, name
+
+
+def test_a_reused_batch_id_is_refused_and_nothing_is_lost(store: Store) -> None:
+    store.ingest("b1", "lm-1", [_measurement("b1", b"n1")], "{}", T0)
+    with pytest.raises(DuplicateKeyError) as refused:
+        store.ingest("b1", "lm-2", [_measurement("b1", b"n2")], "{}", T0)
+    assert (refused.value.table, refused.value.columns) == ("batches", ("batch_id",))
+    assert str(refused.value) == "batches: a row with this batch_id is already stored"
+    assert store.batch_record("b1") == ("lm-1", "{}")
+    assert store.used_nonces([b"n1", b"n2"]) == {b"n1"}  # the refused batch left nothing
+    assert store.count_measurements() == 1
+
+
+def test_a_replayed_nonce_rolls_back_only_its_own_batch(store: Store) -> None:
+    """Inside a group commit each batch has its own savepoint: the replay fails alone and the
+    batches around it are committed."""
+    store.ingest("b1", "lm-1", [_measurement("b1", b"n1")], "{}", T0)
+    with store.transaction():
+        store.ingest("b2", "lm-1", [_measurement("b2", b"n2")], "{}", T0)
+        with pytest.raises(DuplicateKeyError) as refused, store.transaction():
+            store.ingest("b3", "lm-1", [_measurement("b3", b"n3"),
+                                        _measurement("b3", b"n1")], "{}", T0)
+        store.ingest("b4", "lm-1", [_measurement("b4", b"n4")], "{}", T0)
+    assert (refused.value.table, refused.value.columns) == ("measurements", ("nonce",))
+    assert store.batch_record("b3") is None
+    assert store.used_nonces([b"n1", b"n2", b"n3", b"n4"]) == {b"n1", b"n2", b"n4"}
+    assert store.count_measurements() == 3
+
+
+def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.put_chip(_chip("chip-a"))
+        store.put_kv("k", "v")
+        raise RuntimeError("the caller gives up half-way")
+    assert store.chip("chip-a") is None and store.get_kv("k") is None
+    store.put_kv("k", "v")  # the store is usable afterwards
+    assert store.get_kv("k") == "v"
+
+
+def test_the_package_exports_one_error_base() -> None:
+    assert issubclass(store_package.DuplicateKeyError, store_package.StoreError)
+    assert issubclass(store_package.ConstraintError, store_package.StoreError)
