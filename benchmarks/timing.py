@@ -31,7 +31,7 @@ from typing import Any
 from landmark_node.prober import Prober
 from protocol.challenger import ChallengerConfig, ChallengerCore, Target
 from protocol.keys import SoftwareSigner
-from protocol.records import MeasurementRecord
+from protocol.records import NO_TASK_ID, MeasurementRecord
 from protocol.responder import ResponderConfig, ResponderCore
 from udp_io.responder_server import ResponderServer
 
@@ -164,7 +164,8 @@ class Landmark:
     def targets(self, address: tuple[str, int], count: int) -> list[Target]:
         return [
             Target(
-                "chip", f"sim-{i % CHIPS}", address[0], address[1], self.keys[f"sim-{i % CHIPS}"]
+                "chip", f"sim-{i % CHIPS}", address[0], address[1], self.keys[f"sim-{i % CHIPS}"],
+                "bench", NO_TASK_ID,
             )
             for i in range(count)
         ]

@@ -112,7 +112,8 @@ class LandmarkService:
                 logger.warning("landmark %s skips %s %s: %s", self.config.landmark_id,
                                task.target_kind, task.target_id, reason)
             return None
-        return Target(task.target_kind, task.target_id, host, port, public_key)
+        return Target(task.target_kind, task.target_id, host, port, public_key,
+                      task.round_id, task.task_id)
 
     async def _schedule(self) -> None:
         while True:

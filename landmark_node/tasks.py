@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from landmark_node.errors import LandmarkConfigError
 from protocol.codec import validate_id
 from protocol.errors import WireError
-from protocol.records import TARGET_KINDS
+from protocol.records import NO_TASK_ID, TARGET_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,11 +22,15 @@ class Task:
     host: str  # "" = use the address the target's last HELLO came from (NAT)
     port: int
     round_id: str
+    task_id: int = NO_TASK_ID  # the verifier's task id; config and file targets have none
 
     def __post_init__(self) -> None:
         if self.target_kind not in TARGET_KINDS:
             raise LandmarkConfigError(f"task target_kind must be one of {TARGET_KINDS}")
+        if isinstance(self.task_id, bool) or not 0 <= self.task_id < 1 << 64:
+            raise LandmarkConfigError(f"task id {self.task_id} out of range")
         try:
+            validate_id(self.round_id, "round id")
             validate_id(self.target_id, "target id")
         except WireError as exc:
             raise LandmarkConfigError(str(exc)) from exc

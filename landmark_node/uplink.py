@@ -50,7 +50,8 @@ class VerifierTaskSource:
                 timeout=self._wait_s + 10.0)
             response.raise_for_status()
             return [Task(target_kind=t["target_kind"], target_id=t["target_id"], host=t["host"],
-                         port=int(t["port"]), round_id=t["round_id"])
+                         port=int(t["port"]), round_id=t["round_id"],
+                         task_id=int(t["task_id"]))
                     for t in response.json()["tasks"]]
         except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
             logger.warning("landmark %s: task poll failed (%s)", self._landmark_id, exc)

@@ -50,6 +50,8 @@ class Target:
     host: str
     port: int
     public_key: bytes  # from the target's CA-verified certificate
+    round_id: str  # the round and task this measurement answers, signed into its record
+    task_id: int  # the verifier's task id (records.NO_TASK_ID for config or file targets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,4 +303,6 @@ class ChallengerCore:
             clock_source=clock_source,
             challenge=pending.datagram,
             response=data,
+            round_id=pending.target.round_id,
+            task_id=pending.target.task_id,
         )

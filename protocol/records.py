@@ -5,6 +5,11 @@ the exact RESPONSE datagram, so anyone holding the public keys can re-check, ind
 landmark, that the nonce opens the commitment and that the target signed that very challenge and
 nonce. The landmark
 signs a domain-separated canonical encoding of the record (never its JSON form).
+
+Version 2 (domain `lightfence/record/v2`) also signs the round and the task the measurement
+answers, as the verifier handed them out, so ingestion binds a record to its task by id instead
+of guessing from time windows. A version-1 record (no `round_id`/`task_id` in its JSON, written
+before the field existed) still parses and verifies byte for byte: old evidence stays auditable.
 """
 
 from __future__ import annotations
@@ -18,13 +23,19 @@ from protocol.errors import WireError
 from protocol.keys import SIGNATURE_BYTES, Signer, verify_signature
 from protocol.wire import NONCE_BYTES, decode_challenge, decode_response, verify_response
 
-RECORD_DOMAIN = b"lightfence/record/v1\x00"
+RECORD_DOMAIN_V1 = b"lightfence/record/v1\x00"
+RECORD_DOMAIN_V2 = b"lightfence/record/v2\x00"
 BATCH_DOMAIN = b"lightfence/batch/v1\x00"
 TARGET_KINDS = ("chip", "landmark")
 # "kernel-tx": send and receive both stamped by the kernel (SO_TIMESTAMPING TX + SO_TIMESTAMPNS);
 # "kernel": receive stamped by the kernel, send read just before sendto; "monotonic": user space.
 CLOCK_SOURCES = ("kernel-tx", "kernel", "monotonic")
 _U64_MAX = (1 << 64) - 1
+RECORD_JSON_FIELDS_V1 = ("landmark_id", "target_kind", "target_id", "nonce_b64", "sent_unix_ns",
+                         "rtt_ns", "clock_source", "challenge_b64", "response_b64",
+                         "signature_b64")
+RECORD_JSON_FIELDS_V2 = (*RECORD_JSON_FIELDS_V1, "round_id", "task_id")
+NO_TASK_ID = 0  # v2 task_id of a measurement not ordered by a verifier (config or file targets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +50,21 @@ class MeasurementRecord:
     challenge: bytes  # exact CHALLENGE datagram (landmark-signed, commits to the nonce)
     response: bytes  # exact RESPONSE datagram (target-signed over challenge digest and nonce)
     signature: bytes  # landmark signature over `signed_bytes()`
+    round_id: str = ""  # v2: the round the task belongs to ("" in version 1)
+    task_id: int = NO_TASK_ID  # v2: the verifier's task id (NO_TASK_ID: no verifier task)
+    version: int = 2  # 1: written before records named their task (signs no round or task)
 
     def __post_init__(self) -> None:
+        if self.version not in (1, 2):
+            raise WireError(f"record version must be 1 or 2, got {self.version}")
+        if self.version == 1:
+            if self.round_id or self.task_id != NO_TASK_ID:
+                # v1 bytes do not cover a task: anything named here would be unsigned.
+                raise WireError("a version-1 record names no round or task")
+        else:
+            validate_id(self.round_id, "round id")
+            if not 0 <= self.task_id <= _U64_MAX:
+                raise WireError("task_id out of range")
         validate_id(self.landmark_id, "landmark id")
         validate_id(self.target_id, "target id")
         if self.target_kind not in TARGET_KINDS:
@@ -59,12 +83,12 @@ class MeasurementRecord:
             raise WireError(f"rtt_ns must be positive, got {self.rtt_ns}")
 
     def signed_bytes(self) -> bytes:
+        writer = Writer().raw(RECORD_DOMAIN_V1 if self.version == 1 else RECORD_DOMAIN_V2)
+        writer.short_str(self.landmark_id).short_str(self.target_kind).short_str(self.target_id)
+        if self.version == 2:
+            writer.short_str(self.round_id).u64(self.task_id)
         return (
-            Writer()
-            .raw(RECORD_DOMAIN)
-            .short_str(self.landmark_id)
-            .short_str(self.target_kind)
-            .short_str(self.target_id)
+            writer
             .raw(self.nonce)
             .u64(self.sent_unix_ns)
             .u64(self.rtt_ns)
@@ -79,7 +103,7 @@ class MeasurementRecord:
         return hashlib.sha256(self.signed_bytes() + self.signature).digest()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "landmark_id": self.landmark_id,
             "target_kind": self.target_kind,
             "target_id": self.target_id,
@@ -91,10 +115,15 @@ class MeasurementRecord:
             "response_b64": to_b64(self.response),
             "signature_b64": to_b64(self.signature),
         }
+        if self.version == 2:  # a v1 record round-trips byte for byte, without the fields
+            out["round_id"] = self.round_id
+            out["task_id"] = self.task_id
+        return out
 
     @classmethod
     def from_json(cls, obj: Any) -> Self:
-        """Parse (not verify) a record; WireError when malformed."""
+        """Parse (not verify) a record; WireError when malformed. A record naming neither a
+        round nor a task is version 1; one naming either must name both (version 2)."""
         if not isinstance(obj, dict):
             raise WireError("a measurement record must be a JSON object")
 
@@ -110,6 +139,7 @@ class MeasurementRecord:
                 raise WireError(f"record field {name!r} must be an integer")
             return value
 
+        version = 2 if "round_id" in obj or "task_id" in obj else 1
         return cls(
             landmark_id=text("landmark_id"),
             target_kind=text("target_kind"),
@@ -121,21 +151,31 @@ class MeasurementRecord:
             challenge=from_b64(obj.get("challenge_b64"), "challenge_b64"),
             response=from_b64(obj.get("response_b64"), "response_b64"),
             signature=from_b64(obj.get("signature_b64"), "signature_b64", SIGNATURE_BYTES),
+            round_id=text("round_id") if version == 2 else "",
+            task_id=integer("task_id") if version == 2 else NO_TASK_ID,
+            version=version,
         )
+
+    def json_fields(self) -> tuple[str, ...]:
+        """The JSON field names of this record's version, in `to_json` order."""
+        return RECORD_JSON_FIELDS_V1 if self.version == 1 else RECORD_JSON_FIELDS_V2
 
 
 def sign_record(
     signer: Signer, *, landmark_id: str, target_kind: str, target_id: str, nonce: bytes,
     sent_unix_ns: int, rtt_ns: int, clock_source: str, challenge: bytes, response: bytes,
+    round_id: str | None = None, task_id: int = NO_TASK_ID,
 ) -> MeasurementRecord:
-    unsigned = MeasurementRecord(
-        landmark_id, target_kind, target_id, nonce, sent_unix_ns, rtt_ns, clock_source,
-        challenge, response, bytes(SIGNATURE_BYTES),
-    )
-    return MeasurementRecord(
-        landmark_id, target_kind, target_id, nonce, sent_unix_ns, rtt_ns, clock_source,
-        challenge, response, signer.sign(unsigned.signed_bytes()),
-    )
+    """A version-2 record naming `round_id` and `task_id`; without `round_id`, a version-1
+    record (the format before records named their task; kept for old evidence and tests of
+    the ingestion fallback)."""
+    version = 1 if round_id is None else 2
+    fields = (landmark_id, target_kind, target_id, nonce, sent_unix_ns, rtt_ns, clock_source,
+              challenge, response)
+    unsigned = MeasurementRecord(*fields, bytes(SIGNATURE_BYTES), round_id or "", task_id,
+                                 version)
+    return MeasurementRecord(*fields, signer.sign(unsigned.signed_bytes()), round_id or "",
+                             task_id, version)
 
 
 def verify_record_answer(record: MeasurementRecord, target_public_key: bytes) -> None:

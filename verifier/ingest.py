@@ -39,8 +39,9 @@ from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
 from verifier.errors import ConflictError, ForbiddenError, InvalidInputError
+from verifier.ingest_tasks import WRONG_TASK, BatchTasks
 from verifier.metrics import Metrics
-from verifier.model import StoredMeasurement, TaskRow, Token
+from verifier.model import StoredMeasurement, Token
 from verifier.registry import KeyCache
 from verifier.revocations import refusal, untrusted_alert
 from verifier.store import Store
@@ -70,10 +71,6 @@ class BadBatchError(InvalidInputError):
     status_code = 400
 
 
-_RECORD_FIELDS = ("landmark_id", "target_kind", "target_id", "nonce_b64", "sent_unix_ns",
-                  "rtt_ns", "clock_source", "challenge_b64", "response_b64", "signature_b64")
-
-
 @dataclass(frozen=True, slots=True)
 class ParsedBatch:
     batch: MeasurementBatch
@@ -92,8 +89,8 @@ def parse_batch(body: bytes) -> ParsedBatch:
         batch = MeasurementBatch.from_json(obj)
     except ProtocolError as exc:
         raise BadBatchError(f"malformed measurement batch: {exc}") from exc
-    texts = tuple(orjson.dumps({name: item[name] for name in _RECORD_FIELDS}).decode()
-                  for item in obj["records"])
+    texts = tuple(orjson.dumps({name: item[name] for name in record.json_fields()}).decode()
+                  for item, record in zip(obj["records"], batch.records, strict=True))
     return ParsedBatch(batch, texts)
 
 
@@ -115,19 +112,6 @@ def _verify_records(records: Sequence[tuple[int, MeasurementRecord]],
         else:
             out.append((index, None))
     return out
-
-
-def _pick_task(tasks: dict[tuple[str, str], list[TaskRow]], record: MeasurementRecord,
-               slack_ns: int) -> TaskRow | None:
-    """The latest-issued task for this record's target that covers its send time (the same
-    rule as `Store.find_task`, over the batch's tasks fetched in one query)."""
-    best: TaskRow | None = None
-    for task in tasks.get((record.target_kind, record.target_id), ()):
-        if (task.issued_unix_ns <= record.sent_unix_ns + slack_ns
-                and task.expires_unix_ns >= record.sent_unix_ns - slack_ns
-                and (best is None or task.issued_unix_ns > best.issued_unix_ns)):
-            best = task
-    return best
 
 
 @dataclass(slots=True)
@@ -268,13 +252,7 @@ class Ingestor:
         valid = [(i, batch.records[i]) for i, reason in checks if reason is None]
         used = store.used_nonces([record.nonce for _, record in valid])
         rejected: list[tuple[int, str]] = [(i, r) for i, r in checks if r is not None]
-        tasks: dict[tuple[str, str], list[TaskRow]] = {}
-        if valid:
-            sent = [record.sent_unix_ns for _, record in valid]
-            for row in store.tasks_overlapping(batch.landmark_id,
-                                                [record.target_id for _, record in valid],
-                                                min(sent) - skew_ns, max(sent) + skew_ns):
-                tasks.setdefault((row.target_kind, row.target_id), []).append(row)
+        tasks = BatchTasks.fetch(store, batch.landmark_id, [r for _, r in valid], skew_ns)
         seen: set[bytes] = set()
         stored: list[StoredMeasurement] = []
         revoked = RevocationIndex(store.revocations())
@@ -294,9 +272,14 @@ class Ingestor:
                 rejected.append((index, refused[2]))
                 untrusted.setdefault(refused, []).append(index)
                 continue
-            task = _pick_task(tasks, record, skew_ns)
-            if task is None:
-                rejected.append((index, "no_task"))
+            task = tasks.match(batch.landmark_id, record, skew_ns)
+            if isinstance(task, str):
+                if task == WRONG_TASK:
+                    logger.warning("landmark %s batch %s record %d: signed task %d of round %s "
+                                   "is not its task for %s %s", batch.landmark_id,
+                                   batch.batch_id, index, record.task_id, record.round_id,
+                                   record.target_kind, record.target_id)
+                rejected.append((index, task))
                 continue
             seen.add(record.nonce)
             stored.append(StoredMeasurement(

@@ -13,7 +13,7 @@ import pytest
 from landmark_node.prober import Prober
 from protocol.challenger import ChallengerConfig, ChallengerCore, Target
 from protocol.keys import SoftwareSigner
-from protocol.records import MeasurementRecord, verify_record
+from protocol.records import NO_TASK_ID, MeasurementRecord, verify_record
 from protocol.responder import ResponderCore
 from protocol.wire import (
     ErrorCode,
@@ -63,7 +63,7 @@ def start_prober(
 
 def target(pki: Pki, address: tuple[str, int], chip_id: str = "sim-0") -> Target:
     key = pki.chip_keys[chip_id].public_key() if chip_id in pki.chip_keys else bytes(32)
-    return Target("chip", chip_id, address[0], address[1], key)
+    return Target("chip", chip_id, address[0], address[1], key, "r1", NO_TASK_ID)
 
 
 def wait_for(predicate: object, timeout_s: float = 5.0) -> None:

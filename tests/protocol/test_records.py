@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from protocol.errors import ProtocolError, SignatureError, WireError
 from protocol.keys import SoftwareSigner
 from protocol.records import (
+    NO_TASK_ID,
     MeasurementBatch,
     MeasurementRecord,
     sign_batch,
@@ -33,6 +34,20 @@ GOLDEN_RECORD_SIGNATURE = bytes.fromhex(
 GOLDEN_BATCH_SIGNATURE = bytes.fromhex(
     "568b3708758f76fbb264c700fd61674909f2c35b1deafc84a664a82599eb145d"
     "c826e1c54361c8df0f18acc0b54db4608a3d8dafa5dd1c53dda36e5ee6f6460c"
+)
+
+
+ROUND_ID = "c-1700000000000-abc123-gpu-0"
+# Version 2: the domain, the ids, then the round and the task (u64), then the v1 fields.
+GOLDEN_V2_PREFIX = bytes.fromhex(
+    "6c6967687466656e63652f7265636f72642f763200"  # "lightfence/record/v2\0"
+    "046c6d2d31" "0463686970" "056770752d30"  # lm-1, chip, gpu-0 (u8 length + bytes)
+    "1c632d313730303030303030303030302d6162633132332d6770752d30"  # the round id
+    "0000000000000029"  # task 41
+)
+GOLDEN_V2_SIGNATURE = bytes.fromhex(
+    "6b7f3c2c5b9e5f238bace45f948e0c89b46386561a07fa682348ce9a9907f0a0"
+    "6c77f163f5e3cda31576d79600867c6b1cd7dfc95cb5db0f99577d933b473408"
 )
 
 
@@ -144,3 +159,76 @@ def test_fuzz_batch_json_gives_batch_or_wire_error(obj: object) -> None:
         MeasurementBatch.from_json(obj)
     except ProtocolError as exc:
         assert isinstance(exc, WireError)
+
+
+def make_v2(**overrides: object) -> MeasurementRecord:
+    return make_record(CHIP, round_id=ROUND_ID, task_id=41, **overrides)
+
+
+def test_v2_record_signs_its_round_and_task_golden() -> None:
+    record = make_v2()
+    assert record.version == 2
+    assert record.signed_bytes().startswith(GOLDEN_V2_PREFIX + NONCE)
+    assert record.signature == GOLDEN_V2_SIGNATURE
+    verify_record(record, LANDMARK.public_key(), CHIP.public_key())
+
+
+def test_v2_json_round_trip_names_round_and_task() -> None:
+    record = make_v2()
+    obj = json.loads(json.dumps(record.to_json()))
+    assert (obj["round_id"], obj["task_id"]) == (ROUND_ID, 41)
+    assert tuple(obj) == record.json_fields()
+    assert MeasurementRecord.from_json(obj) == record
+
+
+def test_v1_record_still_parses_and_verifies_byte_for_byte() -> None:
+    record = make_record()
+    obj = record.to_json()
+    assert "round_id" not in obj and "task_id" not in obj
+    again = MeasurementRecord.from_json(obj)
+    assert again == record and again.version == 1
+    assert again.signature == GOLDEN_RECORD_SIGNATURE
+    verify_record(again, LANDMARK.public_key(), CHIP.public_key())
+
+
+@pytest.mark.parametrize("change", [{"task_id": 42}, {"round_id": "c-other"},
+                                    {"task_id": NO_TASK_ID}])
+def test_rebinding_a_v2_record_to_another_task_breaks_its_signature(
+        change: dict[str, object]) -> None:
+    record = dataclasses.replace(make_v2(), **change)  # type: ignore[arg-type]
+    with pytest.raises(SignatureError):
+        verify_record(record, LANDMARK.public_key(), CHIP.public_key())
+
+
+def test_stripping_the_task_from_v2_json_breaks_its_signature() -> None:
+    """Dropping round_id/task_id reads the record as version 1, whose bytes differ."""
+    obj = make_v2().to_json()
+    del obj["round_id"], obj["task_id"]
+    downgraded = MeasurementRecord.from_json(obj)
+    assert downgraded.version == 1
+    with pytest.raises(SignatureError):
+        verify_record(downgraded, LANDMARK.public_key(), CHIP.public_key())
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"task_id": 41}, "'round_id' must be a string"),
+        ({"round_id": ROUND_ID}, "'task_id' must be an integer"),
+        ({"round_id": ROUND_ID, "task_id": -1}, "task_id out of range"),
+        ({"round_id": ROUND_ID, "task_id": 1 << 64}, "task_id out of range"),
+        ({"round_id": ROUND_ID, "task_id": True}, "'task_id' must be an integer"),
+        ({"round_id": "", "task_id": 1}, "invalid round id"),
+        ({"round_id": "a b", "task_id": 1}, "invalid round id"),
+    ],
+)
+def test_malformed_v2_fields(patch: dict[str, object], message: str) -> None:
+    with pytest.raises(WireError, match=message):
+        MeasurementRecord.from_json({**make_record().to_json(), **patch})
+
+
+def test_a_v1_record_cannot_carry_unsigned_task_fields() -> None:
+    with pytest.raises(WireError, match="names no round or task"):
+        dataclasses.replace(make_record(), task_id=41)
+    with pytest.raises(WireError, match="version must be 1 or 2"):
+        dataclasses.replace(make_v2(), version=3)

@@ -62,7 +62,7 @@ def make_pair(**responder_overrides: object) -> tuple[ChallengerCore, ResponderC
         {"lm-1": LANDMARK.public_key()},
         ResponderConfig(**responder_overrides),  # type: ignore[arg-type]
     )
-    target = Target("chip", "gpu-0", "10.0.0.2", 7500, CHIP.public_key())
+    target = Target("chip", "gpu-0", "10.0.0.2", 7500, CHIP.public_key(), "r-1", 41)
     return challenger, responder, target
 
 
@@ -234,7 +234,7 @@ def test_responder_rejections_are_counted() -> None:
     ).encode()
     assert responder.handle_datagram(unknown_lm, "x", clock.unix_ns) is None
     wrong_chip = challenger.challenge(
-        Target("chip", "gpu-7", "h", 1, CHIP.public_key()), clock.unix_ns
+        Target("chip", "gpu-7", "h", 1, CHIP.public_key(), "r-1", 42), clock.unix_ns
     ).datagram
     error = decode(responder.handle_datagram(wrong_chip, "x", clock.unix_ns) or b"")
     assert isinstance(error, ErrorMessage) and error.code == ErrorCode.UNKNOWN_TARGET

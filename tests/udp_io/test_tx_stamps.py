@@ -103,7 +103,8 @@ def test_no_stamp_order_shortens_an_rtt(
     events: list[tuple[int, int, int]] = []
     sends: list[tuple[int, bytes, Target, int]] = []  # (key, answer, target, left_ns)
     for i, chip_id in enumerate(CHIPS):
-        target = Target("chip", chip_id, f"10.0.0.{i + 2}", 7500, CHIPS[chip_id].public_key())
+        target = Target("chip", chip_id, f"10.0.0.{i + 2}", 7500, CHIPS[chip_id].public_key(),
+                        "r1", i + 1)
         read_ns = 10 * MS + i * MS  # the clock read just before this REVEAL's sendmsg
         reveal = _send_reveal(core, responder, target, read_ns)
         core.mark_sent(reveal, T0_UNIX_NS + read_ns, read_ns)
@@ -148,7 +149,8 @@ def test_a_stamp_of_an_earlier_packet_is_not_taken_for_a_later_one() -> None:
     responder = ResponderCore(dict(CHIPS), {"lm-1": LANDMARK.public_key()})
     matcher = TxStampMatcher(explicit_keys=True)
     targets = [
-        Target("chip", c, "10.0.0.2", 7500, CHIPS[c].public_key()) for c in ("gpu-0", "gpu-1")
+        Target("chip", c, "10.0.0.2", 7500, CHIPS[c].public_key(), "r1", 1)
+        for c in ("gpu-0", "gpu-1")
     ]
     a = _send_reveal(core, responder, targets[0], 10 * MS)
     core.mark_sent(a, T0_UNIX_NS + 10 * MS, 10 * MS)

@@ -80,7 +80,8 @@ async def measured_round(h: Harness, landmarks: dict[str, tuple[Prober, queue.Si
         headers = await h.token("landmark", landmark_id)
         tasks = (await h.client.get(f"/v1/landmarks/{landmark_id}/tasks?wait_s=0",
                                     headers=headers)).json()["tasks"]
-        targets = [Target("chip", t["target_id"], t["host"], t["port"], chip_key) for t in tasks]
+        targets = [Target("chip", t["target_id"], t["host"], t["port"], chip_key,
+                          t["round_id"], t["task_id"]) for t in tasks]
         if not targets:
             continue
         got: list[MeasurementRecord] = []

@@ -231,6 +231,18 @@ class CoreTables(SqlBase):
                 [landmark_id, *chunk, until_unix_ns, from_unix_ns]))
         return found
 
+    def tasks_by_id(self, task_ids: Sequence[int]) -> list[TaskRow]:
+        """The live (not cancelled) tasks among these ids, whatever their landmark: ingestion
+        checks that the task a record names is its landmark's and target's."""
+        found: list[TaskRow] = []
+        unique = sorted(set(task_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            found.extend(rows.task(r) for r in self._all(
+                f"SELECT * FROM tasks WHERE task_id IN ({','.join('?' * len(chunk))})"
+                f" AND cancelled = 0", chunk))
+        return found
+
     def landmark_task_stats(self, since_unix_ns: int,
                             settled_unix_ns: int) -> dict[str, tuple[int, int, int]]:
         """Per landmark, chip tasks issued since `since` whose answers are due by `settled`
