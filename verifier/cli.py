@@ -7,12 +7,12 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from verifier import ops_cli
+from verifier.cli_store import store_command
 from verifier.config import VerifierConfig, load_config
 from verifier.errors import VerifierError
 from verifier.roles import ROLES
@@ -62,10 +62,10 @@ def register(subparsers: Any) -> None:
     for command in (serve, migrate, token, tokens, disable, revoke, revocations):
         command.add_argument("--database-url",
                              help="override database_url (postgresql://...; default SQLite)")
-    tokens.set_defaults(handler=_admin(_tokens))
-    disable.set_defaults(handler=_admin(_disable_token))
-    revoke.set_defaults(handler=_admin(_revoke))
-    revocations.set_defaults(handler=_admin(_revocations))
+    tokens.set_defaults(handler=store_command(_tokens))
+    disable.set_defaults(handler=store_command(_disable_token))
+    revoke.set_defaults(handler=store_command(_revoke))
+    revocations.set_defaults(handler=store_command(_revocations))
 
 
 def _config(args: argparse.Namespace) -> VerifierConfig:
@@ -127,31 +127,6 @@ def _token(args: argparse.Namespace) -> int:
         return 2
     print(secret)
     return 0
-
-
-def _admin(action: Callable[[Store, argparse.Namespace], object]
-           ) -> Callable[[argparse.Namespace], int]:
-    """Run `action` on the configured database; print its result as JSON. The running
-    verifier reads revocations and token limits from the database on every use, so a change
-    made here takes effect at once."""
-
-    def handler(args: argparse.Namespace) -> int:
-        from verifier.store import open_store
-
-        try:
-            config = _config(args)
-            store = open_store(config)
-            try:
-                result = action(store, args)
-            finally:
-                store.close()
-        except VerifierError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(json.dumps(result, indent=2, sort_keys=True))
-        return 0
-
-    return handler
 
 
 def _tokens(store: Store, _: argparse.Namespace) -> object:

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from verifier import operations
 from verifier.channels import public_settings
-from verifier.config import load_config
+from verifier.cli_store import store_command
 from verifier.errors import VerifierError
 from verifier.ops_model import CHANNEL_KINDS
 from verifier.routing import SEVERITY_RANK
-from verifier.store import Store, open_store
+from verifier.store import Store
 
 _NS = 1_000_000_000
 
@@ -36,12 +34,12 @@ def register(sub: Any) -> None:
     put.add_argument("--settings", type=Path, required=True,
                      help="JSON file with the kind's settings (docs/operations.md)")
     put.add_argument("--disabled", action="store_true", help="store it but send nothing")
-    put.set_defaults(handler=_run(_channel_set))
+    put.set_defaults(handler=store_command(_channel_set))
     csub.add_parser("list", help="channels, secrets hidden").set_defaults(
-        handler=_run(_channel_list))
+        handler=store_command(_channel_list))
     delete = csub.add_parser("delete", help="remove a channel and its routing rules")
     delete.add_argument("channel_id")
-    delete.set_defaults(handler=_run(_channel_delete))
+    delete.set_defaults(handler=store_command(_channel_delete))
 
     route = sub.add_parser("route", help="routing rules: which alerts go to which channel")
     _common(route)
@@ -52,11 +50,11 @@ def register(sub: Any) -> None:
     add.add_argument("--min-severity", choices=tuple(SEVERITY_RANK), default="low")
     add.add_argument("--group", dest="groups", action="append", default=[])
     add.add_argument("--zone", dest="zones", action="append", default=[])
-    add.set_defaults(handler=_run(_route_add))
-    rsub.add_parser("list").set_defaults(handler=_run(_route_list))
+    add.set_defaults(handler=store_command(_route_add))
+    rsub.add_parser("list").set_defaults(handler=store_command(_route_list))
     rdel = rsub.add_parser("delete")
     rdel.add_argument("rule_id", type=int)
-    rdel.set_defaults(handler=_run(_route_delete))
+    rdel.set_defaults(handler=store_command(_route_delete))
 
     mute = sub.add_parser("mute", help="mute rules: silence notifications, keep the record")
     _common(mute)
@@ -67,37 +65,15 @@ def register(sub: Any) -> None:
     madd.add_argument("--by", default="cli", help="who mutes (recorded)")
     for scope in ("chip-id", "group", "zone", "landmark-id", "alert-type"):
         madd.add_argument(f"--{scope}")
-    madd.set_defaults(handler=_run(_mute_add))
-    msub.add_parser("list", help="active mute rules").set_defaults(handler=_run(_mute_list))
+    madd.set_defaults(handler=store_command(_mute_add))
+    msub.add_parser("list", help="active mute rules").set_defaults(
+        handler=store_command(_mute_list))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="verifier TOML file")
     parser.add_argument("--data-dir", type=Path, help="override the data directory")
     parser.add_argument("--database-url", help="override database_url (postgresql://...)")
-
-
-def _run(action: Callable[[Store, argparse.Namespace], Any]
-         ) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        try:
-            config = load_config(args.config, data_dir=args.data_dir,
-                                 database_url=args.database_url)
-            store = open_store(config)
-            try:
-                result = action(store, args)
-            finally:
-                store.close()
-        except VerifierError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except (OSError, json.JSONDecodeError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(json.dumps(result, indent=2, sort_keys=True))
-        return 0
-
-    return handler
 
 
 def _channel_set(store: Store, args: argparse.Namespace) -> Any:
