@@ -1,8 +1,7 @@
 """The verdict rule, recomputed from an entry's checked inputs and compared with what it stored.
 
-The rule (`verifier.verdicts.decide`) is applied with the parameters the audit owns
-(`audit.parameters`), never with those the entry states, and with the key rule
-(`protocol.key_protection.key_rule`) on top; every difference is a finding.
+The rule is the verifier's own, `geo.decision.decide`, applied with the parameters the audit
+owns (`audit.parameters`), never with those the entry states; every difference is a finding.
 """
 
 from __future__ import annotations
@@ -13,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 from audit.compare import same, short
 from audit.parameters import audit_params
 from audit.report import AuditState
-from lightfence import __version__
+from geo.version import SOLVER_VERSION, solver_version
 from protocol.errors import CertificateError
-from protocol.key_protection import (
-    LEGACY_KEY_PROTECTION,
-    UNTRUSTED_KEY,
-    check_level,
-    key_rule,
-    stronger,
-)
+from protocol.key_protection import LEGACY_KEY_PROTECTION, check_level, meets, stronger
 
 if TYPE_CHECKING:  # the geo solver (shapely, numpy) loads only when a verdict is recomputed
-    from geo.assessment import Assessment, SolverParams
+    from geo.assessment import SolverParams
+    from geo.decision import Decision
+
+# geo.decision.ReasonCode.UNTRUSTED_KEY and Verdict.DARK, spelled here so that checking an
+# entry without inputs does not load the solver.
+_UNTRUSTED_KEY = "untrusted_key"
+_DARK = "dark"
 
 
 def recompute_verdict(
@@ -39,18 +38,14 @@ def recompute_verdict(
 ) -> None:
     """Apply the verifier's decision rule to the checked inputs and compare with what it stored.
 
-    The rule (verifier.verdicts.decide): a round with no valid signed answer can only be `dark`
-    or `inconclusive` (no_answer; which one depends on the chip's last answer before the round,
-    outside the entry); otherwise `geo.robust.assess_tolerating`
-    decides with the policy's `tolerate_faulty_landmarks` (absent in bundles written before the
-    field existed: 0, which is `geo.assess.assess`), and when it cannot (a GeoError, e.g. fewer
-    than f + 2 landmarks) or has no licence to compare with, the verdict is `inconclusive`,
-    never `verified`. Last, the key rule may hold a geometric `verified` back as `inconclusive`
-    (reason `untrusted_key`); the stored assessment then still says `verified`.
+    The rule is `geo.decision.decide` (see there), with the policy's `tolerate_faulty_landmarks`
+    (absent in bundles written before the field existed: 0, which is `geo.assess.assess`) and
+    the key rule's minimum (`min_key_protection`). A round with no valid signed answer may also
+    be `dark` (that depends on the chip's last answer before the round, outside the entry).
     """
     stored_verdict = entry.get("verdict")
     stored = entry.get("assessment")
-    held_back = (entry.get("reason_code") == UNTRUSTED_KEY and stored_verdict == "inconclusive"
+    held_back = (entry.get("reason_code") == _UNTRUSTED_KEY and stored_verdict == "inconclusive"
                  and isinstance(stored, Mapping) and stored.get("verdict") == "verified")
     # An assessment without a verdict (no licence given) backs an `inconclusive`.
     if (isinstance(stored, Mapping) and stored.get("verdict") not in (stored_verdict, None)
@@ -65,13 +60,17 @@ def recompute_verdict(
         )
     if not inputs:
         audit.counts["recomputed_verdicts"] += 1
-        if stored_verdict not in ("dark", "inconclusive"):
+        from geo.assessment import DEFAULT_PARAMS
+        from geo.decision import decide
+
+        silent = decide((), None, None, DEFAULT_PARAMS).verdict
+        if stored_verdict not in (_DARK, silent):
             audit.fail(
                 "verdict.recomputed",
                 f"{where}.verdict",
                 "with no valid signed measurement the verdict is dark or inconclusive",
                 entry=index,
-                expected="dark or inconclusive",
+                expected=f"{_DARK} or {silent}",
                 found=stored_verdict,
             )
         if stored is not None:
@@ -84,7 +83,7 @@ def recompute_verdict(
                 found=short(stored),
             )
         return
-    if stored_verdict == "dark":
+    if stored_verdict == _DARK:
         audit.fail(
             "verdict.dark",
             f"{where}.inputs",
@@ -96,10 +95,10 @@ def recompute_verdict(
         return
     solver = entry.get("solver")
     solver = solver if isinstance(solver, Mapping) else {}
-    if solver.get("version") != __version__:
+    if solver_version(solver.get("version")) != SOLVER_VERSION:
         audit.notes.append(
             f"entry {index}: decided by solver {solver.get('version')}, recomputed with "
-            f"{__version__}"
+            f"{SOLVER_VERSION}"
         )
     policy = entry.get("policy")
     faulty = policy.get("tolerate_faulty_landmarks", 0) if isinstance(policy, Mapping) else 0
@@ -113,8 +112,11 @@ def recompute_verdict(
         )
         return
     params = audit_params(where, index, entry, audit.fail)
+    minimum = min_key_protection(audit, where, index, policy, pinned_min_key)
     try:
-        result = _geo_assessment(entry, solver, inputs, params, faulty)
+        decision = _decision(
+            entry, solver, inputs, params, faulty, key_trusted=meets(key_level, minimum)
+        )
     except Exception as exc:  # the auditor reports any failure to recompute, never crashes
         audit.fail(
             "verdict.recompute",
@@ -124,11 +126,8 @@ def recompute_verdict(
         )
         return
     audit.counts["recomputed_verdicts"] += 1
-    expected_verdict = (
-        "inconclusive" if result is None or result.verdict is None else result.verdict.value
-    )
-    minimum = min_key_protection(audit, where, index, policy, pinned_min_key)
-    expected_verdict, expected_code = key_rule(expected_verdict, key_level, minimum)
+    expected_verdict, expected_code = decision.verdict, decision.reason_code
+    result = decision.assessment
     if entry.get("reason_code") != expected_code:
         audit.fail(
             "verdict.key_rule",
@@ -174,21 +173,21 @@ def recompute_verdict(
             )
 
 
-def _geo_assessment(
+def _decision(
     entry: Mapping[str, Any],
     solver: Mapping[str, Any],
     inputs: Sequence[tuple[str, float, float, float]],
     params: SolverParams,
     faulty: int,
-) -> Assessment | None:
-    """The geo assessment of the inputs, None where geo gives no verdict (a GeoError: the
-    verifier's rule makes that `inconclusive`); raises whatever fails before the rule runs
-    (an unreadable licence or calibration)."""
+    *,
+    key_trusted: bool,
+) -> Decision:
+    """The rule's decision for the inputs; raises whatever fails before the rule runs (an
+    unreadable licence or calibration)."""
     from geo.calibration import CalibrationModel
-    from geo.errors import GeoError
+    from geo.decision import decide
     from geo.licence import licence_from_json
     from geo.measurement import LandmarkRtt
-    from geo.robust import assess_tolerating
 
     measurements = [LandmarkRtt(*i) for i in inputs]
     licence = licence_from_json(entry.get("licence") or {})
@@ -196,10 +195,7 @@ def _geo_assessment(
     calibration = (
         None if calibration_json is None else CalibrationModel.from_json(calibration_json)
     )
-    try:
-        return assess_tolerating(measurements, licence, calibration, params, faulty)
-    except GeoError:
-        return None
+    return decide(measurements, licence, calibration, params, faulty, key_trusted=key_trusted)
 
 
 def min_key_protection(

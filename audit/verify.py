@@ -26,7 +26,7 @@ found; the audit carries on so one report lists every problem. Checks, per bundl
   absent means 0, i.e. ``geo.assess.assess``) with the parameters the audit owns
   (`audit.parameters`: any other value in the entry is a finding) and compared with what was
   stored;
-- the key rule (``protocol.key_protection.key_rule``, in `audit.recompute`): the key protection
+- the key rule (part of ``geo.decision.decide``, in `audit.recompute`): the key protection
   the CA signed into the chip certificate against the policy's ``min_key_protection`` (absent:
   software, the rule before it existed; raised to ``min_key_protection`` when the auditor pins
   one): a `verified` earned by a key below the minimum is a finding, and so is an

@@ -47,18 +47,3 @@ def stronger(a: str, b: str) -> str:
     """The stricter of two minimums."""
     return a if rank(a) >= rank(b) else b
 
-
-UNTRUSTED_KEY = "untrusted_key"  # the machine-readable reason of a round the key rule held back
-
-
-def key_rule(geo_verdict: str, level: str, minimum: str) -> tuple[str, str | None]:
-    """The verdict a round ends with once the key rule is applied, and its reason code.
-
-    Only `verified` depends on the key: a key below `minimum` could be a copy answering from
-    beside a landmark, so the round ends `inconclusive` with reason `untrusted_key`. Every other
-    verdict stands: a violation or inconsistency shows the key (the chip or a copy of it)
-    answering from where it must not, which is a finding either way.
-    """
-    if geo_verdict == "verified" and not meets(level, minimum):
-        return "inconclusive", UNTRUSTED_KEY
-    return geo_verdict, None

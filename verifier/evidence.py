@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lightfence import __version__
+from geo.version import SOLVER_VERSION
 from protocol.codec import to_b64
 from protocol.evidence_format import (
     BUNDLE_FORMAT,
@@ -98,7 +98,7 @@ def build_evidence(
             chip_id=chip_id, round_id=round_id, decided_unix_ns=decided_unix_ns,
             verdict=verdict, chip_certificate=chip_certificate,
             landmark_certificates=landmark_certificates, records=records, inputs=inputs,
-            licence=licence, params=params_json, solver_version=__version__,
+            licence=licence, params=params_json, solver_version=SOLVER_VERSION,
             calibration=calibration, assessment=assessment, policy=policy,
             ca_public_key=ca_public_key, key_protection=key_protection,
             reason_code=reason_code, revocations=revocations,

@@ -1,10 +1,11 @@
 """Closing rounds: geo verdicts for chip rounds, dark detection, landmark faults, calibration.
 
 Three steps so the heavy geometry never runs on the database thread: `collect` (database
-thread) gathers the round's best RTT per landmark; `decide` (worker thread) runs
-`geo.robust.assess_tolerating` with the policy's `tolerate_faulty_landmarks` (0 is exactly
-`geo.assess.assess`); `record` (database thread) stores the verdict with the exact measurement
-ids, moves the chip's state and raises or clears alerts.
+thread) gathers the round's best RTT per landmark; `decide` (worker thread) applies the
+decision rule `geo.decision.decide` (the one the audit recomputes) with the policy's
+`tolerate_faulty_landmarks` and key minimum, adding what only the verifier knows (`dark`, a
+crash while deciding) and the human-readable reason; `record` (database thread) stores the
+verdict with the exact measurement ids, moves the chip's state and raises or clears alerts.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from geo.assess_batch import assess_many
 from geo.assessment import Assessment, SolverParams
 from geo.audit import audit_landmarks
 from geo.calibration import CalibrationModel, CalibrationSample
+from geo.decision import Decision as Ruling
+from geo.decision import ReasonCode, conclude
+from geo.decision import decide as rule
 from geo.errors import GeoError
 from geo.geodesy import distance_km
 from geo.licence import Licence, licence_from_json
 from geo.measurement import LandmarkRtt
-from geo.robust import assess_tolerating
 from protocol.errors import ProtocolError, WireError
-from protocol.key_protection import key_rule, stronger
+from protocol.key_protection import meets, stronger
 from protocol.records import MeasurementRecord, verify_record
 from protocol.revocation import Revocation, RevocationIndex
 from verifier import location_alerts
@@ -75,7 +78,7 @@ class Decision:
     verdict: str
     assessment: Assessment | None
     reason: str
-    reason_code: str | None = None  # e.g. "untrusted_key" (protocol.key_protection.key_rule)
+    reason_code: str | None = None  # geo.decision.ReasonCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,20 +188,20 @@ def decide(inputs: RoundInputs) -> Decision:
     """Worker thread: the geo verdict. Never invents a `verified`: errors become inconclusive."""
     if inputs.dark:
         return Decision(inputs, "dark", None, "no valid response within the dark window")
-    if not inputs.rtts:
-        return Decision(inputs, "inconclusive", None, NO_ANSWER_REASON, "no_answer")
     try:
-        assessment = assess_tolerating(
-            inputs.rtts, licence_from_json(inputs.chip.licence), _calibration(inputs),
-            SolverParams(), faulty_landmarks=inputs.policy.tolerate_faulty_landmarks)
+        # A round without answers ends `no_answer` whatever its licence and calibration say.
+        licence = licence_from_json(inputs.chip.licence) if inputs.rtts else None
+        calibration = _calibration(inputs) if inputs.rtts else None
+        ruling = rule(inputs.rtts, licence, calibration, SolverParams(),
+                      inputs.policy.tolerate_faulty_landmarks, key_trusted=_key_trusted(inputs))
     except GeoError as exc:
         return Decision(inputs, "inconclusive", None, f"geo verdict unavailable: {exc}")
     except Exception as exc:  # a bug must cost this round its verdict, not the whole tick's
         logger.exception("chip %s round %s: verdict failed", inputs.chip.chip_id,
                          inputs.round.round_id)
         return Decision(inputs, "inconclusive", None,
-                        f"verdict_error: {type(exc).__name__}: {exc}", "verdict_error")
-    return _decision(inputs, assessment)
+                        f"verdict_error: {type(exc).__name__}: {exc}", ReasonCode.VERDICT_ERROR)
+    return _decision(inputs, ruling)
 
 
 def decide_all(items: Sequence[RoundInputs]) -> list[Decision]:
@@ -229,8 +232,8 @@ def decide_all(items: Sequence[RoundInputs]) -> list[Decision]:
         except Exception:  # any failure: one round at a time, each isolated by decide()
             assessments = None
         for position, (index, inputs, _) in enumerate(batch):
-            decisions[index] = (decide(inputs) if assessments is None
-                                else _decision(inputs, assessments[position]))
+            decisions[index] = (decide(inputs) if assessments is None else _decision(
+                inputs, conclude(assessments[position], key_trusted=_key_trusted(inputs))))
     return [decisions[index] for index in range(len(items))]
 
 
@@ -239,15 +242,24 @@ def _calibration(inputs: RoundInputs) -> CalibrationModel | None:
             if inputs.calibration is not None else None)
 
 
-def _decision(inputs: RoundInputs, assessment: Assessment) -> Decision:
+def _key_trusted(inputs: RoundInputs) -> bool:
+    return meets(inputs.key_protection, inputs.policy.min_key_protection)
+
+
+def _decision(inputs: RoundInputs, ruling: Ruling) -> Decision:
+    """The rule's ruling with its human-readable reason."""
+    verdict, assessment, code = ruling.verdict, ruling.assessment, ruling.reason_code
+    if code is ReasonCode.NO_ANSWER:
+        return Decision(inputs, verdict, None, NO_ANSWER_REASON, code)
+    if assessment is None:
+        return Decision(inputs, verdict, None, f"geo verdict unavailable: {ruling.geo_error}")
     if assessment.verdict is None:
-        return Decision(inputs, "inconclusive", assessment, "no licence to compare with")
+        return Decision(inputs, verdict, assessment, "no licence to compare with")
     geo_verdict = str(assessment.verdict.value)
     reason = f"{len(inputs.rtts)} landmark(s); sound area {assessment.sound_area_km2:.0f} km²"
     if inputs.policy.tolerate_faulty_landmarks:
         reason += f"; holds if any {inputs.policy.tolerate_faulty_landmarks} landmark(s) lie"
     level, minimum = inputs.key_protection, inputs.policy.min_key_protection
-    verdict, code = key_rule(geo_verdict, level, minimum)
     if code is not None:
         reason = (f"{code}: {level} key, below the policy's minimum {minimum} (a copy of the key "
                   f"could have answered); the geometry alone says {geo_verdict}; {reason}")

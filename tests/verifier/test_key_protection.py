@@ -135,7 +135,7 @@ async def test_audit_finds_a_verified_that_ignored_the_key_rule(
 ) -> None:
     """A verifier that applies no key rule (patched out here) writes a `verified` for a software
     key under a tee-bound minimum; its own log convicts it."""
-    monkeypatch.setattr(verdicts, "key_rule", lambda verdict, level, minimum: (verdict, None))
+    monkeypatch.setattr(verdicts, "meets", lambda level, minimum: True)
     async with open_harness(tmp_path, min_key_protection="tee-bound") as h:
         await setup_germany(h)
         await run_round(h, "chip-1", KASSEL)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from geo.assessment import Assessment
-from geo.robust import assess_tolerating
+from geo.decision import Decision
+from geo.decision import decide as rule
 from tests.verifier.conftest import Harness
 from tests.verifier.test_decide_all import GERMANY, _inputs
 from tests.verifier.test_flow import GERMANY as SITES
@@ -25,16 +25,13 @@ def _failing_batch(*_: Any, **__: Any) -> Any:
 
 
 def test_a_non_geo_error_costs_only_its_own_round(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = assess_tolerating
-
-    def assess(rtts: Any, licence: Any, *args: Any, **kwargs: Any) -> Assessment:
+    def decide(rtts: Any, licence: Any, *args: Any, **kwargs: Any) -> Decision:
         if any(r.landmark_id == "BAD" for r in rtts):
             raise RuntimeError("a bug in the solver")
-        result: Assessment = real(rtts, licence, *args, **kwargs)
-        return result
+        return rule(rtts, licence, *args, **kwargs)
 
     monkeypatch.setattr(verdicts, "assess_many", _failing_batch)
-    monkeypatch.setattr(verdicts, "assess_tolerating", assess)
+    monkeypatch.setattr(verdicts, "rule", decide)
     bad = (*GERMANY[:3], dataclasses.replace(GERMANY[3], landmark_id="BAD"))
     items = [_inputs("ok-1", GERMANY, {"allowed": ["DEU"]}),
              _inputs("broken", bad, {"allowed": ["DEU"]}),
@@ -52,19 +49,16 @@ async def test_a_tick_records_every_other_verdict_when_one_fails(
     await setup_germany(h)
     r = await h.post("/v1/chips", h.fleet.chip_body("chip-2", {"allowed": ["DEU"]}))
     assert r.status_code == 200, r.text
-    real = assess_tolerating
-
     calls = []
 
-    def assess(rtts: Any, licence: Any, *args: Any, **kwargs: Any) -> Assessment:
+    def decide(rtts: Any, licence: Any, *args: Any, **kwargs: Any) -> Decision:
         calls.append(rtts)
         if len(calls) == 1:  # the first round decided fails, the next one does not
             raise RuntimeError("a bug in the solver")
-        result: Assessment = real(rtts, licence, *args, **kwargs)
-        return result
+        return rule(rtts, licence, *args, **kwargs)
 
     monkeypatch.setattr(verdicts, "assess_many", _failing_batch)
-    monkeypatch.setattr(verdicts, "assess_tolerating", assess)
+    monkeypatch.setattr(verdicts, "rule", decide)
     await h.service.tick(time.time_ns())
     for landmark_id in ("FRA", "BER", "MUC", "HAM"):
         headers = await h.token("landmark", landmark_id)
