@@ -71,11 +71,6 @@ def test_the_pure_layer_imports_no_service(package: str) -> None:
     assert violations(package, project_packages() - PURE) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit/recompute.py reads lightfence.__version__ until geo owns SOLVER_VERSION "
-    "(arch-geo, issue 17 item 2)",
-)
 def test_the_auditor_imports_only_geo_and_protocol() -> None:
     """The offline auditor exists so nobody has to trust the verifier: it shares no code with
     it or any other service, only the pure layer."""
