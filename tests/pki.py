@@ -35,8 +35,8 @@ class Pki:
     ca: SoftwareSigner = field(default_factory=SoftwareSigner.generate)
     landmark_keys: dict[str, SoftwareSigner] = field(default_factory=dict)
     chip_keys: dict[str, SoftwareSigner] = field(default_factory=dict)
-    # Certificates are valid from a minute ago for this long; None: `FOREVER_UNIX_S`.
-    lifetime_s: int | None = YEAR_S
+    lifetime_s: int = YEAR_S  # certificates are valid from a minute ago for this long,
+    valid_unix_s: tuple[int, int] | None = None  # or in this fixed window (not before, after)
     directory: Path | None = None  # where `make_pki` wrote the files
 
     @classmethod
@@ -48,8 +48,8 @@ class Pki:
         return base64.b64encode(self.ca.public_key()).decode()
 
     def window_unix_s(self) -> tuple[int, int]:
-        if self.lifetime_s is None:
-            return FOREVER_UNIX_S
+        if self.valid_unix_s is not None:
+            return self.valid_unix_s
         now_s = int(time.time())
         return now_s - 60, now_s + self.lifetime_s
 
@@ -105,10 +105,14 @@ class Pki:
         return self._under("keys", f"{landmark_id}.key")
 
 
-def make_pki(root: Path, landmark_ids: tuple[str, ...] = ("lm-1",), chip_count: int = 2) -> Pki:
+def make_pki(
+    root: Path, landmark_ids: tuple[str, ...] = ("lm-1",), chip_count: int = 2,
+    chip_ids: tuple[str, ...] | None = None,
+) -> Pki:
     """A PKI written under `root`: the CA's public key, every landmark's and chip's key file
-    (0600) and certificate; chips are `sim-0`, `sim-1`, ... Landmarks claim 50° N 8° E."""
-    pki = Pki(lifetime_s=None, directory=root)
+    (0600) and certificate; chips are `chip_ids`, or `sim-0` ... `sim-<chip_count - 1>`.
+    Landmarks claim 50° N 8° E."""
+    pki = Pki(valid_unix_s=FOREVER_UNIX_S, directory=root)
     pki.ca_pub.parent.mkdir(parents=True, exist_ok=True)
     pki.ca_pub.write_text(json.dumps({"public_key_b64": to_b64(pki.ca.public_key())}))
     for directory in (pki.landmark_certs, pki.chip_certs, pki.chip_key_dir):
@@ -117,8 +121,7 @@ def make_pki(root: Path, landmark_ids: tuple[str, ...] = ("lm-1",), chip_count: 
         landmark_cert = pki.landmark_certificate(landmark_id, 50.0, 8.0)
         write_key_file(pki.landmark_key_file(landmark_id), pki.landmark_keys[landmark_id])
         write_certificate(pki.landmark_certs / f"{landmark_id}.json", landmark_cert)
-    for index in range(chip_count):
-        chip_id = f"sim-{index}"
+    for index, chip_id in enumerate(chip_ids or [f"sim-{i}" for i in range(chip_count)]):
         chip_cert = pki.chip_certificate(chip_id, model="simulated", serial=f"S{index}")
         write_key_file(pki.chip_key_dir / f"{chip_id}.key", pki.chip_keys[chip_id])
         write_certificate(pki.chip_certs / f"{chip_id}.json", chip_cert)

@@ -14,11 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from keystore.cert_files import write_certificate
-from keystore.key_files import generate_key_file
-from protocol.certs import issue_chip_certificate, issue_landmark_certificate
-from protocol.codec import to_b64
 from protocol.records import MeasurementBatch, verify_batch, verify_record
+from tests.pki import make_pki
 
 pytestmark = pytest.mark.netns
 
@@ -68,33 +65,20 @@ def two_hosts() -> Iterator[tuple[str, str]]:
 
 
 def _world(root: Path) -> tuple[bytes, bytes]:
-    for sub in ("keys", "certs/chips", "certs/landmarks"):
-        (root / sub).mkdir(parents=True)
-    now_s = int(time.time())
-    ca = generate_key_file(root / "keys" / "ca.key")
-    (root / "keys" / "ca.pub.json").write_text(json.dumps({"public_key_b64":
-                                                           to_b64(ca.public_key())}))
-    chip = generate_key_file(root / "keys" / "gpu-ns-01.key")
-    write_certificate(root / "certs" / "chips" / "gpu-ns-01.json", issue_chip_certificate(
-        ca, chip_id="gpu-ns-01", public_key=chip.public_key(), model="sim", serial="NS1",
-        not_before_unix_s=now_s - 60, not_after_unix_s=now_s + 3600))
-    landmark = generate_key_file(root / "keys" / "lm-ns.key")
-    write_certificate(root / "certs" / "landmarks" / "lm-ns.json", issue_landmark_certificate(
-        ca, landmark_id="lm-ns", public_key=landmark.public_key(), lat_deg=50.1, lon_deg=8.7,
-        not_before_unix_s=now_s - 60, not_after_unix_s=now_s + 3600))
+    pki = make_pki(root, landmark_ids=("lm-ns",), chip_ids=("gpu-ns-01",))
     (root / "agent.toml").write_text(
-        f'[agent]\nhost = "{AGENT_IP}"\nport = 7500\nca_public_key = "keys/ca.pub.json"\n'
-        'landmark_certs_dir = "certs/landmarks"\nkey_dir = "keys"\n'
+        f'[agent]\nhost = "{AGENT_IP}"\nport = 7500\nca_public_key = "ca.pub.json"\n'
+        'landmark_certs_dir = "certs/landmarks"\nkey_dir = "keys/chips"\n'
         'software_chips = ["gpu-ns-01"]\n')
     (root / "landmark.toml").write_text(
         '[landmark]\nid = "lm-ns"\nkey_file = "keys/lm-ns.key"\n'
-        'ca_public_key = "keys/ca.pub.json"\nchip_certs_dir = "certs/chips"\n'
+        'ca_public_key = "ca.pub.json"\nchip_certs_dir = "certs/chips"\n'
         'landmark_certs_dir = "certs/landmarks"\nspool_path = "var/spool.sqlite3"\n'
         f'outbox_dir = "var/outbox"\nhost = "{LANDMARK_IP}"\nchallenge_port = 7400\n'
         "responder_port = -1\n\n[schedule]\nround_interval_s = 0.5\n\n[batch]\n"
         "interval_s = 0.2\n\n[[targets]]\n"
         f'kind = "chip"\nid = "gpu-ns-01"\nhost = "{AGENT_IP}"\nport = 7500\n')
-    return landmark.public_key(), chip.public_key()
+    return pki.landmark_keys["lm-ns"].public_key(), pki.chip_keys["gpu-ns-01"].public_key()
 
 
 def test_landmark_measures_agent_in_another_namespace(

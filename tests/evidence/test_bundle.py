@@ -19,12 +19,12 @@ from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
 from keystore.key_files import generate_key_file
 from lightfence.cli import main
-from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.codec import from_b64, to_b64
 from protocol.keys import SoftwareSigner
 from protocol.merkle import verify_consistency
 from protocol.records import MeasurementRecord, sign_record
 from protocol.wire import sign_challenge, sign_response
+from tests.pki import Pki
 from verifier.evidence import append_evidence, build_alert_evidence, build_evidence, export_bundle
 from verifier.translog import TransparencyLog
 
@@ -80,25 +80,13 @@ def _round(
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A small real run: two verdict rounds and an alert, logged and exported."""
     tmp = tmp_path_factory.mktemp("evidence")
-    ca, chip = SoftwareSigner.generate(), SoftwareSigner.generate()
+    pki = Pki(valid_unix_s=(T0_S - 86_400, T0_S + 86_400 * 365))
     log_key = generate_key_file(tmp / "log.key")  # where `evidence export` finds it
-    landmark_keys = {lm: SoftwareSigner.generate() for lm in LANDMARKS}
-    chip_cert = issue_chip_certificate(
-        ca, chip_id=CHIP_ID, public_key=chip.public_key(), model="H100", serial="S1",
-        not_before_unix_s=T0_S - 86_400, not_after_unix_s=T0_S + 86_400 * 365,
-    )  # fmt: skip
+    chip_cert = pki.chip_certificate(CHIP_ID, serial="S1")
     landmark_certs = [
-        issue_landmark_certificate(
-            ca,
-            landmark_id=lm,
-            public_key=landmark_keys[lm].public_key(),
-            lat_deg=lat,
-            lon_deg=lon,
-            not_before_unix_s=T0_S - 86_400,
-            not_after_unix_s=T0_S + 86_400 * 365,
-        )
-        for lm, (lat, lon) in LANDMARKS.items()
+        pki.landmark_certificate(lm, lat, lon) for lm, (lat, lon) in LANDMARKS.items()
     ]
+    ca, chip, landmark_keys = pki.ca, pki.chip_keys[CHIP_ID], pki.landmark_keys
     log = TransparencyLog(tmp / "verifier.sqlite3")
     log.append(b"an unrelated entry", chip_id="other-chip", time_unix_ns=T0_S * 10**9)
     indices = []

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from audit.verify import verify_bundle
 from geo.assess import assess
 from geo.licence import licence_from_json
-from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.evidence_format import canonical_json
 from protocol.keys import SoftwareSigner
 from protocol.merkle import MemoryTree, leaf_hash
 from tests.evidence.test_bundle import CHIP_ID, LANDMARKS, T0_S, _round
+from tests.pki import Pki
 from verifier.evidence import (
     append_evidence,
     build_alert_evidence,
@@ -47,20 +47,13 @@ def _alert(kind: str, alert_id: int, chip_id: str = CHIP_ID) -> dict[str, Any]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Two violation verdicts, each followed by its alert, with another chip's entries between."""
     tmp = tmp_path_factory.mktemp("completeness")
-    ca, chip, log_key = (SoftwareSigner.generate() for _ in range(3))
-    landmark_keys = {lm: SoftwareSigner.generate() for lm in LANDMARKS}
-    validity: dict[str, Any] = {"not_before_unix_s": T0_S - 86_400,
-                                "not_after_unix_s": T0_S + 86_400 * 365}
-    chip_cert = issue_chip_certificate(
-        ca, chip_id=CHIP_ID, public_key=chip.public_key(), model="H100", serial="S1", **validity
-    )
+    pki = Pki(valid_unix_s=(T0_S - 86_400, T0_S + 86_400 * 365))
+    log_key = SoftwareSigner.generate()
+    chip_cert = pki.chip_certificate(CHIP_ID, serial="S1")
     landmark_certs = [
-        issue_landmark_certificate(
-            ca, landmark_id=lm, public_key=landmark_keys[lm].public_key(), lat_deg=lat,
-            lon_deg=lon, **validity,
-        )
-        for lm, (lat, lon) in LANDMARKS.items()
-    ]  # fmt: skip
+        pki.landmark_certificate(lm, lat, lon) for lm, (lat, lon) in LANDMARKS.items()
+    ]
+    ca, chip, landmark_keys = pki.ca, pki.chip_keys[CHIP_ID], pki.landmark_keys
     log = TransparencyLog(tmp / "verifier.sqlite3")
     for round_no in range(2):
         start_ns = (T0_S + 60 * round_no) * NS

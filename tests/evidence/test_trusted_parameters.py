@@ -24,13 +24,13 @@ from geo.licence import licence_from_json
 from geo.measurement import LandmarkRtt
 from keystore.cert_files import read_ca_public_key
 from lightfence.cli import main
-from protocol.certs import issue_chip_certificate, issue_landmark_certificate
 from protocol.codec import to_b64
 from protocol.keys import SoftwareSigner
 from protocol.records import sign_record
 from protocol.wire import sign_challenge, sign_response
 from tests.evidence.test_log_signing import _setup
 from tests.evidence.test_log_signing import run_round as signed_round
+from tests.pki import Pki
 from tests.verifier.conftest import open_harness
 from tests.verifier.test_flow import GERMANY, KASSEL, rtt_from
 from verifier.evidence import append_evidence, build_evidence, export_bundle
@@ -56,20 +56,13 @@ def _bundle(
     ca: SoftwareSigner | None = None,
 ) -> dict[str, Any]:
     """A bundle of one verdict entry, every signature genuine, decided with ``params``."""
-    ca = ca or SoftwareSigner.generate()
-    chip, log_key = SoftwareSigner.generate(), SoftwareSigner.generate()
-    keys = {lm: SoftwareSigner.generate() for lm in LANDMARKS}
-    validity: dict[str, Any] = {
-        "not_before_unix_s": T0_S - 86_400, "not_after_unix_s": T0_S + 86_400
-    }  # fmt: skip
-    chip_cert = issue_chip_certificate(
-        ca, chip_id=CHIP_ID, public_key=chip.public_key(), model="H100", serial="S", **validity
-    )
+    pki = Pki(ca=ca or SoftwareSigner.generate(), valid_unix_s=(T0_S - 86_400, T0_S + 86_400))
+    ca, keys, log_key = pki.ca, pki.landmark_keys, SoftwareSigner.generate()
+    chip_cert = pki.chip_certificate(CHIP_ID, serial="S")
+    chip = pki.chip_keys[CHIP_ID]
     records, inputs, certs = [], [], []
     for i, (lm, (lat, lon)) in enumerate(sorted(LANDMARKS.items())):
-        certs.append(issue_landmark_certificate(
-            ca, landmark_id=lm, public_key=keys[lm].public_key(), lat_deg=lat, lon_deg=lon,
-            **validity).to_json())  # fmt: skip
+        certs.append(pki.landmark_certificate(lm, lat, lon).to_json())
         nonce, issued = os.urandom(32), T0_S * NS + i * 1_000_000
         challenge = sign_challenge(
             keys[lm], landmark_id=lm, target_id=CHIP_ID, nonce=nonce, issued_unix_ns=issued,
