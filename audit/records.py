@@ -86,6 +86,7 @@ def check_record(
     chip: ChipCertificate | None,
     landmarks: Mapping[str, LandmarkCertificate],
     chip_id: Any,
+    round_id: Any,
     decided_ns: int,
     nonces: dict[bytes, str],
 ) -> MeasurementRecord | None:
@@ -105,6 +106,10 @@ def check_record(
             f"chip {chip_id}",
             f"{record.target_kind} {record.target_id}",
         )
+    if record.version >= 2 and record.round_id != round_id:
+        # The landmark signed the round it measured for (version-1 records name none).
+        fail("record.round", "round_id", "record was made for another round", round_id,
+             record.round_id)
     landmark = landmarks.get(record.landmark_id)
     if landmark is None:
         fail(

@@ -58,6 +58,7 @@ def check_verdict(
             chip=chip,
             landmarks=landmarks,
             chip_id=chip_id,
+            round_id=entry.get("round_id"),
             decided_ns=decided_ns,
             nonces=nonces,
         )

@@ -16,8 +16,7 @@ from device_agent.config import load_agent_config
 from device_agent.errors import AgentError
 from device_agent.gpu_attestation import attest_chip
 from keystore.key_files import load_signer
-from landmark_node.errors import LandmarkError
-from landmark_node.uplink import read_token_file
+from keystore.token_files import read_token_file
 from protocol.errors import ProtocolError
 
 
@@ -40,7 +39,7 @@ def _attest(args: argparse.Namespace) -> int:
     try:
         token = read_token_file(args.token_file)
         public_key = load_signer(args.key_dir / f"{args.chip_id}.key").public_key()
-    except (LandmarkError, ProtocolError) as exc:
+    except ProtocolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     with httpx.Client(base_url=args.verifier, timeout=30.0,

@@ -12,6 +12,7 @@ import httpx
 
 from keystore.cert_files import read_ca_public_key, trusted_chip_keys, trusted_landmark_keys
 from keystore.key_files import load_signer
+from keystore.token_files import read_token_file
 from landmark_node.config import LandmarkConfig
 from landmark_node.errors import BatchRefusedError
 from landmark_node.prober import Prober
@@ -21,7 +22,6 @@ from landmark_node.tasks import FileTaskSource, StaticTaskSource, Task, TaskSour
 from landmark_node.uplink import (
     VerifierBatchSink,
     VerifierTaskSource,
-    read_token_file,
     verifier_client,
 )
 from protocol.challenger import ChallengerConfig, ChallengerCore, Target

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import stat
-from pathlib import Path
 
 import httpx
 
-from landmark_node.errors import BatchRefusedError, LandmarkConfigError, LandmarkError
+from landmark_node.errors import BatchRefusedError, LandmarkError
 from landmark_node.tasks import Task
 from protocol.records import MeasurementBatch
 
@@ -92,26 +90,6 @@ class VerifierBatchSink:
             await asyncio.sleep(self._backoff_base_s * 2 ** attempt)
         raise UplinkError(f"batch {batch.batch_id} not delivered after {self._attempts} "
                           f"attempts ({last})")
-
-
-def read_token_file(path: Path) -> str:
-    """The landmark's bearer token from `path` (first line). Like key files, a token readable by
-    group or others is refused: it lets anyone upload measurements in this landmark's name."""
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LandmarkConfigError(f"{path}: cannot read verifier token file: {exc}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise LandmarkConfigError(
-            f"{path}: token file is accessible by group or others "
-            f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
-        )
-    lines = text.strip().splitlines()
-    token = lines[0].strip() if lines else ""
-    if not token or any(c.isspace() for c in token):
-        raise LandmarkConfigError(f"{path}: token file must hold one bearer token on one line")
-    return token
 
 
 def verifier_client(base_url: str, token: str, timeout_s: float = 30.0) -> httpx.AsyncClient:

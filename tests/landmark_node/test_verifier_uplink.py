@@ -23,9 +23,9 @@ import pytest
 import uvicorn
 
 from keystore.cert_files import load_chip_certificate, load_landmark_certificate
+from keystore.token_files import read_token_file
 from landmark_node.config import load_landmark_config
 from landmark_node.errors import LandmarkConfigError
-from landmark_node.uplink import read_token_file
 from lightfence.cli import main
 from protocol.responder import ResponderCore
 from tests.pki import Pki, make_pki
