@@ -7,6 +7,6 @@ Standard library only, so any part may import it without pulling in another part
 """
 
 from config_toml.errors import ConfigFileError
-from config_toml.reader import Table, read_document
+from config_toml.reader import Table, load_file, read_document
 
-__all__ = ["ConfigFileError", "Table", "read_document"]
+__all__ = ["ConfigFileError", "Table", "load_file", "read_document"]

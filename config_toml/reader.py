@@ -9,7 +9,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from config_toml.errors import ConfigFileError
 
@@ -19,6 +19,7 @@ class _Required:
 
 
 REQUIRED: Final = _Required()
+T = TypeVar("T")
 _NO_CUSTOM: Mapping[str, Callable[[Table, str], object]] = {}
 
 
@@ -32,6 +33,17 @@ def read_document(path: Path, part: str) -> Table:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigFileError(f"{path}: cannot read {part} config: {exc}") from exc
     return Table(values, source=path, base_dir=path.parent)
+
+
+def load_file(
+    path: Path, part: str, read: Callable[[Table], T], error: Callable[[str], Exception]
+) -> T:
+    """`read` over the file at `path`; a refusal comes out as the part's own `error` type, with
+    the same message."""
+    try:
+        return read(read_document(path, part))
+    except ConfigFileError as exc:
+        raise error(str(exc)) from exc
 
 
 def _is_int(value: object) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from config_toml import ConfigFileError, Table, read_document
+from config_toml import Table, load_file
 from device_agent.errors import AgentConfigError
 
 
@@ -37,10 +37,7 @@ class AgentConfig:
 
 
 def load_agent_config(path: Path) -> AgentConfig:
-    try:
-        return _read(read_document(path, "agent"))
-    except ConfigFileError as exc:
-        raise AgentConfigError(str(exc)) from exc
+    return load_file(path, "agent", _read, AgentConfigError)
 
 
 def _read(document: Table) -> AgentConfig:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config_toml import ConfigFileError, Table, read_document
+from config_toml import Table, load_file
 from landmark_node.errors import LandmarkConfigError
 
 MAX_POLL_WAIT_S = 30.0  # the verifier's long-poll limit (GET /v1/landmarks/{id}/tasks)
@@ -50,10 +50,7 @@ class LandmarkConfig:
 
 
 def load_landmark_config(path: Path) -> LandmarkConfig:
-    try:
-        return _read(read_document(path, "landmark"))
-    except ConfigFileError as exc:
-        raise LandmarkConfigError(str(exc)) from exc
+    return load_file(path, "landmark", _read, LandmarkConfigError)
 
 
 def _read(document: Table) -> LandmarkConfig:

@@ -190,6 +190,16 @@ def run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _planner_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options both planners take."""
+    return {
+        "chips_per_country": args.chips_per_country,
+        "candidate_radius_km": args.candidate_radius_km,
+        "grid_km": args.grid_km,
+        "seed": args.seed,
+    }
+
+
 def _target_report(args: argparse.Namespace, countries: tuple[str, ...]) -> dict[str, Any]:
     from sim.sites import load_sites
     from sim.target_plan import TargetRequest, plan_to_target
@@ -203,12 +213,9 @@ def _target_report(args: argparse.Namespace, countries: tuple[str, ...]) -> dict
         target_share=args.target_share,
         faults=faults,
         max_landmarks=args.max_landmarks,
-        chips_per_country=args.chips_per_country,
         holdout_chips_per_country=args.holdout_chips_per_country,
-        candidate_radius_km=args.candidate_radius_km,
-        grid_km=args.grid_km,
-        seed=args.seed,
         holdout_seed=args.holdout_seed,
+        **_planner_options(args),
     )
     plans = plan_to_target(request, load_sites(args.sites))
     return {
@@ -222,14 +229,7 @@ def _greedy_report(args: argparse.Namespace, countries: tuple[str, ...]) -> dict
     from sim.planning import PlanRequest, plan
     from sim.sites import load_sites
 
-    request = PlanRequest(
-        countries=countries,
-        k=args.k,
-        chips_per_country=args.chips_per_country,
-        candidate_radius_km=args.candidate_radius_km,
-        grid_km=args.grid_km,
-        seed=args.seed,
-    )
+    request = PlanRequest(countries=countries, k=args.k, **_planner_options(args))
     steps = plan(request, load_sites(args.sites))
     return {"countries": list(request.countries), "steps": [s.to_json() for s in steps]}
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from config_toml import ConfigFileError, Table, read_document
+from config_toml import Table, load_file
 from protocol.key_protection import KEY_PROTECTION_LEVELS
 from verifier.errors import ConfigError
 
@@ -87,14 +87,6 @@ class VerifierConfig:
         return self.log_key_file if self.log_key_file is not None else self.data_dir / "log.key"
 
 
-def config_from_mapping(raw: dict[str, Any], base_dir: Path | None = None) -> VerifierConfig:
-    """Build a config from the `[verifier]` table (or a flat mapping); unknown keys are errors."""
-    try:
-        return _read(Table(raw, base_dir=base_dir))
-    except ConfigFileError as exc:
-        raise ConfigError(str(exc)) from exc
-
-
 def _read(document: Table) -> VerifierConfig:
     """Every field of `VerifierConfig` is a key of `[verifier]`, read by the field's type."""
     table = document.table("verifier") if document.has("verifier") else document
@@ -160,10 +152,7 @@ def _validate(config: VerifierConfig) -> None:
 
 def load_config(path: Path, **overrides: Any) -> VerifierConfig:
     """Load TOML at `path`; keyword overrides that are not None replace file values."""
-    try:
-        config = _read(read_document(path, "verifier"))
-    except ConfigFileError as exc:
-        raise ConfigError(str(exc)) from exc
+    config = load_file(path, "verifier", _read, ConfigError)
     if config.webhooks:
         _check_private(path)
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -191,5 +180,4 @@ def default_config(**overrides: Any) -> VerifierConfig:
     return config
 
 
-__all__ = ["VerifierConfig", "WebhookConfig", "config_from_mapping", "default_config",
-           "load_config"]
+__all__ = ["VerifierConfig", "WebhookConfig", "default_config", "load_config"]
