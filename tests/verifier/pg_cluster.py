@@ -25,17 +25,17 @@ _USER = "lightfence"
 TEMPLATE = "lightfence_template"
 
 
-def find_binaries() -> tuple[Path | None, str]:
-    """The directory holding initdb, pg_ctl and postgres; else None and the reason."""
+def find_binaries(search: tuple[str, ...] = _SEARCH) -> tuple[Path | None, str]:
+    """The directory holding initdb, pg_ctl and postgres (newest version first); else None
+    and the reason."""
     candidates: list[Path] = []
-    for pattern in _SEARCH:
-        root = Path("/")
-        candidates.extend(sorted(root.glob(pattern.lstrip("/")), reverse=True))
+    for pattern in search:
+        candidates.extend(sorted(Path("/").glob(pattern.lstrip("/")), reverse=True))
     for directory in candidates:
         if all((directory / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
             return directory, ""
     return None, ("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found in "
-                  f"{', '.join(_SEARCH)}; scripts/test.sh installs them (apt-get install "
+                  f"{', '.join(search)}; scripts/test.sh installs them (apt-get install "
                   "postgresql)")
 
 

@@ -292,13 +292,12 @@ def test_mute_matches_every_given_field_until_it_expires() -> None:
 
 
 def test_muted_alert_is_recorded_but_not_queued_and_expiry_restores_notifying(
-        tmp_path: Path) -> None:
+        tmp_path: Path, store: Store) -> None:
     from verifier.alerts import Alerts
     from verifier.evidence_sink import EvidenceSink
     from verifier.hub import Hub
     from verifier.metrics import Metrics
 
-    store: Store = SqliteStore(tmp_path / "v.sqlite3")
     evidence = EvidenceSink(tmp_path / "v.sqlite3", b"")
     alerts = Alerts(webhook_urls=("http://toml-hook",), hub=Hub(), metrics=Metrics(),
                     evidence=evidence)
@@ -325,7 +324,6 @@ def test_muted_alert_is_recorded_but_not_queued_and_expiry_restores_notifying(
     assert [n.alert_id for n in store.due_notifications(now + 62 * _NS, 10)] == [after.alert_id]
     assert len(store.due_outbox(now + 62 * _NS, 10)) == 1
     evidence.close()
-    store.close()
 
 
 @pytest.mark.asyncio

@@ -24,7 +24,7 @@ from verifier.config import default_config
 from verifier.errors import ConfigError
 from verifier.model import Chip, Round, StoredMeasurement
 from verifier.retention import RetentionPolicy, prune
-from verifier.store import SqliteStore
+from verifier.store import SqliteStore, Store
 
 _NS = 1_000_000_000
 DAY_NS = 86_400 * _NS
@@ -104,8 +104,7 @@ def test_a_year_of_rounds_stays_under_the_stated_size(tmp_path: Path) -> None:
     assert sizes[364] < STATED_LIMIT_BYTES
 
 
-def test_pruning_keeps_each_chips_latest_verdict(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "v.sqlite3")
+def test_pruning_keeps_each_chips_latest_verdict(store: Store) -> None:
     for chip_id, t in (("old", 1), ("new", 5 * DAY_NS)):
         store.add_verdict(chip_id, round_id="r", verdict="dark", created_unix_ns=t,
                           measurement_ids=[], landmarks=[], assessment=None, reason="",
@@ -115,7 +114,6 @@ def test_pruning_keeps_each_chips_latest_verdict(tmp_path: Path) -> None:
     assert store.prune_verdicts(10 * DAY_NS, 100) == 1  # "new"'s older verdict only
     assert [v.round_id for v in store.verdicts("new", None, 10)] == ["r2"]
     assert [v.round_id for v in store.verdicts("old", None, 10)] == ["r"]
-    store.close()
 
 
 def test_retention_shorter_than_the_freshness_window_is_refused(tmp_path: Path) -> None:
@@ -123,8 +121,7 @@ def test_retention_shorter_than_the_freshness_window_is_refused(tmp_path: Path) 
         default_config(data_dir=tmp_path, retention_measurements_s=3_600.0)
 
 
-def test_pruning_goes_in_bounded_passes(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "v.sqlite3")
+def test_pruning_goes_in_bounded_passes(store: Store) -> None:
     for i in range(7):
         store.add_verdict("c", round_id=f"r{i}", verdict="dark", created_unix_ns=i,
                           measurement_ids=[], landmarks=[], assessment=None, reason="",
@@ -134,7 +131,6 @@ def test_pruning_goes_in_bounded_passes(tmp_path: Path) -> None:
     passes = [prune(store, policy, now, limit=4)["verdicts"] for _ in range(3)]
     assert passes == [4, 2, 0]  # the latest verdict stays
     assert [v.round_id for v in store.verdicts("c", None, 10)] == ["r6"]
-    store.close()
 
 
 @pytest.mark.asyncio

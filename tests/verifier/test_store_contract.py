@@ -341,3 +341,16 @@ def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
 def test_the_package_exports_one_error_base() -> None:
     assert issubclass(store_package.DuplicateKeyError, store_package.StoreError)
     assert issubclass(store_package.ConstraintError, store_package.StoreError)
+
+
+def test_records_and_nonces_come_back_byte_for_byte(store: Store) -> None:
+    """Measurements go in by COPY on PostgreSQL: text and bytes that need escaping there
+    (tab, newline, backslash, NUL, non-ASCII) come back unchanged."""
+    record = '{"note":"tab\\there\\nnew line \\\\ back\\u0000slash","city":"Zürich 東京"}\t\n\\'
+    nonce = b"\x00\\\n\t\xff" + bytes(range(32))
+    measurement = StoredMeasurement("b1", "lm-1", "chip", "chip-a", nonce, T0, 1, "kernel",
+                                    "r1", 1, record)
+    store.ingest("b1", "lm-1", [measurement], '{"tab":"\t"}', T0)
+    assert store.measurement_records([1]) == [record]
+    assert store.used_nonces([nonce, nonce[:-1]]) == {nonce}
+    assert store.batch_record("b1") == ("lm-1", '{"tab":"\t"}')

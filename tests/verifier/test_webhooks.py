@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.verifier.conftest import open_harness
-from verifier.config import WebhookConfig
-from verifier.store import SqliteStore, Store
+from verifier.config import WebhookConfig, default_config
+from verifier.store import Store, open_store
 from verifier.webhooks import backoff_s, signature_header
 
 
@@ -36,8 +36,9 @@ def test_backoff_doubles_and_is_capped() -> None:
     assert backoff_s(40, 1.0) == 3600.0
 
 
-def test_alert_and_its_outbox_rows_survive_reopen(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "v.sqlite3")
+def test_alert_and_its_outbox_rows_survive_reopen(tmp_path: Path, database_url: str) -> None:
+    config = default_config(data_dir=tmp_path, database_url=database_url)
+    store = open_store(config)
     now = time.time_ns()
     alert = store.open_alert("went_dark", severity="high", subject_kind="chip", subject_id="c1",
                              message="m", details={}, now_unix_ns=now,
@@ -47,7 +48,7 @@ def test_alert_and_its_outbox_rows_survive_reopen(tmp_path: Path) -> None:
                             message="again", details={}, now_unix_ns=now,
                             outbox=["http://a"]) is None
     store.close()
-    store = SqliteStore(tmp_path / "v.sqlite3")
+    store = open_store(config)
     due = store.due_outbox(now, 10)
     assert sorted(item.url for item in due) == ["http://a", "http://b"]
     store.outbox_retry(due[0].outbox_id, now + 10**9, "HTTP 500", give_up=False)
