@@ -112,11 +112,8 @@ def recompute_verdict(
         )
         return
     params = audit_params(where, index, entry, audit.fail)
-    minimum = min_key_protection(audit, where, index, policy, pinned_min_key)
     try:
-        decision = _decision(
-            entry, solver, inputs, params, faulty, key_trusted=meets(key_level, minimum)
-        )
+        geometric = _decision(entry, solver, inputs, params, faulty)
     except Exception as exc:  # the auditor reports any failure to recompute, never crashes
         audit.fail(
             "verdict.recompute",
@@ -126,7 +123,10 @@ def recompute_verdict(
         )
         return
     audit.counts["recomputed_verdicts"] += 1
-    expected_verdict, expected_code = decision.verdict, decision.reason_code
+    minimum = min_key_protection(audit, where, index, policy, pinned_min_key)
+    decision = _with_key_rule(geometric, key_trusted=meets(key_level, minimum))
+    expected_verdict = decision.verdict.value
+    expected_code = None if decision.reason_code is None else decision.reason_code.value
     result = decision.assessment
     if entry.get("reason_code") != expected_code:
         audit.fail(
@@ -179,10 +179,9 @@ def _decision(
     inputs: Sequence[tuple[str, float, float, float]],
     params: SolverParams,
     faulty: int,
-    *,
-    key_trusted: bool,
 ) -> Decision:
-    """The rule's decision for the inputs; raises whatever fails before the rule runs (an
+    """The rule's decision for the inputs from a key it trusts (the key rule is applied by
+    `_with_key_rule` once the minimum is known); raises whatever fails before the rule runs (an
     unreadable licence or calibration)."""
     from geo.calibration import CalibrationModel
     from geo.decision import decide
@@ -195,7 +194,18 @@ def _decision(
     calibration = (
         None if calibration_json is None else CalibrationModel.from_json(calibration_json)
     )
-    return decide(measurements, licence, calibration, params, faulty, key_trusted=key_trusted)
+    return decide(measurements, licence, calibration, params, faulty)
+
+
+def _with_key_rule(decision: Decision, *, key_trusted: bool) -> Decision:
+    """``decision`` under the key rule: what `geo.decision.decide` with ``key_trusted`` gives
+    (the rule's last step, `conclude`, needs the assessment; without one the key changes
+    nothing)."""
+    from geo.decision import conclude
+
+    if decision.assessment is None:
+        return decision
+    return conclude(decision.assessment, key_trusted=key_trusted)
 
 
 def min_key_protection(
