@@ -19,7 +19,7 @@ from verifier.errors import ConflictError, NotFoundError
 from verifier.evidence_sink import EvidenceSink
 from verifier.hub import Hub
 from verifier.metrics import Metrics
-from verifier.model import SEVERITY_BY_TYPE, Alert
+from verifier.model import SEVERITY_BY_TYPE, Alert, AlertType
 from verifier.store import Store
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Alerts:
             for alert in done:
                 self._announce(alert)
 
-    def raise_alert(self, store: Store, type_: str, *, subject_kind: str, subject_id: str,
+    def raise_alert(self, store: Store, type_: AlertType, *, subject_kind: str, subject_id: str,
                     message: str, details: dict[str, Any], now_unix_ns: int) -> Alert | None:
         """Open an alert; None when one is already unresolved for this subject and type."""
         severity = SEVERITY_BY_TYPE[type_]
@@ -96,7 +96,7 @@ class Alerts:
         self._announce(alert)
         return alert
 
-    def auto_resolve(self, store: Store, type_: str, *, subject_kind: str, subject_id: str,
+    def auto_resolve(self, store: Store, type_: AlertType, *, subject_kind: str, subject_id: str,
                      reason: str, now_unix_ns: int) -> None:
         """Resolve an unresolved alert once the condition has cleared (e.g. a dark chip answers)."""
         current = store.unresolved_alert(subject_kind, subject_id, type_)

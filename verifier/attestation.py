@@ -26,6 +26,7 @@ from protocol.gpu_attestation import GpuAttestation, attestation_nonce
 from protocol.spdm import NONCE_BYTES
 from verifier.alerts import Alerts
 from verifier.errors import InvalidInputError, NotFoundError
+from verifier.model import AlertType
 from verifier.store import Store
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def record_success(store: Store, alerts: Alerts, pending: PendingAttestation,
         "chain_sha256": list(result.chain_fingerprints),
     }
     store.put_kv(BINDING_KEY + pending.chip_id, json.dumps(state))
-    for type_ in ("gpu_attestation_failed", "gpu_attestation_overdue"):
+    for type_ in (AlertType.GPU_ATTESTATION_FAILED, AlertType.GPU_ATTESTATION_OVERDUE):
         alerts.auto_resolve(store, type_, subject_kind="chip", subject_id=pending.chip_id,
                             reason="the GPU attested again", now_unix_ns=now_unix_ns)
     logger.info("chip %s: GPU %s attested%s", pending.chip_id, result.gpu_id,
@@ -109,7 +110,7 @@ def record_failure(store: Store, alerts: Alerts, chip_id: str, error: str, *,
     forged or stale report); before enrolment it is only the refusal the caller sees."""
     logger.warning("chip %s: GPU attestation refused: %s", chip_id, error)
     if binding(store, chip_id) is not None:
-        alerts.raise_alert(store, "gpu_attestation_failed", subject_kind="chip",
+        alerts.raise_alert(store, AlertType.GPU_ATTESTATION_FAILED, subject_kind="chip",
                            subject_id=chip_id,
                            message=f"chip {chip_id}: GPU attestation refused: {error}",
                            details={"error": error}, now_unix_ns=now_unix_ns)
@@ -124,7 +125,8 @@ def raise_overdue(store: Store, alerts: Alerts, *, max_age_s: float, now_unix_ns
         age_s = (now_unix_ns - int(bound["last_attested_unix_ns"])) / _NS
         if age_s > max_age_s:
             alerts.raise_alert(
-                store, "gpu_attestation_overdue", subject_kind="chip", subject_id=chip.chip_id,
+                store, AlertType.GPU_ATTESTATION_OVERDUE, subject_kind="chip",
+                subject_id=chip.chip_id,
                 message=f"chip {chip.chip_id}: GPU {bound['gpu_id']} not re-attested for "
                         f"{age_s:.0f} s (max {max_age_s:.0f} s)",
                 details={"gpu_id": bound["gpu_id"],

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 
+from geo.assessment import Verdict
+from geo.decision import ReasonCode
 from protocol.key_protection import stronger
 from verifier import schemas
 from verifier.keylevels import chip_key_protection
-from verifier.model import Alert, Chip, Landmark, Policy, TaskRow, VerdictRecord
+from verifier.model import Alert, Chip, ChipState, Landmark, Policy, TaskRow, VerdictRecord
 from verifier.ops_model import Membership
 from verifier.scheduler import landmark_health
 
@@ -38,11 +40,11 @@ def landmark_out(lm: Landmark, now_unix_ns: int, dead_after_s: float) -> schemas
 def verdict_out(v: VerdictRecord) -> schemas.VerdictOut:
     return schemas.VerdictOut(
         verdict_id=v.verdict_id, chip_id=v.chip_id, round_id=v.round_id,
-        verdict=v.verdict,  # type: ignore[arg-type]
+        verdict=Verdict(v.verdict),
         created_unix_ns=v.created_unix_ns, measurement_ids=list(v.measurement_ids),
         landmarks=[schemas.LandmarkRttOut(**row) for row in v.landmarks],
         assessment=v.assessment, reason=v.reason,
-        reason_code=v.reason_code,  # type: ignore[arg-type]
+        reason_code=None if v.reason_code is None else ReasonCode(v.reason_code),
         key_protection=v.key_protection,  # type: ignore[arg-type]
         licence=v.licence)
 
@@ -56,7 +58,7 @@ def chip_out(c: Chip, last: VerdictRecord | None,
         port=c.port, policy=c.policy,
         key_protection=chip_key_protection(c),  # type: ignore[arg-type]
         licence=c.licence,
-        state=c.state,  # type: ignore[arg-type]
+        state=ChipState(c.state),
         state_since_unix_ns=c.state_since_unix_ns,
         last_response_unix_ns=c.last_response_unix_ns,
         last_verdict=verdict_out(last) if last else None)

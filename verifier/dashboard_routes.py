@@ -18,6 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
 from geo import regions
+from geo.assessment import Verdict
+from geo.decision import ReasonCode
+from verifier.model import AlertType, ChipState
+from verifier.schemas import VocabularyOut
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +87,22 @@ def countries_geojson() -> Response:
         content=_countries_body(),
         media_type="application/geo+json",
         headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+@router.get(
+    "/v1/vocabulary",
+    response_model=VocabularyOut,
+    summary="The values verdicts, chip states, reason codes and alert types take",
+)
+def vocabulary() -> VocabularyOut:
+    """Served so the dashboard fills its filters from the one definition (no fleet data in it,
+    so no token, like the outlines)."""
+    return VocabularyOut(
+        verdicts=list(Verdict),
+        chip_states=list(ChipState),
+        reason_codes=list(ReasonCode),
+        alert_types=list(AlertType),
     )
 
 

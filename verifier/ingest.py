@@ -41,7 +41,7 @@ from verifier.db import Db
 from verifier.errors import ConflictError, ForbiddenError, InvalidInputError
 from verifier.ingest_tasks import WRONG_TASK, BatchTasks
 from verifier.metrics import Metrics
-from verifier.model import StoredMeasurement, Token
+from verifier.model import AlertType, StoredMeasurement, Token
 from verifier.registry import KeyCache
 from verifier.revocations import refusal, untrusted_alert
 from verifier.store import Store
@@ -236,7 +236,8 @@ class Ingestor:
 
     def _batch_signature_alert(self, store: Store, batch: MeasurementBatch, error: str) -> None:
         self._alerts.raise_alert(
-            store, "signature_failure", subject_kind="landmark", subject_id=batch.landmark_id,
+            store, AlertType.SIGNATURE_FAILURE, subject_kind="landmark",
+            subject_id=batch.landmark_id,
             message=f"batch {batch.batch_id} failed the landmark signature check",
             details={"batch_id": batch.batch_id, "error": error}, now_unix_ns=time.time_ns())
 
@@ -321,7 +322,8 @@ class Ingestor:
             record = batch.records[index]
             if reason not in ("signature", "replay"):
                 continue
-            type_ = "signature_failure" if reason == "signature" else "replay_detected"
+            type_ = (AlertType.SIGNATURE_FAILURE if reason == "signature"
+                     else AlertType.REPLAY_DETECTED)
             what = ("failed a signature check" if reason == "signature"
                     else "reused a nonce already accepted")
             self._alerts.raise_alert(

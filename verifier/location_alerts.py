@@ -30,13 +30,14 @@ from typing import Any
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geo.assessment import Verdict
 from geo.constants import C_VACUUM_KM_PER_S
 from geo.errors import GeoError
 from geo.geodesy import distance_km, vacuum_rtt_ms
 from geo.grow import grow
 from geo.licence import DeclaredSite, site_from_json
 from verifier.alerts import Alerts
-from verifier.model import Policy, VerdictRecord
+from verifier.model import AlertType, Policy, VerdictRecord
 from verifier.store import Store
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def _site_consistency(store: Store, alerts: Alerts, verdict: VerdictRecord, site
     if grow(sound_region, SITE_SLACK_KM).covers(point):
         return
     alerts.raise_alert(
-        store, "site_inconsistent", subject_kind="chip", subject_id=verdict.chip_id,
+        store, AlertType.SITE_INCONSISTENT, subject_kind="chip", subject_id=verdict.chip_id,
         message=f"chip {verdict.chip_id}: the speed of light rules out its declared site "
                 f"({site.lat_deg:.4f}, {site.lon_deg:.4f}) in round {verdict.round_id}",
         details={"verdict_id": verdict.verdict_id, "round_id": verdict.round_id,
@@ -137,7 +138,8 @@ def _rtt_anomaly(store: Store, alerts: Alerts, verdict: VerdictRecord, site: Dec
     if current is None:
         return  # silence is neither an anomaly nor its end
     if not current.anomalous:
-        alerts.auto_resolve(store, "rtt_anomaly", subject_kind="chip", subject_id=verdict.chip_id,
+        alerts.auto_resolve(store, AlertType.RTT_ANOMALY, subject_kind="chip",
+                            subject_id=verdict.chip_id,
                             reason=f"round {verdict.round_id} is explained by the declared site",
                             now_unix_ns=now_unix_ns)
         return
@@ -146,7 +148,7 @@ def _rtt_anomaly(store: Store, alerts: Alerts, verdict: VerdictRecord, site: Dec
         return
     worst = min(r.excess_ms for r in recent)
     alerts.raise_alert(
-        store, "rtt_anomaly", subject_kind="chip", subject_id=verdict.chip_id,
+        store, AlertType.RTT_ANOMALY, subject_kind="chip", subject_id=verdict.chip_id,
         message=f"chip {verdict.chip_id}: {len(recent)} rounds answered at least {worst:.1f} ms "
                 f"later than its declared site explains (relay or move?)",
         details={"site": site.to_json(), "margin_ms": RTT_MARGIN_MS,
@@ -168,21 +170,22 @@ def _answered_rounds(store: Store, site: DeclaredSite, chip_id: str) -> Sequence
 
 def _proof_lost(store: Store, alerts: Alerts, verdict: VerdictRecord, policy: Policy,
                 now_unix_ns: int) -> None:
-    if verdict.verdict == "verified":
-        alerts.auto_resolve(store, "proof_lost", subject_kind="chip", subject_id=verdict.chip_id,
+    if verdict.verdict == Verdict.VERIFIED:
+        alerts.auto_resolve(store, AlertType.PROOF_LOST, subject_kind="chip",
+                            subject_id=verdict.chip_id,
                             reason=f"verified again in round {verdict.round_id}",
                             now_unix_ns=now_unix_ns)
         return
     window_s = max(PROOF_LOST_ROUNDS * policy.round_interval_s, PROOF_LOST_MIN_S)
     last_verified = next((v for v in store.verdicts(verdict.chip_id, None, _PROOF_HISTORY)
-                          if v.verdict == "verified"), None)
+                          if v.verdict == Verdict.VERIFIED), None)
     if last_verified is None:
         return  # never verified (or long enough ago that the alert has already been raised)
     lost_s = (now_unix_ns - last_verified.created_unix_ns) / _NS
     if lost_s <= window_s:
         return
     alerts.raise_alert(
-        store, "proof_lost", subject_kind="chip", subject_id=verdict.chip_id,
+        store, AlertType.PROOF_LOST, subject_kind="chip", subject_id=verdict.chip_id,
         message=f"chip {verdict.chip_id}: not verified for {lost_s:.0f} s "
                 f"(last verified in round {last_verified.round_id})",
         details={"last_verified_verdict_id": last_verified.verdict_id,

@@ -3,42 +3,62 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-ALERT_TYPES = (
-    "outside_licensed_region",
-    "went_dark",
-    "inconsistent_measurements",
-    "landmark_fault",
-    "landmark_suspect",
-    "signature_failure",
-    "replay_detected",
-    "notification_failed",
-    "key_refused",
-    "site_inconsistent",
-    "rtt_anomaly",
-    "proof_lost",
-    "gpu_attestation_failed",
-    "gpu_attestation_overdue",
-)
+from geo.assessment import Verdict
+
+
+class AlertType(StrEnum):
+    """Every alert the verifier raises (the API, the dashboard and routing rules use these)."""
+
+    OUTSIDE_LICENSED_REGION = "outside_licensed_region"
+    WENT_DARK = "went_dark"
+    INCONSISTENT_MEASUREMENTS = "inconsistent_measurements"
+    LANDMARK_FAULT = "landmark_fault"
+    LANDMARK_SUSPECT = "landmark_suspect"
+    SIGNATURE_FAILURE = "signature_failure"
+    REPLAY_DETECTED = "replay_detected"
+    NOTIFICATION_FAILED = "notification_failed"
+    KEY_REFUSED = "key_refused"
+    SITE_INCONSISTENT = "site_inconsistent"
+    RTT_ANOMALY = "rtt_anomaly"
+    PROOF_LOST = "proof_lost"
+    GPU_ATTESTATION_FAILED = "gpu_attestation_failed"
+    GPU_ATTESTATION_OVERDUE = "gpu_attestation_overdue"
+
+
+class ChipState(StrEnum):
+    """A chip's state: `unknown` until its first verdict, then its latest verdict (`verified`
+    expires to `inconclusive` after the policy's TTL). The verdict members are
+    `geo.assessment.Verdict`'s (tests/verifier/test_vocabulary.py)."""
+
+    UNKNOWN = "unknown"
+    VERIFIED = Verdict.VERIFIED.value
+    VIOLATION = Verdict.VIOLATION.value
+    INCONCLUSIVE = Verdict.INCONCLUSIVE.value
+    INCONSISTENT = Verdict.INCONSISTENT.value
+    DARK = Verdict.DARK.value
+
+
 # The one severity table: every alert type has exactly one severity, which routing rules
 # (`min_severity`) and docs/operations.md ("Alert types and severities") use.
-SEVERITY_BY_TYPE = {
-    "outside_licensed_region": "critical",
-    "replay_detected": "high",
-    "signature_failure": "high",
-    "went_dark": "high",
-    "inconsistent_measurements": "medium",
-    "landmark_fault": "critical",
-    "landmark_suspect": "low",
-    "notification_failed": "high",
-    "key_refused": "high",
+SEVERITY_BY_TYPE: dict[str, str] = {
+    AlertType.OUTSIDE_LICENSED_REGION: "critical",
+    AlertType.REPLAY_DETECTED: "high",
+    AlertType.SIGNATURE_FAILURE: "high",
+    AlertType.WENT_DARK: "high",
+    AlertType.INCONSISTENT_MEASUREMENTS: "medium",
+    AlertType.LANDMARK_FAULT: "critical",
+    AlertType.LANDMARK_SUSPECT: "low",
+    AlertType.NOTIFICATION_FAILED: "high",
+    AlertType.KEY_REFUSED: "high",
     # verifier.location_alerts: a relay or a move the geometry alone cannot call a violation
-    "site_inconsistent": "high",
-    "rtt_anomaly": "high",
-    "proof_lost": "medium",
-    "gpu_attestation_failed": "high",
-    "gpu_attestation_overdue": "medium",
+    AlertType.SITE_INCONSISTENT: "high",
+    AlertType.RTT_ANOMALY: "high",
+    AlertType.PROOF_LOST: "medium",
+    AlertType.GPU_ATTESTATION_FAILED: "high",
+    AlertType.GPU_ATTESTATION_OVERDUE: "medium",
 }
 
 

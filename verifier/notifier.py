@@ -19,6 +19,7 @@ from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
 from verifier.metrics import Metrics
+from verifier.model import AlertType
 from verifier.ops_model import Notification
 from verifier.store import Store
 from verifier.webhooks import backoff_s, deliver_forever, gives_up
@@ -39,12 +40,13 @@ def record_attempt(store: Store, alerts: Alerts, *, destination: str, kind: str,
                            event=payload["event"], attempt=attempt, time_unix_ns=now_unix_ns,
                            outcome=outcome, status_code=status_code, error=error)
         if outcome == "delivered":
-            alerts.auto_resolve(store, "notification_failed", subject_kind="channel",
+            alerts.auto_resolve(store, AlertType.NOTIFICATION_FAILED, subject_kind="channel",
                                 subject_id=destination, reason="a later delivery succeeded",
                                 now_unix_ns=now_unix_ns)
         else:
             alerts.raise_alert(
-                store, "notification_failed", subject_kind="channel", subject_id=destination,
+                store, AlertType.NOTIFICATION_FAILED, subject_kind="channel",
+                subject_id=destination,
                 message=f"{kind} channel {destination} could not deliver alert {alert_id}: "
                         f"{error}",
                 details={"alert_id": alert_id, "event": payload["event"], "attempt": attempt,

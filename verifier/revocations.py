@@ -26,7 +26,7 @@ from protocol.revocation import (
 )
 from verifier.alerts import Alerts
 from verifier.errors import InvalidInputError, NotFoundError, UnauthorizedError
-from verifier.model import Token
+from verifier.model import AlertType, Token
 from verifier.store import Store, TokenInfo
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def untrusted_alert(store: Store, alerts: Alerts, *, kind: str, subject_id: str,
                     details: dict[str, Any], now_unix_ns: int) -> None:
     what = ("is revoked" if reason == "revoked"
             else "signed outside its certificate's validity")
-    alerts.raise_alert(store, "key_refused", subject_kind=kind, subject_id=subject_id,
+    alerts.raise_alert(store, AlertType.KEY_REFUSED, subject_kind=kind, subject_id=subject_id,
                        message=f"{kind} {subject_id}: a measurement its key {what} was ignored",
                        details={"reason": reason, **details}, now_unix_ns=now_unix_ns)
 

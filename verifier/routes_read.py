@@ -13,7 +13,7 @@ from verifier import schemas
 from verifier.convert import alert_out, chip_out, landmark_out, policy_out, verdict_out
 from verifier.deps import AnyRole, Reader, ServiceDep, stream_token
 from verifier.errors import NotFoundError
-from verifier.model import AlertFilter, Token
+from verifier.model import AlertFilter, AlertType, Token
 from verifier.operations import in_scope
 from verifier.store import Store
 
@@ -89,7 +89,7 @@ async def list_policies(_: Reader, service: ServiceDep) -> schemas.PoliciesOut:
 async def list_alerts(
     *, _: Reader, service: ServiceDep,
     status: Annotated[schemas.AlertStatus | None, Query()] = None,
-    alert_type: Annotated[schemas.AlertType | None, Query(alias="type")] = None,
+    alert_type: Annotated[AlertType | None, Query(alias="type")] = None,
     severity: Annotated[schemas.Severity | None, Query()] = None,
     chip_id: IdQuery = None, landmark_id: IdQuery = None,
     cursor: Cursor = None, limit: Limit = 100,

@@ -12,27 +12,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from audit.parameters import MAX_RECORD_AGE_S, VERDICT_MARGIN_S
+from geo.assessment import Verdict
+from geo.decision import ReasonCode
+from verifier.model import AlertType, ChipState
 
 Id = str
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 Role = Literal["viewer", "auditor", "operator", "admin", "landmark", "dashboard"]
-ChipState = Literal["unknown", "verified", "inconclusive", "violation", "inconsistent", "dark"]
-AlertType = Literal[
-    "outside_licensed_region",
-    "went_dark",
-    "inconsistent_measurements",
-    "landmark_fault",
-    "landmark_suspect",
-    "signature_failure",
-    "replay_detected",
-    "notification_failed",
-    "key_refused",
-    "site_inconsistent",
-    "rtt_anomaly",
-    "proof_lost",
-    "gpu_attestation_failed",
-    "gpu_attestation_overdue",
-]
+# Verdict, ReasonCode (geo) and AlertType, ChipState (verifier.model) are the vocabulary's one
+# definition; pydantic validates and documents them as enums of their values.
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "high", "medium", "low"]
 LandmarkHealth = Literal["unknown", "alive", "dead", "faulty"]
@@ -209,11 +197,18 @@ class LandmarkRttOut(_Out):
     measurement_id: int
 
 
+class VocabularyOut(_Out):
+    verdicts: list[Verdict]
+    chip_states: list[ChipState]
+    reason_codes: list[ReasonCode]
+    alert_types: list[AlertType]
+
+
 class VerdictOut(_Out):
     verdict_id: int
     chip_id: str
     round_id: str
-    verdict: Literal["verified", "inconclusive", "violation", "inconsistent", "dark"]
+    verdict: Verdict
     created_unix_ns: int
     measurement_ids: list[int]
     landmarks: list[LandmarkRttOut]
@@ -222,7 +217,7 @@ class VerdictOut(_Out):
         "null for dark"
     )
     reason: str
-    reason_code: Literal["untrusted_key", "no_answer", "verdict_error"] | None = Field(
+    reason_code: ReasonCode | None = Field(
         default=None, description="machine-readable reason; untrusted_key: the chip's key "
         "protection is below the policy minimum, so the round cannot be verified; no_answer: "
         "the round closed without one valid signed answer; verdict_error: deciding it failed "

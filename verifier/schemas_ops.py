@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from verifier.schemas import ID_PATTERN, AlertType, Severity, _In, _Out
+from verifier.model import AlertType
+from verifier.schemas import ID_PATTERN, Severity, _In, _Out
 
 ChannelKind = Literal["email", "slack", "webhook"]
 IdList = list[Annotated[str, Field(pattern=ID_PATTERN)]]

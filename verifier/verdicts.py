@@ -18,7 +18,7 @@ from typing import Any
 
 from audit.parameters import VERDICT_MARGIN_S, record_too_old
 from geo.assess_batch import assess_many
-from geo.assessment import Assessment, SolverParams
+from geo.assessment import Assessment, SolverParams, Verdict
 from geo.audit import audit_landmarks
 from geo.calibration import CalibrationModel, CalibrationSample
 from geo.decision import Decision as Ruling
@@ -37,7 +37,7 @@ from verifier.alerts import Alerts
 from verifier.evidence_sink import EvidenceSink
 from verifier.keylevels import chip_key_protection
 from verifier.metrics import Metrics
-from verifier.model import DEFAULT_POLICY, Chip, Landmark, Policy, Round, VerdictRecord
+from verifier.model import DEFAULT_POLICY, AlertType, Chip, Landmark, Policy, Round, VerdictRecord
 from verifier.revocations import KeyInfo, concerning, key_info, refusal, untrusted_alert
 from verifier.store import Store
 
@@ -52,8 +52,9 @@ SUSPECT_WINDOWS = 2
 windows: one window of congestion or a rerouted cable must not page anyone."""
 # The reason of a round that closed without one valid signed answer (its code comes first).
 NO_ANSWER_REASON = "no_answer: no valid signed answer in this round"
-ALERT_FOR_VERDICT = {"violation": "outside_licensed_region",
-                     "inconsistent": "inconsistent_measurements", "dark": "went_dark"}
+ALERT_FOR_VERDICT = {Verdict.VIOLATION: AlertType.OUTSIDE_LICENSED_REGION,
+                     Verdict.INCONSISTENT: AlertType.INCONSISTENT_MEASUREMENTS,
+                     Verdict.DARK: AlertType.WENT_DARK}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +76,10 @@ class RoundInputs:
 @dataclass(frozen=True, slots=True)
 class Decision:
     inputs: RoundInputs
-    verdict: str
+    verdict: Verdict
     assessment: Assessment | None
     reason: str
-    reason_code: str | None = None  # geo.decision.ReasonCode
+    reason_code: ReasonCode | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,8 @@ def _checked_best(store: Store, rnd: Round, chip: Chip, alerts: Alerts, *,
                 verify_record(record, landmark.public_key, chip.public_key)
             except ProtocolError as exc:
                 alerts.raise_alert(
-                    store, "signature_failure", subject_kind="landmark", subject_id=landmark_id,
+                    store, AlertType.SIGNATURE_FAILURE, subject_kind="landmark",
+                    subject_id=landmark_id,
                     message=f"landmark {landmark_id} uploaded a record that fails the full check",
                     details={"measurement_id": measurement_id, "round_id": rnd.round_id,
                              "error": str(exc)}, now_unix_ns=now_unix_ns)
@@ -187,7 +189,7 @@ def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts,
 def decide(inputs: RoundInputs) -> Decision:
     """Worker thread: the geo verdict. Never invents a `verified`: errors become inconclusive."""
     if inputs.dark:
-        return Decision(inputs, "dark", None, "no valid response within the dark window")
+        return Decision(inputs, Verdict.DARK, None, "no valid response within the dark window")
     try:
         # A round without answers ends `no_answer` whatever its licence and calibration say.
         licence = licence_from_json(inputs.chip.licence) if inputs.rtts else None
@@ -195,11 +197,11 @@ def decide(inputs: RoundInputs) -> Decision:
         ruling = rule(inputs.rtts, licence, calibration, SolverParams(),
                       inputs.policy.tolerate_faulty_landmarks, key_trusted=_key_trusted(inputs))
     except GeoError as exc:
-        return Decision(inputs, "inconclusive", None, f"geo verdict unavailable: {exc}")
+        return Decision(inputs, Verdict.INCONCLUSIVE, None, f"geo verdict unavailable: {exc}")
     except Exception as exc:  # a bug must cost this round its verdict, not the whole tick's
         logger.exception("chip %s round %s: verdict failed", inputs.chip.chip_id,
                          inputs.round.round_id)
-        return Decision(inputs, "inconclusive", None,
+        return Decision(inputs, Verdict.INCONCLUSIVE, None,
                         f"verdict_error: {type(exc).__name__}: {exc}", ReasonCode.VERDICT_ERROR)
     return _decision(inputs, ruling)
 
@@ -285,7 +287,7 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
     store.set_chip_state(chip.chip_id, decision.verdict, now_unix_ns)
     store.set_verified_until(chip.chip_id, (
         now_unix_ns + int(inputs.policy.effective_verified_ttl_s * _NS)
-        if decision.verdict == "verified" else None))
+        if decision.verdict is Verdict.VERIFIED else None))
     metrics.verdicts.labels(decision.verdict).inc()
     logger.info("chip %s round %s: %s", chip.chip_id, inputs.round.round_id, decision.verdict)
     evidence.verdict(
@@ -313,7 +315,8 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
                                    f"({decision.reason})",
                            details=details, now_unix_ns=now_unix_ns)
     if inputs.rtts:  # a signed answer, not a mere verdict, shows the chip is back
-        alerts.auto_resolve(store, "went_dark", subject_kind="chip", subject_id=chip.chip_id,
+        alerts.auto_resolve(store, AlertType.WENT_DARK, subject_kind="chip",
+                            subject_id=chip.chip_id,
                             reason="the chip answered again", now_unix_ns=now_unix_ns)
     location_alerts.check(
         store, alerts, verdict=verdict, policy=inputs.policy, now_unix_ns=now_unix_ns,
@@ -351,7 +354,7 @@ def landmark_faults(store: Store, alerts: Alerts, *, window_s: float, settle_s: 
     for landmark_id, (delivered, answered, chips) in stats.items():
         if answered == 0 and chips >= 2 and delivered >= 3 and answering - {landmark_id}:
             alerts.raise_alert(
-                store, "landmark_fault", subject_kind="landmark", subject_id=landmark_id,
+                store, AlertType.LANDMARK_FAULT, subject_kind="landmark", subject_id=landmark_id,
                 message=f"landmark {landmark_id} got no answer from any of {chips} chips "
                         "that other landmarks reach",
                 details={"tasks": delivered, "chips": chips, "reason": "lost_all_chips"},
@@ -383,17 +386,17 @@ def refresh_mesh_models(store: Store, alerts: Alerts, *, since_unix_ns: int,
             flagged.add(landmark_id)  # its pairs would teach the calibration wrong speeds
         if status == "impossible":
             alerts.raise_alert(
-                store, "landmark_fault", subject_kind="landmark", subject_id=landmark_id,
+                store, AlertType.LANDMARK_FAULT, subject_kind="landmark", subject_id=landmark_id,
                 message=f"landmark {landmark_id} position is impossible given its peers",
                 details={"audit": audit.to_json()}, now_unix_ns=now_unix_ns)
         elif streak >= SUSPECT_WINDOWS:
             alerts.raise_alert(
-                store, "landmark_suspect", subject_kind="landmark", subject_id=landmark_id,
+                store, AlertType.LANDMARK_SUSPECT, subject_kind="landmark", subject_id=landmark_id,
                 message=f"landmark {landmark_id} is probably misplaced: too fast to several "
                         f"partners in {streak} consecutive mesh windows",
                 details={"audit": audit.to_json()}, now_unix_ns=now_unix_ns)
         elif status == "ok":
-            alerts.auto_resolve(store, "landmark_suspect", subject_kind="landmark",
+            alerts.auto_resolve(store, AlertType.LANDMARK_SUSPECT, subject_kind="landmark",
                                 subject_id=landmark_id, now_unix_ns=now_unix_ns,
                                 reason="the mesh no longer contradicts its position")
         if not landmarks[landmark_id].faulty:

@@ -14,6 +14,7 @@ from tests.verifier.conftest import Harness, open_harness
 from tests.verifier.test_flow import GERMANY, KASSEL, rtt_from, setup_germany
 from verifier.config import WebhookConfig, default_config, load_config
 from verifier.errors import ConfigError
+from verifier.model import AlertType
 from verifier.scheduler import _anchor
 from verifier.store import SqliteStore, Store
 from verifier.webhooks import gives_up
@@ -64,7 +65,7 @@ async def test_webhooks_retry_until_a_2xx_past_the_old_attempt_limit(tmp_path: P
     async with open_harness(tmp_path, webhooks=(WebhookConfig(url, "s3cret-for-tests"),)) as h:
         h.service.webhooks._alerts = None  # delivery log off: only the outbox row matters here
         await h.service.db.run(lambda s: h.service.alerts.raise_alert(
-            s, "went_dark", subject_kind="chip", subject_id="c1", message="m", details={},
+            s, AlertType.WENT_DARK, subject_kind="chip", subject_id="c1", message="m", details={},
             now_unix_ns=time.time_ns()))
         now = time.time_ns()
         for attempt in range(1, 16):  # the old default gave up after 12

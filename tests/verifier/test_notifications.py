@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.verifier.conftest import Harness, open_harness
 from tests.verifier.receivers import http_receiver, smtp_receiver
-from verifier.model import SEVERITY_BY_TYPE, Alert, AlertFilter
+from verifier.model import SEVERITY_BY_TYPE, Alert, AlertFilter, AlertType
 from verifier.ops_model import Channel, Membership, MuteRule, RoutingRule
 from verifier.routing import channels_for, mute_for
 from verifier.store import SqliteStore, Store
@@ -28,8 +28,8 @@ _NS = 1_000_000_000
 async def raise_alert(h: Harness, type_: str = "went_dark", subject_id: str = "chip-1",
                       subject_kind: str = "chip", now_unix_ns: int | None = None) -> Alert:
     alert = await h.service.db.run(
-        h.service.alerts.raise_alert, type_, subject_kind=subject_kind, subject_id=subject_id,
-        message=f"{subject_id} test alert", details={"why": "test"},
+        h.service.alerts.raise_alert, AlertType(type_), subject_kind=subject_kind,
+        subject_id=subject_id, message=f"{subject_id} test alert", details={"why": "test"},
         now_unix_ns=now_unix_ns or time.time_ns())
     assert alert is not None
     return alert
@@ -307,7 +307,7 @@ def test_muted_alert_is_recorded_but_not_queued_and_expiry_restores_notifying(
     mute = store.add_mute(reason="planned maintenance", chip_id="chip-1", group=None, zone=None,
                           landmark_id=None, alert_type=None, created_by="operator-t",
                           created_unix_ns=now, expires_unix_ns=now + 60 * _NS)
-    muted = alerts.raise_alert(store, "went_dark", subject_kind="chip", subject_id="chip-1",
+    muted = alerts.raise_alert(store, AlertType.WENT_DARK, subject_kind="chip", subject_id="chip-1",
                                message="dark", details={}, now_unix_ns=now + 1)
     assert muted is not None and muted.muted_by_rule == mute.rule_id
     assert store.due_notifications(now + 2 * 60 * _NS, 10) == []
@@ -317,7 +317,7 @@ def test_muted_alert_is_recorded_but_not_queued_and_expiry_restores_notifying(
     logged = json.loads(log.entry(log.size - 1).entry)
     assert logged["alert"]["muted_by_rule"] == mute.rule_id  # logged as evidence
     # After the expiry the same chip's next alert is notified (TOML webhook and channel).
-    after = alerts.raise_alert(store, "outside_licensed_region", subject_kind="chip",
+    after = alerts.raise_alert(store, AlertType.OUTSIDE_LICENSED_REGION, subject_kind="chip",
                                subject_id="chip-1", message="out", details={},
                                now_unix_ns=now + 61 * _NS)
     assert after is not None and after.muted_by_rule is None

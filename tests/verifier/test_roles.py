@@ -33,6 +33,7 @@ ROUTE_PERMISSION: dict[tuple[str, str], Permission | str] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/v1/map/countries.geojson"): PUBLIC,
+    ("GET", "/v1/vocabulary"): PUBLIC,
     ("GET", "/v1/me"): "identify",
     ("GET", "/v1/landmarks/{landmark_id}/tasks"): "upload",
     ("POST", "/v1/measurements"): "upload",

@@ -11,24 +11,13 @@ const KM_PER_RTT_MS = 299_792.458 / 1000 / 2;
 const REFRESH_INTERVAL_MS = 10_000;
 const ALERT_PAGES = 5;
 const VERDICT_PAGES = 5;
-const CHIP_STATES = ["unknown", "verified", "inconclusive", "violation", "inconsistent", "dark"];
-const ALERT_TYPES = [
-  "outside_licensed_region",
-  "went_dark",
-  "inconsistent_measurements",
-  "landmark_fault",
-  "landmark_suspect",
-  "signature_failure",
-  "replay_detected",
-  "notification_failed",
-  "key_refused",
-];
 const WRITE_ROLES = new Set(["admin", "operator"]);
 
 const $ = (selector) => document.querySelector(selector);
 
 const state = {
   api: null,
+  vocabulary: null, // chip states and alert types, as the verifier defines them (/v1/vocabulary)
   me: null,
   chips: [],
   landmarks: [],
@@ -613,7 +602,7 @@ async function start() {
   await Promise.all([loadFleet(), loadAlerts()]);
   renderOverview();
   openStream();
-  new OperationsPanel(state.api, state.me).start(ALERT_TYPES).catch(showLoadError);
+  new OperationsPanel(state.api, state.me).start(state.vocabulary.alert_types).catch(showLoadError);
   window.addEventListener("hashchange", () => route());
   await route();
   clearInterval(state.refreshTimer);
@@ -621,8 +610,10 @@ async function start() {
 }
 
 async function boot() {
-  setOptions($("#filter-verdict"), CHIP_STATES);
-  setOptions($("#filter-alert-type"), ALERT_TYPES);
+  // The verifier's one definition of the vocabulary; it needs no token, like the outlines.
+  state.vocabulary = await fetch("/v1/vocabulary").then((response) => response.json());
+  setOptions($("#filter-verdict"), state.vocabulary.chip_states);
+  setOptions($("#filter-alert-type"), state.vocabulary.alert_types);
   state.map = new WorldMap($("#map"), { onChipClick: (chipId) => (window.location.hash = `#/chip/${chipId}`) });
   $("#zoom-in").addEventListener("click", () => state.map.zoomBy(1.5));
   $("#zoom-out").addEventListener("click", () => state.map.zoomBy(1 / 1.5));
