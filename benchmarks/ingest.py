@@ -63,6 +63,18 @@ def start_verifier(data_dir: Path, ca_b64: str, port: int, **extra: object
     return proc, token, config
 
 
+def start_replica(config: Path, port: int, name: str) -> subprocess.Popen[bytes]:
+    """Another `lightfence verifier serve` process on the same configuration (and so the same
+    database) listening on `port`, logging to `<data_dir>/<name>.log`."""
+    log_path = config.parent / f"{name}.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "lightfence", "verifier", "serve",
+                                 "--config", str(config), "--port", str(port)],
+                                stdout=log, stderr=log)
+    wait_ready(port)
+    return proc
+
+
 def wait_ready(port: int, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

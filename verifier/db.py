@@ -26,7 +26,7 @@ class Db:
                   **kwargs: P.kwargs) -> T:
         """Call `fn(store, ...)` on the database thread. `Store.method` (the interface's own,
         typed reference) is dispatched to the implementation's method of the same name."""
-        if getattr(fn, "__qualname__", "").startswith(("Store.", "OpsStore.")):
+        if getattr(fn, "__qualname__", "").startswith(("Store.", "OpsStore.", "ReplicaStore.")):
             bound = getattr(self.store, fn.__name__)
             call = partial(bound, *args, **kwargs)
         else:

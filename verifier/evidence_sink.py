@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ class EvidenceSink:
         self._ca_public_key = ca_public_key
         self._log: Any = None
         self._pending: deque[EvidenceRecord] = deque()  # oldest first, never reordered
+        self._holding = 0  # > 0: inside held(), entries wait for the block to end
         if db_path is not None:
             from verifier.translog import TransparencyLog
 
@@ -81,9 +83,30 @@ class EvidenceSink:
             return
         self._append(record)
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Queue the entries made inside and append them when the block ends without error; an
+        error drops them. Wrap a store transaction in this so the log never holds an entry whose
+        verdict was rolled back (a fenced leader write, verifier.lease), and so the log's own
+        write transaction never waits on the store's open one (both may be one SQLite file)."""
+        mark = len(self._pending)
+        self._holding += 1
+        try:
+            yield
+        except BaseException:
+            while len(self._pending) > mark:
+                self._pending.pop()
+            raise
+        finally:
+            self._holding -= 1
+        if not self._holding:
+            self._flush()
+
     def _append(self, record: EvidenceRecord) -> int | None:
         """Queue `record` behind any waiting entry and flush; its log index when it went in."""
         self._pending.append(record)
+        if self._holding:
+            return None
         last = self._flush()
         return None if self._pending else last
 

@@ -38,6 +38,14 @@ class KeyCache:
         if store_policy is None:
             store.put_policy(DEFAULT_POLICY)
 
+    def refresh(self, store: Store, kind: str, subject_id: str) -> None:
+        """Reload one chip's or landmark's key (registered through another replica)."""
+        found = store.chip(subject_id) if kind == "chip" else store.landmark(subject_id)
+        if found is None:
+            return
+        (self.chips if kind == "chip" else self.landmarks)[subject_id] = found.public_key
+        self.infos[kind, subject_id] = key_info(found.public_key, found.certificate)
+
     def target_key(self, target_kind: str, target_id: str) -> bytes | None:
         return (self.chips if target_kind == "chip" else self.landmarks).get(target_id)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from verifier import schemas
 from verifier.convert import alert_out, chip_out, landmark_out, policy_out, verdict_out
@@ -28,6 +29,23 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 async def me(token: AnyRole) -> schemas.MeOut:
     return schemas.MeOut(role=token.role,  # type: ignore[arg-type]
                          label=token.label, landmark_id=token.landmark_id)
+
+
+class ReplicaOut(BaseModel):
+    """This replica's part in a deployment of several (docs/deploy.md)."""
+
+    replica_id: str
+    leader: bool
+    lease_token: int | None
+
+
+@router.get("/replica", response_model=ReplicaOut)
+async def replica(_: Reader, service: ServiceDep) -> ReplicaOut:
+    """Whether this replica holds the leader lease (it schedules, decides and appends evidence)
+    and under which fencing token; every replica serves the API and ingestion."""
+    token = service.leadership.token
+    return ReplicaOut(replica_id=service.leadership.holder, leader=token is not None,
+                      lease_token=token)
 
 
 @router.get("/stats", response_model=schemas.StatsOut)

@@ -5,6 +5,10 @@ the chip's expected position (small RTT → tight caps), the rest greedily to la
 bearings from that position are farthest from those already chosen (caps from many directions
 intersect in a small region). Dead or faulty landmarks are never chosen; tasks stuck on a
 landmark that died are re-issued to a healthy one not already in the round.
+
+Cost per tick follows the work that is due, not the fleet: due chips, rounds past their
+deadline and rounds answered since the last tick are read through indexes (verifier.store),
+at most `PLAN_BATCH` chips per tick (the rest are next tick's, earliest first).
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ logger = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
 MESH_PEERS = 8  # probes per landmark per mesh round: enough for calibration and the audit
+PLAN_BATCH = 2_000  # chips planned per tick at most; a backlog drains earliest-due first
+CLOSE_BATCH = 2_000  # rounds past their deadline closed per tick at most
+UNTRUSTED_RECHECK_S = 60.0  # a chip whose key cannot vouch now is looked at again after this
+# Measurement ids below the cursor re-read each tick: on PostgreSQL an id can commit after a
+# larger one, and a round answered by it would otherwise wait for its deadline.
+_ANSWER_LOOKBACK_IDS = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +130,13 @@ def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[st
     if not healthy:
         return created
     policies = {p.name: p for p in store.policies()}
-    for chip in store.chips():
-        if chip.next_round_unix_ns > now_unix_ns or chip.host is None or chip.port is None:
+    for chip in store.due_chips(now_unix_ns, PLAN_BATCH):
+        if chip.host is None or chip.port is None:
             continue
         if not trusted_now(revoked, "chip", chip.chip_id,
                            key_info(chip.public_key, chip.certificate), now_unix_ns):
+            store.set_chip_next_round(chip.chip_id,
+                                      now_unix_ns + int(UNTRUSTED_RECHECK_S * _NS))
             continue
         policy = policies.get(chip.policy, DEFAULT_POLICY)
         # A policy tolerating f liars needs f + 2 landmarks (PolicyIn enforces it; this keeps
@@ -152,24 +164,24 @@ def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[st
                     target.landmark_id, now_unix_ns, now_unix_ns + int(settings.task_ttl_s * _NS))
         store.add_round(rnd, [(lm.landmark_id, target.host, target.port) for lm in probers])
         created.append(rnd.round_id)
-    _reissue(store, healthy, now_unix_ns)
+    _reissue(store, landmarks, healthy, now_unix_ns)
     return created
 
 
-def _reissue(store: Store, healthy: Sequence[Landmark], now_unix_ns: int) -> None:
+def _reissue(store: Store, landmarks: Sequence[Landmark], healthy: Sequence[Landmark],
+             now_unix_ns: int) -> None:
     """Move never-delivered tasks of open rounds off landmarks that are not alive."""
     alive_ids = {lm.landmark_id for lm in healthy}
-    for rnd in store.open_rounds():
-        if rnd.deadline_unix_ns <= now_unix_ns:
+    others = [lm.landmark_id for lm in landmarks if lm.landmark_id not in alive_ids]
+    for task in store.stuck_tasks(others, now_unix_ns):
+        rnd = store.round(task.round_id)
+        if rnd is None or rnd.deadline_unix_ns <= now_unix_ns:
             continue
-        tasks = store.round_tasks(rnd.round_id)
-        in_round = {t.landmark_id for t in tasks}
+        in_round = {t.landmark_id for t in store.round_tasks(rnd.round_id)}
         spare = [lm for lm in healthy
                  if lm.landmark_id not in in_round and lm.landmark_id != rnd.target_id]
-        for task in tasks:
-            if task.landmark_id in alive_ids or task.delivered_unix_ns is not None or not spare:
-                continue
-            replacement = spare.pop(0)
+        if spare:
+            replacement = spare[0]
             store.cancel_task(task.task_id)
             store.add_task(rnd.round_id, landmark_id=replacement.landmark_id,
                            target_kind=task.target_kind, target_id=task.target_id,
@@ -179,11 +191,20 @@ def _reissue(store: Store, healthy: Sequence[Landmark], now_unix_ns: int) -> Non
                         task.landmark_id, replacement.landmark_id)
 
 
-def due_rounds(store: Store, now_unix_ns: int) -> list[Round]:
-    """Open rounds that are finished: every task answered, or the deadline passed."""
-    due = []
-    for rnd in store.open_rounds():
-        if rnd.deadline_unix_ns <= now_unix_ns or all(
-                t.answered for t in store.round_tasks(rnd.round_id)):
-            due.append(rnd)
-    return due
+class AnswerCursor:
+    """The largest measurement id whose rounds `due_rounds` has looked at (the leader's own
+    state; a new leader starts near the end and leaves older rounds to their deadlines)."""
+
+    def __init__(self, measurement_id: int | None = None) -> None:
+        self.measurement_id = measurement_id
+
+
+def due_rounds(store: Store, now_unix_ns: int, cursor: AnswerCursor) -> list[Round]:
+    """Open rounds that are finished: the deadline passed, or every task is answered (looked
+    for only among rounds that got a measurement since the last call)."""
+    due = {rnd.round_id: rnd for rnd in store.rounds_past_deadline(now_unix_ns, CLOSE_BATCH)}
+    after = (cursor.measurement_id - _ANSWER_LOOKBACK_IDS if cursor.measurement_id is not None
+             else store.rounds_answered(2**62)[1] - _ANSWER_LOOKBACK_IDS)
+    answered, cursor.measurement_id = store.rounds_answered(max(0, after))
+    due.update((rnd.round_id, rnd) for rnd in answered)
+    return list(due.values())

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from cryptography import x509
 
@@ -20,15 +22,18 @@ from verifier.errors import ConfigError
 from verifier.evidence_sink import EvidenceSink
 from verifier.hub import Hub
 from verifier.ingest import Ingestor
+from verifier.lease import Leadership, LeaseLostError
 from verifier.metrics import Metrics
 from verifier.notifier import Notifier
 from verifier.registry import KeyCache
 from verifier.retention import Pruner
-from verifier.store import open_store
+from verifier.store import Store, open_store
 from verifier.tree_heads import TreeHeadSigner, load_or_create_log_key
 from verifier.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 _NS = 1_000_000_000
 ATTESTATION_CHECK_S = 60.0  # how often enrolled GPUs are checked for overdue re-attestation
 
@@ -63,9 +68,13 @@ class Service:
         self.notifier = Notifier(db=self.db, config=config, alerts=self.alerts,
                                  metrics=self.metrics)
         self.pruner = Pruner(db=self.db, config=config)
+        self.leadership = Leadership(self.db)
+        self._answers = scheduler.AnswerCursor()
+        self._answers_token: int | None = None  # the lease token `_answers` was built under
         self._geo_pool = ThreadPoolExecutor(1, thread_name_prefix="geo")
         self._task_waiters: dict[str, asyncio.Event] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._refreshes: set[asyncio.Task[None]] = set()
         self._last_mesh_refresh_ns = 0
         self.gpu_root = _gpu_root(config)
         self._last_attestation_check_ns = 0
@@ -78,14 +87,26 @@ class Service:
 
     async def start(self) -> None:
         self.hub.bind(asyncio.get_running_loop())
+        self.hub.on_signal("_tasks", lambda _: self._wake_task_waiters())
+        self.hub.on_signal("_key", self._refresh_key)
         await self.db.run(self.keys.load)
+        await self.leadership.renew()
         self._background = [asyncio.create_task(self._loop(), name="verifier-tick"),
+                            asyncio.create_task(self.leadership.run(), name="verifier-lease"),
+                            asyncio.create_task(self.hub.relay(self.db, self.leadership.holder),
+                                                name="verifier-relay"),
                             asyncio.create_task(self.webhooks.run(), name="verifier-webhooks"),
                             asyncio.create_task(self.notifier.run(), name="verifier-notifier"),
-                            asyncio.create_task(self.pruner.run(), name="verifier-retention")]
-        if self.tree_heads is not None:
-            self._background.append(asyncio.create_task(self.tree_heads.run(),
-                                                        name="verifier-tree-heads"))
+                            asyncio.create_task(self._while_leader(
+                                self.config.retention_interval_s,
+                                lambda: self.pruner.prune_all(time.time_ns()), "retention pass"),
+                                name="verifier-retention")]
+        heads = self.tree_heads
+        if heads is not None:
+            self._background.append(asyncio.create_task(self._while_leader(
+                self.config.tree_head_interval_s,
+                lambda: asyncio.to_thread(heads.sign_if_grown, int(time.time())),
+                "signing the evidence log's tree head"), name="verifier-tree-heads"))
 
     async def stop(self) -> None:
         for task in self._background:
@@ -93,6 +114,8 @@ class Service:
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(Exception):  # a standby then takes over at once
+            await self.leadership.release()
         await self.webhooks.close()
         await self.notifier.close()
         self.ingestor.close()
@@ -105,6 +128,43 @@ class Service:
     def task_event(self, landmark_id: str) -> asyncio.Event:
         return self._task_waiters.setdefault(landmark_id, asyncio.Event())
 
+    def _wake_task_waiters(self) -> None:
+        for event in self._task_waiters.values():
+            event.set()
+
+    def _refresh_key(self, payload: dict[str, Any]) -> None:
+        """Another replica registered a chip or landmark: load its key here too."""
+        task = asyncio.get_running_loop().create_task(
+            self.db.run(self.keys.refresh, str(payload["kind"]), str(payload["id"])))
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    def announce_key(self, kind: str, subject_id: str) -> None:
+        """Tell the other replicas that `kind`/`subject_id` was (re-)registered here."""
+        self.hub.publish({"kind": kind, "id": subject_id}, event="_key")
+
+    async def _while_leader(self, interval_s: float, step: Callable[[], Awaitable[Any]],
+                            what: str) -> None:
+        """Run `step` every `interval_s` while this replica leads (retention, tree heads)."""
+        while True:
+            if self.leadership.is_leader:
+                try:
+                    await step()
+                except Exception:
+                    logger.exception("%s failed", what)
+            await asyncio.sleep(interval_s)
+
+    async def _fenced(self, fn: Callable[Concatenate[Store, P], T], *args: P.args,
+                      **kwargs: P.kwargs) -> T:
+        """`fn(store, ...)` as one leader-only transaction (verifier.lease): it writes nothing
+        unless this replica still holds the lease, and alerts and evidence it makes are
+        announced and appended only after the COMMIT."""
+        def call(store: Store) -> T:
+            with self.alerts.held(), self.evidence.held(), self.leadership.fenced(store):
+                return fn(store, *args, **kwargs)
+
+        return await self.db.run(call)
+
     async def _loop(self) -> None:
         while True:
             try:
@@ -114,44 +174,57 @@ class Service:
             await asyncio.sleep(self.config.tick_s)
 
     async def tick(self, now_unix_ns: int) -> None:
-        """One scheduling pass: plan, wake long-polls, close rounds into verdicts."""
+        """One scheduling pass, on the leader only: plan, wake long-polls, close rounds into
+        verdicts. Every write is fenced by the lease (a lost lease ends the pass)."""
+        if not self.leadership.is_leader:
+            return
+        try:
+            await self._lead(now_unix_ns)
+        except LeaseLostError as exc:
+            logger.warning("tick stopped: %s", exc)
+
+    async def _lead(self, now_unix_ns: int) -> None:
         if self.evidence.enabled:  # evidence a failing log could not take yet, oldest first
             pending = await self.db.run(lambda _: self.evidence.flush_pending())
             self.metrics.evidence_pending.set(pending)
-        created = await self.db.run(scheduler.plan, self.settings, now_unix_ns)
+        created = await self._fenced(scheduler.plan, self.settings, now_unix_ns)
         if created:
-            for event in self._task_waiters.values():
-                event.set()
-        due = await self.db.run(scheduler.due_rounds, now_unix_ns)
-        inputs = await self.db.run(verdicts.collect_all, due, now_unix_ns, self.alerts,
-                                   self.config.min_key_protection)
+            self._wake_task_waiters()
+            self.hub.publish({"rounds": len(created)}, event="_tasks")
+        if self.leadership.token != self._answers_token:  # (re)gained the lease: start afresh
+            self._answers, self._answers_token = scheduler.AnswerCursor(), self.leadership.token
+        due = await self.db.run(scheduler.due_rounds, now_unix_ns, self._answers)
+        inputs = await self._fenced(verdicts.collect_all, due, now_unix_ns, self.alerts,
+                                    self.config.min_key_protection)
         loop = asyncio.get_running_loop()
         decisions = (await loop.run_in_executor(self._geo_pool, verdicts.decide_all, inputs)
                      if inputs else [])
         for decision in decisions:
             try:
-                verdict = await self.db.run(verdicts.record, decision, alerts=self.alerts,
-                                            metrics=self.metrics, evidence=self.evidence,
-                                            now_unix_ns=time.time_ns())
+                verdict = await self._fenced(verdicts.record, decision, alerts=self.alerts,
+                                             metrics=self.metrics, evidence=self.evidence,
+                                             now_unix_ns=time.time_ns())
+            except LeaseLostError:
+                raise
             except Exception:  # the other rounds' verdicts are still recorded
                 logger.exception("chip %s round %s: recording the verdict failed",
                                  decision.inputs.chip.chip_id, decision.inputs.round.round_id)
                 continue
             self.hub.publish(verdicts.verdict_event(verdict), event="verdict")
-        for chip_id in await self.db.run(verdicts.expire_verified, now_unix_ns):
+        for chip_id in await self._fenced(verdicts.expire_verified, now_unix_ns):
             self.hub.publish({"chip_id": chip_id, "state": "inconclusive",
                               "reason": "verified_expired", "state_since_unix_ns": now_unix_ns},
                              event="chip_state")
-        await self.db.run(verdicts.landmark_faults, self.alerts,
+        await self._fenced(verdicts.landmark_faults, self.alerts,
                           window_s=self.config.landmark_dead_after_s * 5,
                           settle_s=self.config.task_ttl_s, now_unix_ns=now_unix_ns)
         if now_unix_ns - self._last_attestation_check_ns >= ATTESTATION_CHECK_S * _NS:
             self._last_attestation_check_ns = now_unix_ns
-            await self.db.run(attestation.raise_overdue, self.alerts,
+            await self._fenced(attestation.raise_overdue, self.alerts,
                               max_age_s=self.config.gpu_attestation_max_age_s,
                               now_unix_ns=now_unix_ns)
         if now_unix_ns - self._last_mesh_refresh_ns >= self.config.calibration_refresh_s * _NS:
             self._last_mesh_refresh_ns = now_unix_ns
             since = now_unix_ns - int(self.config.calibration_refresh_s * 4 * _NS)
-            await self.db.run(verdicts.refresh_mesh_models, self.alerts, since_unix_ns=since,
+            await self._fenced(verdicts.refresh_mesh_models, self.alerts, since_unix_ns=since,
                               now_unix_ns=now_unix_ns)

@@ -42,6 +42,7 @@ async def deliver_forever(
         await asyncio.sleep(poll_s)
 _NS = 1_000_000_000
 _MAX_BACKOFF_S = 3_600.0
+_CLAIM_SLACK_S = 30.0  # beyond the attempt timeout, for a slow database write of the outcome
 
 
 def signature_header(secret: str, timestamp_s: int, body: bytes) -> str:
@@ -84,7 +85,9 @@ class WebhookSender:
         if not self._secrets:
             return 0
         delivered = 0
-        for item in await self._db.run(Store.due_outbox, now_unix_ns, 100):
+        # Claimed past one attempt's timeout, so no other replica sends the same item meanwhile.
+        claim_until = now_unix_ns + int((self._config.webhook_timeout_s + _CLAIM_SLACK_S) * _NS)
+        for item in await self._db.run(Store.claim_outbox, now_unix_ns, 100, claim_until):
             secret = self._secrets.get(item.url)
             error = "webhook no longer configured"
             status_code: int | None = None

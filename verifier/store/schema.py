@@ -158,6 +158,23 @@ _BASELINE = (
     " disabled_by TEXT, disabled_reason TEXT)",
 )
 
+# Several replicas on one database (verifier.lease, verifier.hub, outbox claims), and the
+# indexes that let a tick read only what is due (verifier.scheduler).
+_REPLICAS = (
+    "CREATE TABLE IF NOT EXISTS leases (name {key} PRIMARY KEY, holder TEXT NOT NULL,"
+    " token BIGINT NOT NULL, expires_unix_ns BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS hub_events (event_id {id}, origin TEXT NOT NULL, event TEXT,"
+    " data TEXT NOT NULL, created_unix_ns BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS hub_events_time ON hub_events(created_unix_ns)",
+    "CREATE INDEX IF NOT EXISTS chips_next_round ON chips(next_round_unix_ns)",
+    "CREATE INDEX IF NOT EXISTS rounds_open_deadline ON rounds(deadline_unix_ns)"
+    " WHERE closed = 0",
+    "CREATE INDEX IF NOT EXISTS tasks_undelivered ON tasks(landmark_id, expires_unix_ns)"
+    " WHERE delivered_unix_ns IS NULL AND cancelled = 0",
+    "CREATE INDEX IF NOT EXISTS verified_until_time ON verified_until(until_unix_ns)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline", _BASELINE),
+    Migration(2, "replicas", _REPLICAS),
 )

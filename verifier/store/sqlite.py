@@ -17,6 +17,7 @@ from typing import Any
 from verifier.store.core import CoreTables
 from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
 from verifier.store.ops import OpsTables
+from verifier.store.replicas import ReplicaTables
 from verifier.store.revocations import RevocationTables
 from verifier.store.schema import Dialect
 
@@ -52,7 +53,7 @@ class _Connection:
             raise _integrity(exc) from exc
 
 
-class SqliteStore(CoreTables, OpsTables, RevocationTables):
+class SqliteStore(CoreTables, OpsTables, RevocationTables, ReplicaTables):
     """`Store` on one SQLite connection in WAL mode; used from a single thread at a time."""
 
     dialect: Dialect = "sqlite"
