@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from geo.errors import GeoError
 from geo.licence import licence_from_json
 from protocol.certs import ChipCertificate, LandmarkCertificate
 from protocol.errors import ProtocolError
-from verifier.errors import InvalidInputError, NotFoundError
+from verifier.errors import InvalidInputError, NotFoundError, VerifierError
 from verifier.model import DEFAULT_POLICY, Chip, Landmark, Policy
 from verifier.revocations import KeyInfo, check_not_revoked, key_info
 from verifier.store import Store
@@ -119,6 +120,40 @@ def register_chip(store: Store, keys: KeyCache, *, ca_public_key: bytes,
     stored = store.chip(chip.chip_id)
     assert stored is not None
     return stored
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """One chip of a bulk enrolment (the fields of `register_chip`)."""
+
+    certificate: dict[str, Any]
+    owner: str
+    host: str | None
+    port: int | None
+    licence: dict[str, Any]
+    policy: str
+
+
+def register_chips(store: Store, keys: KeyCache, *, ca_public_key: bytes,
+                   enrolments: Sequence[Enrolment], now_unix_ns: int) -> list[Chip]:
+    """Register every chip in one transaction, or none: the first rejected one names its
+    position, and nothing (not even the key cache) changes."""
+    snapshot = dict(keys.chips), dict(keys.infos)
+    done: list[Chip] = []
+    try:
+        with store.transaction():
+            for position, item in enumerate(enrolments):
+                try:
+                    done.append(register_chip(
+                        store, keys, ca_public_key=ca_public_key, certificate=item.certificate,
+                        owner=item.owner, host=item.host, port=item.port,
+                        licence=item.licence, policy=item.policy, now_unix_ns=now_unix_ns))
+                except VerifierError as exc:  # same type (and HTTP status), position named
+                    raise type(exc)(f"chips[{position}]: {exc}") from exc
+    except BaseException:
+        keys.chips, keys.infos = snapshot
+        raise
+    return done
 
 
 def set_licence(store: Store, chip_id: str, licence: dict[str, Any]) -> Chip:

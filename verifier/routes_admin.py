@@ -39,6 +39,21 @@ async def register_chip(body: schemas.ChipIn, _: Admin, service: ServiceDep) -> 
     return chip_out(chip, await service.db.run(Store.last_verdict, chip.chip_id))
 
 
+@router.post("/chips/bulk", response_model=schemas.ChipsBulkOut)
+async def register_chips(body: schemas.ChipsBulkIn, _: Admin,
+                         service: ServiceDep) -> schemas.ChipsBulkOut:
+    """Enrol up to 1,000 chips in one transaction: every one, or (422 naming the first bad
+    one) none."""
+    chips = await service.db.run(
+        registry.register_chips, service.keys, ca_public_key=service.config.ca_public_key,
+        enrolments=[registry.Enrolment(c.certificate, c.owner, c.host, c.port, c.licence,
+                                       c.policy) for c in body.chips],
+        now_unix_ns=time.time_ns())
+    for chip in chips:
+        service.announce_key("chip", chip.chip_id)
+    return schemas.ChipsBulkOut(enrolled=len(chips), chip_ids=[c.chip_id for c in chips])
+
+
 @router.put("/chips/{chip_id}/licence", response_model=schemas.ChipOut)
 async def set_licence(chip_id: IdPath, body: schemas.LicenceIn, _: Admin,
                       service: ServiceDep) -> schemas.ChipOut:

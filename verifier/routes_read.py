@@ -14,7 +14,7 @@ from verifier import schemas
 from verifier.convert import alert_out, chip_out, landmark_out, policy_out, verdict_out
 from verifier.deps import AnyRole, Reader, ServiceDep, stream_token
 from verifier.errors import NotFoundError
-from verifier.model import AlertFilter, AlertType, Token
+from verifier.model import AlertFilter, AlertType, Chip, Token
 from verifier.operations import in_scope
 from verifier.store import Store
 
@@ -23,6 +23,9 @@ IdPath = Annotated[str, Path(pattern=schemas.ID_PATTERN)]
 IdQuery = Annotated[str | None, Query(pattern=schemas.ID_PATTERN)]
 Cursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$", description="next_cursor")]
 Limit = Annotated[int, Query(ge=1, le=500)]
+IdCursor = Annotated[str | None, Query(pattern=schemas.ID_PATTERN,
+                                       description="next_cursor of the previous page")]
+PageLimit = Annotated[int, Query(ge=1, le=1_000)]
 
 
 @router.get("/me", response_model=schemas.MeOut)
@@ -59,15 +62,30 @@ async def stats(_: Reader, service: ServiceDep) -> schemas.StatsOut:
 
 @router.get("/chips", response_model=schemas.ChipsOut)
 async def list_chips(_: Reader, service: ServiceDep, zone: IdQuery = None,
-                     group: IdQuery = None) -> schemas.ChipsOut:
-    """Every chip, or those in `zone` and/or `group` (docs/operations.md)."""
-    def load(store: Store) -> list[schemas.ChipOut]:
-        members = store.memberships()
-        chips = [c for c in store.chips() if in_scope(members.get(c.chip_id), zone, group)]
-        return [chip_out(c, store.last_verdict(c.chip_id), members.get(c.chip_id))
-                for c in chips]
+                     group: IdQuery = None, cursor: IdCursor = None,
+                     limit: PageLimit = 500) -> schemas.ChipsOut:
+    """Chips by id, one page at a time, or those in `zone` and/or `group` (docs/operations.md).
+    `next_cursor` is set when more may follow."""
+    def load(store: Store) -> tuple[list[schemas.ChipOut], str | None]:
+        members = store.memberships() if zone or group else None
+        chips: list[Chip] = []
+        after = cursor
+        while True:  # a zone or group filter may drop rows: read on until a page is full
+            page = store.chips_page(after, limit)
+            chips += [c for c in page
+                      if members is None or in_scope(members.get(c.chip_id), zone, group)]
+            if len(chips) >= limit or len(page) < limit:
+                more = len(chips) > limit or len(page) == limit
+                break
+            after = page[-1].chip_id
+        chips = chips[:limit]
+        return [chip_out(c, store.last_verdict(c.chip_id),
+                         members.get(c.chip_id) if members is not None
+                         else store.membership(c.chip_id)) for c in chips], (
+            chips[-1].chip_id if more and chips else None)
 
-    return schemas.ChipsOut(items=await service.db.run(load))
+    items, next_cursor = await service.db.run(load)
+    return schemas.ChipsOut(items=items, next_cursor=next_cursor)
 
 
 @router.get("/chips/{chip_id}", response_model=schemas.ChipOut)
@@ -90,11 +108,13 @@ async def chip_verdicts(chip_id: IdPath, _: Reader, service: ServiceDep,
 
 
 @router.get("/landmarks", response_model=schemas.LandmarksOut)
-async def list_landmarks(_: Reader, service: ServiceDep) -> schemas.LandmarksOut:
+async def list_landmarks(_: Reader, service: ServiceDep, cursor: IdCursor = None,
+                         limit: PageLimit = 500) -> schemas.LandmarksOut:
     now = time.time_ns()
-    items = await service.db.run(Store.landmarks)
+    items = await service.db.run(Store.landmarks_page, cursor, limit)
     return schemas.LandmarksOut(items=[
-        landmark_out(lm, now, service.config.landmark_dead_after_s) for lm in items])
+        landmark_out(lm, now, service.config.landmark_dead_after_s) for lm in items],
+        next_cursor=items[-1].landmark_id if len(items) == limit else None)
 
 
 @router.get("/policies", response_model=schemas.PoliciesOut)

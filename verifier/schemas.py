@@ -57,6 +57,17 @@ class ChipIn(_In):
     policy: str = Field(default="default", pattern=ID_PATTERN)
 
 
+class ChipsBulkIn(_In):
+    """Enrol many chips in one request and one transaction: all of them, or none."""
+
+    chips: list[ChipIn] = Field(min_length=1, max_length=1_000)
+
+
+class ChipsBulkOut(_Out):
+    enrolled: int
+    chip_ids: list[str]
+
+
 class LicenceIn(_In):
     licence: dict[str, Any]
 
@@ -295,10 +306,12 @@ class IngestOut(_Out):
 
 class ChipsOut(_Out):
     items: list[ChipOut]
+    next_cursor: str | None = None  # pass as `cursor` for the next page; None: last page
 
 
 class LandmarksOut(_Out):
     items: list[LandmarkOut]
+    next_cursor: str | None = None  # pass as `cursor` for the next page; None: last page
 
 
 class PoliciesOut(_Out):

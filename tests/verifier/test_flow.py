@@ -159,7 +159,8 @@ async def test_auth_and_bad_inputs_are_clear_4xx(harness: Harness) -> None:
     r = await h.client.post("/v1/measurements", content=huge, headers=h.admin)
     assert r.status_code == 413
     assert (await h.client.get("/v1/chips/nope", headers=h.dashboard)).status_code == 404
-    assert (await h.client.get("/v1/chips", headers=h.dashboard)).json() == {"items": []}
+    assert (await h.client.get("/v1/chips", headers=h.dashboard)).json() == {
+        "items": [], "next_cursor": None}
 
 
 @pytest.mark.asyncio

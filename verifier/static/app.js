@@ -11,6 +11,7 @@ const KM_PER_RTT_MS = 299_792.458 / 1000 / 2;
 const REFRESH_INTERVAL_MS = 10_000;
 const ALERT_PAGES = 5;
 const VERDICT_PAGES = 5;
+const FLEET_PAGES = 20; // the map and lists show at most 20,000 chips (docs/deploy.md)
 const WRITE_ROLES = new Set(["admin", "operator"]);
 
 const $ = (selector) => document.querySelector(selector);
@@ -445,12 +446,12 @@ function downloadEvidence() {
 
 async function loadFleet() {
   const [chips, landmarks, stats] = await Promise.all([
-    state.api.get("/v1/chips"),
-    state.api.get("/v1/landmarks"),
+    state.api.getAll("/v1/chips?limit=1000", FLEET_PAGES),
+    state.api.getAll("/v1/landmarks?limit=1000", FLEET_PAGES),
     state.api.get("/v1/stats"),
   ]);
-  state.chips = chips.items;
-  state.landmarks = landmarks.items;
+  state.chips = chips;
+  state.landmarks = landmarks;
   state.previousStats = state.stats;
   state.stats = { ...stats, at_ms: Date.now() };
   refreshFilterOptions();
