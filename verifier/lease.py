@@ -52,7 +52,8 @@ def new_holder_id() -> str:
 
 
 class Leadership:
-    """This replica's view of the `leader` lease; renewed by `run()` on the event loop."""
+    """This replica's view of the `leader` lease; renewed by `run()` on the event loop through
+    `db`, which should be a connection of its own (renewals must not queue behind long work)."""
 
     def __init__(self, db: Db, holder: str | None = None, *, ttl_s: float = LEASE_TTL_S,
                  renew_every_s: float = RENEW_EVERY_S) -> None:

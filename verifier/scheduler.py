@@ -14,6 +14,8 @@ at most `PLAN_BATCH` chips per tick (the rest are next tick's, earliest first).
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 import math
 import secrets
@@ -94,10 +96,10 @@ def _anchor(store: Store, chip: Chip, landmarks: Sequence[Landmark]) -> tuple[fl
     """Where the chip probably is: its declared site (where its licence says it is; its
     nearest landmarks are what the location alerts compare), else the latest estimate among its
     recent verdicts, else the licence's allowed area."""
-    with contextlib.suppress(GeoError):
-        site = site_from_json(chip.licence)
-        if site is not None:
-            return site.lat_deg, site.lon_deg
+    licence_json = json.dumps(chip.licence, sort_keys=True)
+    site = _declared_site(licence_json)
+    if site is not None:
+        return site
     for verdict in store.verdicts(chip.chip_id, None, _ANCHOR_VERDICTS):
         # Assessment.to_json() writes the estimate as {"lat", "lon"} (or null).
         estimate = (verdict.assessment or {}).get("estimate")
@@ -106,10 +108,26 @@ def _anchor(store: Store, chip: Chip, landmarks: Sequence[Landmark]) -> tuple[fl
             if (isinstance(lat, float | int) and isinstance(lon, float | int)
                     and not isinstance(lat, bool) and not isinstance(lon, bool)):
                 return float(lat), float(lon)
-    anchor = licence_anchor(chip.licence)
+    anchor = _licence_anchor(licence_json)
     if anchor is not None:
         return anchor
     return landmarks[0].lat_deg, landmarks[0].lon_deg
+
+
+# Parsing a licence builds its geometry (milliseconds); a fleet shares a few licences, so each
+# distinct licence text is parsed once, not once per planned round.
+@functools.lru_cache(maxsize=1_024)
+def _declared_site(licence_json: str) -> tuple[float, float] | None:
+    with contextlib.suppress(GeoError):
+        site = site_from_json(json.loads(licence_json))
+        if site is not None:
+            return site.lat_deg, site.lon_deg
+    return None
+
+
+@functools.lru_cache(maxsize=1_024)
+def _licence_anchor(licence_json: str) -> tuple[float, float] | None:
+    return licence_anchor(json.loads(licence_json))
 
 
 def new_round_id(kind: str, target_id: str, now_unix_ns: int) -> str:
@@ -130,6 +148,8 @@ def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[st
     if not healthy:
         return created
     policies = {p.name: p for p in store.policies()}
+    # Chips near one place (one declared site or licence) get the same landmarks: choose once.
+    choices: dict[tuple[tuple[float, float], int], list[Landmark]] = {}
     for chip in store.due_chips(now_unix_ns, PLAN_BATCH):
         if chip.host is None or chip.port is None:
             continue
@@ -144,7 +164,10 @@ def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[st
         wanted = policy.landmarks_per_round
         if policy.tolerate_faulty_landmarks:
             wanted = max(wanted, policy.tolerate_faulty_landmarks + 2)
-        picked = choose_landmarks(healthy, _anchor(store, chip, healthy), wanted)
+        key = (_anchor(store, chip, healthy), wanted)
+        if key not in choices:
+            choices[key] = choose_landmarks(healthy, key[0], wanted)
+        picked = choices[key]
         rnd = Round(new_round_id("chip", chip.chip_id, now_unix_ns), "chip", chip.chip_id,
                     now_unix_ns, now_unix_ns + int(policy.round_timeout_s * _NS))
         store.add_round(rnd, [(lm.landmark_id, chip.host, chip.port) for lm in picked])

@@ -68,7 +68,10 @@ class Service:
         self.notifier = Notifier(db=self.db, config=config, alerts=self.alerts,
                                  metrics=self.metrics)
         self.pruner = Pruner(db=self.db, config=config)
-        self.leadership = Leadership(self.db)
+        # The lease has its own connection and thread, so a long request on the main one (a
+        # bulk enrolment, a retention pass) never delays a renewal past the lease's TTL.
+        self._lease_db = Db(open_store(config))
+        self.leadership = Leadership(self._lease_db)
         self._answers = scheduler.AnswerCursor()
         self._answers_token: int | None = None  # the lease token `_answers` was built under
         self._geo_pool = ThreadPoolExecutor(1, thread_name_prefix="geo")
@@ -116,6 +119,7 @@ class Service:
                 await task
         with contextlib.suppress(Exception):  # a standby then takes over at once
             await self.leadership.release()
+        self._lease_db.close()
         await self.webhooks.close()
         await self.notifier.close()
         self.ingestor.close()

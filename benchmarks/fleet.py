@@ -1,0 +1,238 @@
+"""Fleet benchmark: the scheduler and the decider at fleet size, on signed synthetic uploads.
+
+    python -m benchmarks.fleet --chips 2000 100000 [--cycles 4] [--due-per-tick 250]
+        [--database-url postgresql://...]
+
+For each fleet size: a real verifier app (in-process, ASGI, its background tick idle) gets
+`--landmarks` landmarks and N chips through the bulk enrolment API, then runs `--cycles`
+cycles of: `due-per-tick` chips become due; a tick plans their rounds (scheduling CPU per
+task); every landmark polls its tasks through the API (poll latency), signs an answer to each
+and uploads it; a second tick closes the answered rounds into verdicts (rounds decided per
+second, tick latency). Database bytes per chip-day come from the database's growth per decided
+round (verdicts, measurements, tasks, evidence log; SQLite's file after a WAL checkpoint, or
+PostgreSQL's `pg_database_size`) times the policy's rounds per day.
+
+Prints one JSON object per fleet size, then a summary comparing the sizes. CPU figures are the
+process's CPU time (time.process_time, all threads) over the timed part, so they do not depend
+on what else the shared machine runs; latencies do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from geo.geodesy import distance_km
+from tests.verifier.fleet import Fleet
+from verifier.app import create_app
+from verifier.auth import issue_token
+from verifier.config import default_config
+from verifier.service import Service
+from verifier.store import Store
+
+_NS = 1_000_000_000
+_ENROL_BATCH = 1_000
+_ROUND_INTERVAL_S = 600.0  # the policy's: 144 rounds per chip-day
+_CHIP_SITE = (50.0, 8.3)  # every synthetic chip sits near Frankfurt, inside its licence
+_LANDMARK_SITES = [(50.11, 8.68), (52.52, 13.40), (48.14, 11.58), (53.55, 9.99),
+                   (51.23, 6.78), (49.45, 11.08), (51.34, 12.37), (47.37, 8.54)]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def _landmark_site(i: int) -> tuple[float, float]:
+    lat, lon = _LANDMARK_SITES[i % len(_LANDMARK_SITES)]
+    return lat + (i // len(_LANDMARK_SITES)) * 0.1, lon
+
+
+def _honest_rtt_ms(i: int) -> float:
+    """What an honest chip at `_CHIP_SITE` answers landmark i in: light in fibre (~200 km/ms)
+    there and back, plus 0.5 ms of processing."""
+    lat, lon = _landmark_site(i)
+    return 2 * distance_km(lat, lon, *_CHIP_SITE) / 200.0 + 0.5
+
+
+async def _bytes(service: Service) -> int:
+    return int(await service.db.run(Store.database_bytes))
+
+
+async def _enrol(client: httpx.AsyncClient, fleet: Fleet, admin: dict[str, str],
+                 chips: int, landmarks: int) -> tuple[dict[str, dict[str, str]], float]:
+    (await client.put("/v1/policies/bench", headers=admin, json={
+        "round_interval_s": _ROUND_INTERVAL_S, "landmarks_per_round": 4,
+        "round_timeout_s": 60.0, "dark_window_s": 86_400})).raise_for_status()
+    tokens = {}
+    for i in range(landmarks):
+        lat, lon = _landmark_site(i)
+        landmark_id = f"LM{i:03d}"
+        (await client.post("/v1/landmarks", headers=admin, json=fleet.landmark_body(
+            landmark_id, lat, lon))).raise_for_status()
+        token = (await client.post("/v1/tokens", headers=admin, json={
+            "role": "landmark", "label": landmark_id, "landmark_id": landmark_id})).json()
+        tokens[landmark_id] = {"Authorization": f"Bearer {token['token']}"}
+    bodies = [fleet.chip_body(f"chip-{i:07d}", {"allowed": ["DEU"]}, policy="bench")
+              for i in range(chips)]
+    started = time.perf_counter()
+    for start in range(0, chips, _ENROL_BATCH):
+        (await client.post("/v1/chips/bulk", headers=admin, timeout=600.0, json={
+            "chips": bodies[start:start + _ENROL_BATCH]})).raise_for_status()
+    return tokens, chips / (time.perf_counter() - started)
+
+
+async def _make_due(service: Service, chip_ids: list[str], now_unix_ns: int) -> None:
+    def update(store: Store) -> None:
+        with store.transaction():
+            for chip_id in chip_ids:
+                store.set_chip_next_round(chip_id, now_unix_ns)
+
+    await service.db.run(update)
+
+
+async def _defer_all(service: Service, chips: int, until_unix_ns: int) -> None:
+    def update(store: Store) -> None:
+        with store.transaction():
+            for i in range(chips):
+                store.set_chip_next_round(f"chip-{i:07d}", until_unix_ns)
+
+    await service.db.run(update)
+
+
+async def _answer(client: httpx.AsyncClient, fleet: Fleet, tokens: dict[str, dict[str, str]],
+                  rtt_ms: dict[str, float], poll_ms: list[float]) -> int:
+    """Every landmark polls its tasks and uploads a signed answer to each; measurements."""
+    uploaded = 0
+    for landmark_id, auth in tokens.items():
+        started = time.perf_counter()
+        polled = await client.get(f"/v1/landmarks/{landmark_id}/tasks?wait_s=0", headers=auth)
+        poll_ms.append((time.perf_counter() - started) * 1000)
+        polled.raise_for_status()
+        records = [fleet.record(landmark_id, t["target_id"], rtt_ms[landmark_id])
+                   for t in polled.json()["tasks"] if t["target_kind"] == "chip"]
+        for start in range(0, len(records), 500):
+            batch = fleet.batch(landmark_id, records[start:start + 500])
+            r = await client.post("/v1/measurements", headers=auth, json=batch.to_json())
+            r.raise_for_status()
+            uploaded += r.json()["accepted"]
+    return uploaded
+
+
+async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: int,
+                    data_dir: Path, database_url: str | None) -> dict[str, Any]:
+    fleet = Fleet.create()
+    overrides: dict[str, Any] = {"data_dir": data_dir, "ca_public_key_b64": fleet.ca_b64,
+                                 "tick_s": 3_600.0, "min_key_protection": "software"}
+    if database_url:
+        overrides["database_url"] = database_url
+    app = create_app(default_config(**overrides))
+    result: dict[str, Any] = {"chips": chips, "landmarks": landmarks, "cycles": cycles,
+                              "due_per_tick": due_per_tick,
+                              "backend": "postgresql" if database_url else "sqlite"}
+    async with app.router.lifespan_context(app):
+        service: Service = app.state.service
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench",
+                                     timeout=120.0) as client:
+            _, secret = await service.db.run(issue_token, role="admin", label="bench",
+                                             landmark_id=None, now_unix_ns=time.time_ns())
+            admin = {"Authorization": f"Bearer {secret}"}
+            tokens, enrol_rate = await _enrol(client, fleet, admin, chips, landmarks)
+            rtt_ms = {f"LM{i:03d}": _honest_rtt_ms(i) for i in range(landmarks)}
+            result["enrolment_chips_per_s"] = round(enrol_rate, 1)
+            now = time.time_ns()
+            await _defer_all(service, chips, now + int(_ROUND_INTERVAL_S * _NS))
+            poll_ms: list[float] = []
+            # Every landmark polls (alive) and answers its mesh tasks before the timed part.
+            await _answer(client, fleet, tokens, rtt_ms, poll_ms)
+            await service.tick(time.time_ns())
+            await _answer(client, fleet, tokens, rtt_ms, poll_ms)
+            await service.tick(time.time_ns())
+            poll_ms.clear()
+            plan_cpu_s = plan_tasks = decide_cpu_s = decided = 0.0
+            plan_ms: list[float] = []
+            decide_ms: list[float] = []
+            bytes_before = await _bytes(service)
+            verdicts_before = await service.db.run(Store.count_rows, "verdicts")
+            for cycle in range(cycles):
+                due = [f"chip-{(cycle * due_per_tick + j) % chips:07d}"
+                       for j in range(due_per_tick)]
+                await _make_due(service, due, time.time_ns())
+                tasks_before = await service.db.run(Store.count_rows, "tasks")
+                cpu, wall = time.process_time(), time.perf_counter()
+                await service.tick(time.time_ns())
+                plan_cpu_s += time.process_time() - cpu
+                plan_ms.append((time.perf_counter() - wall) * 1000)
+                plan_tasks += await service.db.run(Store.count_rows, "tasks") - tasks_before
+                await _answer(client, fleet, tokens, rtt_ms, poll_ms)
+                closed_before = await service.db.run(Store.count_rows, "verdicts")
+                cpu, wall = time.process_time(), time.perf_counter()
+                await service.tick(time.time_ns())
+                decide_cpu_s += time.process_time() - cpu
+                decide_ms.append((time.perf_counter() - wall) * 1000)
+                decided += await service.db.run(Store.count_rows, "verdicts") - closed_before
+            rounds = await service.db.run(Store.count_rows, "verdicts") - verdicts_before
+            grown = await _bytes(service) - bytes_before
+    per_round = grown / rounds if rounds else 0.0
+    result.update({
+        "scheduling_cpu_ms_per_task": round(plan_cpu_s * 1000 / plan_tasks, 4)
+        if plan_tasks else None,
+        "tasks_planned": int(plan_tasks),
+        "plan_tick_ms_p50": round(statistics.median(plan_ms), 1),
+        "plan_tick_ms_max": round(max(plan_ms), 1),
+        "rounds_decided": int(decided),
+        "rounds_decided_per_s": round(decided / (sum(decide_ms) / 1000), 1) if decided else 0,
+        "decide_cpu_ms_per_round": round(decide_cpu_s * 1000 / decided, 3) if decided else None,
+        "decide_tick_ms_p50": round(statistics.median(decide_ms), 1),
+        "decide_tick_ms_max": round(max(decide_ms), 1),
+        "task_poll_ms_p50": round(_percentile(poll_ms, 0.5), 2),
+        "task_poll_ms_p99": round(_percentile(poll_ms, 0.99), 2),
+        "db_bytes_per_round": round(per_round),
+        "db_bytes_per_chip_day": round(per_round * 86_400 / _ROUND_INTERVAL_S),
+    })
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chips", type=int, nargs="+", default=[2_000, 100_000])
+    parser.add_argument("--landmarks", type=int, default=8)
+    parser.add_argument("--cycles", type=int, default=4)
+    parser.add_argument("--due-per-tick", type=int, default=250)
+    parser.add_argument("--database-url", default=None,
+                        help="postgresql://... (an empty database per size); default SQLite")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # one alert per chip would drown the JSON
+    results = []
+    for chips in args.chips:
+        with tempfile.TemporaryDirectory(prefix="lightfence-fleet-") as tmp:
+            results.append(asyncio.run(run_fleet(
+                chips, landmarks=args.landmarks, cycles=args.cycles,
+                due_per_tick=args.due_per_tick, data_dir=Path(tmp),
+                database_url=args.database_url)))
+        print(json.dumps(results[-1]), flush=True)
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        ratio = (last["scheduling_cpu_ms_per_task"] / first["scheduling_cpu_ms_per_task"]
+                 if first["scheduling_cpu_ms_per_task"] else None)
+        print(json.dumps({"summary": {
+            "chips": [r["chips"] for r in results],
+            "scheduling_cpu_ms_per_task": [r["scheduling_cpu_ms_per_task"] for r in results],
+            "scheduling_cpu_ratio_largest_to_smallest": round(ratio, 3) if ratio else None,
+            "task_poll_ms_p99": [r["task_poll_ms_p99"] for r in results]}}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
