@@ -126,17 +126,20 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def post_all(port: int, requests: list[bytes], concurrency: int
+async def post_all(requests: list[tuple[int, bytes]], concurrency: int
                    ) -> tuple[float, list[float]]:
     """`concurrency` keep-alive connections, each sending its next request when the previous
     answer arrived. Raw asyncio streams rather than an HTTP client library: the client shares
     the 2 cores with the verifier, so its CPU per request should be as small as possible."""
     latencies: list[float] = []
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for request in requests:
-        queue.put_nowait(request)
+    ports = sorted({port for port, _ in requests})
+    # One queue per replica, so each connection keeps to one (as behind a load balancer).
+    queues: dict[int, asyncio.Queue[bytes]] = {port: asyncio.Queue() for port in ports}
+    for port, request in requests:
+        queues[port].put_nowait(request)
 
-    async def worker() -> None:
+    async def worker(port: int) -> None:
+        queue = queues[port]
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while not queue.empty():
@@ -152,7 +155,8 @@ async def post_all(port: int, requests: list[bytes], concurrency: int
             await writer.wait_closed()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(ports[i % len(ports)])
+                           for i in range(max(concurrency, len(ports)))))
     return time.perf_counter() - started, latencies
 
 
@@ -160,6 +164,55 @@ def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process, all its threads (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_setup(fleet: Fleet, args: argparse.Namespace, *, database_url: str | None,
+              replicas: int) -> dict[str, object]:
+    """One measured run: `replicas` verifier processes on one database (a fresh SQLite file, or
+    `database_url`), the uploads spread over them as a load balancer would."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ports = [_free_port() for _ in range(replicas)]
+        extra: dict[str, object] = {"tick_s": 0.2}
+        if database_url is not None:
+            extra["database_url"] = database_url
+        proc, admin, config = start_verifier(Path(tmp), fleet.ca_b64, ports[0], **extra)
+        procs = [proc] + [start_replica(config, port, f"replica-{i + 2}")
+                          for i, port in enumerate(ports[1:])]
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", timeout=30.0,
+                              headers={"Authorization": f"Bearer {admin}"}) as client:
+                tokens = enrol(client, fleet, args.chips)
+                time.sleep(1.0)  # one scheduler tick plans a round for every chip
+            requests: list[tuple[int, bytes]] = []
+            landmark_ids = list(_LANDMARKS)
+            per_batch = args.batch
+            for n in range(0, args.records, per_batch):
+                landmark_id = landmark_ids[(n // per_batch) % len(landmark_ids)]
+                records = [fleet.record(landmark_id, f"chip-{(n + i) % args.chips}", 3.0)
+                           for i in range(min(per_batch, args.records - n))]
+                body = json.dumps(fleet.batch(landmark_id, records).to_json()).encode()
+                port = ports[(n // per_batch) % replicas]
+                requests.append((port, encode_request(port, tokens[landmark_id], body)))
+            server_cpu_s = sum(process_cpu_s(p.pid) for p in procs)
+            client_cpu_s = time.process_time()
+            elapsed_s, latencies = asyncio.run(post_all(requests, args.concurrency))
+            server_cpu_s = sum(process_cpu_s(p.pid) for p in procs) - server_cpu_s
+            client_cpu_s = time.process_time() - client_cpu_s
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(10)
+    latencies.sort()
+    return {
+        "backend": "postgresql" if database_url else "sqlite", "replicas": replicas,
+        "measurements_per_s": round(args.records / elapsed_s, 1),
+        "post_p50_ms": round(statistics.median(latencies), 2),
+        "post_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "server_cpu_us_per_measurement": round(server_cpu_s / args.records * 1e6, 1),
+        "client_cpu_share": round(client_cpu_s / (client_cpu_s + server_cpu_s), 3),
+        "elapsed_s": round(elapsed_s, 2), "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,43 +223,23 @@ def main(argv: list[str] | None = None) -> int:
     # batch when the previous one was acknowledged); 2 puts two landmarks' uploads in flight.
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--chips", type=int, default=50)
+    parser.add_argument("--database-url", default=None,
+                        help="also run on this PostgreSQL database (use a throw-away one)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="N > 1: also run N replicas on each backend, beside 1")
     args = parser.parse_args(argv)
     fleet = Fleet.create()
-    with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        proc, admin, _ = start_verifier(Path(tmp), fleet.ca_b64, port, tick_s=0.2)
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0,
-                              headers={"Authorization": f"Bearer {admin}"}) as client:
-                tokens = enrol(client, fleet, args.chips)
-                time.sleep(1.0)  # one scheduler tick plans a round for every chip
-            requests: list[bytes] = []
-            landmark_ids = list(_LANDMARKS)
-            per_batch = args.batch
-            for n in range(0, args.records, per_batch):
-                landmark_id = landmark_ids[(n // per_batch) % len(landmark_ids)]
-                records = [fleet.record(landmark_id, f"chip-{(n + i) % args.chips}", 3.0)
-                           for i in range(min(per_batch, args.records - n))]
-                body = json.dumps(fleet.batch(landmark_id, records).to_json()).encode()
-                requests.append(encode_request(port, tokens[landmark_id], body))
-            server_cpu_s, client_cpu_s = process_cpu_s(proc.pid), time.process_time()
-            elapsed_s, latencies = asyncio.run(post_all(port, requests, args.concurrency))
-            server_cpu_s = process_cpu_s(proc.pid) - server_cpu_s
-            client_cpu_s = time.process_time() - client_cpu_s
-        finally:
-            proc.terminate()
-            proc.wait(10)
-    latencies.sort()
-    print(json.dumps({
-        "measurements_per_s": round(args.records / elapsed_s, 1),
-        "post_p50_ms": round(statistics.median(latencies), 2),
-        "post_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
-        "records": args.records, "batch_size": args.batch, "concurrency": args.concurrency,
-        "server_cpu_us_per_measurement": round(server_cpu_s / args.records * 1e6, 1),
-        "client_cpu_share": round(client_cpu_s / (client_cpu_s + server_cpu_s), 3),
-        "elapsed_s": round(elapsed_s, 2), "cpu_count": os.cpu_count(),
-        "load_avg_1min": round(os.getloadavg()[0], 2),
-    }))
+    backends = [None] + ([args.database_url] if args.database_url else [])
+    counts = sorted({1, max(1, args.replicas)})
+    runs = [run_setup(fleet, args, database_url=url, replicas=n)
+            for url in backends for n in counts]
+    if len(runs) == 1:
+        print(json.dumps({**runs[0], "records": args.records, "batch_size": args.batch,
+                          "concurrency": args.concurrency, "cpu_count": os.cpu_count()}))
+    else:
+        print(json.dumps({"records": args.records, "batch_size": args.batch,
+                          "concurrency": args.concurrency, "cpu_count": os.cpu_count(),
+                          "runs": runs}))
     return 0
 
 

@@ -1,0 +1,30 @@
+"""The scale benchmarks still run end to end (tiny sizes; their figures are not checked)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import fleet, ingest
+
+
+def test_fleet_benchmark_decides_rounds_at_two_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert fleet.main(["--chips", "30", "60", "--cycles", "1", "--due-per-tick", "10",
+                       "--landmarks", "4"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    sizes, summary = lines[:2], lines[2]["summary"]
+    assert [r["chips"] for r in sizes] == [30, 60]
+    for result in sizes:
+        assert result["tasks_planned"] == 40 and result["rounds_decided"] == 10
+        assert result["db_bytes_per_chip_day"] > 0
+    assert summary["chips"] == [30, 60]
+
+
+@pytest.mark.slow
+def test_ingest_benchmark_one_and_two_replicas(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ingest.main(["--records", "400", "--chips", "4", "--replicas", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(r["backend"], r["replicas"]) for r in report["runs"]] == [("sqlite", 1),
+                                                                       ("sqlite", 2)]
+    assert all(r["measurements_per_s"] > 0 for r in report["runs"])
