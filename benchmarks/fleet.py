@@ -101,12 +101,24 @@ async def _make_due(service: Service, chip_ids: list[str], now_unix_ns: int) -> 
 
 
 async def _defer_all(service: Service, chips: int, until_unix_ns: int) -> None:
-    def update(store: Store) -> None:
+    """Push every chip's next round past the benchmark (short transactions: a long one would
+    hold SQLite's write lock past the leader lease's renewal)."""
+    def update(store: Store, start: int) -> None:
         with store.transaction():
-            for i in range(chips):
+            for i in range(start, min(chips, start + 2_000)):
                 store.set_chip_next_round(f"chip-{i:07d}", until_unix_ns)
 
-    await service.db.run(update)
+    for start in range(0, chips, 2_000):
+        await service.db.run(update, start)
+
+
+async def _lead(service: Service) -> None:
+    """Wait until this (only) replica holds the leader lease."""
+    for _ in range(100):
+        if await service.leadership.renew():
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the benchmark's verifier never became the leader")
 
 
 async def _answer(client: httpx.AsyncClient, fleet: Fleet, tokens: dict[str, dict[str, str]],
@@ -152,6 +164,7 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
             result["enrolment_chips_per_s"] = round(enrol_rate, 1)
             now = time.time_ns()
             await _defer_all(service, chips, now + int(_ROUND_INTERVAL_S * _NS))
+            await _lead(service)
             poll_ms: list[float] = []
             # Every landmark polls (alive) and answers its mesh tasks before the timed part.
             await _answer(client, fleet, tokens, rtt_ms, poll_ms)
@@ -165,6 +178,7 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
             bytes_before = await _bytes(service)
             verdicts_before = await service.db.run(Store.count_rows, "verdicts")
             for cycle in range(cycles):
+                await _lead(service)
                 due = [f"chip-{(cycle * due_per_tick + j) % chips:07d}"
                        for j in range(due_per_tick)]
                 await _make_due(service, due, time.time_ns())

@@ -6,9 +6,8 @@ load balancer) and moves to the other one when a connection fails, retrying the 
 verdicts, the survivor took the lease within the documented bound and decided new rounds, and
 the evidence log, exported with the real CLI, passes the offline audit.
 
-Runs on SQLite (a database file shared by the two processes); the PostgreSQL run of the same
-scenario is `benchmarks.ingest --replicas 2 --database-url ...` until the suite has a
-PostgreSQL fixture for subprocesses.
+Runs on both backends: a SQLite file shared by the two processes, and a PostgreSQL database
+(the evidence log stays a SQLite file in the shared data_dir: both replicas run on one machine).
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from benchmarks.ingest import _LANDMARKS, _free_port, start_replica, start_verifier
@@ -113,10 +113,14 @@ def _get(port: int, path: str, token: str) -> Any:
     return response.json()
 
 
-def _verdict_count(db_path: Path) -> int:
-    db = sqlite3.connect(db_path, timeout=30)
+def _query(data_dir: Path, database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of `sql` (no parameters) read straight from the replicas' database."""
+    if database_url:
+        with psycopg.connect(database_url) as pg:
+            return [tuple(r) for r in pg.execute(sql).fetchall()]
+    db = sqlite3.connect(data_dir / "verifier.sqlite3", timeout=30)
     try:
-        return int(db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0])
+        return [tuple(r) for r in db.execute(sql).fetchall()]
     finally:
         db.close()
 
@@ -130,12 +134,12 @@ def _wait_for(condition: Any, timeout_s: float, what: str) -> None:
 
 
 @pytest.mark.slow
-def test_leader_killed_mid_upload(tmp_path: Path) -> None:
+def test_leader_killed_mid_upload(tmp_path: Path, database_url: str) -> None:
     fleet = Fleet.create()
     ports = [_free_port(), _free_port()]
     first, admin, config = start_verifier(tmp_path, fleet.ca_b64, ports[0], tick_s=_TICK_S,
                                           min_key_protection="software",
-                                          tree_head_interval_s=1.0)
+                                          tree_head_interval_s=1.0, database_url=database_url)
     processes = {ports[0]: first}
     landmarks: Landmarks | None = None
     try:
@@ -164,8 +168,10 @@ def test_leader_killed_mid_upload(tmp_path: Path) -> None:
 
         landmarks = Landmarks(fleet, tokens, ports)
         landmarks.start()
-        db_path = tmp_path / "verifier.sqlite3"
-        _wait_for(lambda: _verdict_count(db_path) >= 2 * _CHIPS and len(
+        def verdicts() -> int:
+            return int(_query(tmp_path, database_url, "SELECT COUNT(*) FROM verdicts")[0][0])
+
+        _wait_for(lambda: verdicts() >= 2 * _CHIPS and len(
             landmarks.acknowledged) >= 8, 60, "verdicts from the first leader")
 
         processes[leader].send_signal(signal.SIGKILL)
@@ -178,12 +184,8 @@ def test_leader_killed_mid_upload(tmp_path: Path) -> None:
         new_token = _get(survivor, "/v1/replica", admin)["lease_token"]
 
         def decided_after_kill() -> bool:
-            db = sqlite3.connect(db_path, timeout=30)
-            try:
-                return bool(db.execute("SELECT COUNT(*) FROM verdicts WHERE created_unix_ns > ?",
-                                       (killed_unix_ns,)).fetchone()[0] >= _CHIPS)
-            finally:
-                db.close()
+            return int(_query(tmp_path, database_url, "SELECT COUNT(*) FROM verdicts WHERE"
+                              f" created_unix_ns > {killed_unix_ns}")[0][0]) >= _CHIPS
 
         _wait_for(decided_after_kill, 60, "verdicts from the survivor")
         landmarks.stop.set()
@@ -205,15 +207,15 @@ def test_leader_killed_mid_upload(tmp_path: Path) -> None:
     assert LEASE_TTL_S + RENEW_EVERY_S + _TICK_S <= TAKEOVER_BOUND_S
     assert new_token == roles[leader]["lease_token"] + 1
 
-    db = sqlite3.connect(db_path)
     # Zero acknowledged measurements lost.
-    stored = dict(db.execute("SELECT batch_id, COUNT(*) FROM measurements GROUP BY batch_id"))
+    stored = dict(_query(tmp_path, database_url,
+                         "SELECT batch_id, COUNT(*) FROM measurements GROUP BY batch_id"))
     assert {b: stored.get(b, 0) for b in landmarks.acknowledged} == landmarks.acknowledged
     # No round decided twice.
-    assert db.execute("SELECT round_id FROM verdicts GROUP BY round_id HAVING COUNT(*) > 1"
-                      ).fetchall() == []
-    verdicts_by_chip = dict(db.execute("SELECT chip_id, COUNT(*) FROM verdicts GROUP BY chip_id"))
-    db.close()
+    assert _query(tmp_path, database_url, "SELECT round_id FROM verdicts GROUP BY round_id"
+                  " HAVING COUNT(*) > 1") == []
+    verdicts_by_chip = dict(_query(tmp_path, database_url,
+                                   "SELECT chip_id, COUNT(*) FROM verdicts GROUP BY chip_id"))
 
     # One evidence log, consistent: every chip's bundle passes the offline audit, which
     # recomputes each verdict in it.

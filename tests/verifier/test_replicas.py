@@ -1,6 +1,6 @@
 """Pieces that let several replicas share one database: the leader lease and its fence, the
-event relay between replicas, webhook outbox claims. Two stores on one SQLite file stand for
-two processes (each has its own connection, as a process would)."""
+event relay between replicas, webhook outbox claims. Two stores opened on one database stand
+for two processes (each has its own connections, as a process would); on both backends."""
 
 from __future__ import annotations
 
@@ -14,12 +14,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from verifier.config import default_config
 from verifier.db import Db
 from verifier.hub import Hub
 from verifier.lease import LEADER_LEASE, Leadership, LeaseLostError
-from verifier.store import SqliteStore, Store
+from verifier.store import SqliteStore, Store, open_store
 
 _NS = 1_000_000_000
+
+
+def _two(tmp_path: Path, database_url: str) -> tuple[Store, Store]:
+    config = default_config(data_dir=tmp_path, database_url=database_url)
+    return open_store(config), open_store(config)
 
 
 def _write_kv(leadership: Leadership, value: str) -> Callable[[Store], None]:
@@ -31,9 +37,9 @@ def _write_kv(leadership: Leadership, value: str) -> Callable[[Store], None]:
 
 
 @pytest.mark.asyncio
-async def test_a_paused_leader_writes_nothing_after_losing_the_lease(tmp_path: Path) -> None:
-    path = tmp_path / "v.sqlite3"
-    db_a, db_b = Db(SqliteStore(path)), Db(SqliteStore(path))
+async def test_a_paused_leader_writes_nothing_after_losing_the_lease(
+        tmp_path: Path, database_url: str) -> None:
+    db_a, db_b = (Db(s) for s in _two(tmp_path, database_url))
     try:
         a = Leadership(db_a, "replica-a", ttl_s=60.0)
         b = Leadership(db_b, "replica-b", ttl_s=60.0)
@@ -55,9 +61,9 @@ async def test_a_paused_leader_writes_nothing_after_losing_the_lease(tmp_path: P
 
 
 @pytest.mark.asyncio
-async def test_a_released_lease_is_taken_at_the_next_try(tmp_path: Path) -> None:
-    path = tmp_path / "v.sqlite3"
-    db_a, db_b = Db(SqliteStore(path)), Db(SqliteStore(path))
+async def test_a_released_lease_is_taken_at_the_next_try(tmp_path: Path,
+                                                         database_url: str) -> None:
+    db_a, db_b = (Db(s) for s in _two(tmp_path, database_url))
     try:
         a, b = Leadership(db_a, "a"), Leadership(db_b, "b")
         assert await a.renew() and not await b.renew()
@@ -93,9 +99,9 @@ def test_at_most_one_live_holder_and_tokens_only_grow(steps: list[tuple[str, int
 
 
 @pytest.mark.asyncio
-async def test_events_reach_subscribers_of_the_other_replica(tmp_path: Path) -> None:
-    path = tmp_path / "v.sqlite3"
-    db_a, db_b = Db(SqliteStore(path)), Db(SqliteStore(path))
+async def test_events_reach_subscribers_of_the_other_replica(tmp_path: Path,
+                                                             database_url: str) -> None:
+    db_a, db_b = (Db(s) for s in _two(tmp_path, database_url))
     hub_a, hub_b = Hub(), Hub()
     loop = asyncio.get_running_loop()
     hub_a.bind(loop)
@@ -131,9 +137,8 @@ async def test_events_reach_subscribers_of_the_other_replica(tmp_path: Path) -> 
         db_b.close()
 
 
-def test_each_outbox_item_is_claimed_by_one_replica(tmp_path: Path) -> None:
-    path = tmp_path / "v.sqlite3"
-    store_a, store_b = SqliteStore(path), SqliteStore(path)
+def test_each_outbox_item_is_claimed_by_one_replica(tmp_path: Path, database_url: str) -> None:
+    store_a, store_b = _two(tmp_path, database_url)
     now = time.time_ns()
     store_a.open_alert("went_dark", severity="high", subject_kind="chip", subject_id="c1",
                        message="m", details={}, now_unix_ns=now,
