@@ -1,7 +1,7 @@
 """Fleet benchmark: the scheduler and the decider at fleet size, on signed synthetic uploads.
 
     python -m benchmarks.fleet --chips 2000 100000 [--cycles 4] [--due-per-tick 250]
-        [--database-url postgresql://...]
+        [--postgres | --database-url postgresql://...]
 
 For each fleet size: a real verifier app (in-process, ASGI, its background tick idle) gets
 `--landmarks` landmarks and N chips through the bulk enrolment API, then runs `--cycles`
@@ -12,7 +12,9 @@ second, tick latency). Database bytes per chip-day come from the database's grow
 round (verdicts, measurements, tasks, evidence log; SQLite's file after a WAL checkpoint, or
 PostgreSQL's `pg_database_size`) times the policy's rounds per day.
 
-Prints one JSON object per fleet size, then a summary comparing the sizes. CPU figures are the
+Each size runs on SQLite, and also on PostgreSQL with `--postgres` (a throw-away cluster,
+fsync on, a fresh database per size) or `--database-url`. Prints one JSON object per run, then
+a summary per backend comparing the sizes. CPU figures are the
 process's CPU time (time.process_time, all threads) over the timed part, so they do not depend
 on what else the shared machine runs; latencies do.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import statistics
@@ -31,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.postgres import throwaway_cluster
 from geo.geodesy import distance_km
 from tests.verifier.fleet import Fleet
 from verifier.app import create_app
@@ -223,27 +227,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--landmarks", type=int, default=8)
     parser.add_argument("--cycles", type=int, default=4)
     parser.add_argument("--due-per-tick", type=int, default=250)
+    parser.add_argument("--postgres", action="store_true",
+                        help="start a throw-away PostgreSQL cluster (fsync on) for the run")
     parser.add_argument("--database-url", default=None,
-                        help="postgresql://... (an empty database per size); default SQLite")
+                        help="also run on this PostgreSQL database (empty; one size only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # one alert per chip would drown the JSON
-    results = []
-    for chips in args.chips:
-        with tempfile.TemporaryDirectory(prefix="lightfence-fleet-") as tmp:
-            results.append(asyncio.run(run_fleet(
-                chips, landmarks=args.landmarks, cycles=args.cycles,
-                due_per_tick=args.due_per_tick, data_dir=Path(tmp),
-                database_url=args.database_url)))
-        print(json.dumps(results[-1]), flush=True)
-    if len(results) > 1:
-        first, last = results[0], results[-1]
-        ratio = (last["scheduling_cpu_ms_per_task"] / first["scheduling_cpu_ms_per_task"]
-                 if first["scheduling_cpu_ms_per_task"] else None)
-        print(json.dumps({"summary": {
-            "chips": [r["chips"] for r in results],
-            "scheduling_cpu_ms_per_task": [r["scheduling_cpu_ms_per_task"] for r in results],
-            "scheduling_cpu_ratio_largest_to_smallest": round(ratio, 3) if ratio else None,
-            "task_poll_ms_p99": [r["task_poll_ms_p99"] for r in results]}}))
+    results: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(throwaway_cluster()) if args.postgres else None
+        for chips in args.chips:
+            urls: list[str | None] = [None]
+            if cluster is not None:
+                urls.append(cluster.fresh_url())
+            elif args.database_url:
+                urls.append(args.database_url)
+            for url in urls:
+                with tempfile.TemporaryDirectory(prefix="lightfence-fleet-") as tmp:
+                    results.append(asyncio.run(run_fleet(
+                        chips, landmarks=args.landmarks, cycles=args.cycles,
+                        due_per_tick=args.due_per_tick, data_dir=Path(tmp),
+                        database_url=url)))
+                print(json.dumps(results[-1]), flush=True)
+    summary = {}
+    for backend in ("sqlite", "postgresql"):
+        runs = [r for r in results if r["backend"] == backend]
+        if len(runs) < 2:
+            continue
+        cpu = [r["scheduling_cpu_ms_per_task"] for r in runs]
+        summary[backend] = {
+            "chips": [r["chips"] for r in runs], "scheduling_cpu_ms_per_task": cpu,
+            "scheduling_cpu_ratio_largest_to_smallest":
+                round(cpu[-1] / cpu[0], 3) if cpu[0] and cpu[-1] else None,
+            "task_poll_ms_p99": [r["task_poll_ms_p99"] for r in runs],
+            "db_bytes_per_chip_day": [r["db_bytes_per_chip_day"] for r in runs]}
+    if summary:
+        print(json.dumps({"summary": summary}))
     return 0
 
 

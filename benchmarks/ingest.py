@@ -1,6 +1,12 @@
 """Ingestion benchmark: signed batches over real HTTP into a real verifier subprocess.
 
     python -m benchmarks.ingest [--records 20000] [--batch 100] [--concurrency 2]
+        [--replicas 2] [--postgres | --database-url postgresql://...]
+
+With `--replicas N` each backend runs with 1 and with N verifier processes on one database
+(uploads spread over them as by a load balancer); with `--postgres` (a throw-away cluster,
+fsync on, an empty database per run) or `--database-url` PostgreSQL runs beside SQLite, all in
+one JSON object (`runs`).
 
 Prints JSON: measurements_per_s (sustained, all signature checks and the SQLite write
 included), post_p50_ms, post_p99_ms, the verifier process's CPU per measurement (all its
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -30,6 +37,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.postgres import throwaway_cluster
 from tests.verifier.fleet import Fleet
 
 _LANDMARKS = {"FRA": (50.11, 8.68), "BER": (52.52, 13.40), "MUC": (48.14, 11.58),
@@ -223,16 +231,28 @@ def main(argv: list[str] | None = None) -> int:
     # batch when the previous one was acknowledged); 2 puts two landmarks' uploads in flight.
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--chips", type=int, default=50)
+    parser.add_argument("--postgres", action="store_true",
+                        help="start a throw-away PostgreSQL cluster (fsync on) for the run")
     parser.add_argument("--database-url", default=None,
                         help="also run on this PostgreSQL database (use a throw-away one)")
     parser.add_argument("--replicas", type=int, default=1,
                         help="N > 1: also run N replicas on each backend, beside 1")
     args = parser.parse_args(argv)
     fleet = Fleet.create()
-    backends = [None] + ([args.database_url] if args.database_url else [])
     counts = sorted({1, max(1, args.replicas)})
-    runs = [run_setup(fleet, args, database_url=url, replicas=n)
-            for url in backends for n in counts]
+    runs: list[dict[str, object]] = []
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(throwaway_cluster()) if args.postgres else None
+        for backend in ("sqlite", "postgresql"):
+            for n in counts:
+                if backend == "sqlite":
+                    runs.append(run_setup(fleet, args, database_url=None, replicas=n))
+                elif cluster is not None:  # an empty database per run
+                    runs.append(run_setup(fleet, args, database_url=cluster.fresh_url(),
+                                          replicas=n))
+                elif args.database_url:
+                    runs.append(run_setup(fleet, args, database_url=args.database_url,
+                                          replicas=n))
     if len(runs) == 1:
         print(json.dumps({**runs[0], "records": args.records, "batch_size": args.batch,
                           "concurrency": args.concurrency, "cpu_count": os.cpu_count()}))

@@ -62,7 +62,8 @@ class Cluster:
     _names: itertools.count[int]
 
     @classmethod
-    def start(cls, binaries: Path) -> Cluster:
+    def start(cls, binaries: Path, *, durable: bool = False) -> Cluster:
+        """`durable`: keep fsync on (benchmarks compare engines at their real commit cost)."""
         directory = Path(tempfile.mkdtemp(prefix="lightfence-pg-"))
         prefix = _run_as()
         if prefix:
@@ -74,8 +75,8 @@ class Cluster:
                        check=True, capture_output=True)
         # fsync off: the tests kill verifier processes, never the database server, so the
         # server's own crash safety is not under test and costs seconds per run.
-        options = (f"-k {directory} -c listen_addresses='' -c fsync=off"
-                   " -c full_page_writes=off -c max_connections=200")
+        options = (f"-k {directory} -c listen_addresses='' -c max_connections=200"
+                   + ("" if durable else " -c fsync=off -c full_page_writes=off"))
         subprocess.run([*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-l",
                         str(directory / "server.log"), "-o", options, "-w", "start"],
                        check=True, capture_output=True)
