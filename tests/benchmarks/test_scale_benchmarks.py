@@ -18,7 +18,7 @@ def test_fleet_benchmark_decides_rounds_at_two_sizes(capsys: pytest.CaptureFixtu
     for result in sizes:
         assert result["tasks_planned"] == 40 and result["rounds_decided"] == 10
         assert result["db_bytes_per_chip_day"] > 0
-    assert summary["chips"] == [30, 60]
+    assert summary["sqlite"]["chips"] == [30, 60]
 
 
 @pytest.mark.slow

@@ -179,7 +179,8 @@ class CoreTables(SqlBase):
 
     def round_tasks(self, round_id: str) -> list[TaskRow]:
         return [rows.task(r) for r in self._all(
-            "SELECT * FROM tasks WHERE round_id = ? AND cancelled = 0", (round_id,))]
+            "SELECT * FROM tasks WHERE round_id = ? AND cancelled = 0 ORDER BY task_id",
+            (round_id,))]
 
     def close_round(self, round_id: str) -> None:
         self._db.execute("UPDATE rounds SET closed = 1 WHERE round_id = ?", (round_id,))
