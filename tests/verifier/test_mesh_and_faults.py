@@ -213,6 +213,10 @@ async def test_task_of_a_landmark_that_died_moves_to_a_live_one(harness: Harness
     assert all(t["round_id"] != rnd.round_id for t in await poll(h, dead))
 
 
+# SQLite only: with a 0.3 s round timeout, a pass of five landmarks (poll, measure, upload) must
+# finish inside the round's window, and on a loaded 2-core machine the extra round trips of a
+# database server push it past; the rule under test does not depend on the backend.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.asyncio
 async def test_landmark_that_loses_every_chip_is_blamed_not_the_chips(harness: Harness) -> None:
     h = harness

@@ -288,14 +288,20 @@ class CoreTables(SqlBase):
             for m in measurements:
                 if m.target_kind == "chip":
                     latest[m.target_id] = max(latest.get(m.target_id, 0), m.sent_unix_ns)
-            self._db.executemany("UPDATE tasks SET answered = 1 WHERE task_id = ?",
-                                 [(task_id,) for task_id in sorted({m.task_id
-                                                                    for m in measurements})])
-            self._db.executemany(
-                "UPDATE chips SET last_response_unix_ns = ? WHERE chip_id = ?"
-                " AND (last_response_unix_ns IS NULL OR last_response_unix_ns < ?)",
-                [(sent_unix_ns, chip_id, sent_unix_ns)
-                 for chip_id, sent_unix_ns in latest.items()])
+            self._mark_answered(sorted({m.task_id for m in measurements}))
+            self._advance_last_response(latest)
+
+    def _mark_answered(self, task_ids: Sequence[int]) -> None:
+        """Ingestion's task update (PostgreSQL overrides it with one set-based statement)."""
+        self._db.executemany("UPDATE tasks SET answered = 1 WHERE task_id = ?",
+                             [(task_id,) for task_id in task_ids])
+
+    def _advance_last_response(self, latest: dict[str, int]) -> None:
+        """Each chip's last response time moves forward only (PostgreSQL: one statement)."""
+        self._db.executemany(
+            "UPDATE chips SET last_response_unix_ns = ? WHERE chip_id = ?"
+            " AND (last_response_unix_ns IS NULL OR last_response_unix_ns < ?)",
+            [(sent_unix_ns, chip_id, sent_unix_ns) for chip_id, sent_unix_ns in latest.items()])
 
     def round_measurements(self, round_id: str) -> list[MeasurementRow]:
         return [MeasurementRow(**dict(r)) for r in self._all(
