@@ -10,6 +10,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from verifier.store import Store
 
+_INTERFACE = Store.__module__
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -26,7 +27,7 @@ class Db:
                   **kwargs: P.kwargs) -> T:
         """Call `fn(store, ...)` on the database thread. `Store.method` (the interface's own,
         typed reference) is dispatched to the implementation's method of the same name."""
-        if getattr(fn, "__qualname__", "").startswith(("Store.", "OpsStore.", "ReplicaStore.")):
+        if getattr(fn, "__module__", None) == _INTERFACE:  # Store or a protocol it is made of
             bound = getattr(self.store, fn.__name__)
             call = partial(bound, *args, **kwargs)
         else:
