@@ -180,7 +180,9 @@ class Service:
     async def tick(self, now_unix_ns: int) -> None:
         """One scheduling pass, on the leader only: plan, wake long-polls, close rounds into
         verdicts. Every write is fenced by the lease (a lost lease ends the pass)."""
-        if not self.leadership.is_leader:
+        # A renewal that lapsed only locally (the renewing task starved on a loaded machine)
+        # is retried here rather than skipping the tick; another live holder still wins.
+        if not self.leadership.is_leader and not await self.leadership.renew():
             return
         try:
             await self._lead(now_unix_ns)

@@ -174,7 +174,15 @@ _REPLICAS = (
     "CREATE INDEX IF NOT EXISTS verified_until_time ON verified_until(until_unix_ns)",
 )
 
+# A `verified` chip without a TTL row (a database from before TTLs) has expired: say so with a
+# row (until 0), as `set_verified_until(None)` now does, so expiry reads only the TTL index.
+_VERIFIED_ROWS = (
+    "INSERT INTO verified_until (chip_id, until_unix_ns) SELECT chip_id, 0 FROM chips"
+    " WHERE state = 'verified' AND chip_id NOT IN (SELECT chip_id FROM verified_until)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline", _BASELINE),
     Migration(2, "replicas", _REPLICAS),
+    Migration(3, "verified_rows", _VERIFIED_ROWS),
 )
