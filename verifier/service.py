@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 _NS = 1_000_000_000
+NOTIFY_POLL_S = 0.5  # how often the leader sends due channel notifications
 ATTESTATION_CHECK_S = 60.0  # how often enrolled GPUs are checked for overdue re-attestation
 
 
@@ -99,7 +100,12 @@ class Service:
                             asyncio.create_task(self.hub.relay(self.db, self.leadership.holder),
                                                 name="verifier-relay"),
                             asyncio.create_task(self.webhooks.run(), name="verifier-webhooks"),
-                            asyncio.create_task(self.notifier.run(), name="verifier-notifier"),
+                            # Channel notifications (Slack, e-mail, ...) go out from the
+                            # leader only, so no two replicas send one (webhooks are claimed).
+                            asyncio.create_task(self._while_leader(
+                                NOTIFY_POLL_S,
+                                lambda: self.notifier.deliver_due(time.time_ns()),
+                                "notification delivery pass"), name="verifier-notifier"),
                             asyncio.create_task(self._while_leader(
                                 self.config.retention_interval_s,
                                 lambda: self.pruner.prune_all(time.time_ns()), "retention pass"),
