@@ -117,17 +117,16 @@ def record_failure(store: Store, alerts: Alerts, chip_id: str, error: str, *,
 
 
 def raise_overdue(store: Store, alerts: Alerts, *, max_age_s: float, now_unix_ns: int) -> None:
-    """Periodic re-attestation: an enrolled GPU silent for longer than `max_age_s` is an alert."""
-    for chip in store.chips():
-        bound = binding(store, chip.chip_id)
-        if bound is None:
-            continue
+    """Periodic re-attestation: an enrolled GPU silent for longer than `max_age_s` is an alert.
+    Reads the bindings only, never every chip's row."""
+    for key, raw in store.kv_with_prefix(BINDING_KEY):
+        chip_id, bound = key[len(BINDING_KEY):], json.loads(raw)
         age_s = (now_unix_ns - int(bound["last_attested_unix_ns"])) / _NS
         if age_s > max_age_s:
             alerts.raise_alert(
                 store, AlertType.GPU_ATTESTATION_OVERDUE, subject_kind="chip",
-                subject_id=chip.chip_id,
-                message=f"chip {chip.chip_id}: GPU {bound['gpu_id']} not re-attested for "
+                subject_id=chip_id,
+                message=f"chip {chip_id}: GPU {bound['gpu_id']} not re-attested for "
                         f"{age_s:.0f} s (max {max_age_s:.0f} s)",
                 details={"gpu_id": bound["gpu_id"],
                          "last_attested_unix_ns": bound["last_attested_unix_ns"]},

@@ -139,6 +139,14 @@ class ReplicaTables(SqlBase):
         row = self._one("SELECT * FROM rounds WHERE round_id = ? AND closed = 0", (round_id,))
         return _round(row) if row else None
 
+    # -- key/value by prefix --
+    def kv_with_prefix(self, prefix: str) -> list[tuple[str, str]]:
+        """(key, value) of every key starting with `prefix`, by key. A prefix test rather than
+        a key range: a PostgreSQL database's collation need not order keys byte-wise."""
+        return [(str(r[0]), str(r[1])) for r in self._all(
+            "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix))]
+
     # -- sizes, for benchmarks and capacity planning --
     def count_rows(self, table: str) -> int:
         if table not in _COUNTABLE:
