@@ -45,7 +45,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--out", type=Path, required=True, help="output directory")
     sim.add_argument("--smuggled-fraction", type=float, default=0.3)
-    sim.add_argument("--workers", type=int, default=1, help="processes (fork)")
+    sim.add_argument("--workers", type=int, default=1, help="forked processes")
     sim.add_argument("--chunk-size", type=int, default=2000)
     sim.add_argument("--grid-km", type=float, default=75.0, help="fast-path cell size")
     sim.add_argument("--k-best", type=int, default=10, help="caps the fast path tests")

@@ -1,5 +1,7 @@
 import json
+import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
@@ -29,8 +31,16 @@ def smuggled(results: dict[str, Any]) -> Any:
     return results["metrics"]["classes"]["smuggled"]
 
 
+def run_in_clean_process(adversary: str, **overrides: Any) -> dict[str, Any]:
+    """`run` in a freshly spawned interpreter. The simulator forks its workers, and forking
+    this pytest process, which earlier tests left with threads (servers, pools), can deadlock
+    the child on a lock some thread held at the fork; the CLI's process has no such threads."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(run, adversary, **overrides).result(timeout=300)
+
+
 def test_seeded_runs_repeat_exactly_and_do_not_depend_on_workers(baseline):
-    again = run("none", workers=2)
+    again = run_in_clean_process("none", workers=2)
     assert again["metrics"] == baseline["metrics"]
     assert again["cross_check"]["pairs"] == baseline["cross_check"]["pairs"]
     other_seed = run("none", seed=1)
