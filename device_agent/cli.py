@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,22 +22,37 @@ from keystore.token_files import read_token_file
 from protocol.errors import ProtocolError
 
 
-def _run(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event SIGTERM and SIGINT set while the command runs. The previous handlers come back
+    afterwards: `main(argv)` run inside another process (the tests) must not leave a handler
+    behind, or that process's forked children would ignore the SIGTERM meant to end them."""
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    previous = {signum: signal.signal(signum, lambda *_: stop.set())
+                for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        run_agent(load_agent_config(args.config), args.simulate, stop)
-    except (AgentError, ProtocolError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
+    with _stop_on_signals() as stop:
+        try:
+            run_agent(load_agent_config(args.config), args.simulate, stop)
+        except (AgentError, ProtocolError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 
 def _attest(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    with _stop_on_signals() as stop:
+        return _attest_until(args, stop)
+
+
+def _attest_until(args: argparse.Namespace, stop: threading.Event) -> int:
     try:
         token = read_token_file(args.token_file)
         public_key = load_signer(args.key_dir / f"{args.chip_id}.key").public_key()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -247,7 +248,11 @@ def test_agent_attest_cli_once(verifier: Verifier, tmp_path: Path,
     monkeypatch.setattr(agent_attestation, "_pynvml", lambda: FakeNvml(verifier.gpu))
     argv = ["agent", "attest", "--verifier", verifier.url, "--token-file", str(token),
             "--chip-id", "gpu-2", "--key-dir", str(key_dir)]
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     assert main(argv) == 0
+    # Run in-process, the CLI leaves no signal handler behind (a forked child of this process
+    # would otherwise ignore the SIGTERM that multiprocessing sends to end it).
+    assert {signum: signal.getsignal(signum) for signum in handlers} == handlers
     assert f"GPU {verifier.gpu.gpu_id} attested" in capsys.readouterr().out
     monkeypatch.setattr(agent_attestation, "_pynvml", lambda: FakeNvml(make_gpu()))
     assert main(argv) == 1
