@@ -295,6 +295,11 @@ def scenario(s: Recorder) -> None:
     s.put_kv("calibration", "v1")
     s.put_kv("calibration", "v2")
     assert s.get_kv("calibration") == "v2"
+    for key in ("gpu:b", "gpu:a", "gpu", "gpu_x", "gpu%y"):
+        s.put_kv(key, key.upper())
+    assert s.kv_with_prefix("gpu:") == [("gpu:a", "GPU:A"), ("gpu:b", "GPU:B")]
+    assert s.kv_with_prefix("gpu%") == [("gpu%y", "GPU%Y")]  # no wildcards
+    assert s.kv_with_prefix("none") == []
     # retention: old measurements and finished deliveries go; each chip keeps its last verdict
     deleted = s.prune(T0 + 31 * S, T0 + 100 * S, 1000)
     assert deleted == {"measurements": 3, "batches": 2, "tasks": 3, "rounds": 1,
