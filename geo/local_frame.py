@@ -25,11 +25,11 @@ eps / 2 <= about 0.89 x resolution; the achieved figure is returned as `excess_k
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -69,39 +69,69 @@ MIN_LOCAL_VERTICES = 8
 GAP_SLACK_RAD = 1e-7
 
 
-def _local_bases(caps: Sequence[Cap]) -> FloatArray:
-    """(k, 3, 3): rows east, north and the centre's unit vector (orthonormal) per cap."""
-    rows = []
-    for cap in caps:  # scalar math: a handful of caps, cheaper than a dozen numpy calls
-        lat, lon = math.radians(cap.lat_deg), math.radians(cap.lon_deg)
-        sin_lat, cos_lat = math.sin(lat), math.cos(lat)
-        sin_lon, cos_lon = math.sin(lon), math.cos(lon)
-        rows.append(
-            (
-                (-sin_lon, cos_lon, 0.0),
-                (-sin_lat * cos_lon, -sin_lat * sin_lon, cos_lat),
-                (cos_lat * cos_lon, cos_lat * sin_lon, sin_lat),
-            )
-        )
-    return np.array(rows)
+def local_bases(lat_deg: FloatArray, lon_deg: FloatArray) -> FloatArray:
+    """(k, 3, 3): rows east, north and the centre's unit vector (orthonormal) per cap.
+
+    This and `plane_vertices`, `vertex_angles` and `from_plane` are the one place the single
+    and the batched path (`geo.solver_batch`) compute a cap's polygon and map plane points
+    back: element-wise numpy only (numpy gives an element the same bits whatever array holds
+    it; math.sin, matmul and einsum round differently), so both hand GEOS the same bits.
+    Where two caps' edges are nearly parallel (nearly co-located landmarks), a last-bit change
+    of an edge's ends moves its crossing far along the edge, and densification turned that
+    into metres between the two paths' regions.
+    """
+    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
+    sin_lat, cos_lat, sin_lon, cos_lon = np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)
+    east = np.stack((-sin_lon, cos_lon, np.zeros_like(lat)), axis=-1)
+    north = np.stack((-sin_lat * cos_lon, -sin_lat * sin_lon, cos_lat), axis=-1)
+    centre = np.stack((cos_lat * cos_lon, cos_lat * sin_lon, sin_lat), axis=-1)
+    return np.stack((east, north, centre), axis=1)
 
 
-@functools.lru_cache(maxsize=64)
-def _azimuth_trig(n: int) -> FloatArray:
-    """(n, 2): sin and cos of n equally spaced azimuths (from north towards east: sin along
-    east, cos along north). Few distinct n occur, so they are computed once (read-only)."""
-    azimuths = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
-    trig = np.column_stack((np.sin(azimuths), np.cos(azimuths)))
-    trig.flags.writeable = False
-    return trig
+def vertex_angles(theta: FloatArray, n: npt.NDArray[np.int64]) -> FloatArray:
+    """Angle from its centre of each vertex of a cap's n-gon whose great-circle edges are
+    tangent to the cap (angle theta)."""
+    return np.asarray(np.arctan(np.tan(theta) / np.cos(math.pi / n)), dtype=np.float64)
+
+
+def plane_vertices(
+    bases: FloatArray, vertex_angle: FloatArray, n: npt.NDArray[np.int64], frames: FloatArray
+) -> FloatArray:
+    """(sum(n), 3): homogeneous coordinates, in frames[k] (rows as `local_bases`), of cap k's
+    n[k] polygon vertices at azimuths 2 pi j / n[k] (from north towards east), caps back to
+    back."""
+    cap = np.repeat(np.arange(len(n)), n)
+    j = np.arange(len(cap)) - np.repeat(np.cumsum(n) - n, n)
+    azimuth = j * (2.0 * math.pi / n[cap])
+    sin_az, cos_az = np.sin(azimuth)[:, None], np.cos(azimuth)[:, None]
+    sin_v, cos_v = np.sin(vertex_angle)[cap, None], np.cos(vertex_angle)[cap, None]
+    basis = bases[cap]
+    vertices = cos_v * basis[:, 2] + sin_v * (sin_az * basis[:, 0] + cos_az * basis[:, 1])
+    frame = frames[cap]
+    return np.asarray(
+        vertices[:, :1] * frame[:, :, 0]
+        + vertices[:, 1:2] * frame[:, :, 1]
+        + vertices[:, 2:] * frame[:, :, 2],
+        dtype=np.float64,
+    )
+
+
+def from_plane(points: FloatArray, frames: FloatArray) -> FloatArray:
+    """(m, 3): the points (m, 2) of the gnomonic plane of frames (3, 3), or of frames[i]
+    (m, 3, 3) for point i, as (unnormalised) vectors."""
+    return np.asarray(
+        points[:, :1] * frames[..., 0, :] + points[:, 1:] * frames[..., 1, :] + frames[..., 2, :],
+        dtype=np.float64,
+    )
 
 
 def _great_circle_rings(
     caps: Sequence[Cap], excess_rad: float
 ) -> tuple[FloatArray, FloatArray, FloatArray] | None:
     """For each cap, the vertices (k, n, 3) of a polygon with great-circle edges tangent to
-    the cap from outside, lying at most `excess_rad` beyond it; their angles from the centres;
-    and the caps' bases. One vertex count n (the largest needed) serves every cap."""
+    the cap from outside, lying at most `excess_rad` beyond it, in homogeneous coordinates of
+    the first cap's frame; their angles from the centres; and the caps' bases. One vertex
+    count n (the largest needed) serves every cap."""
     theta = np.array([c.angle_rad for c in caps])
     if float(theta.max()) + excess_rad >= LOCAL_MAX_VERTEX_RAD:
         return None
@@ -109,14 +139,14 @@ def _great_circle_rings(
     half_step = float(np.min(np.arccos(ratio)))
     n = MAX_VERTICES if half_step <= 0.0 else math.ceil(math.pi / half_step)
     n = min(max(n, MIN_LOCAL_VERTICES), MAX_VERTICES)
-    vertex_angle = np.arctan(np.tan(theta) / math.cos(math.pi / n))
+    counts = np.full(len(caps), n, dtype=np.int64)
+    vertex_angle = vertex_angles(theta, counts)
     if float(vertex_angle.max()) >= LOCAL_MAX_VERTEX_RAD:
         return None
-    bases = _local_bases(caps)
-    trig = _azimuth_trig(n)
-    sin_v, cos_v = np.sin(vertex_angle)[:, None, None], np.cos(vertex_angle)[:, None, None]
-    vertices = cos_v * bases[:, None, 2, :] + sin_v * (trig @ bases[:, :2, :])
-    return np.asarray(vertices, dtype=np.float64), vertex_angle, bases
+    bases = local_bases(np.array([c.lat_deg for c in caps]), np.array([c.lon_deg for c in caps]))
+    frames = np.broadcast_to(bases[0], bases.shape)
+    plane = plane_vertices(bases, vertex_angle, counts, frames).reshape(len(caps), n, 3)
+    return plane, vertex_angle, bases
 
 
 def _clip_homogeneous(points: FloatArray, half_spaces: FloatArray) -> FloatArray:
@@ -215,7 +245,7 @@ def _local_region_to_lonlat(
         grown = grown[owner] + (fraction / pieces[owner])[:, None] * edges[owner]
     # The last point is a vertex of `region` itself, converted in the same call.
     plane = np.concatenate((grown, ring[:1]))
-    xyz = np.concatenate((plane, np.ones((len(plane), 1))), axis=1) @ basis
+    xyz = from_plane(plane, basis)
     lat = np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1]))
     lon = np.arctan2(xyz[:, 1], xyz[:, 0])
     if float(np.max(np.abs(lat))) > LOCAL_MAX_LAT_RAD:
@@ -268,10 +298,9 @@ def intersect_local(
     built = _great_circle_rings(used, cap_excess_rad)
     if built is None:
         return None
-    vertices, vertex_angle, bases = built
+    plane, vertex_angle, bases = built
     excess_km = float(np.max(vertex_angle - [c.angle_rad for c in used])) * EARTH_MEAN_RADIUS_KM
     basis = bases[0]
-    plane = vertices @ basis.T  # (k, n, 3) homogeneous plane coordinates
     depth = plane[:, :, 2].min(axis=1)
     if bool(np.all(depth >= LOCAL_MIN_DEPTH)):
         rings: list[FloatArray] | FloatArray = plane[:, :, :2] / plane[:, :, 2:]

@@ -38,6 +38,10 @@ from geo.local_frame import (
     LOCAL_MAX_VERTEX_RAD,
     LOCAL_MIN_DEPTH,
     MIN_LOCAL_VERTICES,
+    from_plane,
+    local_bases,
+    plane_vertices,
+    vertex_angles,
 )
 from geo.solver import intersect
 
@@ -131,7 +135,7 @@ def intersect_local_arrays(
     # One vertex count per set: the largest any used cap needs.
     used &= ok[problem]
     u_problem, u_theta = problem[used], angle[used]
-    u_lat, u_lon = lat[used], lon[used]
+    u_lat_deg, u_lon_deg = lat_deg[order][used], lon_deg[order][used]
     u_counts = np.bincount(u_problem, minlength=count)
     u_starts = np.cumsum(u_counts) - u_counts
     live = u_counts > 0
@@ -144,30 +148,22 @@ def intersect_local_arrays(
         n_set = np.where(half_step <= 0.0, MAX_VERTICES, np.ceil(math.pi / half_step))
     n_set = np.clip(np.nan_to_num(n_set, posinf=MAX_VERTICES), MIN_LOCAL_VERTICES, MAX_VERTICES)
     n_set = n_set.astype(np.int64)
-    vertex_angle = np.arctan(np.tan(u_theta) / np.cos(math.pi / n_set[u_problem]))
+    per_cap_n = n_set[u_problem]
+    vertex_angle = vertex_angles(u_theta, per_cap_n)
     worst = np.zeros(count)
     np.maximum.at(worst, u_problem, vertex_angle)
     excess = np.full(count, -np.inf)
     np.maximum.at(excess, u_problem, vertex_angle - u_theta)
     ok &= live & ~too_big & (worst < LOCAL_MAX_VERTEX_RAD)
-    # Bases (east, north, centre) per used cap; the frame is each set's smallest cap.
-    s_lat, c_lat, s_lon, c_lon = np.sin(u_lat), np.cos(u_lat), np.sin(u_lon), np.cos(u_lon)
-    zero = np.zeros_like(u_lat)
-    east = np.stack((-s_lon, c_lon, zero), axis=-1)
-    north = np.stack((-s_lat * c_lon, -s_lat * s_lon, c_lat), axis=-1)
-    centre = np.stack((c_lat * c_lon, c_lat * s_lon, s_lat), axis=-1)
-    frame = np.stack((east, north, centre), axis=1)[u_starts[live]]  # (live sets, 3, 3)
+    # Bases (east, north, centre) per used cap; the frame is each set's smallest cap. The
+    # vertices (cap k has n of its set) are computed by the single path's own functions.
+    bases = local_bases(u_lat_deg, u_lon_deg)
+    frame = bases[u_starts[live]]  # (live sets, 3, 3)
     frame_of = np.full(count, -1, dtype=np.int64)
     frame_of[live] = np.arange(int(live.sum()))
-    # Vertices: cap k has n of its set, at azimuths 2 pi j / n.
-    per_cap_n = n_set[u_problem]
-    _, v_cap, v_j = _ring_layout(per_cap_n)
-    azimuth = v_j * (2.0 * math.pi / per_cap_n[v_cap])
-    sin_az, cos_az = np.sin(azimuth)[:, None], np.cos(azimuth)[:, None]
-    sin_v, cos_v = np.sin(vertex_angle)[v_cap, None], np.cos(vertex_angle)[v_cap, None]
-    vertices = cos_v * centre[v_cap] + sin_v * (sin_az * east[v_cap] + cos_az * north[v_cap])
+    plane = plane_vertices(bases, vertex_angle, per_cap_n, frame[frame_of[u_problem]])
+    v_cap = np.repeat(np.arange(len(per_cap_n)), per_cap_n)
     v_problem = u_problem[v_cap]
-    plane = np.einsum("vi,vji->vj", vertices, frame[frame_of[v_problem]])
     shallow = np.zeros(count, dtype=bool)
     np.maximum.at(shallow, v_problem, plane[:, 2] < LOCAL_MIN_DEPTH)
     ok &= ~shallow  # rings near the horizon are clipped by the single-set code
@@ -304,7 +300,7 @@ def _plane_regions_to_lonlat(
     dense = grown[piece_owner] + (piece_index / pieces[piece_owner])[:, None] * g_edges[piece_owner]
     dense_of = grown_of[piece_owner]
     frame_of = frames[dense_of]
-    xyz = dense[:, :1] * frame_of[:, 0] + dense[:, 1:] * frame_of[:, 1] + frame_of[:, 2]
+    xyz = from_plane(dense, frame_of)
     lat = np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1]))
     lon = np.arctan2(xyz[:, 1], xyz[:, 0])
     polar = np.zeros(count, dtype=bool)
@@ -344,7 +340,7 @@ def _plane_regions_to_lonlat(
     )
     inner_ok = inner[rings_ok]
     f = frames[rings_ok]
-    inner_xyz = inner_ok[:, :1] * f[:, 0] + inner_ok[:, 1:] * f[:, 1] + f[:, 2]
+    inner_xyz = from_plane(inner_ok, f)
     inner_lat = np.degrees(np.arctan2(inner_xyz[:, 2], np.hypot(inner_xyz[:, 0], inner_xyz[:, 1])))
     inner_lon = np.degrees(np.arctan2(inner_xyz[:, 1], inner_xyz[:, 0]))
     first_lon = lon_deg[d_starts[rings_ok]]

@@ -70,8 +70,33 @@ def kassel(rtts_ms: tuple[float, float, float]) -> tuple[list[LandmarkRtt], Lice
 
 tiny_items = st.tuples(*[st.floats(0.04, 0.25)] * 3).map(kassel)
 excluding_items = chips_with_excluding_licence().map(lambda case: (case[1], case[2]))
+
+
+@st.composite
+def twin_items(draw: st.DrawFn) -> tuple[list[LandmarkRtt], Licence]:
+    """Two landmarks a hair apart with RTTs equal but for the last bits (a landmark listed
+    twice, two in one rack) and a third nearby: the twins' polygon edges are nearly parallel,
+    where a last-bit difference moves an edge crossing far along the edge."""
+    lat, lon = draw(st.floats(48.0, 53.0)), draw(st.floats(7.0, 13.0))
+    offset_deg = 10.0 ** draw(st.floats(-12.0, -9.0))
+    rtt_ms = draw(st.floats(0.05, 3.0))
+    twin_ms = rtt_ms * (
+        1.0 + draw(st.sampled_from([-1.0, 1.0])) * 10.0 ** draw(st.floats(-16.0, -13.0))
+    )
+    return [
+        LandmarkRtt("twin-a", lat, lon, rtt_ms),
+        LandmarkRtt("twin-b", lat + offset_deg, lon + offset_deg, twin_ms),
+        LandmarkRtt(
+            "third",
+            lat + draw(st.floats(-0.3, 0.3)),
+            lon + draw(st.floats(-0.3, 0.3)),
+            rtt_ms * draw(st.floats(0.8, 3.0)),
+        ),
+    ], GERMANY
+
+
 items = st.lists(
-    st.one_of(europe_items, europe_items, world_items, excluding_items, tiny_items),
+    st.one_of(europe_items, europe_items, world_items, excluding_items, tiny_items, twin_items()),
     min_size=1,
     max_size=6,
 )
@@ -161,6 +186,35 @@ def test_sub_millisecond_rounds_match() -> None:
     rounds = [kassel(rtts) for rtts in rtts_ms]
     for got, item in zip(assess_many(rounds), rounds, strict=True):
         assert got.verdict is Verdict.VERIFIED
+        assert_same(got, assess(*item))
+
+
+def test_nearly_co_located_landmarks_match() -> None:
+    """Two landmarks ~5 um apart with RTTs equal but for the last bits: their polygons' edges
+    are nearly parallel, so a last-bit difference in the vertices moved GEOS's crossing far
+    along the edge, and the densified lon/lat ring up to 8 m (7e-5 deg), between the batch and
+    `assess` (their vertices were computed with different float arithmetic; now with the same
+    functions, `geo.local_frame.plane_vertices`)."""
+    rounds = [
+        (
+            [
+                LandmarkRtt("a", 51.24632744197823, 12.44358894104683, 0.885354616879926),
+                LandmarkRtt("b", 51.2463274420159, 12.44358894109246, 0.8853546168799291),
+                LandmarkRtt("c", 51.4450781071594, 12.250284411187094, 1.9294405646795878),
+            ],
+            GERMANY,
+        ),
+        (
+            [
+                LandmarkRtt("a", 50.1386593555955, 11.593474663875694, 1.4129390432853186),
+                LandmarkRtt("b", 50.138659355596026, 11.593474663877371, 1.4129390432853195),
+                LandmarkRtt("c", 50.16049239198528, 11.476710007472613, 3.32349536607086),
+            ],
+            GERMANY,
+        ),
+    ]
+    for got, item in zip(assess_many(rounds), rounds, strict=True):
+        assert got.sound_region is not None
         assert_same(got, assess(*item))
 
 
