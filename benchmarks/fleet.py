@@ -8,7 +8,8 @@ For each fleet size: a real verifier app (in-process, ASGI, its background tick 
 cycles of: `due-per-tick` chips become due; a tick plans their rounds (scheduling CPU per
 task); every landmark polls its tasks through the API (poll latency), signs an answer to each
 and uploads it; a second tick closes the answered rounds into verdicts (rounds decided per
-second, tick latency). Database bytes per chip-day come from the database's growth per decided
+second, tick latency); then every landmark polls 25 more times with nothing due. Database
+bytes per chip-day come from the database's growth per decided
 round (verdicts, measurements, tasks, evidence log; SQLite's file after a WAL checkpoint, or
 PostgreSQL's `pg_database_size`) times the policy's rounds per day.
 
@@ -144,6 +145,21 @@ async def _answer(client: httpx.AsyncClient, fleet: Fleet, tokens: dict[str, dic
     return uploaded
 
 
+async def _poll_often(client: httpx.AsyncClient, tokens: dict[str, dict[str, str]],
+                      times: int) -> list[float]:
+    """Latency of `times` polls per landmark with nothing due (what a landmark's steady
+    long-poll costs the verifier between rounds), in ms."""
+    latencies = []
+    for _ in range(times):
+        for landmark_id, auth in tokens.items():
+            started = time.perf_counter()
+            polled = await client.get(f"/v1/landmarks/{landmark_id}/tasks?wait_s=0",
+                                      headers=auth)
+            latencies.append((time.perf_counter() - started) * 1000)
+            polled.raise_for_status()
+    return latencies
+
+
 async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: int,
                     data_dir: Path, database_url: str | None) -> dict[str, Any]:
     fleet = Fleet.create()
@@ -200,6 +216,7 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
                 decide_ms.append((time.perf_counter() - wall) * 1000)
                 decided += await service.db.run(Store.count_rows, "verdicts") - closed_before
             rounds = await service.db.run(Store.count_rows, "verdicts") - verdicts_before
+            idle_poll_ms = await _poll_often(client, tokens, 25)
             grown = await _bytes(service) - bytes_before
     per_round = grown / rounds if rounds else 0.0
     result.update({
@@ -215,6 +232,9 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
         "decide_tick_ms_max": round(max(decide_ms), 1),
         "task_poll_ms_p50": round(_percentile(poll_ms, 0.5), 2),
         "task_poll_ms_p99": round(_percentile(poll_ms, 0.99), 2),
+        "task_polls": len(poll_ms),
+        "idle_poll_ms_p50": round(_percentile(idle_poll_ms, 0.5), 2),
+        "idle_poll_ms_p99": round(_percentile(idle_poll_ms, 0.99), 2),
         "db_bytes_per_round": round(per_round),
         "db_bytes_per_chip_day": round(per_round * 86_400 / _ROUND_INTERVAL_S),
     })
@@ -260,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             "scheduling_cpu_ratio_largest_to_smallest":
                 round(cpu[-1] / cpu[0], 3) if cpu[0] and cpu[-1] else None,
             "task_poll_ms_p99": [r["task_poll_ms_p99"] for r in runs],
+            "idle_poll_ms_p99": [r["idle_poll_ms_p99"] for r in runs],
             "db_bytes_per_chip_day": [r["db_bytes_per_chip_day"] for r in runs]}
     if summary:
         print(json.dumps({"summary": summary}))

@@ -107,8 +107,10 @@ class Leadership:
     @contextmanager
     def fenced(self, store: Store) -> Iterator[None]:
         """One transaction that writes only while this replica's token is the current one
-        (call on the database thread). LeaseLostError, and nothing written, otherwise."""
-        token = self.token
+        (call on the database thread). LeaseLostError, and nothing written, otherwise. The
+        database decides, not the local clock: a lease whose renewal is merely late here (a
+        starved renewal task) still writes while no other replica has taken it."""
+        token = self._token
         if token is None:
             raise LeaseLostError(f"replica {self.holder} does not hold the leader lease")
         with store.transaction():
