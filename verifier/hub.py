@@ -92,8 +92,10 @@ class Hub:
                     batch, self._outgoing = self._outgoing, []
                 if batch:
                     await db.run(Store.add_hub_events, origin, batch, time.time_ns())
+                # At most _LOOKBACK_IDS ids lie in the look-back window, so the limit always
+                # leaves room for _READ_BATCH new events: the cursor cannot stall.
                 rows = await db.run(Store.hub_events_after, max(0, cursor - _LOOKBACK_IDS),
-                                    _READ_BATCH)
+                                    _LOOKBACK_IDS + _READ_BATCH)
                 for event_id, event_origin, event, data in rows:
                     cursor = max(cursor, event_id)
                     if event_id in seen_set:

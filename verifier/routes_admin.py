@@ -25,7 +25,7 @@ async def register_landmark(body: schemas.LandmarkIn, _: Admin,
     landmark = await service.db.run(
         registry.register_landmark, service.keys, ca_public_key=service.config.ca_public_key,
         certificate=body.certificate, host=body.host, port=body.port, now_unix_ns=now)
-    service.announce_key("landmark", landmark.landmark_id)
+    service.announce_keys("landmark", [landmark.landmark_id])
     return landmark_out(landmark, now, service.config.landmark_dead_after_s)
 
 
@@ -35,7 +35,7 @@ async def register_chip(body: schemas.ChipIn, _: Admin, service: ServiceDep) -> 
         registry.register_chip, service.keys, ca_public_key=service.config.ca_public_key,
         certificate=body.certificate, owner=body.owner, host=body.host, port=body.port,
         licence=body.licence, policy=body.policy, now_unix_ns=time.time_ns())
-    service.announce_key("chip", chip.chip_id)
+    service.announce_keys("chip", [chip.chip_id])
     return chip_out(chip, await service.db.run(Store.last_verdict, chip.chip_id))
 
 
@@ -49,8 +49,7 @@ async def register_chips(body: schemas.ChipsBulkIn, _: Admin,
         enrolments=[registry.Enrolment(c.certificate, c.owner, c.host, c.port, c.licence,
                                        c.policy) for c in body.chips],
         now_unix_ns=time.time_ns())
-    for chip in chips:
-        service.announce_key("chip", chip.chip_id)
+    service.announce_keys("chip", [c.chip_id for c in chips])
     return schemas.ChipsBulkOut(enrolled=len(chips), chip_ids=[c.chip_id for c in chips])
 
 

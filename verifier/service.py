@@ -143,15 +143,20 @@ class Service:
             event.set()
 
     def _refresh_key(self, payload: dict[str, Any]) -> None:
-        """Another replica registered a chip or landmark: load its key here too."""
-        task = asyncio.get_running_loop().create_task(
-            self.db.run(self.keys.refresh, str(payload["kind"]), str(payload["id"])))
+        """Other replicas registered chips or landmarks: load their keys here too."""
+        kind, ids = str(payload["kind"]), [str(i) for i in payload["ids"]]
+
+        def refresh(store: Store) -> None:
+            for subject_id in ids:
+                self.keys.refresh(store, kind, subject_id)
+
+        task = asyncio.get_running_loop().create_task(self.db.run(refresh))
         self._refreshes.add(task)
         task.add_done_callback(self._refreshes.discard)
 
-    def announce_key(self, kind: str, subject_id: str) -> None:
-        """Tell the other replicas that `kind`/`subject_id` was (re-)registered here."""
-        self.hub.publish({"kind": kind, "id": subject_id}, event="_key")
+    def announce_keys(self, kind: str, subject_ids: list[str]) -> None:
+        """Tell the other replicas that these chips or landmarks were (re-)registered here."""
+        self.hub.publish({"kind": kind, "ids": subject_ids}, event="_key")
 
     async def _while_leader(self, interval_s: float, step: Callable[[], Awaitable[Any]],
                             what: str) -> None:

@@ -155,3 +155,35 @@ def test_each_outbox_item_is_claimed_by_one_replica(tmp_path: Path, database_url
         [claimed_a[1].outbox_id, claimed_b[0].outbox_id])
     store_a.close()
     store_b.close()
+
+
+@pytest.mark.asyncio
+async def test_the_relay_keeps_up_past_its_look_back_window(tmp_path: Path) -> None:
+    """More events than the look-back window and one read hold (a bulk enrolment's key
+    signals): the other replica still gets the last one (a cursor stuck on the window's
+    already-seen rows would never get there)."""
+    path = tmp_path / "v.sqlite3"
+    db_a, db_b = Db(SqliteStore(path)), Db(SqliteStore(path))
+    hub_a, hub_b = Hub(), Hub()
+    loop = asyncio.get_running_loop()
+    hub_a.bind(loop)
+    hub_b.bind(loop)
+    got: list[int] = []
+    hub_b.on_signal("_n", lambda payload: got.append(int(str(payload["n"]))))
+    relays = [asyncio.create_task(hub_a.relay(db_a, "a", poll_s=0.02)),
+              asyncio.create_task(hub_b.relay(db_b, "b", poll_s=0.02))]
+    try:
+        await asyncio.sleep(0.1)
+        for n in range(4_500):
+            hub_a.publish({"n": n}, event="_n")
+        for _ in range(500):
+            if got and got[-1] == 4_499:
+                break
+            await asyncio.sleep(0.02)
+        assert got == list(range(4_500))
+    finally:
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+        db_a.close()
+        db_b.close()
