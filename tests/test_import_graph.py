@@ -86,6 +86,30 @@ def test_the_landmark_does_not_import_the_agent() -> None:
     assert violations("landmark_node", {"device_agent"}) == {}
 
 
+# What the verifier's storage may use of the verifier: its value types and its config.
+STORE_MAY_IMPORT = ("verifier.store", "verifier.model", "verifier.ops_model", "verifier.config")
+
+
+def test_the_store_imports_no_service_module_of_the_verifier() -> None:
+    """Storage sits under the services (alerts, webhooks, scheduler): a store that imported
+    them would hide a cycle (it once took the alert JSON shape from verifier.alerts)."""
+    found: list[str] = []
+    for path in sorted((ROOT / "verifier" / "store").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found.extend(
+                f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+                for name in names
+                if name.startswith("verifier") and not name.startswith(STORE_MAY_IMPORT)
+            )
+    assert found == []
+
+
 @pytest.mark.parametrize("package", sorted(project_packages() - NOT_PRODUCT))
 def test_no_product_package_imports_the_benchmarks_or_the_simulator(package: str) -> None:
     """`lightfence bench` loads sim.cli by name only when it runs (lightfence/cli.py), so the

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Any
 
 from verifier import routing
@@ -23,10 +22,6 @@ from verifier.model import SEVERITY_BY_TYPE, Alert, AlertType
 from verifier.store import Store
 
 logger = logging.getLogger(__name__)
-
-
-def alert_json(alert: Alert) -> dict[str, Any]:
-    return asdict(alert)
 
 
 class Alerts:
@@ -136,7 +131,7 @@ class Alerts:
         if self._held:
             self._held[-1].append(alert)
             return
-        payload = alert_json(alert)
+        payload = alert.to_json()
         self._hub.publish(payload)
         chip_id = alert.subject_id if alert.subject_kind == "chip" else None
         self._evidence.alert(payload, chip_id=chip_id, time_unix_ns=alert.updated_unix_ns)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -219,6 +219,10 @@ class Alert:
     resolved_unix_ns: int | None
     # The mute rule that silenced this alert's notifications (it is still recorded and logged).
     muted_by_rule: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The one JSON shape of an alert: REST, SSE, webhooks and notification channels."""
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -391,9 +391,8 @@ class CoreTables(SqlBase):
         return alert
 
     def _enqueue(self, urls: Iterable[str], event: str, alert: Alert, now_unix_ns: int) -> None:
-        from verifier.alerts import alert_json  # one JSON shape for webhooks, SSE and REST
 
-        body = json.dumps({"event": event, "alert": alert_json(alert)},
+        body = json.dumps({"event": event, "alert": alert.to_json()},
                           separators=(",", ":")).encode()
         self._db.executemany(
             "INSERT INTO outbox(url, body, next_attempt_unix_ns) VALUES (?,?,?)",

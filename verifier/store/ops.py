@@ -108,9 +108,8 @@ class OpsTables(SqlBase):
     # -- channel outbox and delivery log --
     def enqueue_notifications(self, channel_ids: Iterable[str], event: str, alert: Alert,
                               now_unix_ns: int) -> None:
-        from verifier.alerts import alert_json  # one JSON shape for every channel
 
-        body = json.dumps({"event": event, "alert": alert_json(alert)},
+        body = json.dumps({"event": event, "alert": alert.to_json()},
                           separators=(",", ":")).encode()
         with self.transaction():
             self._db.executemany(
