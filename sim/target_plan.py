@@ -96,6 +96,7 @@ class TargetPlan:
     holdout_chips: int
     reached: bool  # choice_share reached the target within max_landmarks
     holdout_by_country: dict[str, float]  # held-out verified share per licensed country
+    stalled: bool  # stopped short: f + 2 more landmarks verified no further choice chip
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +109,7 @@ class TargetPlan:
             "holdout_chips": self.holdout_chips,
             "holdout_verified_share_by_country": self.holdout_by_country,
             "reached_target": self.reached,
+            "stalled": self.stalled,
         }
 
 
@@ -177,18 +179,31 @@ class _World:
         }
         return float(verified.mean()), by_country
 
-    def choose(self, params: FastParams, population: Population) -> tuple[list[int], float]:
-        """Add landmarks until the target share or the cap; the picks and share."""
+    def choose(self, params: FastParams, population: Population) -> tuple[list[int], float, bool]:
+        """Add landmarks until the target share, the cap, or a stall; the picks, the share and
+        whether it stalled: f + 2 picks in a row (enough for a fresh campus at f) raised the
+        share of no chip, so no candidate left can reach chips the picks so far cannot."""
         request = self.request
+        window = params.robust_landmarks + 2
+        share_after: dict[int, float] = {0: 0.0}
+
+        def more(chosen: list[int], share: float) -> bool:
+            share_after[len(chosen)] = share
+            earlier = share_after.get(len(chosen) - window)
+            stalled = earlier is not None and share <= earlier
+            return (
+                share < request.target_share and len(chosen) < request.max_landmarks and not stalled
+            )
+
         picks = greedy.lazy_greedy(
             len(self.candidates),
             lambda chosen: greedy.score(self.field, params, self.cells, population, chosen),
-            lambda chosen, share: (
-                share < request.target_share and len(chosen) < request.max_landmarks
-            ),
+            more,
             rescore_when_flat=True,
         )
-        return [index for index, _, _ in picks], picks[-1][1] if picks else 0.0
+        share = picks[-1][1] if picks else 0.0
+        stalled = share < request.target_share and len(picks) < request.max_landmarks
+        return [index for index, _, _ in picks], share, stalled
 
 
 def plan_to_target(
@@ -203,7 +218,7 @@ def plan_to_target(
     plans = []
     for faults in request.faults:
         params = FastParams(margin_km=world.margin_km, robust_landmarks=faults)
-        chosen, share = world.choose(params, choice)
+        chosen, share, stalled = world.choose(params, choice)
         holdout_share, by_country = world.shares(params, holdout, chosen)
         plans.append(
             TargetPlan(
@@ -214,6 +229,7 @@ def plan_to_target(
                 holdout_chips=len(holdout.chips),
                 reached=share >= request.target_share,
                 holdout_by_country=by_country,
+                stalled=stalled,
             )
         )
     return plans

@@ -76,9 +76,21 @@ def test_a_cap_too_small_stops_short_and_says_so() -> None:
     plans = plan_to_target(small_request(faults=(1,), max_landmarks=3), SITES)
     (p,) = plans
     assert len(p.landmarks) == 3
-    assert not p.reached
+    assert not p.reached and not p.stalled
     assert p.choice_share < 0.9
     assert p.to_json()["reached_target"] is False
+
+
+def test_a_site_geo_cannot_prove_stalls_the_plan_and_shows_per_country() -> None:
+    # All of Singapore lies within Malaysia's land grown by 12 nmi and its border error: no
+    # landmark can prove a chip there, so the planner stops once more picks verify nothing.
+    singapore = Site("Singapore", "SGP", 1.35, 103.82, "city", "test")
+    request = small_request(countries=("ESP", "SGP"), faults=(0,), max_landmarks=12)
+    (p,) = plan_to_target(request, (*SITES, singapore))
+    assert not p.reached and p.stalled
+    assert len(p.landmarks) < 12
+    assert p.holdout_by_country == {"ESP": 1.0, "SGP": 0.0}
+    assert p.to_json()["stalled"] is True
 
 
 @pytest.mark.parametrize(
