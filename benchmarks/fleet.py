@@ -4,20 +4,23 @@
         [--postgres | --database-url postgresql://...]
 
 For each fleet size: a real verifier app (in-process, ASGI, its background tick idle) gets
-`--landmarks` landmarks and N chips through the bulk enrolment API, then runs `--cycles`
-cycles of: `due-per-tick` chips become due; a tick plans their rounds (scheduling CPU per
-task); every landmark polls its tasks through the API (poll latency), signs an answer to each
-and uploads it; a second tick closes the answered rounds into verdicts (rounds decided per
-second, tick latency); then every landmark polls 25 more times with nothing due. Database
-bytes per chip-day come from the database's growth per decided
-round (verdicts, measurements, tasks, evidence log; SQLite's file after a WAL checkpoint, or
-PostgreSQL's `pg_database_size`) times the policy's rounds per day.
+`--landmarks` landmarks and N chips through the bulk enrolment API (`enrolment_chips_per_s`),
+then runs `--cycles` timed cycles of: `due-per-tick` chips become due; a tick plans their
+rounds (scheduling CPU per task); every landmark polls its tasks through the API, signs an
+answer to each and uploads it; a second tick closes the answered rounds into verdicts (rounds
+decided per second, tick latency). One more cycle, not timed, has every landmark polling over
+and over through both ticks: `task_poll_ms_*` is what a poll takes while the scheduler and the
+decider run. Then every landmark polls 25 more times with nothing due (`idle_poll_ms_*`).
+Database bytes per chip-day come from the database's growth per decided round (verdicts,
+measurements, tasks, evidence log; SQLite's file after a WAL checkpoint, or PostgreSQL's
+`pg_database_size`) times the policy's rounds per day.
 
 Each size runs on SQLite, and also on PostgreSQL with `--postgres` (a throw-away cluster,
 fsync on, a fresh database per size) or `--database-url`. Prints one JSON object per run, then
-a summary per backend comparing the sizes. CPU figures are the
-process's CPU time (time.process_time, all threads) over the timed part, so they do not depend
-on what else the shared machine runs; latencies do.
+a summary per backend comparing the sizes. Scheduling CPU is the CPU time of the event loop's
+and the database's threads over the plan ticks (their own clocks, so what else the shared
+machine runs does not count); decide CPU is the process's (time.process_time, all threads,
+the decider's geometry thread included). Latencies depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import json
 import logging
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +73,11 @@ def _honest_rtt_ms(i: int) -> float:
     return 2 * distance_km(lat, lon, *_CHIP_SITE) / 200.0 + 0.5
 
 
+def _threads_cpu_s(idents: list[int]) -> float:
+    """CPU seconds these threads have used, from their own clocks."""
+    return sum(time.clock_gettime(time.pthread_getcpuclockid(ident)) for ident in idents)
+
+
 async def _bytes(service: Service) -> int:
     return int(await service.db.run(Store.database_bytes))
 
@@ -97,24 +106,15 @@ async def _enrol(client: httpx.AsyncClient, fleet: Fleet, admin: dict[str, str],
 
 
 async def _make_due(service: Service, chip_ids: list[str], now_unix_ns: int) -> None:
-    def update(store: Store) -> None:
-        with store.transaction():
-            for chip_id in chip_ids:
-                store.set_chip_next_round(chip_id, now_unix_ns)
-
-    await service.db.run(update)
+    await service.db.run(Store.set_chips_next_round, dict.fromkeys(chip_ids, now_unix_ns))
 
 
 async def _defer_all(service: Service, chips: int, until_unix_ns: int) -> None:
-    """Push every chip's next round past the benchmark (short transactions: a long one would
+    """Push every chip's next round past the benchmark (in chunks: one long transaction would
     hold SQLite's write lock past the leader lease's renewal)."""
-    def update(store: Store, start: int) -> None:
-        with store.transaction():
-            for i in range(start, min(chips, start + 2_000)):
-                store.set_chip_next_round(f"chip-{i:07d}", until_unix_ns)
-
-    for start in range(0, chips, 2_000):
-        await service.db.run(update, start)
+    for start in range(0, chips, 10_000):
+        await service.db.run(Store.set_chips_next_round, {
+            f"chip-{i:07d}": until_unix_ns for i in range(start, min(chips, start + 10_000))})
 
 
 async def _lead(service: Service) -> None:
@@ -126,17 +126,54 @@ async def _lead(service: Service) -> None:
     raise RuntimeError("the benchmark's verifier never became the leader")
 
 
-async def _answer(client: httpx.AsyncClient, fleet: Fleet, tokens: dict[str, dict[str, str]],
-                  rtt_ms: dict[str, float], poll_ms: list[float]) -> int:
-    """Every landmark polls its tasks and uploads a signed answer to each; measurements."""
-    uploaded = 0
-    for landmark_id, auth in tokens.items():
+class _Poller:
+    """Every landmark polling its tasks over and over (`wait_s=0`, a few ms apart), as real
+    ones keep a poll open, while a tick runs: what a poll costs a landmark while the scheduler
+    and the decider hold the database. Keeps the tasks it was handed for `_answer`."""
+
+    def __init__(self, client: httpx.AsyncClient, tokens: dict[str, dict[str, str]]) -> None:
+        self._client = client
+        self.tokens = tokens
+        self.latencies_ms: list[float] = []
+        self.taken: dict[str, list[dict[str, Any]]] = {landmark: [] for landmark in tokens}
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def poll(self, landmark_id: str) -> None:
         started = time.perf_counter()
-        polled = await client.get(f"/v1/landmarks/{landmark_id}/tasks?wait_s=0", headers=auth)
-        poll_ms.append((time.perf_counter() - started) * 1000)
+        polled = await self._client.get(f"/v1/landmarks/{landmark_id}/tasks?wait_s=0",
+                                        headers=self.tokens[landmark_id])
+        self.latencies_ms.append((time.perf_counter() - started) * 1000)
         polled.raise_for_status()
+        self.taken[landmark_id].extend(polled.json()["tasks"])
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            for landmark_id in self.tokens:
+                await self.poll(landmark_id)
+            await asyncio.sleep(0.005)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+
+async def _answer(client: httpx.AsyncClient, fleet: Fleet, poller: _Poller,
+                  rtt_ms: dict[str, float]) -> int:
+    """Every landmark polls once more and uploads a signed answer to each task it was handed
+    (here or by the poller); measurements accepted."""
+    uploaded = 0
+    for landmark_id, tasks in poller.taken.items():
+        await poller.poll(landmark_id)
         records = [fleet.record(landmark_id, t["target_id"], rtt_ms[landmark_id])
-                   for t in polled.json()["tasks"] if t["target_kind"] == "chip"]
+                   for t in tasks if t["target_kind"] == "chip"]
+        tasks.clear()
+        auth = poller.tokens[landmark_id]
         for start in range(0, len(records), 500):
             batch = fleet.batch(landmark_id, records[start:start + 500])
             r = await client.post("/v1/measurements", headers=auth, json=batch.to_json())
@@ -185,36 +222,53 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
             now = time.time_ns()
             await _defer_all(service, chips, now + int(_ROUND_INTERVAL_S * _NS))
             await _lead(service)
-            poll_ms: list[float] = []
+            poller = _Poller(client, tokens)
+            # A plan tick runs on the event loop and the database thread; the lease's own
+            # thread renews on a timer, so it is left out (it would charge a slow tick more).
+            tick_threads = [threading.get_ident(),
+                            await service.db.run(lambda _: threading.get_ident())]
             # Every landmark polls (alive) and answers its mesh tasks before the timed part.
-            await _answer(client, fleet, tokens, rtt_ms, poll_ms)
+            await _answer(client, fleet, poller, rtt_ms)
             await service.tick(time.time_ns())
-            await _answer(client, fleet, tokens, rtt_ms, poll_ms)
+            await _answer(client, fleet, poller, rtt_ms)
             await service.tick(time.time_ns())
-            poll_ms.clear()
+            poller.latencies_ms.clear()
             plan_cpu_s = plan_tasks = decide_cpu_s = decided = 0.0
             plan_ms: list[float] = []
             decide_ms: list[float] = []
             bytes_before = await _bytes(service)
             verdicts_before = await service.db.run(Store.count_rows, "verdicts")
-            for cycle in range(cycles):
+            # The timed cycles, then one more with every landmark polling throughout (its
+            # CPU would count the polls, so it is not timed; its poll latencies are reported).
+            for cycle in range(cycles + 1):
+                loaded = cycle == cycles
                 await _lead(service)
                 due = [f"chip-{(cycle * due_per_tick + j) % chips:07d}"
                        for j in range(due_per_tick)]
                 await _make_due(service, due, time.time_ns())
                 tasks_before = await service.db.run(Store.count_rows, "tasks")
-                cpu, wall = time.process_time(), time.perf_counter()
+                if loaded:
+                    poller.latencies_ms.clear()
+                    poller.start()
+                cpu, wall = _threads_cpu_s(tick_threads), time.perf_counter()
                 await service.tick(time.time_ns())
-                plan_cpu_s += time.process_time() - cpu
-                plan_ms.append((time.perf_counter() - wall) * 1000)
-                plan_tasks += await service.db.run(Store.count_rows, "tasks") - tasks_before
-                await _answer(client, fleet, tokens, rtt_ms, poll_ms)
+                if not loaded:
+                    plan_cpu_s += _threads_cpu_s(tick_threads) - cpu
+                    plan_ms.append((time.perf_counter() - wall) * 1000)
+                    plan_tasks += await service.db.run(Store.count_rows, "tasks") - tasks_before
+                await poller.stop()
+                await _answer(client, fleet, poller, rtt_ms)
                 closed_before = await service.db.run(Store.count_rows, "verdicts")
+                if loaded:
+                    poller.start()
                 cpu, wall = time.process_time(), time.perf_counter()
                 await service.tick(time.time_ns())
-                decide_cpu_s += time.process_time() - cpu
-                decide_ms.append((time.perf_counter() - wall) * 1000)
-                decided += await service.db.run(Store.count_rows, "verdicts") - closed_before
+                if not loaded:
+                    decide_cpu_s += time.process_time() - cpu
+                    decide_ms.append((time.perf_counter() - wall) * 1000)
+                    decided += await service.db.run(Store.count_rows, "verdicts") - closed_before
+                await poller.stop()
+            poll_ms = poller.latencies_ms
             rounds = await service.db.run(Store.count_rows, "verdicts") - verdicts_before
             idle_poll_ms = await _poll_often(client, tokens, 25)
             grown = await _bytes(service) - bytes_before

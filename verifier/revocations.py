@@ -95,9 +95,15 @@ def revoke(store: Store, *, kind: str, match: str, value: str, reason: str, by: 
 def check_not_revoked(store: Store, kind: str, subject_id: str, info: KeyInfo,
                       now_unix_ns: int) -> None:
     """Registration refuses a revoked id, key or serial (422)."""
+    check_not_revoked_by(store.revocations(), kind, subject_id, info, now_unix_ns)
+
+
+def check_not_revoked_by(revocations: Iterable[Revocation], kind: str, subject_id: str,
+                         info: KeyInfo, now_unix_ns: int) -> None:
+    """`check_not_revoked` against revocations read once (a bulk enrolment checks many)."""
     if kind not in REVOCATION_KINDS:
         raise InvalidInputError(f"unknown kind {kind}")
-    found = revoked_by(store.revocations(), kind=kind, subject_id=subject_id,
+    found = revoked_by(revocations, kind=kind, subject_id=subject_id,
                        public_key=info.public_key, serial=info.serial,
                        as_of_unix_ns=now_unix_ns)
     if found is not None:

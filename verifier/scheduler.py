@@ -144,19 +144,20 @@ def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[st
                if landmark_health(lm, now_unix_ns, settings.landmark_dead_after_s) == "alive"
                and trusted_now(revoked, "landmark", lm.landmark_id,
                                key_info(lm.public_key, lm.certificate), now_unix_ns)]
-    created: list[str] = []
     if not healthy:
-        return created
+        return []
     policies = {p.name: p for p in store.policies()}
     # Chips near one place (one declared site or licence) get the same landmarks: choose once.
     choices: dict[tuple[tuple[float, float], int], list[Landmark]] = {}
+    # Written set-based at the end (one insert per table, one update), not per chip.
+    planned: list[tuple[Round, list[tuple[str, str, int]]]] = []
+    next_round: dict[str, int] = {}
     for chip in store.due_chips(now_unix_ns, PLAN_BATCH):
         if chip.host is None or chip.port is None:
             continue
         if not trusted_now(revoked, "chip", chip.chip_id,
                            key_info(chip.public_key, chip.certificate), now_unix_ns):
-            store.set_chip_next_round(chip.chip_id,
-                                      now_unix_ns + int(UNTRUSTED_RECHECK_S * _NS))
+            next_round[chip.chip_id] = now_unix_ns + int(UNTRUSTED_RECHECK_S * _NS)
             continue
         policy = policies.get(chip.policy, DEFAULT_POLICY)
         # A policy tolerating f liars needs f + 2 landmarks (PolicyIn enforces it; this keeps
@@ -167,13 +168,10 @@ def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[st
         key = (_anchor(store, chip, healthy), wanted)
         if key not in choices:
             choices[key] = choose_landmarks(healthy, key[0], wanted)
-        picked = choices[key]
         rnd = Round(new_round_id("chip", chip.chip_id, now_unix_ns), "chip", chip.chip_id,
                     now_unix_ns, now_unix_ns + int(policy.round_timeout_s * _NS))
-        store.add_round(rnd, [(lm.landmark_id, chip.host, chip.port) for lm in picked])
-        store.set_chip_next_round(chip.chip_id,
-                                  now_unix_ns + int(policy.round_interval_s * _NS))
-        created.append(rnd.round_id)
+        planned.append((rnd, [(lm.landmark_id, chip.host, chip.port) for lm in choices[key]]))
+        next_round[chip.chip_id] = now_unix_ns + int(policy.round_interval_s * _NS)
     for target in healthy:
         if target.next_mesh_unix_ns > now_unix_ns:
             continue
@@ -185,10 +183,11 @@ def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[st
             continue
         rnd = Round(new_round_id("landmark", target.landmark_id, now_unix_ns), "landmark",
                     target.landmark_id, now_unix_ns, now_unix_ns + int(settings.task_ttl_s * _NS))
-        store.add_round(rnd, [(lm.landmark_id, target.host, target.port) for lm in probers])
-        created.append(rnd.round_id)
+        planned.append((rnd, [(lm.landmark_id, target.host, target.port) for lm in probers]))
+    store.add_rounds(planned)
+    store.set_chips_next_round(next_round)
     _reissue(store, landmarks, healthy, now_unix_ns)
-    return created
+    return [rnd.round_id for rnd, _ in planned]
 
 
 def _reissue(store: Store, landmarks: Sequence[Landmark], healthy: Sequence[Landmark],

@@ -37,6 +37,9 @@ T = TypeVar("T")
 _NS = 1_000_000_000
 NOTIFY_POLL_S = 0.5  # how often the leader sends due channel notifications
 ATTESTATION_CHECK_S = 60.0  # how often enrolled GPUs are checked for overdue re-attestation
+# How often lost tasks are looked for (a fraction of the task TTL they settle for first): each
+# check reads every task of its window, so once per tick would cost hundreds of rows per task.
+FAULT_CHECKS_PER_TASK_TTL = 2
 
 
 def _gpu_root(config: VerifierConfig) -> x509.Certificate:
@@ -82,6 +85,7 @@ class Service:
         self._last_mesh_refresh_ns = 0
         self.gpu_root = _gpu_root(config)
         self._last_attestation_check_ns = 0
+        self._last_fault_check_ns = 0
 
     @property
     def settings(self) -> scheduler.SchedulerSettings:
@@ -232,9 +236,12 @@ class Service:
             self.hub.publish({"chip_id": chip_id, "state": "inconclusive",
                               "reason": "verified_expired", "state_since_unix_ns": now_unix_ns},
                              event="chip_state")
-        await self._fenced(verdicts.landmark_faults, self.alerts,
-                          window_s=self.config.landmark_dead_after_s * 5,
-                          settle_s=self.config.task_ttl_s, now_unix_ns=now_unix_ns)
+        fault_check_ns = int(self.config.task_ttl_s / FAULT_CHECKS_PER_TASK_TTL * _NS)
+        if now_unix_ns - self._last_fault_check_ns >= fault_check_ns:
+            self._last_fault_check_ns = now_unix_ns
+            await self._fenced(verdicts.landmark_faults, self.alerts,
+                               window_s=self.config.landmark_dead_after_s * 5,
+                               settle_s=self.config.task_ttl_s, now_unix_ns=now_unix_ns)
         if now_unix_ns - self._last_attestation_check_ns >= ATTESTATION_CHECK_S * _NS:
             self._last_attestation_check_ns = now_unix_ns
             await self._fenced(attestation.raise_overdue, self.alerts,

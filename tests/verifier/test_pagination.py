@@ -51,6 +51,42 @@ async def test_a_bad_chip_in_a_bulk_enrolment_stores_none(harness: Harness) -> N
 
 
 @pytest.mark.asyncio
+async def test_a_revoked_or_unknown_policy_chip_is_named_and_none_is_stored(
+        harness: Harness) -> None:
+    """The checks a bulk enrolment reads from the database once (revocations, policies) still
+    refuse the one bad chip by its position, and nothing of the request is stored."""
+    h = harness
+    assert (await h.post("/v1/revocations", {"kind": "chip", "match": "id", "value": "chip-3",
+                                              "reason": "stolen"})).status_code == 200
+    bodies = [h.fleet.chip_body(f"chip-{i}", _DEU) for i in range(5)]
+    r = await h.post("/v1/chips/bulk", {"chips": bodies})
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("chips[3]: chip chip-3 is revoked")
+    r = await h.post("/v1/chips/bulk", {"chips": [*bodies[:2], {**bodies[4], "policy": "nope"}]})
+    assert r.status_code == 422
+    assert r.json()["detail"] == "chips[2]: unknown policy 'nope'"
+    assert (await h.client.get("/v1/chips", headers=h.dashboard)).json()["items"] == []
+    assert h.service.keys.chips == {}
+
+
+@pytest.mark.asyncio
+async def test_bulk_re_enrolment_updates_chips_and_keeps_their_state(harness: Harness) -> None:
+    h = harness
+    bodies = [h.fleet.chip_body(f"chip-{i}", _DEU) for i in range(3)]
+    assert (await h.post("/v1/chips/bulk", {"chips": bodies})).status_code == 200
+    await h.service.db.run(lambda s: s.set_chip_state("chip-1", "verified", 123))
+    again = [{**b, "owner": "new owner"} for b in bodies[1:]]
+    r = await h.post("/v1/chips/bulk", {"chips": again})
+    assert r.json() == {"enrolled": 2, "chip_ids": ["chip-1", "chip-2"]}
+    chips = {c["chip_id"]: c for c in (await h.client.get(
+        "/v1/chips", headers=h.dashboard)).json()["items"]}
+    assert {i: c["owner"] for i, c in chips.items()} == {
+        "chip-0": bodies[0]["owner"], "chip-1": "new owner", "chip-2": "new owner"}
+    chip = await h.service.db.run(lambda s: s.chip("chip-1"))
+    assert (chip.state, chip.state_since_unix_ns) == ("verified", 123)
+
+
+@pytest.mark.asyncio
 async def test_landmarks_by_page_and_bad_cursors(harness: Harness) -> None:
     h = harness
     for name, lat in (("AMS", 52.4), ("BER", 52.5), ("CDG", 49.0)):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from verifier import store as store_package
 from verifier.config import default_config
 from verifier.model import AlertFilter, Chip, Landmark, Policy, Round, StoredMeasurement
 from verifier.ops_model import Channel, Membership, Zone
-from verifier.store import DuplicateKeyError, Store, open_store
+from verifier.store import ConstraintError, DuplicateKeyError, Store, open_store
 
 # Methods whose SQL has no ORDER BY (their callers index the rows): compared as multisets.
 UNORDERED = {"tasks_by_id", "tasks_overlapping", "round_tasks", "round_measurements",
@@ -300,6 +301,26 @@ def scenario(s: Recorder) -> None:
     assert s.kv_with_prefix("gpu:") == [("gpu:a", "GPU:A"), ("gpu:b", "GPU:B")]
     assert s.kv_with_prefix("gpu%") == [("gpu%y", "GPU%Y")]  # no wildcards
     assert s.kv_with_prefix("none") == []
+    # fleet-sized writes, set-based (before retention: it deletes the newest task id)
+    fleet = [_chip(f"fleet-{i}") for i in (2, 0, 1)]
+    s.put_chips(fleet)
+    s.put_chips([])
+    assert s.chips_by_id(["fleet-1", "nope", "fleet-0", "fleet-1"]) == [fleet[1], fleet[2]]
+    assert s.chips_by_id([]) == []
+    s.put_chips([replace(fleet[0], owner="new owner", state="verified")])  # life kept
+    assert (s.chip("fleet-2").owner, s.chip("fleet-2").state) == ("new owner", "pending")
+    s.set_chips_next_round({"fleet-0": T0 + 500 * S, "fleet-1": T0 + 400 * S, "nope": T0})
+    s.set_chips_next_round({})
+    assert [c.next_round_unix_ns for c in s.chips_by_id(["fleet-2", "fleet-1", "fleet-0"])] == [
+        T0 + 500 * S, T0 + 400 * S, T0]
+    s.add_rounds([(Round("r3", "chip", "fleet-0", T0, T0 + 30 * S),
+                   [("lm-1", "127.0.0.1", 7000), ("lm-2", "127.0.0.1", 7001)]),
+                  (Round("r4", "landmark", "lm-1", T0, T0 + 20 * S),
+                   [("lm-2", "127.0.0.1", 9000)])])
+    s.add_rounds([])
+    assert s.round("r4") == Round("r4", "landmark", "lm-1", T0, T0 + 20 * S)
+    assert sorted((t.landmark_id, t.port, t.expires_unix_ns) for t in s.round_tasks("r3")) == [
+        ("lm-1", 7000, T0 + 30 * S), ("lm-2", 7001, T0 + 30 * S)]
     # retention: old measurements and finished deliveries go; each chip keeps its last verdict
     deleted = s.prune(T0 + 31 * S, T0 + 100 * S, 1000)
     assert deleted == {"measurements": 3, "batches": 2, "tasks": 3, "rounds": 1,
@@ -380,6 +401,25 @@ def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
     assert store.chip("chip-a") is None and store.get_kv("k") is None
     store.put_kv("k", "v")  # the store is usable afterwards
     assert store.get_kv("k") == "v"
+
+
+def test_a_bad_chip_in_put_chips_stores_none(store: Store) -> None:
+    store.put_chip(_chip("chip-a"))
+    bad = replace(_chip("chip-c"), model=None)  # type: ignore[arg-type]  # NOT NULL column
+    with pytest.raises(ConstraintError):
+        store.put_chips([replace(_chip("chip-a"), owner="changed"), _chip("chip-b"), bad])
+    assert [c.chip_id for c in store.chips()] == ["chip-a"]
+    assert store.chip("chip-a") == _chip("chip-a")  # the update before the bad row undone
+
+
+def test_a_duplicate_round_in_add_rounds_stores_none(store: Store) -> None:
+    store.add_round(Round("r1", "chip", "chip-a", T0, T0 + S), [("lm-1", "h", 1)])
+    with pytest.raises(DuplicateKeyError) as refused:
+        store.add_rounds([(Round("r2", "chip", "chip-b", T0, T0 + S), [("lm-1", "h", 1)]),
+                          (Round("r1", "chip", "chip-c", T0, T0 + S), [("lm-2", "h", 1)])])
+    assert (refused.value.table, refused.value.columns) == ("rounds", ("round_id",))
+    assert [r.round_id for r in store.open_rounds()] == ["r1"]
+    assert store.count_rows("tasks") == 1 and store.round_tasks("r2") == []
 
 
 def test_the_package_exports_one_error_base() -> None:

@@ -22,6 +22,7 @@ from verifier.model import (
     VerdictRecord,
 )
 from verifier.store import rows
+from verifier.store.fleet import UPSERT_CHIP, chip_values
 from verifier.store.sql import SqlBase
 
 _MEASUREMENT_COLUMNS = ("batch_id", "landmark_id", "target_kind", "target_id", "nonce",
@@ -110,16 +111,7 @@ class CoreTables(SqlBase):
     # -- chips --
     def put_chip(self, chip: Chip) -> None:
         with self._tx():
-            self._db.execute(
-                "INSERT INTO chips VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(chip_id)"
-                " DO UPDATE SET owner=excluded.owner, host=excluded.host, port=excluded.port,"
-                " policy=excluded.policy, public_key=excluded.public_key,"
-                " certificate=excluded.certificate, licence=excluded.licence,"
-                " model=excluded.model, serial=excluded.serial",
-                (chip.chip_id, chip.owner, chip.model, chip.serial, chip.host, chip.port,
-                 chip.policy, chip.public_key, json.dumps(chip.certificate),
-                 json.dumps(chip.licence), chip.state, chip.state_since_unix_ns,
-                 chip.last_response_unix_ns, chip.registered_unix_ns, chip.next_round_unix_ns))
+            self._db.execute(UPSERT_CHIP, chip_values(chip))
 
     def chip(self, chip_id: str) -> Chip | None:
         row = self._one("SELECT * FROM chips WHERE chip_id = ?", (chip_id,))

@@ -9,7 +9,7 @@ opened it; an implementation may be called from several threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -140,7 +140,18 @@ class ReplicaStore(Protocol):
     def landmarks_page(self, after_id: str | None, limit: int) -> list[Landmark]: ...
 
 
-class Store(OpsStore, RevocationStore, ReplicaStore, Protocol):
+class FleetStore(Protocol):
+    """Set-based writes for fleet-sized work: bulk enrolment, many chips' schedules at once
+    (`verifier.store.fleet`)."""
+
+    def put_chips(self, chips: Sequence[Chip]) -> None: ...
+    def chips_by_id(self, chip_ids: Sequence[str]) -> list[Chip]: ...
+    def set_chips_next_round(self, next_by_chip: Mapping[str, int]) -> None: ...
+    def add_rounds(self,
+                   planned: Sequence[tuple[Round, Sequence[tuple[str, str, int]]]]) -> None: ...
+
+
+class Store(OpsStore, RevocationStore, ReplicaStore, FleetStore, Protocol):
     # tokens
     def add_token(self, token_sha256: bytes, role: str, label: str, landmark_id: str | None,
                   now_unix_ns: int) -> int: ...

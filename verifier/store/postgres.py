@@ -31,6 +31,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from verifier.store.core import CoreTables
 from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
+from verifier.store.fleet import FleetTables
 from verifier.store.ops import OpsTables
 from verifier.store.replicas import ReplicaTables
 from verifier.store.revocations import RevocationTables
@@ -137,7 +138,7 @@ class _Connection:
             return _Result([], cur.rowcount)
 
 
-class PostgresStore(CoreTables, OpsTables, RevocationTables, ReplicaTables):
+class PostgresStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables):
     """`Store` on PostgreSQL at `url` (a libpq URL, e.g. postgresql://user@host/db). Applies
     the missing migrations when opened (under an advisory lock, so replicas may start at once).
     Safe to call from several threads: each thread's transaction has its own connection."""

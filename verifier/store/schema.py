@@ -181,8 +181,15 @@ _VERIFIED_ROWS = (
     " WHERE state = 'verified' AND chip_id NOT IN (SELECT chip_id FROM verified_until)",
 )
 
+# The landmark-fault check (`Store.landmark_task_stats`) reads the tasks issued in its window
+# through this index, not by scanning every task kept (millions at fleet size).
+_FLEET_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS tasks_issued ON tasks(issued_unix_ns)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline", _BASELINE),
     Migration(2, "replicas", _REPLICAS),
     Migration(3, "verified_rows", _VERIFIED_ROWS),
+    Migration(4, "fleet_indexes", _FLEET_INDEXES),
 )

@@ -16,6 +16,7 @@ from typing import Any
 
 from verifier.store.core import CoreTables
 from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
+from verifier.store.fleet import FleetTables
 from verifier.store.ops import OpsTables
 from verifier.store.replicas import ReplicaTables
 from verifier.store.revocations import RevocationTables
@@ -53,7 +54,7 @@ class _Connection:
             raise _integrity(exc) from exc
 
 
-class SqliteStore(CoreTables, OpsTables, RevocationTables, ReplicaTables):
+class SqliteStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables):
     """`Store` on one SQLite connection in WAL mode; used from a single thread at a time."""
 
     dialect: Dialect = "sqlite"
