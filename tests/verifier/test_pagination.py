@@ -83,7 +83,7 @@ async def test_bulk_re_enrolment_updates_chips_and_keeps_their_state(harness: Ha
     assert {i: c["owner"] for i, c in chips.items()} == {
         "chip-0": bodies[0]["owner"], "chip-1": "new owner", "chip-2": "new owner"}
     chip = await h.service.db.run(lambda s: s.chip("chip-1"))
-    assert (chip.state, chip.state_since_unix_ns) == ("verified", 123)
+    assert chip is not None and (chip.state, chip.state_since_unix_ns) == ("verified", 123)
 
 
 @pytest.mark.asyncio
