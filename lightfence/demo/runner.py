@@ -176,8 +176,7 @@ def _start_relays(running: _Running) -> None:
         for n in world.landmarks
     ]
     spec_path = world.root / "etc" / "relays.json"
-    colocated = [n.spec.place for n in world.landmarks if n.spec.colocated]
-    write_spec(spec_path, fronts, senders, DATA_CENTRE_PATHS, colocated)
+    write_spec(spec_path, fronts, senders, DATA_CENTRE_PATHS)
     running.children.append(Child(
         "relays", [sys.executable, "-m", "lightfence.demo.relay_process", str(spec_path)],
         world.root / "var" / "relays.log", realtime_priority=PATH_PRIORITY,
