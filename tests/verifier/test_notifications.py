@@ -297,8 +297,9 @@ def test_muted_alert_is_recorded_but_not_queued_and_expiry_restores_notifying(
     from verifier.evidence_sink import EvidenceSink
     from verifier.hub import Hub
     from verifier.metrics import Metrics
+    from verifier.translog import TransparencyLog
 
-    evidence = EvidenceSink(tmp_path / "v.sqlite3", b"")
+    evidence = EvidenceSink(TransparencyLog(store), b"")
     alerts = Alerts(webhook_urls=("http://toml-hook",), hub=Hub(), metrics=Metrics(),
                     evidence=evidence)
     store.put_channel(Channel("mail", "slack", {"url": "http://x"}, True))
@@ -307,8 +308,10 @@ def test_muted_alert_is_recorded_but_not_queued_and_expiry_restores_notifying(
     mute = store.add_mute(reason="planned maintenance", chip_id="chip-1", group=None, zone=None,
                           landmark_id=None, alert_type=None, created_by="operator-t",
                           created_unix_ns=now, expires_unix_ns=now + 60 * _NS)
-    muted = alerts.raise_alert(store, AlertType.WENT_DARK, subject_kind="chip", subject_id="chip-1",
-                               message="dark", details={}, now_unix_ns=now + 1)
+    with evidence.leading():  # as the leader's tick: straight into the log
+        muted = alerts.raise_alert(store, AlertType.WENT_DARK, subject_kind="chip",
+                                   subject_id="chip-1", message="dark", details={},
+                                   now_unix_ns=now + 1)
     assert muted is not None and muted.muted_by_rule == mute.rule_id
     assert store.due_notifications(now + 2 * 60 * _NS, 10) == []
     assert store.due_outbox(now + 2 * 60 * _NS, 10) == []
