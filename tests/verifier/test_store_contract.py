@@ -18,7 +18,15 @@ from protocol.revocation import Revocation
 from tests.verifier.pg_cluster import Cluster
 from verifier import store as store_package
 from verifier.config import default_config
-from verifier.model import AlertFilter, Chip, Landmark, Policy, Round, StoredMeasurement
+from verifier.model import (
+    AlertFilter,
+    Chip,
+    Landmark,
+    Policy,
+    Round,
+    RttBaseline,
+    StoredMeasurement,
+)
 from verifier.ops_model import Channel, Membership, Zone
 from verifier.store import ConstraintError, DuplicateKeyError, Store, StoreError, open_store
 from verifier.store.evidence_log import ChipHead, LogEntry
@@ -102,6 +110,23 @@ def scenario(s: Recorder) -> None:
     assert s.policy("default") == Policy("default", 30.5, 3, 10.0, 600.0, 1, 45.25, "tee-bound")
     assert s.policy("nope") is None
     assert [p.name for p in s.policies()] == ["B-policy", "default"]
+    margins = Policy("B-policy", 60.0, 4, 10.0, 600.0, rtt_margin_ms=7.5, anomaly_rounds=5,
+                     proof_lost_rounds=20, proof_lost_min_s=0.0, site_slack_km=0.5,
+                     baseline_rounds=30)
+    s.put_policy(margins)
+    assert s.policy("B-policy") == margins
+    # learned RTT baselines: upsert per (chip, landmark), read in landmark order, reset per chip
+    kl = RttBaseline("chip-a", "lm-kl", 3.139, 101.687, 1.25, 1, T0, T0)
+    sg = RttBaseline("chip-a", "lm-sg", 1.352, 103.82, 7.5, 1, T0, T0)
+    other = RttBaseline("chip-b", "lm-kl", 3.139, 101.687, 2.0, 3, T0, T0 + S)
+    s.put_rtt_baselines([sg, kl, other])
+    lowered = RttBaseline("chip-a", "lm-kl", 3.139, 101.687, 0.875, 2, T0, T0 + 2 * S)
+    s.put_rtt_baselines([lowered])
+    s.put_rtt_baselines([])
+    assert s.rtt_baselines("chip-a") == [lowered, sg]
+    assert s.reset_rtt_baselines("chip-a") == 2
+    assert s.rtt_baselines("chip-a") == [] and s.rtt_baselines("chip-b") == [other]
+    assert s.reset_rtt_baselines("chip-a") == 0
     for landmark_id, lat in (("lm-1", 52.5), ("Lm-0", 48.1), ("lm-2", 50.1)):
         s.put_landmark(_landmark(landmark_id, lat))
     assert [lm.landmark_id for lm in s.landmarks()] == ["Lm-0", "lm-1", "lm-2"]

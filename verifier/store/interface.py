@@ -25,6 +25,7 @@ from verifier.model import (
     OutboxItem,
     Policy,
     Round,
+    RttBaseline,
     StoredMeasurement,
     TaskRow,
     Token,
@@ -176,8 +177,16 @@ class EvidenceLogStore(Protocol):
     def drop_queued_evidence(self, queue_id: int) -> None: ...
 
 
+class BaselineStore(Protocol):
+    """Each chip's learned best RTT per landmark (`verifier.rtt_baseline`)."""
+
+    def rtt_baselines(self, chip_id: str) -> list[RttBaseline]: ...
+    def put_rtt_baselines(self, baselines: Sequence[RttBaseline]) -> None: ...
+    def reset_rtt_baselines(self, chip_id: str) -> int: ...
+
+
 class Store(OpsStore, RevocationStore, ReplicaStore, FleetStore, EvidenceLogStore,
-            Protocol):
+            BaselineStore, Protocol):
     # tokens
     def add_token(self, token_sha256: bytes, role: str, label: str, landmark_id: str | None,
                   now_unix_ns: int) -> int: ...

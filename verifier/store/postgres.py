@@ -29,6 +29,7 @@ import psycopg.errors
 from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from verifier.store.baselines import BaselineTables
 from verifier.store.core import CoreTables
 from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
 from verifier.store.evidence_log import EvidenceLogTables
@@ -140,7 +141,7 @@ class _Connection:
 
 
 class PostgresStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables,
-                    EvidenceLogTables):
+                    EvidenceLogTables, BaselineTables):
     """`Store` on PostgreSQL at `url` (a libpq URL, e.g. postgresql://user@host/db). Applies
     the missing migrations when opened (under an advisory lock, so replicas may start at once).
     Safe to call from several threads: each thread's transaction has its own connection."""

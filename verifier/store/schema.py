@@ -215,11 +215,29 @@ _EVIDENCE_LOG = (
     " body TEXT NOT NULL)",
 )
 
+# The location alerts' margins become policy fields (verifier.model.Policy; the defaults are the
+# constants they replace), and each chip's learned best RTT per landmark (verifier.rtt_baseline).
+_ALERT_POLICY = (
+    "ALTER TABLE policies ADD COLUMN rtt_margin_ms DOUBLE PRECISION NOT NULL DEFAULT 10.0",
+    "ALTER TABLE policies ADD COLUMN anomaly_rounds INTEGER NOT NULL DEFAULT 3",
+    "ALTER TABLE policies ADD COLUMN proof_lost_rounds INTEGER NOT NULL DEFAULT 10",
+    "ALTER TABLE policies ADD COLUMN proof_lost_min_s DOUBLE PRECISION NOT NULL DEFAULT 300.0",
+    "ALTER TABLE policies ADD COLUMN site_slack_km DOUBLE PRECISION NOT NULL DEFAULT 2.0",
+    "ALTER TABLE policies ADD COLUMN baseline_rounds INTEGER NOT NULL DEFAULT 12",
+    "CREATE TABLE rtt_baselines ("
+    " chip_id {key} NOT NULL, landmark_id {key} NOT NULL,"
+    " lat_deg DOUBLE PRECISION NOT NULL, lon_deg DOUBLE PRECISION NOT NULL,"
+    " best_rtt_ms DOUBLE PRECISION NOT NULL, rounds INTEGER NOT NULL,"
+    " since_unix_ns BIGINT NOT NULL, updated_unix_ns BIGINT NOT NULL,"
+    " PRIMARY KEY (chip_id, landmark_id))",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline", _BASELINE),
     Migration(2, "replicas", _REPLICAS),
     Migration(3, "verified_rows", _VERIFIED_ROWS),
     Migration(4, "fleet_indexes", _FLEET_INDEXES),
     Migration(5, "evidence_log", _EVIDENCE_LOG),
+    Migration(6, "alert_policy", _ALERT_POLICY),
 )
 EVIDENCE_LOG_VERSION = 5

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from verifier.store.baselines import BaselineTables
 from verifier.store.core import CoreTables
 from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
 from verifier.store.evidence_log import EvidenceLogTables
@@ -56,7 +57,7 @@ class _Connection:
 
 
 class SqliteStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables,
-                  EvidenceLogTables):
+                  EvidenceLogTables, BaselineTables):
     """`Store` on one SQLite connection in WAL mode; used from a single thread at a time."""
 
     dialect: Dialect = "sqlite"
