@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.verifier.conftest import Harness, open_harness
 from tests.verifier.receivers import http_receiver, smtp_receiver
-from verifier.model import SEVERITY_BY_TYPE, Alert, AlertFilter, AlertType
+from verifier.model import DEFAULT_POLICY, SEVERITY_BY_TYPE, Alert, AlertFilter, AlertType
 from verifier.ops_model import Channel, Membership, MuteRule, RoutingRule
 from verifier.routing import channels_for, mute_for
 from verifier.store import SqliteStore, Store
@@ -404,6 +404,10 @@ def test_a_database_from_before_operations_upgrades_in_place(tmp_path: Path) -> 
     old = sqlite3.connect(path)  # make it look like a database written before this release
     old.execute("ALTER TABLE alerts DROP COLUMN muted_by_rule")
     old.execute("DROP TABLE schema_version")  # versioning came after operations
+    # ... and so did migration 4 (the location alerts' policy fields and learned baselines)
+    for column in DEFAULT_POLICY.alert_margins:
+        old.execute(f"ALTER TABLE policies DROP COLUMN {column}")
+    old.execute("DROP TABLE rtt_baselines")
     for table in ("channels", "routing_rules", "mute_rules", "notifications", "deliveries",
                   "zones", "chip_membership"):
         old.execute(f"DROP TABLE {table}")
@@ -414,6 +418,7 @@ def test_a_database_from_before_operations_upgrades_in_place(tmp_path: Path) -> 
         [alert] = store.alerts(AlertFilter())
         assert (alert.subject_id, alert.muted_by_rule) == ("c1", None)
         assert store.channels() == [] and store.mutes(None) == []
+        assert store.rtt_baselines("c1") == []
     finally:
         store.close()
 

@@ -13,8 +13,6 @@ const ALERT_PAGES = 5;
 const VERDICT_PAGES = 5;
 const FLEET_PAGES = 20; // the map and lists show at most 20,000 chips (docs/deploy.md)
 const WRITE_ROLES = new Set(["admin", "operator"]);
-// The alerts that say where a chip is not (docs/verifier.md, "Location alerts").
-const LOCATION_ALERTS = new Set(["site_inconsistent", "rtt_anomaly", "rtt_above_baseline", "proof_lost"]);
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -431,17 +429,17 @@ function renderChipPage() {
   if (focus.length) state.map.fitGeometries(focus);
 }
 
-// The chip's open location alerts, its learned baseline, and (for an admin) its declared site.
+// The chip's unresolved alerts (the location alerts among them: docs/verifier.md), its learned
+// RTT baseline, and (for an admin) its declared site.
 function renderChipLocation() {
   const { chip, baseline } = state.chipPage;
   const alerts = [...state.alerts.values()].filter(
     (alert) =>
       alert.subject_kind === "chip" &&
       alert.subject_id === chip.chip_id &&
-      alert.status !== "resolved" &&
-      LOCATION_ALERTS.has(alert.type),
+      alert.status !== "resolved",
   );
-  $("#chip-location-alerts").replaceChildren(
+  $("#chip-alerts").replaceChildren(
     ...(alerts.length
       ? alerts.map((alert) =>
           make("li", {
@@ -450,7 +448,7 @@ function renderChipLocation() {
             text: `${alert.type}: ${alert.message}`,
           }),
         )
-      : [make("li", { cls: "muted", text: "no open location alert" })]),
+      : [make("li", { cls: "muted", text: "no unresolved alert" })]),
   );
   const needed = baseline?.baseline_rounds ?? 0;
   $("#rtt-baseline tbody").replaceChildren(
