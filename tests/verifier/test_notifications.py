@@ -404,7 +404,7 @@ def test_a_database_from_before_operations_upgrades_in_place(tmp_path: Path) -> 
     old = sqlite3.connect(path)  # make it look like a database written before this release
     old.execute("ALTER TABLE alerts DROP COLUMN muted_by_rule")
     old.execute("DROP TABLE schema_version")  # versioning came after operations
-    # ... and so did migration 4 (the location alerts' policy fields and learned baselines)
+    # ... and so did migration 6 (the location alerts' policy fields and learned baselines)
     for column in DEFAULT_POLICY.alert_margins:
         old.execute(f"ALTER TABLE policies DROP COLUMN {column}")
     old.execute("DROP TABLE rtt_baselines")
