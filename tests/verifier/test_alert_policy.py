@@ -57,4 +57,5 @@ async def test_margins_are_set_over_http_and_bad_ones_change_nothing(tmp_path: P
         listed = (await h.client.get("/v1/policies", headers=h.dashboard)).json()["items"]
         stored = next(p for p in listed if p["name"] == "p")
         assert {k: stored[k] for k in margins} == margins
-        assert (await h.service.db.run(lambda s: s.policy("p"))).alert_margins == margins
+        stored_policy = await h.service.db.run(lambda s: s.policy("p"))
+        assert stored_policy is not None and stored_policy.alert_margins == margins

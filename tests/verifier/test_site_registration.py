@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,10 +33,10 @@ def _rows(chip_id: str) -> list[RttBaseline]:
             RttBaseline(chip_id, "lm-sg", 1.352, 103.82, 7.0, 20, 1, 2)]
 
 
-async def _licence(h: Harness, chip_id: str) -> dict:
+async def _licence(h: Harness, chip_id: str) -> dict[str, Any]:
     r = await h.client.get(f"/v1/chips/{chip_id}", headers=h.dashboard)
     assert r.status_code == 200, r.text
-    return r.json()["licence"]
+    return dict(r.json()["licence"])
 
 
 @pytest.mark.asyncio
@@ -72,7 +73,7 @@ async def test_refused_site_inputs_say_why_and_change_nothing(harness: Harness) 
     assert (await h.post("/v1/chips", body)).status_code == 200
     await h.service.db.run(Store.put_rtt_baselines, _rows("chip-1"))
     viewer = await h.token("viewer")
-    cases = [
+    cases: list[tuple[str, object, dict[str, str], int, str]] = [
         ("/v1/chips/chip-1/site", {"lat_deg": 91.0, "lon_deg": 0.0}, h.admin, 422, "lat_deg"),
         ("/v1/chips/chip-1/site", {"lat_deg": 0.0, "lon_deg": -180.5}, h.admin, 422, "lon_deg"),
         ("/v1/chips/chip-1/site", {"lat_deg": 0.0}, h.admin, 422, "lon_deg"),
@@ -83,9 +84,9 @@ async def test_refused_site_inputs_say_why_and_change_nothing(harness: Harness) 
         ("/v1/chips/nope/site", CYBERJAYA, h.admin, 404, "no chip nope"),
         ("/v1/chips/bad%20id/site", CYBERJAYA, h.admin, 422, "chip_id"),
     ]
-    for path, body, headers, status, words in cases:
-        r = await h.client.put(path, headers=headers, json=body)
-        assert r.status_code == status, (path, body, r.text)
+    for path, sent, headers, status, words in cases:
+        r = await h.client.put(path, headers=headers, json=sent)
+        assert r.status_code == status, (path, sent, r.text)
         assert words in r.text, r.text
     r = await h.client.put("/v1/chips/chip-1/site", headers={**h.admin, "content-type":
                            "application/json"}, content=b'{"lat_deg": NaN, "lon_deg": 0}')
@@ -142,7 +143,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, Path, Path]]:
         thread.join(timeout=10)
 
 
-def _chip_licence(url: str, token_file: Path) -> dict:
+def _chip_licence(url: str, token_file: Path) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
     return dict(httpx.get(f"{url}/v1/chips/chip-1", headers=headers).json()["licence"])
 
