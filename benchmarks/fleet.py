@@ -135,6 +135,7 @@ class _Poller:
         self._client = client
         self.tokens = tokens
         self.latencies_ms: list[float] = []
+        self.during: dict[str, list[float]] = {"plan": [], "decide": []}  # tick -> latencies
         self.taken: dict[str, list[dict[str, Any]]] = {landmark: [] for landmark in tokens}
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -153,7 +154,8 @@ class _Poller:
                 await self.poll(landmark_id)
             await asyncio.sleep(0.005)
 
-    def start(self) -> None:
+    def start(self, tick: str) -> None:
+        self.latencies_ms = self.during[tick]
         self._stop.clear()
         self._task = asyncio.create_task(self._run())
 
@@ -161,6 +163,7 @@ class _Poller:
         self._stop.set()
         if self._task is not None:
             await self._task
+        self.latencies_ms = []  # the polls `_answer` makes between ticks are not counted
 
 
 async def _answer(client: httpx.AsyncClient, fleet: Fleet, poller: _Poller,
@@ -232,7 +235,6 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
             await service.tick(time.time_ns())
             await _answer(client, fleet, poller, rtt_ms)
             await service.tick(time.time_ns())
-            poller.latencies_ms.clear()
             plan_cpu_s = plan_tasks = decide_cpu_s = decided = 0.0
             plan_ms: list[float] = []
             decide_ms: list[float] = []
@@ -248,8 +250,7 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
                 await _make_due(service, due, time.time_ns())
                 tasks_before = await service.db.run(Store.count_rows, "tasks")
                 if loaded:
-                    poller.latencies_ms.clear()
-                    poller.start()
+                    poller.start("plan")
                 cpu, wall = _threads_cpu_s(tick_threads), time.perf_counter()
                 await service.tick(time.time_ns())
                 if not loaded:
@@ -260,7 +261,7 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
                 await _answer(client, fleet, poller, rtt_ms)
                 closed_before = await service.db.run(Store.count_rows, "verdicts")
                 if loaded:
-                    poller.start()
+                    poller.start("decide")
                 cpu, wall = time.process_time(), time.perf_counter()
                 await service.tick(time.time_ns())
                 if not loaded:
@@ -268,7 +269,7 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
                     decide_ms.append((time.perf_counter() - wall) * 1000)
                     decided += await service.db.run(Store.count_rows, "verdicts") - closed_before
                 await poller.stop()
-            poll_ms = poller.latencies_ms
+            poll_ms = poller.during["plan"] + poller.during["decide"]
             rounds = await service.db.run(Store.count_rows, "verdicts") - verdicts_before
             idle_poll_ms = await _poll_often(client, tokens, 25)
             grown = await _bytes(service) - bytes_before
@@ -287,6 +288,8 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
         "task_poll_ms_p50": round(_percentile(poll_ms, 0.5), 2),
         "task_poll_ms_p99": round(_percentile(poll_ms, 0.99), 2),
         "task_polls": len(poll_ms),
+        "task_poll_ms_p99_during_plan": round(_percentile(poller.during["plan"], 0.99), 2),
+        "task_poll_ms_p99_during_decide": round(_percentile(poller.during["decide"], 0.99), 2),
         "idle_poll_ms_p50": round(_percentile(idle_poll_ms, 0.5), 2),
         "idle_poll_ms_p99": round(_percentile(idle_poll_ms, 0.99), 2),
         "db_bytes_per_round": round(per_round),

@@ -13,7 +13,6 @@ from verifier import schemas
 from verifier.convert import task_out
 from verifier.deps import ServiceDep, Uploader
 from verifier.errors import ForbiddenError, NotFoundError
-from verifier.store import Store
 
 router = APIRouter(prefix="/v1", tags=["landmarks"])
 IdPath = Annotated[str, Path(pattern=schemas.ID_PATTERN)]
@@ -31,9 +30,8 @@ async def poll_tasks(landmark_id: IdPath, token: Uploader, service: ServiceDep,
     event = service.task_event(landmark_id)
     while True:
         now_ns = time.time_ns()
-        await service.db.run(Store.touch_landmark, landmark_id, now_ns)
         event.clear()
-        tasks = await service.db.run(Store.take_tasks, landmark_id, now_ns)
+        tasks = await service.poll_tasks(landmark_id, now_ns)
         remaining = deadline - time.monotonic()
         if tasks or remaining <= 0:
             return schemas.TasksOut(tasks=[task_out(t) for t in tasks])

@@ -8,7 +8,9 @@ landmark that died are re-issued to a healthy one not already in the round.
 
 Cost per tick follows the work that is due, not the fleet: due chips, rounds past their
 deadline and rounds answered since the last tick are read through indexes (verifier.store),
-at most `PLAN_BATCH` chips per tick (the rest are next tick's, earliest first).
+at most `PLAN_BATCH` chips per tick (the rest are next tick's, earliest first), in transactions
+of `PLAN_CHUNK` chips so that task polls waiting for the database thread wait for one chunk,
+not for the whole tick's planning.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
 MESH_PEERS = 8  # probes per landmark per mesh round: enough for calibration and the audit
 PLAN_BATCH = 2_000  # chips planned per tick at most; a backlog drains earliest-due first
+PLAN_CHUNK = 250  # chips planned per call of `plan` (one transaction)
 CLOSE_BATCH = 2_000  # rounds past their deadline closed per tick at most
 UNTRUSTED_RECHECK_S = 60.0  # a chip whose key cannot vouch now is looked at again after this
 # Measurement ids below the cursor re-read each tick: on PostgreSQL an id can commit after a
@@ -134,8 +137,16 @@ def new_round_id(kind: str, target_id: str, now_unix_ns: int) -> str:
     return f"{kind[0]}-{now_unix_ns // 1_000_000}-{secrets.token_hex(3)}-{target_id}"[:64]
 
 
-def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[str]:
-    """Plan due chip and mesh rounds and re-issue stuck tasks; returns new round ids."""
+@dataclass(frozen=True, slots=True)
+class Planned:
+    round_ids: tuple[str, ...]  # the rounds created
+    chips_read: int  # due chips looked at: `limit` of them means more may be due
+
+
+def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int,
+         limit: int = PLAN_CHUNK) -> Planned:
+    """Plan the `limit` earliest due chips' rounds and any due mesh rounds, and re-issue stuck
+    tasks."""
     landmarks = store.landmarks()
     revoked = RevocationIndex(store.revocations())
     # No round with or for a key that could not vouch for its answers (revoked, or outside
@@ -145,14 +156,15 @@ def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[st
                and trusted_now(revoked, "landmark", lm.landmark_id,
                                key_info(lm.public_key, lm.certificate), now_unix_ns)]
     if not healthy:
-        return []
+        return Planned((), 0)
     policies = {p.name: p for p in store.policies()}
     # Chips near one place (one declared site or licence) get the same landmarks: choose once.
     choices: dict[tuple[tuple[float, float], int], list[Landmark]] = {}
     # Written set-based at the end (one insert per table, one update), not per chip.
     planned: list[tuple[Round, list[tuple[str, str, int]]]] = []
     next_round: dict[str, int] = {}
-    for chip in store.due_chips(now_unix_ns, PLAN_BATCH):
+    due = store.due_chips(now_unix_ns, limit)
+    for chip in due:
         if chip.host is None or chip.port is None:
             continue
         if not trusted_now(revoked, "chip", chip.chip_id,
@@ -187,7 +199,7 @@ def plan(store: Store, settings: SchedulerSettings, now_unix_ns: int) -> list[st
     store.add_rounds(planned)
     store.set_chips_next_round(next_round)
     _reissue(store, landmarks, healthy, now_unix_ns)
-    return [rnd.round_id for rnd, _ in planned]
+    return Planned(tuple(rnd.round_id for rnd, _ in planned), len(due))
 
 
 def _reissue(store: Store, landmarks: Sequence[Landmark], healthy: Sequence[Landmark],

@@ -19,11 +19,12 @@ from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
 from verifier.errors import ConfigError
-from verifier.evidence_sink import open_evidence
+from verifier.evidence_sink import EvidenceSink
 from verifier.hub import Hub
 from verifier.ingest import Ingestor
 from verifier.lease import Leadership, LeaseLostError
 from verifier.metrics import Metrics
+from verifier.model import TaskRow
 from verifier.notifier import Notifier
 from verifier.registry import KeyCache
 from verifier.retention import Pruner
@@ -59,7 +60,7 @@ class Service:
         self.db = Db(open_store(config))
         self.keys = KeyCache()
         ca_key = config.ca_public_key if config.ca_public_key_b64 else b""
-        self.evidence = open_evidence(config, ca_key)
+        self.evidence = EvidenceSink(config.db_path if config.evidence else None, ca_key)
         self.tree_heads = (None if self.evidence.log is None else TreeHeadSigner(
             self.evidence.log, load_or_create_log_key(config.log_key_path),
             config.tree_head_interval_s))
@@ -127,9 +128,6 @@ class Service:
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.tree_heads is not None:  # last head: an export after a clean stop covers all
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.tree_heads.sign_if_grown, int(time.time()))
         with contextlib.suppress(Exception):  # a standby then takes over at once
             await self.leadership.release()
         self._lease_db.close()
@@ -138,10 +136,21 @@ class Service:
         self.ingestor.close()
         self._geo_pool.shutdown(wait=True)
         self.db.close()
+        if self.tree_heads is not None:  # last head: an export after a clean stop covers all
+            self.tree_heads.sign_if_grown(int(time.time()))
         self.evidence.close()
 
     def task_event(self, landmark_id: str) -> asyncio.Event:
         return self._task_waiters.setdefault(landmark_id, asyncio.Event())
+
+    async def poll_tasks(self, landmark_id: str, now_unix_ns: int) -> list[TaskRow]:
+        """A landmark's poll: it is alive now, and takes its undelivered tasks. One trip to the
+        database thread, so a poll queues behind a tick's work once, not twice."""
+        def poll(store: Store) -> list[TaskRow]:
+            store.touch_landmark(landmark_id, now_unix_ns)
+            return store.take_tasks(landmark_id, now_unix_ns)
+
+        return await self.db.run(poll)
 
     def _wake_task_waiters(self) -> None:
         for event in self._task_waiters.values():
@@ -180,7 +189,7 @@ class Service:
         unless this replica still holds the lease, and alerts and evidence it makes are
         announced and appended only after the COMMIT."""
         def call(store: Store) -> T:
-            with self.alerts.held(), self.evidence.leading(), self.leadership.fenced(store):
+            with self.alerts.held(), self.evidence.held(), self.leadership.fenced(store):
                 return fn(store, *args, **kwargs)
 
         return await self.db.run(call)
@@ -206,12 +215,16 @@ class Service:
             logger.warning("tick stopped: %s", exc)
 
     async def _lead(self, now_unix_ns: int) -> None:
-        if self.evidence.enabled:  # alerts' evidence other replicas queued, oldest first
-            self.metrics.evidence_pending.set(await self._fenced(self.evidence.drain_queue))
-        created = await self._fenced(scheduler.plan, self.settings, now_unix_ns)
-        if created:
-            self._wake_task_waiters()
-            self.hub.publish({"rounds": len(created)}, event="_tasks")
+        if self.evidence.enabled:  # evidence a failing log could not take yet, oldest first
+            pending = await self.db.run(lambda _: self.evidence.flush_pending())
+            self.metrics.evidence_pending.set(pending)
+        for _ in range(scheduler.PLAN_BATCH // scheduler.PLAN_CHUNK):
+            planned = await self._fenced(scheduler.plan, self.settings, now_unix_ns)
+            if planned.round_ids:  # landmarks start on this chunk while the next is planned
+                self._wake_task_waiters()
+                self.hub.publish({"rounds": len(planned.round_ids)}, event="_tasks")
+            if planned.chips_read < scheduler.PLAN_CHUNK:
+                break
         if self.leadership.token != self._answers_token:  # (re)gained the lease: start afresh
             self._answers, self._answers_token = scheduler.AnswerCursor(), self.leadership.token
         due = await self.db.run(scheduler.due_rounds, now_unix_ns, self._answers)
@@ -227,13 +240,9 @@ class Service:
                                              now_unix_ns=time.time_ns())
             except LeaseLostError:
                 raise
-            except verdicts.RoundClosedError as exc:
-                logger.warning("%s", exc)
-                continue
-            except Exception:  # the other rounds' verdicts are still recorded; this round
-                logger.exception(  # stays open (its close rolled back) and is decided again
-                    "chip %s round %s: recording the verdict failed; retried next tick",
-                    decision.inputs.chip.chip_id, decision.inputs.round.round_id)
+            except Exception:  # the other rounds' verdicts are still recorded
+                logger.exception("chip %s round %s: recording the verdict failed",
+                                 decision.inputs.chip.chip_id, decision.inputs.round.round_id)
                 continue
             self.hub.publish(verdicts.verdict_event(verdict), event="verdict")
         for chip_id in await self._fenced(verdicts.expire_verified, now_unix_ns):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import fleet, ingest
+from benchmarks import fleet, fleet_interleaved, ingest
 
 
 def test_fleet_benchmark_decides_rounds_at_two_sizes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -18,7 +18,17 @@ def test_fleet_benchmark_decides_rounds_at_two_sizes(capsys: pytest.CaptureFixtu
     for result in sizes:
         assert result["tasks_planned"] == 40 and result["rounds_decided"] == 10
         assert result["db_bytes_per_chip_day"] > 0
+        assert result["task_polls"] > 0  # polled while the scheduler and decider ran
     assert summary["sqlite"]["chips"] == [30, 60]
+
+
+def test_interleaved_plan_benchmark_plans_at_every_size(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert fleet_interleaved.main(["--chips", "20", "40", "--cycles", "2", "--due-per-tick",
+                                   "10", "--landmarks", "4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    cpu = report["sqlite"]["scheduling_cpu_ms_per_task"]
+    assert len(cpu) == 2 and all(ms > 0 for ms in cpu)  # NaN (nothing planned) fails
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.verifier.conftest import Harness, open_harness
 from tests.verifier.receivers import http_receiver, smtp_receiver
-from verifier.model import DEFAULT_POLICY, SEVERITY_BY_TYPE, Alert, AlertFilter, AlertType
+from verifier.model import SEVERITY_BY_TYPE, Alert, AlertFilter, AlertType
 from verifier.ops_model import Channel, Membership, MuteRule, RoutingRule
 from verifier.routing import channels_for, mute_for
 from verifier.store import SqliteStore, Store
@@ -297,9 +297,8 @@ def test_muted_alert_is_recorded_but_not_queued_and_expiry_restores_notifying(
     from verifier.evidence_sink import EvidenceSink
     from verifier.hub import Hub
     from verifier.metrics import Metrics
-    from verifier.translog import TransparencyLog
 
-    evidence = EvidenceSink(TransparencyLog(store), b"")
+    evidence = EvidenceSink(tmp_path / "v.sqlite3", b"")
     alerts = Alerts(webhook_urls=("http://toml-hook",), hub=Hub(), metrics=Metrics(),
                     evidence=evidence)
     store.put_channel(Channel("mail", "slack", {"url": "http://x"}, True))
@@ -308,10 +307,8 @@ def test_muted_alert_is_recorded_but_not_queued_and_expiry_restores_notifying(
     mute = store.add_mute(reason="planned maintenance", chip_id="chip-1", group=None, zone=None,
                           landmark_id=None, alert_type=None, created_by="operator-t",
                           created_unix_ns=now, expires_unix_ns=now + 60 * _NS)
-    with evidence.leading():  # as the leader's tick: straight into the log
-        muted = alerts.raise_alert(store, AlertType.WENT_DARK, subject_kind="chip",
-                                   subject_id="chip-1", message="dark", details={},
-                                   now_unix_ns=now + 1)
+    muted = alerts.raise_alert(store, AlertType.WENT_DARK, subject_kind="chip", subject_id="chip-1",
+                               message="dark", details={}, now_unix_ns=now + 1)
     assert muted is not None and muted.muted_by_rule == mute.rule_id
     assert store.due_notifications(now + 2 * 60 * _NS, 10) == []
     assert store.due_outbox(now + 2 * 60 * _NS, 10) == []
@@ -404,10 +401,6 @@ def test_a_database_from_before_operations_upgrades_in_place(tmp_path: Path) -> 
     old = sqlite3.connect(path)  # make it look like a database written before this release
     old.execute("ALTER TABLE alerts DROP COLUMN muted_by_rule")
     old.execute("DROP TABLE schema_version")  # versioning came after operations
-    # ... and so did migration 6 (the location alerts' policy fields and learned baselines)
-    for column in DEFAULT_POLICY.alert_margins:
-        old.execute(f"ALTER TABLE policies DROP COLUMN {column}")
-    old.execute("DROP TABLE rtt_baselines")
     for table in ("channels", "routing_rules", "mute_rules", "notifications", "deliveries",
                   "zones", "chip_membership"):
         old.execute(f"DROP TABLE {table}")
@@ -418,7 +411,6 @@ def test_a_database_from_before_operations_upgrades_in_place(tmp_path: Path) -> 
         [alert] = store.alerts(AlertFilter())
         assert (alert.subject_id, alert.muted_by_rule) == ("c1", None)
         assert store.channels() == [] and store.mutes(None) == []
-        assert store.rtt_baselines("c1") == []
     finally:
         store.close()
 
