@@ -7,6 +7,7 @@ encoding of a value is unique (decode followed by encode gives back the same byt
 from __future__ import annotations
 
 import base64
+import binascii
 import re
 import struct
 
@@ -138,9 +139,9 @@ def from_b64(value: object, what: str, size: int | None = None) -> bytes:
     """Decode base64 `value`, checking the length when `size` is given; WireError otherwise."""
     if not isinstance(value, str):
         raise WireError(f"{what} must be a base64 string")
-    try:
-        data = base64.b64decode(value.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError) as exc:
+    try:  # what `base64.b64decode(..., validate=True)` runs, without its conversions
+        data = binascii.a2b_base64(value, strict_mode=True)
+    except ValueError as exc:  # binascii.Error, or a str with non-ASCII characters
         raise WireError(f"{what} is not valid base64") from exc
     if size is not None and len(data) != size:
         raise WireError(f"{what} must be {size} bytes, got {len(data)}")

@@ -15,13 +15,19 @@ before the field existed) still parses and verifies byte for byte: old evidence 
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from typing import Any, Self
 
 from protocol.codec import Writer, from_b64, to_b64, validate_id
 from protocol.errors import WireError
 from protocol.keys import SIGNATURE_BYTES, Signer, verify_signature
-from protocol.wire import NONCE_BYTES, decode_challenge, decode_response, verify_response
+from protocol.wire import (
+    NONCE_BYTES,
+    decode_challenge,
+    decode_response,
+    response_signed_bytes,
+)
 
 RECORD_DOMAIN_V1 = b"lightfence/record/v1\x00"
 RECORD_DOMAIN_V2 = b"lightfence/record/v2\x00"
@@ -35,6 +41,8 @@ RECORD_JSON_FIELDS_V1 = ("landmark_id", "target_kind", "target_id", "nonce_b64",
                          "rtt_ns", "clock_source", "challenge_b64", "response_b64",
                          "signature_b64")
 RECORD_JSON_FIELDS_V2 = (*RECORD_JSON_FIELDS_V1, "round_id", "task_id")
+_U8, _U16, _U64 = struct.Struct(">B"), struct.Struct(">H"), struct.Struct(">Q")
+_U64_PAIR = struct.Struct(">QQ")
 NO_TASK_ID = 0  # v2 task_id of a measurement not ordered by a verifier (config or file targets)
 
 
@@ -83,20 +91,19 @@ class MeasurementRecord:
             raise WireError(f"rtt_ns must be positive, got {self.rtt_ns}")
 
     def signed_bytes(self) -> bytes:
-        writer = Writer().raw(RECORD_DOMAIN_V1 if self.version == 1 else RECORD_DOMAIN_V2)
-        writer.short_str(self.landmark_id).short_str(self.target_kind).short_str(self.target_id)
+        """The canonical encoding the landmark signs (`protocol.codec`'s layout: one-byte
+        length before each text, two-byte length before each datagram, big-endian integers).
+        Built in one join rather than through `Writer`: ingestion encodes every record once
+        per batch to check the batch signature, and the field-by-field writer was a tenth of
+        its CPU. `__post_init__` validated every text as an ASCII id or a known name."""
+        parts = [RECORD_DOMAIN_V1 if self.version == 1 else RECORD_DOMAIN_V2,
+                 _short(self.landmark_id), _short(self.target_kind), _short(self.target_id)]
         if self.version == 2:
-            writer.short_str(self.round_id).u64(self.task_id)
-        return (
-            writer
-            .raw(self.nonce)
-            .u64(self.sent_unix_ns)
-            .u64(self.rtt_ns)
-            .short_str(self.clock_source)
-            .blob(self.challenge)
-            .blob(self.response)
-            .bytes()
-        )
+            parts += (_short(self.round_id), _U64.pack(self.task_id))
+        parts += (self.nonce, _U64_PAIR.pack(self.sent_unix_ns, self.rtt_ns),
+                  _short(self.clock_source), _blob(self.challenge, "challenge"),
+                  _blob(self.response, "response"))
+        return b"".join(parts)
 
     def digest(self) -> bytes:
         """SHA-256 of the signed bytes and the signature: the record's identity inside a batch."""
@@ -126,39 +133,53 @@ class MeasurementRecord:
         round nor a task is version 1; one naming either must name both (version 2)."""
         if not isinstance(obj, dict):
             raise WireError("a measurement record must be a JSON object")
-
-        def text(name: str) -> str:
-            value = obj.get(name)
-            if not isinstance(value, str):
-                raise WireError(f"record field {name!r} must be a string")
-            return value
-
-        def integer(name: str) -> int:
-            value = obj.get(name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise WireError(f"record field {name!r} must be an integer")
-            return value
-
         version = 2 if "round_id" in obj or "task_id" in obj else 1
         return cls(
-            landmark_id=text("landmark_id"),
-            target_kind=text("target_kind"),
-            target_id=text("target_id"),
+            landmark_id=_text(obj, "landmark_id"),
+            target_kind=_text(obj, "target_kind"),
+            target_id=_text(obj, "target_id"),
             nonce=from_b64(obj.get("nonce_b64"), "nonce_b64", NONCE_BYTES),
-            sent_unix_ns=integer("sent_unix_ns"),
-            rtt_ns=integer("rtt_ns"),
-            clock_source=text("clock_source"),
+            sent_unix_ns=_integer(obj, "sent_unix_ns"),
+            rtt_ns=_integer(obj, "rtt_ns"),
+            clock_source=_text(obj, "clock_source"),
             challenge=from_b64(obj.get("challenge_b64"), "challenge_b64"),
             response=from_b64(obj.get("response_b64"), "response_b64"),
             signature=from_b64(obj.get("signature_b64"), "signature_b64", SIGNATURE_BYTES),
-            round_id=text("round_id") if version == 2 else "",
-            task_id=integer("task_id") if version == 2 else NO_TASK_ID,
+            round_id=_text(obj, "round_id") if version == 2 else "",
+            task_id=_integer(obj, "task_id") if version == 2 else NO_TASK_ID,
             version=version,
         )
 
     def json_fields(self) -> tuple[str, ...]:
         """The JSON field names of this record's version, in `to_json` order."""
         return RECORD_JSON_FIELDS_V1 if self.version == 1 else RECORD_JSON_FIELDS_V2
+
+
+def _text(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str):
+        raise WireError(f"record field {name!r} must be a string")
+    return value
+
+
+def _integer(obj: dict[str, Any], name: str) -> int:
+    value = obj.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise WireError(f"record field {name!r} must be an integer")
+    return value
+
+
+def _short(text: str) -> bytes:
+    """`Writer.short_str` of a validated id or name (ASCII, at most 64 characters)."""
+    data = text.encode("ascii")
+    return _U8.pack(len(data)) + data
+
+
+def _blob(data: bytes, what: str) -> bytes:
+    """`Writer.blob`: at most 65535 bytes after a two-byte length."""
+    if len(data) > 0xFFFF:
+        raise WireError(f"{what} of {len(data)} bytes does not fit a two-byte length")
+    return _U16.pack(len(data)) + data
 
 
 def sign_record(
@@ -200,7 +221,11 @@ def verify_record_answer(record: MeasurementRecord, target_public_key: bytes) ->
     response = decode_response(record.response)
     if response.nonce != record.nonce:
         raise WireError("record nonce does not match its response")
-    verify_response(response, record.challenge, target_public_key)
+    # `wire.verify_response` without its first step: it would decode the challenge again to
+    # check that the response's nonce opens the commitment, which is the record's nonce,
+    # checked above. Decoding a challenge was a fifth of this function's Python time.
+    verify_signature(target_public_key, response_signed_bytes(record.challenge, record.nonce),
+                     response.signature)
 
 
 def verify_record(

@@ -38,6 +38,7 @@ ERROR (target → landmark, only in reply to a correctly signed challenge), 37 b
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -78,6 +79,9 @@ def _header(kind: MessageType) -> Writer:
 
 
 REVEAL_HEADER = _header(MessageType.REVEAL).bytes()
+_CHALLENGE_HEADER = _header(MessageType.CHALLENGE).bytes()
+# A CHALLENGE after its two ids: commitment, issued, expires, sequence, signature.
+_CHALLENGE_FIXED = struct.Struct(f">{COMMITMENT_BYTES}sQQQ{SIGNATURE_BYTES}s")
 RESPONSE_HEADER = _header(MessageType.RESPONSE).bytes()
 _REVEAL_PADDING = bytes(REVEAL_BYTES - 4 - NONCE_BYTES)
 
@@ -264,6 +268,12 @@ def decode(data: bytes) -> Message:
 
 
 def decode_challenge(data: bytes) -> Challenge:
+    """`decode` for a datagram that must be a CHALLENGE. A well-formed one is read in a few
+    slices (the verifier decodes one per uploaded measurement); anything else goes through
+    `decode`, which names what is wrong."""
+    fast = _challenge_fast(data)
+    if fast is not None:
+        return fast
     message = decode(data)
     if not isinstance(message, Challenge):
         raise WireError(f"expected a CHALLENGE, got {type(message).__name__}")
@@ -271,10 +281,33 @@ def decode_challenge(data: bytes) -> Challenge:
 
 
 def decode_response(data: bytes) -> Response:
+    if len(data) == RESPONSE_BYTES and data[:4] == RESPONSE_HEADER:  # the only valid layout
+        return Response(data[4:4 + NONCE_BYTES], data[4 + NONCE_BYTES:])
     message = decode(data)
     if not isinstance(message, Response):
         raise WireError(f"expected a RESPONSE, got {type(message).__name__}")
     return message
+
+
+def _challenge_fast(data: bytes) -> Challenge | None:
+    """The CHALLENGE in `data` when its layout is exactly right, else None (then `decode`
+    gives the error). Same checks as `decode`: the ids are validated by `Challenge` itself."""
+    if not 4 < len(data) <= MAX_DATAGRAM_BYTES or data[:4] != _CHALLENGE_HEADER:
+        return None
+    landmark_end = 5 + data[4]
+    if landmark_end >= len(data):
+        return None
+    target_end = landmark_end + 1 + data[landmark_end]
+    if len(data) != target_end + _CHALLENGE_FIXED.size:
+        return None
+    try:
+        landmark_id = data[5:landmark_end].decode("ascii")  # ids are ASCII; others: `decode`
+        target_id = data[landmark_end + 1:target_end].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    commitment, issued, expires, sequence, signature = _CHALLENGE_FIXED.unpack_from(
+        data, target_end)
+    return Challenge(landmark_id, target_id, commitment, issued, expires, sequence, signature)
 
 
 def sign_challenge(

@@ -18,7 +18,9 @@ from verifier.service import Service
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
+    # async, though it awaits nothing: FastAPI runs a plain `def` dependency on a worker
+    # thread, a thread hand-off per request (a twentieth of an upload's event-loop time).
     service: Service = request.app.state.service
     return service
 
