@@ -8,13 +8,20 @@ With `--replicas N` each backend runs with 1 and with N verifier processes on on
 fsync on, an empty database per run) or `--database-url` PostgreSQL runs beside SQLite, all in
 one JSON object (`runs`).
 
-Prints JSON: measurements_per_s (sustained, all signature checks and the SQLite write
-included), post_p50_ms, post_p99_ms, the verifier process's CPU per measurement (all its
-threads; the figure that does not depend on what else the shared machine runs) and the client's
-share of the CPU used. Batches are signed and encoded (whole HTTP requests) before timing
-starts, so the client's signing cost is not counted (the landmarks sign in production, not the
-verifier); the client sends them over keep-alive connections with raw asyncio streams, the
-cheapest client we could write, because it shares the cores with the verifier.
+Prints JSON: measurements_per_s (sustained, all signature checks and the database writes
+included), post_p50_ms, post_p99_ms, and CPU per measurement of each party on the shared cores:
+the verifier processes (all threads; the figure that does not depend on what else the machine
+runs), the PostgreSQL server (`--postgres` only: its processes are ours to measure) and this
+client. Batches are signed and encoded (whole HTTP requests) before timing starts, so the
+client's signing cost is not counted (the landmarks sign in production, not the verifier); the
+client sends them over keep-alive connections with raw asyncio streams, the cheapest client we
+could write, because it shares the cores with the verifier.
+
+The records are what a landmark uploads: version 2, each naming the task the verifier handed
+out (taken through the landmark's own task poll). Before timing, a warm-up batch per landmark
+answers every chip's round and the run waits for the verdicts: deciding a round (geometry, the
+evidence log) is `benchmarks.fleet`'s subject, and here it would fall once per chip into the
+timed uploads, a fixed cost that made the per-measurement figures depend on `--records`.
 
 Defaults: by Little's law the mean POST latency is concurrency × batch / throughput, so at
 5,000 measurements/s 2 uploads of 100 records in flight average 40 ms, while 4 × 200 would
@@ -39,6 +46,7 @@ import httpx
 
 from benchmarks.postgres import throwaway_cluster
 from tests.verifier.fleet import Fleet
+from tests.verifier.pg_cluster import Cluster
 
 _LANDMARKS = {"FRA": (50.11, 8.68), "BER": (52.52, 13.40), "MUC": (48.14, 11.58),
               "HAM": (53.55, 9.99)}
@@ -83,7 +91,7 @@ def start_replica(config: Path, port: int, name: str) -> subprocess.Popen[bytes]
     return proc
 
 
-def wait_ready(port: int, timeout_s: float = 30.0) -> None:
+def wait_ready(port: int, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -112,6 +120,62 @@ def enrol(client: httpx.Client, fleet: Fleet, chips: int) -> dict[str, str]:
         client.post("/v1/chips", json=fleet.chip_body(f"chip-{i}", {"allowed": ["DEU"]},
                                                       policy="bench")).raise_for_status()
     return tokens
+
+
+def landmark_tasks(base_url: str, tokens: dict[str, str], chips: int
+                   ) -> dict[str, dict[str, tuple[str, int]]]:
+    """Per landmark, its task for each chip as (round id, task id), from its own task poll."""
+    tasks: dict[str, dict[str, tuple[str, int]]] = {}
+    deadline = time.monotonic() + 120.0
+    for landmark_id, token in tokens.items():
+        found: dict[str, tuple[str, int]] = {}
+        while len(found) < chips:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"landmark {landmark_id} got {len(found)} of {chips} tasks")
+            answer = httpx.get(f"{base_url}/v1/landmarks/{landmark_id}/tasks?wait_s=5",
+                               headers={"Authorization": f"Bearer {token}"}, timeout=30.0)
+            answer.raise_for_status()
+            found.update((t["target_id"], (t["round_id"], t["task_id"]))
+                         for t in answer.json()["tasks"] if t["target_kind"] == "chip")
+        tasks[landmark_id] = found
+    return tasks
+
+
+def signed_body(fleet: Fleet, landmark_id: str, chip_ids: list[str],
+                tasks: dict[str, tuple[str, int]]) -> bytes:
+    """One signed batch: a version-2 record per chip id, answering that chip's task."""
+    records = [fleet.record(landmark_id, chip_id, 3.0, round_id=tasks[chip_id][0],
+                            task_id=tasks[chip_id][1]) for chip_id in chip_ids]
+    return json.dumps(fleet.batch(landmark_id, records).to_json()).encode()
+
+
+def warm_up(client: httpx.Client, fleet: Fleet, tokens: dict[str, str],
+            tasks: dict[str, dict[str, tuple[str, int]]], chips: int) -> None:
+    """Answer every chip's round (one batch per landmark) and wait for every verdict."""
+    chip_ids = [f"chip-{i}" for i in range(chips)]
+    for landmark_id, token in tokens.items():
+        answer = client.post("/v1/measurements",
+                             content=signed_body(fleet, landmark_id, chip_ids,
+                                                 tasks[landmark_id]),
+                             headers={"Authorization": f"Bearer {token}",
+                                      "Content-Type": "application/json"})
+        answer.raise_for_status()
+        if answer.json()["rejected"]:
+            raise RuntimeError(f"warm-up upload refused: {answer.text[:300]}")
+    deadline = time.monotonic() + 300.0
+    while time.monotonic() < deadline:
+        pending, cursor = 0, None
+        while True:
+            page = client.get("/v1/chips", params={"limit": 500, **(
+                {"cursor": cursor} if cursor else {})}).json()
+            pending += sum(1 for chip in page["items"] if chip["state"] == "unknown")
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        if pending == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the warm-up rounds were not decided within 300 s")
 
 
 def encode_request(port: int, token: str, body: bytes) -> bytes:
@@ -168,44 +232,74 @@ async def post_all(requests: list[tuple[int, bytes]], concurrency: int
     return time.perf_counter() - started, latencies
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads (Linux /proc)."""
+def process_cpu_s(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU seconds of a process, all its threads (Linux /proc); with
+    `reaped_children`, plus what its exited and waited-for children used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_tree_cpu_s(postmaster_pid: int) -> float:
+    """CPU seconds of a PostgreSQL server: the postmaster, its live children (backends,
+    writers) and the children that already exited."""
+    total = process_cpu_s(postmaster_pid, reaped_children=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == postmaster_pid:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):  # a process that just ended
+            continue
+    return total
+
+
+def postmaster_pid(cluster: Cluster | None) -> int | None:
+    if cluster is None:
+        return None
+    return int((cluster.directory / "data" / "postmaster.pid").read_text().split()[0])
 
 
 def run_setup(fleet: Fleet, args: argparse.Namespace, *, database_url: str | None,
-              replicas: int) -> dict[str, object]:
+              replicas: int, database_pid: int | None = None) -> dict[str, object]:
     """One measured run: `replicas` verifier processes on one database (a fresh SQLite file, or
-    `database_url`), the uploads spread over them as a load balancer would."""
+    `database_url`), the uploads spread over them as a load balancer would. `database_pid`: the
+    PostgreSQL postmaster, when its CPU is ours to measure."""
     with tempfile.TemporaryDirectory() as tmp:
         ports = [_free_port() for _ in range(replicas)]
-        extra: dict[str, object] = {"tick_s": 0.2}
+        extra: dict[str, object] = {}  # the default tick (1 s), as deployed
         if database_url is not None:
             extra["database_url"] = database_url
         proc, admin, config = start_verifier(Path(tmp), fleet.ca_b64, ports[0], **extra)
         procs = [proc] + [start_replica(config, port, f"replica-{i + 2}")
                           for i, port in enumerate(ports[1:])]
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", timeout=30.0,
+            base_url = f"http://127.0.0.1:{ports[0]}"
+            with httpx.Client(base_url=base_url, timeout=30.0,
                               headers={"Authorization": f"Bearer {admin}"}) as client:
                 tokens = enrol(client, fleet, args.chips)
-                time.sleep(1.0)  # one scheduler tick plans a round for every chip
+                tasks = landmark_tasks(base_url, tokens, args.chips)
+                warm_up(client, fleet, tokens, tasks, args.chips)
             requests: list[tuple[int, bytes]] = []
             landmark_ids = list(_LANDMARKS)
             per_batch = args.batch
             for n in range(0, args.records, per_batch):
                 landmark_id = landmark_ids[(n // per_batch) % len(landmark_ids)]
-                records = [fleet.record(landmark_id, f"chip-{(n + i) % args.chips}", 3.0)
-                           for i in range(min(per_batch, args.records - n))]
-                body = json.dumps(fleet.batch(landmark_id, records).to_json()).encode()
+                chip_ids = [f"chip-{(n + i) % args.chips}"
+                            for i in range(min(per_batch, args.records - n))]
+                body = signed_body(fleet, landmark_id, chip_ids, tasks[landmark_id])
                 port = ports[(n // per_batch) % replicas]
                 requests.append((port, encode_request(port, tokens[landmark_id], body)))
             server_cpu_s = sum(process_cpu_s(p.pid) for p in procs)
+            database_cpu_s = server_tree_cpu_s(database_pid) if database_pid else 0.0
             client_cpu_s = time.process_time()
             elapsed_s, latencies = asyncio.run(post_all(requests, args.concurrency))
             server_cpu_s = sum(process_cpu_s(p.pid) for p in procs) - server_cpu_s
             client_cpu_s = time.process_time() - client_cpu_s
+            if database_pid:
+                database_cpu_s = server_tree_cpu_s(database_pid) - database_cpu_s
         finally:
             for p in procs:
                 p.terminate()
@@ -218,6 +312,9 @@ def run_setup(fleet: Fleet, args: argparse.Namespace, *, database_url: str | Non
         "post_p50_ms": round(statistics.median(latencies), 2),
         "post_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
         "server_cpu_us_per_measurement": round(server_cpu_s / args.records * 1e6, 1),
+        "database_cpu_us_per_measurement": (round(database_cpu_s / args.records * 1e6, 1)
+                                            if database_pid else None),
+        "client_cpu_us_per_measurement": round(client_cpu_s / args.records * 1e6, 1),
         "client_cpu_share": round(client_cpu_s / (client_cpu_s + server_cpu_s), 3),
         "elapsed_s": round(elapsed_s, 2), "load_avg_1min": round(os.getloadavg()[0], 2),
     }
@@ -249,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(run_setup(fleet, args, database_url=None, replicas=n))
                 elif cluster is not None:  # an empty database per run
                     runs.append(run_setup(fleet, args, database_url=cluster.fresh_url(),
-                                          replicas=n))
+                                          replicas=n, database_pid=postmaster_pid(cluster)))
                 elif args.database_url:
                     runs.append(run_setup(fleet, args, database_url=args.database_url,
                                           replicas=n))

@@ -29,8 +29,9 @@ class Fleet(Pki):
 
     def record(self, landmark_id: str, target_id: str, rtt_ms: float, *,
                target_kind: str = "chip", sent_unix_ns: int | None = None,
-               nonce: bytes | None = None, target_key: SoftwareSigner | None = None
-               ) -> MeasurementRecord:
+               nonce: bytes | None = None, target_key: SoftwareSigner | None = None,
+               round_id: str | None = None, task_id: int = 0) -> MeasurementRecord:
+        """A signed record; version 1 (no task named) unless `round_id` is given."""
         landmark = self.landmark_keys[landmark_id]
         signer = target_key or (self.chip_keys[target_id] if target_kind == "chip"
                                 else self.landmark_keys[target_id])
@@ -43,7 +44,8 @@ class Fleet(Pki):
         return sign_record(landmark, landmark_id=landmark_id, target_kind=target_kind,
                            target_id=target_id, nonce=nonce, sent_unix_ns=sent,
                            rtt_ns=int(rtt_ms * 1e6), clock_source="monotonic",
-                           challenge=challenge, response=response)
+                           challenge=challenge, response=response, round_id=round_id,
+                           task_id=task_id)
 
     def batch(self, landmark_id: str, records: list[MeasurementRecord],
               batch_id: str | None = None) -> MeasurementBatch:
