@@ -28,6 +28,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -42,7 +43,8 @@ from shapely.geometry import Point
 from benchmarks import rtt_sets
 from geo.assess import assess
 from geo.audit import audit_landmarks
-from geo.calibration import CalibrationModel, CalibrationSample, bestline
+from geo.audit_position import POSITION_LOG_RATIO, POSITION_MIN_KM
+from geo.calibration import CalibrationModel, bestline
 from geo.constants import EARTH_MEAN_RADIUS_KM, PLAUSIBLE_SPEED_KM_PER_S
 from geo.geodesy import sphere_destinations_rad, sphere_distance_km, unit_vectors
 from geo.measurement import LandmarkRtt
@@ -154,15 +156,15 @@ def evaluate_estimates(data: Dataset, targets: int) -> dict[str, Any]:
     errors: dict[str, list[float]] = {"ours": [], "cbg": [], "shortest_ping": []}
     inside_likely = inside_plausible = inside_sound = 0
     started = time.perf_counter()
+    id_array = np.asarray(data.ids, dtype=object)
     for t in chosen:
         others = [i for i in range(n) if i != t and not math.isnan(rtt[t, i])]
-        samples = [
-            CalibrationSample(data.ids[a], float(claimed_dist[a, b]), float(rtt[a, b]))
-            for a in others
-            for b in others
-            if a != b and not math.isnan(rtt[a, b])
-        ]
-        model = CalibrationModel.fit(samples)
+        among = np.asarray(others)
+        sub = rtt[np.ix_(among, among)]
+        a, b = np.nonzero(np.isfinite(sub))
+        model = CalibrationModel.fit_arrays(
+            list(id_array[among[a]]), claimed_dist[among[a], among[b]], sub[a, b]
+        )
         measurements = [
             LandmarkRtt(
                 data.ids[i],
@@ -198,11 +200,16 @@ def evaluate_estimates(data: Dataset, targets: int) -> dict[str, Any]:
     return result
 
 
-def evaluate_audit(data: Dataset, landmarks: int, seed: int) -> dict[str, Any]:
-    """False suspects on the listing as published, then recall of injected misplacements."""
+def evaluate_audit(data: Dataset, landmarks: int, seeds: int, seed: int) -> dict[str, Any]:
+    """False suspects on the listing as published, then recall of injected misplacements.
+
+    Every audited landmark is moved by each offset of AUDIT_OFFSETS_KM in `seeds` random
+    directions, one at a time, and the whole audit runs again: recall is the share of moves after
+    which that landmark is flagged; `collateral` counts other landmarks newly flagged.
+    """
     started = time.perf_counter()
     n = len(data.ids)
-    flagged = _audit(data, data.claimed_deg)
+    flagged, honest_checks = _audit(data, data.claimed_deg)
     honest = [i for i in range(n) if data.ids[i] not in data.misplaced]
     false_suspects = sorted(data.ids[i] for i in honest if flagged.get(data.ids[i]) == "suspect")
     false_impossible = sorted(
@@ -211,63 +218,121 @@ def evaluate_audit(data: Dataset, landmarks: int, seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     step = max(1, len(honest) // landmarks) if landmarks else 1
     chosen = honest[::step][: landmarks or None]
-    caught: dict[float, int] = dict.fromkeys(AUDIT_OFFSETS_KM, 0)
+    caught: dict[float, list[bool]] = {offset_km: [] for offset_km in AUDIT_OFFSETS_KM}
+    by_position: dict[float, list[bool]] = {offset_km: [] for offset_km in AUDIT_OFFSETS_KM}
+    ratios: dict[float, list[float]] = {offset_km: [] for offset_km in AUDIT_OFFSETS_KM}
     collateral = 0
-    for i in chosen:
-        for offset_km in AUDIT_OFFSETS_KM:
-            claimed = data.claimed_deg.copy()
-            bearing = rng.uniform(0.0, 2.0 * math.pi, 1)
-            lat, lon = sphere_destinations_rad(
-                math.radians(claimed[i, 0]),
-                math.radians(claimed[i, 1]),
-                bearing,
-                offset_km / EARTH_MEAN_RADIUS_KM,
-            )
-            claimed[i] = (math.degrees(lat[0]), (math.degrees(lon[0]) + 180.0) % 360.0 - 180.0)
-            result = _audit(data, claimed)
-            caught[offset_km] += data.ids[i] in result
-            collateral += sum(1 for k in result if k != data.ids[i] and k not in flagged)
+    for _ in range(seeds):
+        for i in chosen:
+            for offset_km in AUDIT_OFFSETS_KM:
+                claimed = data.claimed_deg.copy()
+                claimed[i] = _moved(claimed[i], offset_km, rng.uniform(0.0, 2.0 * math.pi))
+                result, checks = _audit(data, claimed)
+                landmark_id = data.ids[i]
+                caught[offset_km].append(landmark_id in result)
+                by_position[offset_km].append(checks.get(landmark_id, (0.0, 0.0, False))[2])
+                ratios[offset_km].append(checks.get(landmark_id, (math.nan, 0.0, False))[0])
+                collateral += sum(1 for k in result if k != landmark_id and k not in flagged)
     known = [k for k in data.misplaced if k in flagged]
+    honest_ratios = [honest_checks[data.ids[i]][0] for i in honest if data.ids[i] in honest_checks]
     return {
         "false_suspects": len(false_suspects),
         "false_suspect_ids": false_suspects,
         "false_impossible": len(false_impossible),
         "known_misplaced_caught": f"{len(known)}/{len(data.misplaced)}",
         "injected_landmarks": len(chosen),
-        "injected_recall": {
-            f"{offset_km:.0f}_km": round(caught[offset_km] / len(chosen), 3)
-            for offset_km in AUDIT_OFFSETS_KM
+        "injected_directions_per_offset": seeds,
+        "injected_recall": {_key(o): round(float(np.mean(v)), 3) for o, v in caught.items()},
+        "injected_recall_position_test": {
+            _key(o): round(float(np.mean(v)), 3) for o, v in by_position.items()
         },
-        "injected_recall_300_km_or_more": round(sum(caught.values()) / (4 * len(chosen)), 3),
+        "injected_recall_300_km_or_more": round(
+            float(np.mean([hit for v in caught.values() for hit in v])), 3
+        ),
         "collateral_flags_during_injection": collateral,
+        "position_log_ratio": {
+            "threshold": POSITION_LOG_RATIO,
+            "min_distance_km": POSITION_MIN_KM,
+            "honest": _quantiles(honest_ratios),
+            "honest_max_beyond_min_distance": _honest_max(honest_checks, honest, data.ids),
+            **{f"injected_{_key(o)}": _quantiles(v) for o, v in ratios.items()},
+        },
         "windows": len(data.windows),
         "audit_seconds": round(time.perf_counter() - started, 1),
     }
 
 
-def _audit(data: Dataset, claimed_deg: FloatArray) -> dict[str, str]:
-    """Landmarks impossible in any window or suspect in every window -> their status."""
+def _key(offset_km: float) -> str:
+    return f"{offset_km:.0f}_km"
+
+
+def _quantiles(values: Sequence[float]) -> dict[str, float]:
+    finite = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    if len(finite) == 0:
+        return {}
+    p50, p90, top = np.percentile(finite, [50, 90, 100])
+    return {"p50": round(float(p50), 2), "p90": round(float(p90), 2), "max": round(float(top), 2)}
+
+
+def _honest_max(
+    checks: dict[str, tuple[float, float, bool]], honest: list[int], ids: tuple[str, ...]
+) -> float:
+    """Highest honest ratio whose best position is far enough to count (the threshold's floor)."""
+    scores = [
+        checks[ids[i]][0]
+        for i in honest
+        if ids[i] in checks and checks[ids[i]][1] >= POSITION_MIN_KM
+    ]
+    return round(max(scores, default=0.0), 2)
+
+
+def _moved(position_deg: FloatArray, offset_km: float, bearing_rad: float) -> tuple[float, float]:
+    lat, lon = sphere_destinations_rad(
+        math.radians(position_deg[0]),
+        math.radians(position_deg[1]),
+        np.array([bearing_rad]),
+        offset_km / EARTH_MEAN_RADIUS_KM,
+    )
+    return math.degrees(lat[0]), (math.degrees(lon[0]) + 180.0) % 360.0 - 180.0
+
+
+def _audit(
+    data: Dataset, claimed_deg: FloatArray
+) -> tuple[dict[str, str], dict[str, tuple[float, float, bool]]]:
+    """Landmarks impossible in any window or suspect in every window -> their status; and per
+    landmark the position test in its weakest window: (log ratio, best-fit distance km, whether
+    it was inconsistent in every window)."""
     positions = {
         data.ids[i]: (float(claimed_deg[i, 0]), float(claimed_deg[i, 1]))
         for i in range(len(data.ids))
     }
     impossible: set[str] = set()
     suspect_windows: dict[str, int] = {}
+    checks: dict[str, tuple[float, float, bool]] = {}
+    n = len(data.ids)
+    upper_a, upper_b = np.triu_indices(n, 1)
     for window in data.windows:
-        n = len(data.ids)
+        measured = np.isfinite(window[upper_a, upper_b])
         mesh = [
             (data.ids[a], data.ids[b], float(window[a, b]))
-            for a in range(n)
-            for b in range(a + 1, n)
-            if not math.isnan(window[a, b])
+            for a, b in zip(upper_a[measured], upper_b[measured], strict=True)
         ]
         for landmark_id, audit in audit_landmarks(positions, mesh).items():
             if audit.status == "impossible":
                 impossible.add(landmark_id)
             elif audit.status == "suspect":
                 suspect_windows[landmark_id] = suspect_windows.get(landmark_id, 0) + 1
+            check = audit.position_check
+            if check is not None:
+                ratio, far, every = checks.get(landmark_id, (math.inf, math.inf, True))
+                checks[landmark_id] = (
+                    min(ratio, check.log_likelihood_ratio),
+                    min(far, check.distance_km),
+                    every and check.inconsistent,
+                )
     persistent = {k for k, v in suspect_windows.items() if v == len(data.windows)}
-    return {k: "impossible" for k in impossible} | {k: "suspect" for k in persistent - impossible}
+    status = {k: "impossible" for k in impossible} | {k: "suspect" for k in persistent - impossible}
+    return status, checks
 
 
 def _cbg_max_km(
@@ -308,7 +373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--synthetic-audit",
         type=int,
         default=8,
-        help="synthetic landmarks to misplace for the audit recall",
+        help="synthetic landmarks to misplace for the audit recall (0: all)",
+    )
+    parser.add_argument(
+        "--audit-directions",
+        type=int,
+        default=2,
+        help="random directions per landmark and offset for the injected misplacements",
     )
     parser.add_argument("--sets", default="", help="comma-separated set names (default: all)")
     parser.add_argument("--servers", type=Path, help="another set: CSV id,lat,lon")
@@ -316,15 +387,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.servers is None) != (args.pings is None):
         parser.error("--servers and --pings go together")
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     results: dict[str, Any] = {}
     for data in _datasets(args):
         is_synthetic = data.name == "synthetic"
         results[data.name] = {
             "estimate": evaluate_estimates(data, args.synthetic_targets if is_synthetic else 0),
-            "audit": evaluate_audit(data, args.synthetic_audit if is_synthetic else 0, args.seed),
+            "audit": evaluate_audit(
+                data,
+                args.synthetic_audit if is_synthetic else 0,
+                args.audit_directions,
+                args.seed,
+            ),
         }
         print(f"{data.name}: done", file=sys.stderr)
-    json.dump({"seed": args.seed, "sets": results}, sys.stdout, indent=2)
+    report = {
+        "seed": args.seed,
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "sets": results,
+    }
+    json.dump(report, sys.stdout, indent=2)
     print()
     return 0
 

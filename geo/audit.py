@@ -5,7 +5,10 @@ Two kinds of finding, with different weight (docs/geo.md, "Landmark audit"):
   claimed distance, so one of the two claims is wrong. We blame the landmark that explains the
   most violations (greedy vertex cover of the violation graph), not every partner. The verifier
   excludes it (`landmark_fault`, critical).
-- `suspect` means "probably misplaced": the claimed position makes the landmark's paths to at
+- `suspect` means "probably misplaced", on either of two kinds of evidence. (1) Position
+  consistency (geo/audit_position.py): with the speed model fitted on the rest of the mesh, the
+  landmark's RTT vector fits a position at least 300 km away far better than its listing.
+  (2) Fast partners: the claimed position makes the landmark's paths to at
   least MIN_PARTNERS independent partners (more than PARTNER_SEPARATION_KM apart; and at least
   PARTNER_SHARE of all its partners) faster than FAST_MARGIN × the FAST_QUANTILE speed of
   comparable paths (similar RTT) in the rest of the mesh.
@@ -17,6 +20,7 @@ Two kinds of finding, with different weight (docs/geo.md, "Landmark audit"):
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections import defaultdict
@@ -27,9 +31,11 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from geo.audit_position import PositionCheck, check_positions
 from geo.constants import C_VACUUM_KM_PER_S, PLAUSIBLE_SPEED_KM_PER_S
 from geo.errors import GeoError
 from geo.geodesy import distance_km
+from geo.leave_out import LeaveOutQuantiles
 from geo.measurement import validate_position
 
 logger = logging.getLogger(__name__)
@@ -66,6 +72,7 @@ class LandmarkAudit:
     landmark_id: str
     status: Status
     evidence: tuple[dict[str, Any], ...] = field(default=())
+    position_check: PositionCheck | None = None  # the position test's figures, flagged or not
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "evidence": list(self.evidence)}
@@ -107,7 +114,8 @@ def audit_landmarks(
     status: dict[str, Status] = {}
 
     vacuum = [p for p in pairs if p.rtt_ms < p.min_rtt_ms(C_VACUUM_KM_PER_S)]
-    fast = _fast_paths(positions, [p for p in pairs if p not in vacuum], set())
+    # Fast paths only break ties between blamed landmarks: not needed without a violation.
+    fast = _fast_paths(positions, [p for p in pairs if p not in vacuum], set()) if vacuum else {}
     for landmark_id, blamed in _blame(vacuum, fast).items():
         status[landmark_id] = "impossible"
         evidence[landmark_id] += [
@@ -116,6 +124,7 @@ def audit_landmarks(
     # Pairs touching an impossible landmark are already explained.
     physical = [p for p in pairs if p not in vacuum and p.a not in status and p.b not in status]
     suspects: dict[str, list[dict[str, Any]]] = {}
+    checks = _position_checks(positions, physical)
     for _ in range(_SUSPECT_ROUNDS):
         # A suspect's own fast paths would raise the bar for its victims' partners: comparable
         # paths leave out the previous round's suspects (a small mesh has few comparable paths).
@@ -123,13 +132,19 @@ def audit_landmarks(
         if found.keys() == suspects.keys():
             break
         suspects = found
+    for landmark_id, check in checks.items():
+        if check.inconsistent:
+            suspects[landmark_id] = [check.evidence(), *suspects.get(landmark_id, [])]
     for landmark_id, items in suspects.items():
         status[landmark_id] = "suspect"
         evidence[landmark_id] += items
     logger.debug("audit: %d impossible, %d suspect", *_counts(status))
     return {
         landmark_id: LandmarkAudit(
-            landmark_id, status.get(landmark_id, "ok"), tuple(evidence[landmark_id])
+            landmark_id,
+            status.get(landmark_id, "ok"),
+            tuple(evidence[landmark_id]),
+            checks.get(landmark_id),
         )
         for landmark_id in positions
     }
@@ -157,9 +172,28 @@ def _best_pairs(
         key = (a, b) if a < b else (b, a)
         best[key] = min(best.get(key, math.inf), float(rtt_ms))
     return [
-        _Pair(a, b, rtt_ms, distance_km(*positions[a], *positions[b]))
+        _Pair(a, b, rtt_ms, _geodesic_km(*positions[a], *positions[b]))
         for (a, b), rtt_ms in sorted(best.items())
     ]
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _geodesic_km(lat1_deg: float, lon1_deg: float, lat2_deg: float, lon2_deg: float) -> float:
+    """WGS84 distance (the proof needs the exact geodesic), cached: a mesh audited again after
+    one landmark moved, or in the next window, asks for the same pairs."""
+    return distance_km(lat1_deg, lon1_deg, lat2_deg, lon2_deg)
+
+
+def _position_checks(
+    positions: Mapping[str, tuple[float, float]], pairs: list[_Pair]
+) -> dict[str, PositionCheck]:
+    """geo.audit_position's check of every landmark, from the pairs given (best RTT per pair)."""
+    ids = list(positions)
+    index = {landmark_id: i for i, landmark_id in enumerate(ids)}
+    rtt_ms = np.full((len(ids), len(ids)), np.nan)
+    for p in pairs:
+        rtt_ms[index[p.a], index[p.b]] = rtt_ms[index[p.b], index[p.a]] = p.rtt_ms
+    return check_positions(ids, np.array([positions[k] for k in ids], dtype=np.float64), rtt_ms)
 
 
 def _suspects(
@@ -198,11 +232,11 @@ def _fast_paths(
         touches[p.a].append(k)
         touches[p.b].append(k)
         trusted[k] = p.a not in distrusted and p.b not in distrusted
+    knots = np.log(np.asarray(_KNOTS_MS))
+    comparable = LeaveOutQuantiles(log_speed, log_rtt, knots, ENVELOPE_BANDWIDTH, trusted)
     found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for landmark_id, own in touches.items():
-        others = trusted.copy()
-        others[own] = False
-        limit = _speed_limit(log_rtt[others], log_speed[others], log_rtt[own])
+        limit = _speed_limit(comparable, np.asarray(own), log_rtt[own])
         items = []
         for k, limit_km_per_ms in zip(own, limit, strict=True):
             p = pairs[k]
@@ -214,23 +248,15 @@ def _fast_paths(
     return found
 
 
-def _speed_limit(log_rtt: FloatArray, log_speed: FloatArray, at_log_rtt: FloatArray) -> FloatArray:
-    """FAST_QUANTILE of km per RTT ms among paths of similar RTT; 2/3 c where there are few.
-
-    Evaluated at fixed RTT knots and interpolated, so a mesh of n landmarks costs O(n · pairs).
-    """
-    fibre = PLAUSIBLE_SPEED_KM_PER_S / 2000.0
-    if len(log_rtt) == 0:
-        return np.full(len(at_log_rtt), fibre)
+def _speed_limit(
+    comparable: LeaveOutQuantiles, own: npt.NDArray[np.intp], at_log_rtt: FloatArray
+) -> FloatArray:
+    """FAST_QUANTILE of km per RTT ms among paths of similar RTT (the landmark's own paths left
+    out); 2/3 c where there are few. Evaluated at fixed RTT knots and interpolated."""
+    fibre = math.log(PLAUSIBLE_SPEED_KM_PER_S / 2000.0)
+    (quantile,), weight = comparable.without(own, (FAST_QUANTILE,))
+    limit = np.where(weight >= MIN_COMPARABLE_PATHS, np.minimum(quantile, fibre), fibre)
     knots = np.log(np.asarray(_KNOTS_MS))
-    order = np.argsort(log_speed)
-    weight = np.exp(-0.5 * ((log_rtt[order][None, :] - knots[:, None]) / ENVELOPE_BANDWIDTH) ** 2)
-    cumulative = np.cumsum(weight, axis=1)
-    limit = np.full(len(knots), math.log(fibre))
-    for i, row in enumerate(cumulative):
-        if row[-1] >= MIN_COMPARABLE_PATHS:
-            k = min(int(np.searchsorted(row, FAST_QUANTILE * row[-1])), len(order) - 1)
-            limit[i] = min(float(log_speed[order][k]), math.log(fibre))
     return np.asarray(np.exp(np.interp(at_log_rtt, knots, limit)), dtype=np.float64)
 
 
@@ -238,7 +264,7 @@ def _independent(positions: Mapping[str, tuple[float, float]], peers: list[str])
     """Peers, leaving out any within PARTNER_SEPARATION_KM of one already counted."""
     kept: list[str] = []
     for peer in peers:
-        if all(distance_km(*positions[peer], *positions[k]) > PARTNER_SEPARATION_KM for k in kept):
+        if all(_geodesic_km(*positions[peer], *positions[k]) > PARTNER_SEPARATION_KM for k in kept):
             kept.append(peer)
     return kept
 

@@ -22,6 +22,17 @@ class VerifierLink:
 
 
 @dataclass(frozen=True, slots=True)
+class CrossConnect:
+    """A `[[cross_connect]]` entry: targets registered at `public` sit in this landmark's own
+    data centre and are probed at `local`, over the landmark's own link, not over the route to
+    their public address (as a co-located landmark reaches the chips beside it). The RTT is
+    still measured end to end; only the address the datagrams go to changes."""
+
+    public: str  # the host the verifier's tasks name
+    local: str  # the host the landmark sends to instead (same port)
+
+
+@dataclass(frozen=True, slots=True)
 class LandmarkConfig:
     landmark_id: str
     key_file: Path
@@ -47,6 +58,14 @@ class LandmarkConfig:
     targets: tuple[dict[str, Any], ...] = ()
     tasks_file: Path | None = None
     verifier: VerifierLink | None = None  # replaces targets/tasks_file and the FileSink
+    cross_connects: tuple[CrossConnect, ...] = ()
+
+    def local_host(self, host: str) -> str:
+        """Where to send datagrams for a target registered at `host`."""
+        for link in self.cross_connects:
+            if link.public == host:
+                return link.local
+        return host
 
 
 def load_landmark_config(path: Path) -> LandmarkConfig:
@@ -61,6 +80,7 @@ def _read(document: Table) -> LandmarkConfig:
     targets = document.raw_tables("targets")
     tasks_file = schedule.optional_path("tasks_file")
     verifier = _verifier_link(document)
+    cross_connects = _cross_connects(document)
     document.finish()
     if verifier is not None and (targets or tasks_file is not None):
         raise document.error("[verifier] hands out the tasks; remove [[targets]] and tasks_file")
@@ -100,6 +120,7 @@ def _read(document: Table) -> LandmarkConfig:
         targets=tuple(targets),
         tasks_file=tasks_file,
         verifier=verifier,
+        cross_connects=cross_connects,
     )
     for table in (landmark, schedule, batch):
         table.finish()
@@ -119,3 +140,16 @@ def _verifier_link(document: Table) -> VerifierLink | None:
         raise table.error(f"poll_wait_s must be in (0, {MAX_POLL_WAIT_S:g}] s")
     table.finish()
     return VerifierLink(url.rstrip("/"), token_file, poll_wait_s)
+
+
+def _cross_connects(document: Table) -> tuple[CrossConnect, ...]:
+    links: list[CrossConnect] = []
+    for table in document.tables("cross_connect"):
+        public, local = table.text("public"), table.text("local")
+        table.finish()
+        if not public or not local:
+            raise table.error("needs non-empty public and local hosts")
+        if any(link.public == public for link in links):
+            raise table.error(f"public host {public!r} is cross-connected twice")
+        links.append(CrossConnect(public, local))
+    return tuple(links)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import time
@@ -97,6 +98,8 @@ class LandmarkService:
             )
         self.skipped_tasks = 0
         self._warned: set[str] = set()
+        self._sealed = asyncio.Event()  # the spool sealed a batch: deliver it now
+        self._delivery_failed = False  # the last delivery pass stopped on a sink failure
 
     def _target(self, task: Task) -> Target | None:
         keys = self.chip_keys if task.target_kind == "chip" else self.landmark_keys
@@ -112,8 +115,8 @@ class LandmarkService:
                 logger.warning("landmark %s skips %s %s: %s", self.config.landmark_id,
                                task.target_kind, task.target_id, reason)
             return None
-        return Target(task.target_kind, task.target_id, host, port, public_key,
-                      task.round_id, task.task_id)
+        return Target(task.target_kind, task.target_id, self.config.local_host(host), port,
+                      public_key, task.round_id, task.task_id)
 
     async def _schedule(self) -> None:
         while True:
@@ -142,15 +145,18 @@ class LandmarkService:
         while True:
             await asyncio.sleep(self.config.batch_interval_s)
             await asyncio.to_thread(self._drain_records)
-            await asyncio.to_thread(
+            sealed = await asyncio.to_thread(
                 self.spool.seal_batches, self.signer, self.config.landmark_id,
                 self.config.batch_max_records,
             )
+            if sealed:
+                self._sealed.set()
 
     async def deliver_pending(self) -> int:
         """Hand every sealed, unacknowledged batch to the sink, in order. A batch refused for good
         is quarantined and the pass goes on; any other failure stops it (retried later)."""
         delivered = 0
+        self._delivery_failed = False
         for batch in await asyncio.to_thread(self.spool.undelivered):
             try:
                 await self.sink.deliver(batch)
@@ -162,16 +168,23 @@ class LandmarkService:
             except Exception as exc:  # any other sink failure means: keep it and retry later
                 logger.warning("landmark %s: batch %s not delivered (%s); will retry",
                                self.config.landmark_id, batch.batch_id, exc)
+                self._delivery_failed = True
                 return delivered
             await asyncio.to_thread(self.spool.mark_delivered, batch.batch_id)
             delivered += 1
         return delivered
 
     async def _deliver(self) -> None:
+        # Each sealed batch goes out at once: a record waits for the spool's interval only, not
+        # for a second, unrelated delivery interval too (the verifier closes rounds on answers).
         while True:
+            self._sealed.clear()
             await self.deliver_pending()
-            await asyncio.sleep(DELIVERY_RETRY_S if self.spool.stats()["pending_batches"] else
-                                self.config.batch_interval_s)
+            if self._delivery_failed:
+                await asyncio.sleep(DELIVERY_RETRY_S)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sealed.wait(), self.config.batch_interval_s)
 
     def counters(self) -> dict[str, int]:
         snapshot = {f"prober_{k}": v for k, v in self.prober.counters().items()}

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from sim.adversaries import ADVERSARY_NAMES, AdversaryParams
 from sim.errors import SimError
 from sim.latency import LatencyModel
+from sim.target_plan import COLOCATED_RTT_MS
 from sim.world import Scenario
 
 if TYPE_CHECKING:
@@ -100,6 +101,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     planner.add_argument("--max-landmarks", type=int, default=40, help="target mode: the cap")
     planner.add_argument("--holdout-seed", type=int, default=1, help="target mode: check chips")
     planner.add_argument("--holdout-chips-per-country", type=int, default=50)
+    planner.add_argument(
+        "--colocated-rtt-ms",
+        type=float,
+        default=COLOCATED_RTT_MS,
+        help="target mode: round trip from a co-located landmark to its campus's chips",
+    )
     planner.set_defaults(handler=run_plan)
     return parser
 
@@ -215,6 +222,7 @@ def _target_report(args: argparse.Namespace, countries: tuple[str, ...]) -> dict
         max_landmarks=args.max_landmarks,
         holdout_chips_per_country=args.holdout_chips_per_country,
         holdout_seed=args.holdout_seed,
+        colocated_rtt_ms=args.colocated_rtt_ms,
         **_planner_options(args),
     )
     plans = plan_to_target(request, load_sites(args.sites))

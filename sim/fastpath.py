@@ -41,7 +41,7 @@ import numpy.typing as npt
 import shapely
 from scipy.spatial import cKDTree
 
-from geo.caps import FLOAT_MARGIN_KM
+from geo.caps import FLOAT_MARGIN_KM, MIN_LANDMARKS
 from geo.constants import (
     C_VACUUM_KM_PER_S,
     EARTH_MEAN_RADIUS_KM,
@@ -52,6 +52,7 @@ from geo.constants import (
 from geo.geodesy import unit_vectors
 from geo.regions import Region
 from geo.sea import foreign_land
+from sim.discs import DISC_MAX_KM, DiscVerdicts, disc_area_km2, disc_route_verified
 from sim.errors import ScenarioError
 from sim.sites import pairwise_km
 
@@ -198,6 +199,7 @@ class CountryCells:
     block_inside: BoolArray  # every cell of the block certainly inside
     block_outside: BoolArray
     witness: BoolArray | None = None  # sea-neutral: cell centre inside the country
+    discs: DiscVerdicts | None = None  # sea-neutral: the disc route (`sim.discs`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +296,7 @@ def classify_cells(
         block_inside=blocks.all_of(inside),
         block_outside=blocks.all_of(outside),
         witness=witness,
+        discs=None if land is None else DiscVerdicts(region),
     )
 
 
@@ -325,6 +328,8 @@ class LandmarkField:
             raise ScenarioError("LandmarkField needs a grid built with blocks")
         self.grid = grid
         self.blocks = grid.blocks
+        self.lat_deg = np.asarray(lat_deg, dtype=np.float64)
+        self.lon_deg = np.asarray(lon_deg, dtype=np.float64)
         self.xyz = unit_vectors(lat_deg, lon_deg)
         distance = pairwise_km(self.xyz, grid.xyz).astype(np.float32)
         self.distance_km = distance
@@ -357,6 +362,8 @@ def fast_verdict(
     valid = np.flatnonzero(np.isfinite(rtt_ms))
     if valid.size == 0:
         return FastOutcome(FastVerdict.DARK, math.nan)
+    if valid.size < MIN_LANDMARKS:  # geo refuses to judge one cap alone
+        return FastOutcome(FastVerdict.INCONCLUSIVE, float(field.grid.area_km2.sum()))
     radius_km = np.maximum(rtt_ms[valid] - params.processing_floor_ms, 0.0) * KM_PER_MS_RTT
     site_in_region = site_km is not None and bool(
         (site_km[valid] * GEODESIC_OVER_SPHERE_MAX <= radius_km).all()
@@ -366,6 +373,19 @@ def fast_verdict(
     landmarks = valid[pick]
     limits = threshold_km[pick]
     need = params.robust_landmarks + 1
+    # A region smaller than a cell (a co-located landmark's): geo judges the caps' discs.
+    if cells.discs is not None and landmarks.size >= need:
+        # The sphere radius within which geo's region lies, per cap (smallest first).
+        disc_km = radius_km[pick[:need]] * SPHERE_DISTANCE_INFLATION + params.margin_km
+        if disc_km[-1] <= DISC_MAX_KM and disc_route_verified(
+            cells.discs,
+            field.lat_deg[landmarks[:need]],
+            field.lon_deg[landmarks[:need]],
+            disc_km,
+            site_in_region or _landmark_witness(field, cells.discs, valid, radius_km, landmarks[0]),
+        ):
+            # After dropping any f landmarks the region may fill the largest of these discs.
+            return FastOutcome(FastVerdict.VERIFIED, disc_area_km2(float(disc_km[-1])))
     # Cells within reach of the smallest cap: the only ones that can be in the region.
     weak = _unexcluded(field, landmarks, limits, 0, need)
     open_cells = weak.cells[weak.cell_count == 0]
@@ -517,3 +537,18 @@ def _has_witness(
     tries = open_cells[np.argsort(depth_km)[:_WITNESS_TRIES]]
     geodesic_upper = field.by_cell_km[tries][:, valid].T * GEODESIC_OVER_SPHERE_MAX
     return bool((geodesic_upper <= radius_km[:, None]).all(axis=0).any())
+
+
+def _landmark_witness(
+    field: LandmarkField,
+    discs: DiscVerdicts,
+    valid: IntArray,
+    radius_km: FloatArray,
+    landmark: int,
+) -> bool:
+    """Does the (claimed) position of `landmark` lie inside every valid cap and in the
+    licensed country? Then it is a point of the sound region there, as geo computes it."""
+    sphere_km = pairwise_km(field.xyz[landmark : landmark + 1], field.xyz[valid])[0]
+    if not bool((sphere_km * GEODESIC_OVER_SPHERE_MAX <= radius_km).all()):
+        return False
+    return discs.inside(float(field.lat_deg[landmark]), float(field.lon_deg[landmark]))

@@ -21,6 +21,7 @@ from sim.errors import ScenarioError
 from sim.fastpath import (
     CellGrid,
     CountryCells,
+    FastOutcome,
     FastParams,
     FastVerdict,
     LandmarkField,
@@ -71,6 +72,41 @@ class Population:
     site_km: FloatArray | None = None
 
 
+def _outcomes(
+    field: LandmarkField,
+    params: FastParams,
+    cells: dict[str, CountryCells],
+    population: Population,
+    chosen: list[int],
+) -> list[FastOutcome]:
+    """The fast verdict of every chip of the population when only `chosen` answer."""
+    mask = np.full(population.rtt_ms.shape[1], np.nan)
+    mask[chosen] = 0.0
+    site_km = population.site_km
+    return [
+        fast_verdict(
+            field,
+            params,
+            cells[chip.iso3],
+            population.rtt_ms[row] + mask,
+            None if site_km is None else site_km[row],
+        )
+        for row, chip in enumerate(population.chips)
+    ]
+
+
+def verified_mask(
+    field: LandmarkField,
+    params: FastParams,
+    cells: dict[str, CountryCells],
+    population: Population,
+    chosen: list[int],
+) -> npt.NDArray[np.bool_]:
+    """Per chip of the population: verified when only the `chosen` candidates answer?"""
+    outcomes = _outcomes(field, params, cells, population, chosen)
+    return np.array([o.verdict == FastVerdict.VERIFIED for o in outcomes], dtype=np.bool_)
+
+
 def score(
     field: LandmarkField,
     params: FastParams,
@@ -80,21 +116,9 @@ def score(
 ) -> tuple[float, float]:
     """(verified share, mean log10 sound-area bound) of the population's chips when only the
     `chosen` candidates answer."""
-    mask = np.full(population.rtt_ms.shape[1], np.nan)
-    mask[chosen] = 0.0
-    site_km = population.site_km
-    verified = 0
-    log_areas = []
-    for row, chip in enumerate(population.chips):
-        outcome = fast_verdict(
-            field,
-            params,
-            cells[chip.iso3],
-            population.rtt_ms[row] + mask,
-            None if site_km is None else site_km[row],
-        )
-        verified += outcome.verdict == FastVerdict.VERIFIED
-        log_areas.append(np.log10(max(outcome.sound_area_upper_km2, 1.0)))
+    outcomes = _outcomes(field, params, cells, population, chosen)
+    verified = sum(o.verdict == FastVerdict.VERIFIED for o in outcomes)
+    log_areas = [np.log10(max(o.sound_area_upper_km2, 1.0)) for o in outcomes]
     return verified / len(population.chips), float(np.mean(log_areas))
 
 

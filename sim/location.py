@@ -2,9 +2,10 @@
 
 A chip's declared site is where it was licensed (its home); each round is anomalous when even
 the best of the NEAREST_LANDMARKS answering landmarks nearest that site answered more than
-RTT_MARGIN_MS later than ROUTE_STRETCH x the great-circle distance at fibre speed explains, and
-the alert fires after ANOMALY_ROUNDS anomalous answered rounds in a row. The constants are the
-verifier's, imported, so the simulation measures the rule the verifier runs.
+the policy's rtt_margin_ms later than ROUTE_STRETCH x the great-circle distance at fibre speed
+explains, and the alert fires after anomaly_rounds anomalous answered rounds in a row. The
+constants and the default policy's margins are the verifier's, imported, so the simulation
+measures the rule the verifier runs at its default margins.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from verifier.location_alerts import (
     FIBRE_KM_PER_MS,
     NEAREST_LANDMARKS,
     ROUTE_STRETCH,
-    RTT_MARGIN_MS,
 )
+from verifier.model import DEFAULT_POLICY
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -34,4 +35,4 @@ def anomalous(site_distance_km: FloatArray, rtt_ms: FloatArray) -> BoolArray:
     explained = 2.0 * distance * ROUTE_STRETCH / FIBRE_KM_PER_MS
     excess = np.where(np.isfinite(rtt), rtt - explained, np.inf)
     best = excess.min(axis=1)
-    return np.asarray(np.isfinite(best) & (best > RTT_MARGIN_MS), dtype=np.bool_)
+    return np.asarray(np.isfinite(best) & (best > DEFAULT_POLICY.rtt_margin_ms), dtype=np.bool_)

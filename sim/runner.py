@@ -33,7 +33,7 @@ from sim.location import anomalous
 from sim.metrics import CLASSES, SampleRecord, Tally
 from sim.sites import offset_points, pairwise_km
 from sim.world import World
-from verifier.location_alerts import ANOMALY_ROUNDS
+from verifier.model import DEFAULT_POLICY
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +146,9 @@ def run_chunk(world: World, chunk_index: int) -> ChunkResult:
 
     judge(honest_rows, rtt[honest_rows], 0)
     home_distance = pairwise_km(unit_vectors(home_lat, home_lon), world.landmark_xyz)
-    # rtt_anomaly on honest chips: ANOMALY_ROUNDS rounds (this one and fresh draws) all anomalous.
+    # rtt_anomaly on honest chips: anomaly_rounds rounds (this one and fresh draws) all anomalous.
     honest_alarm = anomalous(home_distance[honest_rows], rtt[honest_rows])
-    for _ in range(ANOMALY_ROUNDS - 1):
+    for _ in range(DEFAULT_POLICY.anomaly_rounds - 1):
         again = model.rtt_ms(rng, distance[honest_rows], last_mile[honest_rows])
         honest_alarm &= anomalous(home_distance[honest_rows], again)
     tally.add_rtt_alerts(0, honest_alarm)
@@ -172,7 +172,7 @@ def run_chunk(world: World, chunk_index: int) -> ChunkResult:
             seen = adversary(batch, rtt[rows])
             judge(rows, seen, 1)
             alarm = anomalous(home_distance[rows], seen)
-            for _ in range(ANOMALY_ROUNDS - 1):
+            for _ in range(DEFAULT_POLICY.anomaly_rounds - 1):
                 fresh = model.rtt_ms(rng, distance[rows], last_mile[rows])
                 alarm &= anomalous(home_distance[rows], adversary(batch, fresh))
             tally.add_rtt_alerts(1, alarm)
@@ -217,7 +217,7 @@ def _relocation(
         answered = np.isfinite(rtt).any(axis=1)
         odd = anomalous(home_distance_km, rtt)
         streak = np.where(answered, np.where(odd, streak + 1, 0), streak)
-        rtt_alert[(rtt_alert == 0) & (streak >= ANOMALY_ROUNDS)] = round_number
+        rtt_alert[(rtt_alert == 0) & (streak >= DEFAULT_POLICY.anomaly_rounds)] = round_number
     tally.add_detection(not_verified, alert)
     tally.add_rtt_detection(rtt_alert)
     tally.add_rtt_alerts(1, rtt_alert > 0)

@@ -34,7 +34,9 @@ from sim.latency import LatencyModel
 from sim.sites import Site, pairwise_km, unique_places
 
 # Round trip over a cross-connect inside one campus: the demo forwards these at once, so what
-# remains is the hosts' own processing, ~0.1 ms (15 km of light) as loopback measures it there.
+# remains is the hosts' own processing, ~0.1 ms (15 km of light) as loopback measures it there
+# (a responder that signs the nonce: ~95 µs, shared/DESIGN.md). Hardware timestamping and a
+# faster signer shrink it; `TargetRequest.colocated_rtt_ms` models that.
 COLOCATED_RTT_MS = 0.1
 
 
@@ -66,6 +68,7 @@ class TargetRequest:
     resolution_km: float = 5.0
     seed: int = 0
     holdout_seed: int = 1
+    colocated_rtt_ms: float = COLOCATED_RTT_MS
 
     def __post_init__(self) -> None:
         if not self.countries:
@@ -78,6 +81,8 @@ class TargetRequest:
             raise ScenarioError("max_landmarks must be >= max(faults) + 2")
         if self.chips_per_country < 1 or self.holdout_chips_per_country < 1:
             raise ScenarioError("chips_per_country and holdout_chips_per_country must be >= 1")
+        if not 0.0 <= self.colocated_rtt_ms <= 10.0:
+            raise ScenarioError(f"colocated_rtt_ms must be in [0, 10], got {self.colocated_rtt_ms}")
         if self.seed == self.holdout_seed:
             raise ScenarioError("holdout_seed must differ from seed: the check needs fresh chips")
 
@@ -90,6 +95,8 @@ class TargetPlan:
     holdout_share: float  # on held-out chips and fresh paths: the plan's figure
     holdout_chips: int
     reached: bool  # choice_share reached the target within max_landmarks
+    holdout_by_country: dict[str, float]  # held-out verified share per licensed country
+    stalled: bool  # stopped short: f + 2 more landmarks verified no further choice chip
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,7 +107,9 @@ class TargetPlan:
             "choice_verified_share": self.choice_share,
             "holdout_verified_share": self.holdout_share,
             "holdout_chips": self.holdout_chips,
+            "holdout_verified_share_by_country": self.holdout_by_country,
             "reached_target": self.reached,
+            "stalled": self.stalled,
         }
 
 
@@ -150,7 +159,7 @@ class _World:
         for column, candidate in enumerate(self.candidates):
             if candidate.colocated:
                 here = np.array([chip == candidate.site for chip in chips])
-                rtt[here, column] = COLOCATED_RTT_MS
+                rtt[here, column] = self.request.colocated_rtt_ms
         in_country = {
             site: bool(shapely.contains_xy(country(site.iso3).geometry, site.lon_deg, site.lat_deg))
             for site in set(chips)
@@ -159,21 +168,42 @@ class _World:
         site_km[[not in_country[chip] for chip in chips]] = np.nan
         return Population(chips, rtt, site_km)
 
-    def share(self, params: FastParams, population: Population, chosen: list[int]) -> float:
-        return greedy.score(self.field, params, self.cells, population, chosen)[0]
+    def shares(
+        self, params: FastParams, population: Population, chosen: list[int]
+    ) -> tuple[float, dict[str, float]]:
+        """The verified share of the population, and per licensed country."""
+        verified = greedy.verified_mask(self.field, params, self.cells, population, chosen)
+        codes = np.array([chip.iso3 for chip in population.chips])
+        by_country = {
+            code: round(float(verified[codes == code].mean()), 4) for code in self.request.countries
+        }
+        return float(verified.mean()), by_country
 
-    def choose(self, params: FastParams, population: Population) -> tuple[list[int], float]:
-        """Add landmarks until the target share or the cap; the picks and share."""
+    def choose(self, params: FastParams, population: Population) -> tuple[list[int], float, bool]:
+        """Add landmarks until the target share, the cap, or a stall; the picks, the share and
+        whether it stalled: f + 2 picks in a row (enough for a fresh campus at f) raised the
+        share of no chip, so no candidate left can reach chips the picks so far cannot."""
         request = self.request
+        window = params.robust_landmarks + 2
+        share_after: dict[int, float] = {0: 0.0}
+
+        def more(chosen: list[int], share: float) -> bool:
+            share_after[len(chosen)] = share
+            earlier = share_after.get(len(chosen) - window)
+            stalled = earlier is not None and share <= earlier
+            return (
+                share < request.target_share and len(chosen) < request.max_landmarks and not stalled
+            )
+
         picks = greedy.lazy_greedy(
             len(self.candidates),
             lambda chosen: greedy.score(self.field, params, self.cells, population, chosen),
-            lambda chosen, share: (
-                share < request.target_share and len(chosen) < request.max_landmarks
-            ),
+            more,
             rescore_when_flat=True,
         )
-        return [index for index, _, _ in picks], picks[-1][1] if picks else 0.0
+        share = picks[-1][1] if picks else 0.0
+        stalled = share < request.target_share and len(picks) < request.max_landmarks
+        return [index for index, _, _ in picks], share, stalled
 
 
 def plan_to_target(
@@ -188,15 +218,18 @@ def plan_to_target(
     plans = []
     for faults in request.faults:
         params = FastParams(margin_km=world.margin_km, robust_landmarks=faults)
-        chosen, share = world.choose(params, choice)
+        chosen, share, stalled = world.choose(params, choice)
+        holdout_share, by_country = world.shares(params, holdout, chosen)
         plans.append(
             TargetPlan(
                 faults=faults,
                 landmarks=tuple(world.candidates[i] for i in chosen),
                 choice_share=share,
-                holdout_share=world.share(params, holdout, chosen),
+                holdout_share=holdout_share,
                 holdout_chips=len(holdout.chips),
                 reached=share >= request.target_share,
+                holdout_by_country=by_country,
+                stalled=stalled,
             )
         )
     return plans

@@ -1,8 +1,8 @@
 """Alerts: open (at most one unresolved per subject and type), acknowledge, resolve.
 
 Every change is written together with its notifications (TOML webhooks' outbox rows and the
-routed channels' queue, `verifier.routing`) in one transaction, then published to SSE
-subscribers and appended to the evidence log. A matching mute rule drops the notifications
+routed channels' queue, `verifier.routing`) and its evidence-log entry (`verifier.evidence_sink`)
+in one transaction, then published to SSE subscribers. A matching mute rule drops the notifications
 only: the alert is still stored, streamed and logged as evidence, marked `muted_by_rule`.
 """
 
@@ -36,7 +36,7 @@ class Alerts:
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        """Hold SSE/evidence announcements made inside until the block ends without error; an
+        """Hold SSE announcements made inside until the block ends without error; an
         error drops them, so no subscriber hears of an alert its rolled-back transaction undid.
         Wrap a store transaction in this (outermost) so announcements follow the COMMIT."""
         self._held.append([])
@@ -65,6 +65,7 @@ class Alerts:
             if alert is None:
                 return None
             alert = self._notify(store, alert, "alert.opened", muted, now_unix_ns)
+            self._log_evidence(store, alert)
         logger.warning("alert %s opened: %s %s: %s", alert.alert_id, type_, subject_id, message)
         self._metrics.alerts.labels(type_).inc()
         self._announce(alert)
@@ -87,6 +88,7 @@ class Alerts:
                                        now_unix_ns=now_unix_ns, outbox=urls)
             event = "alert.acknowledged" if action == "acknowledge" else "alert.resolved"
             alert = self._notify(store, alert, event, muted, now_unix_ns)
+            self._log_evidence(store, alert)
         logger.info("alert %s %s by %s", alert_id, alert.status, by)
         self._announce(alert)
         return alert
@@ -127,11 +129,13 @@ class Alerts:
             store.enqueue_notifications(channel_ids, event, alert, now_unix_ns)
         return alert
 
+    def _log_evidence(self, store: Store, alert: Alert) -> None:
+        chip_id = alert.subject_id if alert.subject_kind == "chip" else None
+        self._evidence.alert(store, alert.to_json(), chip_id=chip_id,
+                             time_unix_ns=alert.updated_unix_ns)
+
     def _announce(self, alert: Alert) -> None:
         if self._held:
             self._held[-1].append(alert)
             return
-        payload = alert.to_json()
-        self._hub.publish(payload)
-        chip_id = alert.subject_id if alert.subject_kind == "chip" else None
-        self._evidence.alert(payload, chip_id=chip_id, time_unix_ns=alert.updated_unix_ns)
+        self._hub.publish(alert.to_json())

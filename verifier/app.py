@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +25,7 @@ from verifier import (
     routes_ops,
     routes_read,
     routes_revocation,
+    routes_sites,
     schemas,
 )
 from verifier.config import VerifierConfig
@@ -29,6 +34,17 @@ from verifier.errors import VerifierError
 from verifier.service import Service
 
 logger = logging.getLogger(__name__)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by its text ("nan", "inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 class BodyLimit:
@@ -88,6 +104,12 @@ def create_app(config: VerifierConfig) -> FastAPI:
     async def verifier_error(_: Request, exc: VerifierError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, exc.status_code)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes each bad input, and a NaN or infinity there cannot be
+        # written as JSON (it raised, a 500): the same 422, with such numbers as text.
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, 422)
+
     @app.exception_handler(json.JSONDecodeError)
     async def bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
         return JSONResponse({"detail": f"body is not JSON: {exc}"}, 400)
@@ -109,6 +131,7 @@ def create_app(config: VerifierConfig) -> FastAPI:
     app.include_router(routes_evidence.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_attestation.router)
+    app.include_router(routes_sites.router)
     from verifier.dashboard_routes import mount_static
     from verifier.dashboard_routes import router as dashboard_router
 

@@ -1,5 +1,5 @@
 """`lightfence verifier …` subcommands: serve, migrate, token, tokens, disable-token, revoke,
-revocations (and channel, route, mute: ops_cli)."""
+revocations (and channel, route, mute: ops_cli; chips: chips_cli, over HTTP)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from verifier import ops_cli
+from verifier import chips_cli, ops_cli
 from verifier.cli_store import store_command
 from verifier.config import VerifierConfig, load_config
 from verifier.errors import VerifierError
@@ -44,6 +44,7 @@ def register(subparsers: Any) -> None:
                        help="the token stops working this many seconds from now")
     token.set_defaults(handler=_token)
     ops_cli.register(sub)
+    chips_cli.register(sub)
     tokens = sub.add_parser("tokens", help="list API tokens (JSON; never the secrets)")
     disable = sub.add_parser("disable-token", help="disable an API token for good")
     disable.add_argument("--token-id", type=int, required=True)

@@ -22,7 +22,8 @@ def policy_out(p: Policy, floor: str) -> schemas.PolicyOut:
                              verified_ttl_s=p.verified_ttl_s,
                              min_key_protection=p.min_key_protection,  # type: ignore[arg-type]
                              effective_min_key_protection=stronger(  # type: ignore[arg-type]
-                                 p.min_key_protection, floor))
+                                 p.min_key_protection, floor),
+                             **p.alert_margins)
 
 
 def landmark_out(lm: Landmark, now_unix_ns: int, dead_after_s: float) -> schemas.LandmarkOut:

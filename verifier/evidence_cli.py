@@ -1,8 +1,10 @@
 """`lightfence evidence export --chip ID --from T1 --to T2 -o bundle.json`.
 
-Reads the verifier's SQLite file directly (the evidence log's own tables), so it works with the
-verifier stopped. The bundle's manifest is signed with the log key (``--sign-with``, else the
-verifier's own key file). Times are unix nanoseconds or ISO 8601 (``2025-01-31T12:00:00Z``).
+Reads the evidence log's tables straight from the verifier's database (its SQLite file, or the
+PostgreSQL database a `--config` names), so it works with the verifier stopped and from any
+machine that reaches the database. The bundle's manifest is signed with the log key
+(``--sign-with``, else the verifier's own key file). Times are unix nanoseconds or ISO 8601
+(``2025-01-31T12:00:00Z``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from protocol.errors import ProtocolError
 from verifier.config import load_config
 from verifier.errors import InvalidInputError, NotFoundError, VerifierError
 from verifier.evidence import export_bundle
+from verifier.store import open_store
 from verifier.translog import TransparencyLog
 
 logger = logging.getLogger(__name__)
@@ -73,13 +76,15 @@ def _export(args: argparse.Namespace) -> int:
         config = load_config(args.config) if args.config else None
         data_dir = config.data_dir if config is not None else args.data_dir
         db_path = Path(data_dir) / DB_FILE_NAME
-        if not db_path.exists():
+        on_postgres = config is not None and bool(config.database_url)
+        if not on_postgres and not db_path.exists():
             print(f"lightfence evidence: no verifier database at {db_path}", file=sys.stderr)
             return 2
         if key_path is None:
             key_path = config.log_key_path if config is not None else Path(data_dir) / "log.key"
         signer = load_signer(key_path) if key_path.exists() or args.sign_with else None
-        with TransparencyLog(db_path) as log:
+        source = open_store(config) if config is not None and on_postgres else db_path
+        with TransparencyLog(source, owns_store=True) as log:
             bundle = export_bundle(
                 log, args.chip, args.from_ns, args.to_ns, signer=signer,
                 sign_fresh_head=args.sign_with is not None, now_unix_s=int(time.time()),

@@ -1,39 +1,44 @@
 """Appends verdicts and alerts to the tamper-evident evidence log (docs/evidence.md).
 
-Called on the database thread right after the verdict or alert is committed; the log has its
-own durable connection. A failed append never loses the verdict itself, and its evidence is not
-dropped either: the entry waits in order in `pending` (later entries queue behind it, so each
-chip's chain keeps its order) and `flush_pending`, called every tick, retries from the oldest.
-Pending entries live in memory: a crash while the log is failing loses them (the verdicts stay
-in the verifier's database), which the log's own durability makes the rare case.
+The log is part of the verifier's database (`verifier.store.evidence_log`), so an entry is
+written in the same transaction as what it records: a verdict and its entry (an alert and its
+entry) commit together or not at all, and a kill -9 at any point leaves both or neither.
+
+Only the leader appends, inside its fenced transactions (`leading`, `verifier.lease`): a paused
+old leader's transaction finds a newer token and writes nothing, its entries included, so the
+log stays one sequence. An alert raised outside those transactions (ingestion, an operator's
+acknowledgement, on any replica) writes its evidence to `evidence_queue` in the alert's own
+transaction instead; the leader moves queued records into the log, oldest first, each with the
+removal of its queue row in one transaction (`drain_queue`, every tick). A record that cannot be
+built (a bug: retrying cannot help) is logged and skipped; its verdict or alert is still stored.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections import deque
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from verifier.config import VerifierConfig
     from verifier.evidence import EvidenceRecord
+    from verifier.store import Store
     from verifier.translog import TransparencyLog
 
 logger = logging.getLogger(__name__)
 
+DRAIN_BATCH = 500  # queued records moved per tick (in the tick's fenced transaction)
+
 
 class EvidenceSink:
-    def __init__(self, db_path: Path | None, ca_public_key: bytes) -> None:
+    def __init__(self, log: TransparencyLog | None, ca_public_key: bytes) -> None:
+        """``log``: the log's read connection (exports, tree heads); None turns evidence off."""
         self._ca_public_key = ca_public_key
-        self._log: Any = None
-        self._pending: deque[EvidenceRecord] = deque()  # oldest first, never reordered
-        self._holding = 0  # > 0: inside held(), entries wait for the block to end
-        if db_path is not None:
-            from verifier.translog import TransparencyLog
-
-            self._log = TransparencyLog(db_path)
+        self._log = log
+        self._leading = threading.local()  # per database thread: inside a fenced transaction
 
     @property
     def enabled(self) -> bool:
@@ -41,17 +46,33 @@ class EvidenceSink:
 
     @property
     def log(self) -> TransparencyLog | None:
-        """The log itself (None when evidence is off): for tree heads and exports."""
-        log: TransparencyLog | None = self._log
-        return log
+        """The log's own connection (None when evidence is off): for tree heads and exports."""
+        return self._log
 
-    def verdict(self, *, chip_id: str, round_id: str, decided_unix_ns: int, verdict: str,
-                chip_certificate: dict[str, Any], landmark_certificates: Sequence[dict[str, Any]],
-                records: Sequence[Any], inputs: Sequence[Any], licence: dict[str, Any],
-                params: Any, calibration: dict[str, Any] | None, assessment: Any,
-                policy: dict[str, Any], key_protection: str = "software",
-                reason_code: str | None = None,
+    @contextmanager
+    def leading(self) -> Iterator[None]:
+        """Mark the calling thread's block as one fenced leader transaction: entries made in it
+        go straight into the log, in that transaction (wrap inside `Leadership.fenced`'s
+        caller, around it)."""
+        depth = getattr(self._leading, "depth", 0)
+        self._leading.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._leading.depth = depth
+
+    def _is_leading(self) -> bool:
+        return bool(getattr(self._leading, "depth", 0))
+
+    def verdict(self, store: Store, *, chip_id: str, round_id: str, decided_unix_ns: int,
+                verdict: str, chip_certificate: dict[str, Any],
+                landmark_certificates: Sequence[dict[str, Any]], records: Sequence[Any],
+                inputs: Sequence[Any], licence: dict[str, Any], params: Any,
+                calibration: dict[str, Any] | None, assessment: Any, policy: dict[str, Any],
+                key_protection: str = "software", reason_code: str | None = None,
                 revocations: Sequence[dict[str, Any]] = ()) -> int | None:
+        """Append the verdict's evidence in ``store``'s open transaction; its log index, or
+        None when evidence is off, the record could not be built, or it was queued."""
         if self._log is None:
             return None
         from verifier.evidence import build_evidence
@@ -69,9 +90,11 @@ class EvidenceSink:
             logger.exception("evidence for chip %s round %s could not be built", chip_id,
                              round_id)
             return None
-        return self._append(record)
+        return self._write(store, record)
 
-    def alert(self, alert: dict[str, Any], *, chip_id: str | None, time_unix_ns: int) -> None:
+    def alert(self, store: Store, alert: dict[str, Any], *, chip_id: str | None,
+              time_unix_ns: int) -> None:
+        """Append (or queue) the alert's evidence in ``store``'s open transaction."""
         if self._log is None:
             return
         from verifier.evidence import build_alert_evidence
@@ -81,61 +104,59 @@ class EvidenceSink:
         except Exception:
             logger.exception("evidence for alert %s could not be built", alert.get("alert_id"))
             return
-        self._append(record)
+        self._write(store, record)
 
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """Queue the entries made inside and append them when the block ends without error; an
-        error drops them. Wrap a store transaction in this so the log never holds an entry whose
-        verdict was rolled back (a fenced leader write, verifier.lease), and so the log's own
-        write transaction never waits on the store's open one (both may be one SQLite file)."""
-        mark = len(self._pending)
-        self._holding += 1
-        try:
-            yield
-        except BaseException:
-            while len(self._pending) > mark:
-                self._pending.pop()
-            raise
-        finally:
-            self._holding -= 1
-        if not self._holding:
-            self._flush()
-
-    def _append(self, record: EvidenceRecord) -> int | None:
-        """Queue `record` behind any waiting entry and flush; its log index when it went in."""
-        self._pending.append(record)
-        if self._holding:
-            return None
-        last = self._flush()
-        return None if self._pending else last
-
-    def flush_pending(self) -> int:
-        """Append waiting entries oldest first, stopping at the first failure; how many are
-        still waiting."""
-        self._flush()
-        return len(self._pending)
-
-    def _flush(self) -> int | None:
-        from verifier.evidence import append_evidence
-
-        last = None
-        while self._pending:
-            record = self._pending[0]
-            try:
-                last = int(append_evidence(self._log, record))
-            except Exception:
-                logger.exception("evidence log append failed (%s for chip %s); %d entries kept "
-                                 "pending, retried next tick", record.kind, record.chip_id,
-                                 len(self._pending))
-                break
-            self._pending.popleft()
-        return last
+    def _write(self, store: Store, record: EvidenceRecord) -> int | None:
+        if self._is_leading():
+            return _append(store, record)
+        store.queue_evidence(record.kind, record.chip_id, record.time_unix_ns,
+                             record.canonical_bytes().decode())
+        logger.debug("evidence %s for chip %s queued for the leader", record.kind,
+                     record.chip_id)
+        return None
 
     def close(self) -> None:
         if self._log is not None:
-            if self.flush_pending():
-                logger.error("%d evidence entries could not be appended before shutdown and "
-                             "are lost (their verdicts and alerts are in the database)",
-                             len(self._pending))
             self._log.close()
+
+    def drain_queue(self, store: Store, limit: int = DRAIN_BATCH) -> int:
+        """Leader only (inside `leading` and its fence): move up to ``limit`` queued records
+        into the log, oldest first; how many are still waiting."""
+        if self._log is None:
+            return 0
+        from verifier.evidence import EvidenceRecord
+
+        for queued in store.queued_evidence(limit):
+            body: Mapping[str, Any] = json.loads(queued.body)
+            with store.transaction():
+                _append(store, EvidenceRecord(queued.kind, queued.chip_id, queued.time_unix_ns,
+                                              body))
+                store.drop_queued_evidence(queued.queue_id)
+        return store.count_queued_evidence()
+
+
+def _append(store: Store, record: EvidenceRecord) -> int:
+    from verifier.evidence import append_evidence
+    from verifier.translog import TransparencyLog
+
+    return append_evidence(TransparencyLog(store), record)
+
+
+def open_evidence(config: VerifierConfig, ca_public_key: bytes) -> EvidenceSink:
+    """The verifier's sink: the log's tables on a connection of their own (exports and tree
+    heads must not queue behind the database thread's work), after importing a log that a
+    PostgreSQL verifier's earlier version kept in `<data_dir>/verifier.sqlite3`."""
+    if not config.evidence:
+        return EvidenceSink(None, ca_public_key)
+    from verifier.evidence_import import import_file_log
+    from verifier.store import open_store
+    from verifier.translog import TransparencyLog
+
+    log = TransparencyLog(open_store(config), owns_store=True)
+    try:
+        if config.database_url and config.db_path.exists():
+            import_file_log(log.store, config.db_path)
+    except BaseException:
+        log.close()
+        raise
+    return EvidenceSink(log, ca_public_key)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
 from geo.assessment import Verdict
+from verifier.errors import InvalidInputError
 
 
 class AlertType(StrEnum):
@@ -23,6 +25,7 @@ class AlertType(StrEnum):
     KEY_REFUSED = "key_refused"
     SITE_INCONSISTENT = "site_inconsistent"
     RTT_ANOMALY = "rtt_anomaly"
+    RTT_ABOVE_BASELINE = "rtt_above_baseline"
     PROOF_LOST = "proof_lost"
     GPU_ATTESTATION_FAILED = "gpu_attestation_failed"
     GPU_ATTESTATION_OVERDUE = "gpu_attestation_overdue"
@@ -56,6 +59,7 @@ SEVERITY_BY_TYPE: dict[str, str] = {
     # verifier.location_alerts: a relay or a move the geometry alone cannot call a violation
     AlertType.SITE_INCONSISTENT: "high",
     AlertType.RTT_ANOMALY: "high",
+    AlertType.RTT_ABOVE_BASELINE: "high",
     AlertType.PROOF_LOST: "medium",
     AlertType.GPU_ATTESTATION_FAILED: "high",
     AlertType.GPU_ATTESTATION_OVERDUE: "medium",
@@ -68,6 +72,19 @@ class Token:
     role: str  # admin | landmark | dashboard
     label: str
     landmark_id: str | None
+
+
+# The location alerts' policy fields: (lower bound, lower bound allowed, upper bound). The HTTP
+# schema (verifier.schemas.PolicyIn) states the same bounds from this table.
+ALERT_FIELD_BOUNDS: dict[str, tuple[float, bool, float]] = {
+    "rtt_margin_ms": (0.0, False, 1_000.0),
+    "anomaly_rounds": (1, True, 100),
+    "proof_lost_rounds": (1, True, 10_000),
+    "proof_lost_min_s": (0.0, True, 86_400.0 * 30),
+    "site_slack_km": (0.0, True, 100.0),
+    "baseline_rounds": (1, True, 1_000),
+}
+_INTEGER_ALERT_FIELDS = frozenset({"anomaly_rounds", "proof_lost_rounds", "baseline_rounds"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +102,33 @@ class Policy:
     # The least key protection (protocol.key_protection) that may earn `verified`; the
     # verifier's config floor raises it (verifier.config.VerifierConfig.min_key_protection).
     min_key_protection: str = "software"
+    # The location alerts' margins (verifier.location_alerts; docs/verifier.md, "Location
+    # alerts"); every alert's details repeat the ones its rule used.
+    rtt_margin_ms: float = 10.0  # RTT above the site's or the baseline's explanation
+    anomaly_rounds: int = 3  # answered rounds in a row above it before rtt alerts fire
+    proof_lost_rounds: int = 10  # round intervals without `verified` before proof_lost ...
+    proof_lost_min_s: float = 300.0  # ... and at least this long
+    site_slack_km: float = 2.0  # a campus, and the declared coordinates' rounding
+    baseline_rounds: int = 12  # answered rounds a landmark's learned baseline needs to judge
+
+    def __post_init__(self) -> None:
+        for name, (low, low_inclusive, high) in ALERT_FIELD_BOUNDS.items():
+            value: float = getattr(self, name)
+            where = f"policy {self.name!r}: {name}"
+            integral = name in _INTEGER_ALERT_FIELDS
+            kinds: tuple[type, ...] = (int,) if integral else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                kind = "an integer" if integral else "a number"
+                raise InvalidInputError(f"{where} must be {kind}, got {value!r}")
+            above = value >= low if low_inclusive else value > low
+            if not (math.isfinite(value) and above and value <= high):
+                bound = f"{'>=' if low_inclusive else '>'} {low:g} and <= {high:g}"
+                raise InvalidInputError(f"{where} must be {bound}, got {value}")
+
+    @property
+    def alert_margins(self) -> dict[str, Any]:
+        """The margins the location alerts apply, as written into every such alert's details."""
+        return {name: getattr(self, name) for name in ALERT_FIELD_BOUNDS}
 
     @property
     def effective_verified_ttl_s(self) -> float:
@@ -197,6 +241,25 @@ class VerdictRecord:
     licence: dict[str, Any]
     reason_code: str | None = None  # machine-readable, e.g. "untrusted_key"; None when plain
     key_protection: str = "software"  # the chip certificate's level when the round was decided
+
+
+@dataclass(frozen=True, slots=True)
+class RttBaseline:
+    """A chip's learned best RTT to one landmark (verifier.rtt_baseline): the least RTT of
+    `rounds` answered rounds since `since_unix_ns`, measured while the landmark stood at
+    (lat_deg, lon_deg)."""
+
+    chip_id: str
+    landmark_id: str
+    lat_deg: float
+    lon_deg: float
+    best_rtt_ms: float
+    rounds: int
+    since_unix_ns: int
+    updated_unix_ns: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

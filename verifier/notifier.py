@@ -62,7 +62,7 @@ class Notifier:
         self._metrics = metrics
         self._config = config
         self._alerts = alerts
-        self._client = httpx.AsyncClient(timeout=10.0)
+        self._client = httpx.AsyncClient(timeout=config.webhook_timeout_s)
         self._poll_s = poll_s
 
     async def close(self) -> None:

@@ -63,9 +63,7 @@ async def set_licence(chip_id: IdPath, body: schemas.LicenceIn, _: Admin,
 @router.put("/policies/{name}", response_model=schemas.PolicyOut)
 async def put_policy(name: IdPath, body: schemas.PolicyIn, _: Admin,
                      service: ServiceDep) -> schemas.PolicyOut:
-    policy = Policy(name, body.round_interval_s, body.landmarks_per_round,
-                    body.round_timeout_s, body.dark_window_s, body.tolerate_faulty_landmarks,
-                    body.verified_ttl_s, body.min_key_protection)
+    policy = Policy(name, **body.model_dump())  # PolicyIn's fields are Policy's
     return policy_out(await service.db.run(registry.put_policy, policy),
                       service.config.min_key_protection)
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from audit.parameters import MAX_RECORD_AGE_S, VERDICT_MARGIN_S
 from geo.assessment import Verdict
 from geo.decision import ReasonCode
-from verifier.model import AlertType, ChipState
+from verifier.model import ALERT_FIELD_BOUNDS, DEFAULT_POLICY, AlertType, ChipState
 
 Id = str
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -72,6 +72,20 @@ class LicenceIn(_In):
     licence: dict[str, Any]
 
 
+def _alert_margin(name: str, description: str) -> Any:
+    """A location-alert policy field: the default policy's value, the bounds `Policy` checks."""
+    low, low_allowed, high = ALERT_FIELD_BOUNDS[name]
+    return Field(default=getattr(DEFAULT_POLICY, name), description=description,
+                 ge=low if low_allowed else None, gt=None if low_allowed else low, le=high)
+
+
+class SiteIn(_In):
+    """The data centre a chip is licensed at (`licence.site`, docs/verifier.md)."""
+
+    lat_deg: float = Field(ge=-90.0, le=90.0, allow_inf_nan=False)
+    lon_deg: float = Field(ge=-180.0, le=180.0, allow_inf_nan=False)
+
+
 class PolicyIn(_In):
     round_interval_s: float = Field(gt=0, le=86_400 * 7)
     landmarks_per_round: int = Field(ge=1, le=64)
@@ -90,6 +104,21 @@ class PolicyIn(_In):
         default="software",
         description="least chip key protection that may earn `verified`; the verifier's "
         "config floor (min_key_protection) raises it (docs/protocol.md, key provenance)")
+    # location alerts (docs/verifier.md, "Location alerts")
+    rtt_margin_ms: float = _alert_margin(
+        "rtt_margin_ms", "rtt_anomaly / rtt_above_baseline: ms above what the declared site or "
+        "the learned baseline explains")
+    anomaly_rounds: int = _alert_margin(
+        "anomaly_rounds", "answered rounds in a row above the margin before those alerts fire")
+    proof_lost_rounds: int = _alert_margin(
+        "proof_lost_rounds", "proof_lost: round intervals without `verified`")
+    proof_lost_min_s: float = _alert_margin(
+        "proof_lost_min_s", "proof_lost: and at least this many seconds")
+    site_slack_km: float = _alert_margin(
+        "site_slack_km", "site_inconsistent: the declared site is grown by this much")
+    baseline_rounds: int = _alert_margin(
+        "baseline_rounds", "rtt_above_baseline: answered rounds a landmark's learned baseline "
+        "needs before it judges")
 
     @model_validator(mode="after")
     def _enough_landmarks(self) -> PolicyIn:
@@ -178,6 +207,12 @@ class PolicyOut(_Out):
     tolerate_faulty_landmarks: int
     verified_ttl_s: float | None
     min_key_protection: KeyProtection
+    rtt_margin_ms: float
+    anomaly_rounds: int
+    proof_lost_rounds: int
+    proof_lost_min_s: float
+    site_slack_km: float
+    baseline_rounds: int
     effective_min_key_protection: KeyProtection = Field(
         description="what verdicts apply: the stricter of the policy's and the config floor")
 
@@ -255,6 +290,34 @@ class ChipOut(_Out):
     last_verdict: VerdictOut | None
     zone_id: str | None = None
     groups: list[str] = []
+
+
+class SiteOut(_Out):
+    chip: ChipOut
+    baseline_rows_reset: int = Field(
+        description="learned RTT baseline rows forgotten (a new site is a declared move)")
+
+
+class RttBaselineOut(_Out):
+    landmark_id: str
+    lat_deg: float
+    lon_deg: float
+    best_rtt_ms: float
+    rounds: int
+    since_unix_ns: int
+    updated_unix_ns: int
+
+
+class RttBaselinesOut(_Out):
+    chip_id: str
+    baseline_rounds: int = Field(description="rounds a landmark's baseline needs to judge "
+                                 "(the chip's policy)")
+    items: list[RttBaselineOut]
+
+
+class BaselineResetOut(_Out):
+    chip_id: str
+    baseline_rows_reset: int
 
 
 class AlertOut(_Out):

@@ -19,7 +19,7 @@ from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
 from verifier.errors import ConfigError
-from verifier.evidence_sink import EvidenceSink
+from verifier.evidence_sink import open_evidence
 from verifier.hub import Hub
 from verifier.ingest import Ingestor
 from verifier.lease import Leadership, LeaseLostError
@@ -60,7 +60,7 @@ class Service:
         self.db = Db(open_store(config))
         self.keys = KeyCache()
         ca_key = config.ca_public_key if config.ca_public_key_b64 else b""
-        self.evidence = EvidenceSink(config.db_path if config.evidence else None, ca_key)
+        self.evidence = open_evidence(config, ca_key)
         self.tree_heads = (None if self.evidence.log is None else TreeHeadSigner(
             self.evidence.log, load_or_create_log_key(config.log_key_path),
             config.tree_head_interval_s))
@@ -128,6 +128,9 @@ class Service:
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.tree_heads is not None:  # last head: an export after a clean stop covers all
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.tree_heads.sign_if_grown, int(time.time()))
         with contextlib.suppress(Exception):  # a standby then takes over at once
             await self.leadership.release()
         self._lease_db.close()
@@ -136,8 +139,6 @@ class Service:
         self.ingestor.close()
         self._geo_pool.shutdown(wait=True)
         self.db.close()
-        if self.tree_heads is not None:  # last head: an export after a clean stop covers all
-            self.tree_heads.sign_if_grown(int(time.time()))
         self.evidence.close()
 
     def task_event(self, landmark_id: str) -> asyncio.Event:
@@ -189,7 +190,7 @@ class Service:
         unless this replica still holds the lease, and alerts and evidence it makes are
         announced and appended only after the COMMIT."""
         def call(store: Store) -> T:
-            with self.alerts.held(), self.evidence.held(), self.leadership.fenced(store):
+            with self.alerts.held(), self.evidence.leading(), self.leadership.fenced(store):
                 return fn(store, *args, **kwargs)
 
         return await self.db.run(call)
@@ -215,9 +216,8 @@ class Service:
             logger.warning("tick stopped: %s", exc)
 
     async def _lead(self, now_unix_ns: int) -> None:
-        if self.evidence.enabled:  # evidence a failing log could not take yet, oldest first
-            pending = await self.db.run(lambda _: self.evidence.flush_pending())
-            self.metrics.evidence_pending.set(pending)
+        if self.evidence.enabled:  # alerts' evidence other replicas queued, oldest first
+            self.metrics.evidence_pending.set(await self._fenced(self.evidence.drain_queue))
         for _ in range(scheduler.PLAN_BATCH // scheduler.PLAN_CHUNK):
             planned = await self._fenced(scheduler.plan, self.settings, now_unix_ns)
             if planned.round_ids:  # landmarks start on this chunk while the next is planned
@@ -240,9 +240,13 @@ class Service:
                                              now_unix_ns=time.time_ns())
             except LeaseLostError:
                 raise
-            except Exception:  # the other rounds' verdicts are still recorded
-                logger.exception("chip %s round %s: recording the verdict failed",
-                                 decision.inputs.chip.chip_id, decision.inputs.round.round_id)
+            except verdicts.RoundClosedError as exc:
+                logger.warning("%s", exc)
+                continue
+            except Exception:  # the other rounds' verdicts are still recorded; this round
+                logger.exception(  # stays open (its close rolled back) and is decided again
+                    "chip %s round %s: recording the verdict failed; retried next tick",
+                    decision.inputs.chip.chip_id, decision.inputs.round.round_id)
                 continue
             self.hub.publish(verdicts.verdict_event(verdict), event="verdict")
         for chip_id in await self._fenced(verdicts.expire_verified, now_unix_ns):

@@ -67,9 +67,21 @@ def _write_public_key(path: Path, public_key: bytes) -> None:
 
 
 class TreeHeadSigner:
-    """Signs the log's head when it grew; `run` is the verifier's periodic background task."""
+    """Signs the log's head when it grew; `run` is the verifier's periodic background task.
+
+    Refuses (ConfigError) a key other than the one that signed the log's latest head: replicas
+    share one log in the database, so they must share one key file too (docs/deploy.md); a
+    replica that created a fresh key because its copy was not deployed would otherwise sign
+    heads no auditor pinned and manifests no head backs."""
 
     def __init__(self, log: TransparencyLog, signer: SoftwareSigner, interval_s: float) -> None:
+        latest = log.latest_tree_head()
+        if latest is not None and latest.log_public_key != signer.public_key():
+            raise ConfigError(
+                "the evidence log key file is not the key that signed the log's tree heads "
+                f"(theirs: {to_b64(latest.log_public_key)}, this file's: "
+                f"{to_b64(signer.public_key())}): deploy the same log.key to every replica "
+                "(docs/deploy.md, 'The log key')")
         self._log = log
         self._signer = signer
         self._interval_s = interval_s

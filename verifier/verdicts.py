@@ -34,6 +34,7 @@ from protocol.records import MeasurementRecord, verify_record
 from protocol.revocation import Revocation, RevocationIndex
 from verifier import location_alerts
 from verifier.alerts import Alerts
+from verifier.errors import ConflictError
 from verifier.evidence_sink import EvidenceSink
 from verifier.keylevels import chip_key_protection
 from verifier.metrics import Metrics
@@ -55,6 +56,10 @@ NO_ANSWER_REASON = "no_answer: no valid signed answer in this round"
 ALERT_FOR_VERDICT = {Verdict.VIOLATION: AlertType.OUTSIDE_LICENSED_REGION,
                      Verdict.INCONSISTENT: AlertType.INCONSISTENT_MEASUREMENTS,
                      Verdict.DARK: AlertType.WENT_DARK}
+
+
+class RoundClosedError(ConflictError):
+    """The round was closed after its inputs were collected: it already has its verdict."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +159,14 @@ def _untrusted(store: Store, alerts: Alerts, revoked: RevocationIndex, *,
 
 def collect(store: Store, rnd: Round, now_unix_ns: int, alerts: Alerts,
             key_floor: str = "software") -> RoundInputs | None:
-    """Close the round; None for mesh rounds and rounds of a chip no longer registered. The
-    policy handed on carries the effective key minimum: the stricter of its own and the config's
-    `key_floor`."""
-    store.close_round(rnd.round_id)
-    if rnd.target_kind != "chip":
-        return None
-    chip = store.chip(rnd.target_id)
+    """What a chip round's verdict needs; None (the round closed here) for mesh rounds and
+    rounds of a chip no longer registered. A chip round stays open until `record` closes it in
+    the verdict's transaction, so a crash in between leaves it for the next leader to decide.
+    The policy handed on carries the effective key minimum: the stricter of its own and the
+    config's `key_floor`."""
+    chip = store.chip(rnd.target_id) if rnd.target_kind == "chip" else None
     if chip is None:
+        store.close_round(rnd.round_id)
         return None
     policy = store.policy(chip.policy) or DEFAULT_POLICY
     policy = replace(policy,
@@ -212,7 +217,7 @@ def decide_all(items: Sequence[RoundInputs]) -> list[Decision]:
     what `assess` would (tests/geo/test_batch.py) at ~3x the throughput; anything else, or a
     batch with any error, is decided one round at a time by `decide`, which turns any
     exception into that round's `inconclusive` (`verdict_error`) so one round's failure never
-    drops the verdicts of the others (their rounds are already closed)."""
+    drops the verdicts of the others."""
     decisions: dict[int, Decision] = {}
     batches: dict[str | None, list[tuple[int, RoundInputs, Licence]]] = {}
     for index, inputs in enumerate(items):
@@ -278,6 +283,11 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
              "rtt_ms": r.rtt_ms, "measurement_id": mid}
             for r, mid in zip(inputs.rtts, inputs.measurement_ids, strict=True)]
     assessment_json = decision.assessment.to_json() if decision.assessment else None
+    # The round's close, its verdict and its evidence entry are one transaction (the caller's):
+    # all three or none survive a crash, and a round closed meanwhile gets no second verdict.
+    if store.round(inputs.round.round_id) is None:
+        raise RoundClosedError(f"round {inputs.round.round_id} is already closed")
+    store.close_round(inputs.round.round_id)
     verdict = store.add_verdict(chip.chip_id, round_id=inputs.round.round_id,
                                 verdict=decision.verdict, created_unix_ns=now_unix_ns,
                                 measurement_ids=inputs.measurement_ids, landmarks=rows,
@@ -291,7 +301,7 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
     metrics.verdicts.labels(decision.verdict).inc()
     logger.info("chip %s round %s: %s", chip.chip_id, inputs.round.round_id, decision.verdict)
     evidence.verdict(
-        chip_id=chip.chip_id, round_id=inputs.round.round_id, decided_unix_ns=now_unix_ns,
+        store, chip_id=chip.chip_id, round_id=inputs.round.round_id, decided_unix_ns=now_unix_ns,
         verdict=decision.verdict, chip_certificate=chip.certificate,
         landmark_certificates=[lm.certificate for lm in inputs.landmarks],
         records=inputs.records, inputs=inputs.rtts, licence=chip.licence,
@@ -421,8 +431,8 @@ def _suspect_windows(previous: dict[str, Any] | None, status: str) -> int:
 
 def collect_all(store: Store, rounds: Sequence[Round], now_unix_ns: int,
                 alerts: Alerts, key_floor: str = "software") -> list[RoundInputs]:
-    """Each round in its own savepoint: a round whose collection fails stays open (its close
-    rolled back, retried next tick, logged) and the others go on."""
+    """Each round in its own savepoint: a round whose collection fails stays open (retried
+    next tick, logged) and the others go on."""
     out = []
     for rnd in rounds:
         try:

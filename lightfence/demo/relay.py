@@ -7,16 +7,19 @@ per-sender upstream socket so that the reply can be matched back, held again on 
 and returned to the sender from the public address. Senders are recognised by source IP: every
 node binds its own loopback address (127.0.0.0/8 is all loopback).
 
-One thread runs every front with blocking sockets, `select` and a deadline heap. asyncio was
-tried first: its selector rounds timeouts up to whole milliseconds, which added ~2 ms to every
-short path (a chip next to its landmark measured 3 ms instead of 1 ms). `select` sleeps to the
-microsecond. Lateness only ever adds delay, so emulation never makes a proof tighter than
-physics allows.
+One thread runs every front with non-blocking sockets, an epoll set and a deadline heap. asyncio
+was tried first: its selector rounds timeouts up to whole milliseconds, which added ~2 ms to every
+short path (a chip next to its landmark measured 3 ms instead of 1 ms). The thread sleeps in
+`select` on the epoll descriptor alone: `select` sleeps to the microsecond (epoll's own timeout
+is whole milliseconds), and one descriptor costs ~3 µs per wake-up where `select` over every
+socket cost ~440 µs with the demo's ~900 sockets (one per front and sender), added to every
+datagram of every round trip. Lateness only ever adds delay, so emulation never makes a proof
+tighter than physics allows.
 
-A co-located sender (a landmark in the same data centre as a responder, as a vendor deploys
-one where a foreign border is tens of km away) reaches a responder at its own place over its
-own cross-connect: no metro last mile, no jitter, forwarded at once without the delay heap.
-Its paths to anywhere else follow the model like everyone's.
+A co-located landmark (in the same data centre as a responder, as a vendor deploys one where a
+foreign border is tens of km away) does not come through here for the chips beside it: it
+reaches them over its own link (`[[cross_connect]]` in its config). Its paths to anywhere else
+follow the model like everyone's.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class _Front:
     sock: socket.socket
     upstreams: dict[Address, socket.socket] = field(default_factory=dict)
     stats: RelayStats = field(default_factory=RelayStats)
-    fixed_ms: dict[Place, float | None] = field(default_factory=dict)  # per sender; None: direct
+    fixed_ms: dict[Place, float] = field(default_factory=dict)  # per sender
 
 
 class Relay:
@@ -76,20 +79,20 @@ class Relay:
         *,
         loss_rate: float = 0.0,
         seed: int = 0,
-        colocated: frozenset[Place] = frozenset(),
     ) -> None:
         self._senders = dict(senders)
-        self._colocated = colocated
         self._model = model
         self._loss_rate = loss_rate
         self._rng = random.Random(seed)
         self._fronts = [_Front(spec, self._bind(spec.public)) for spec in fronts]
-        self._owner: dict[int, tuple[_Front, Address | None]] = {
-            front.sock.fileno(): (front, None) for front in self._fronts
-        }
+        self._owner: dict[int, tuple[_Front, Address | None]] = {}
+        self._epoll = select.epoll()
+        for front in self._fronts:
+            self._watch(front.sock, front, None)
         self._heap: list[tuple[float, int, socket.socket, bytes, Address | None]] = []
         self._order = itertools.count()
         self._wake_r, self._wake_w = os.pipe()
+        self._epoll.register(self._wake_r, select.EPOLLIN)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
 
@@ -99,6 +102,10 @@ class Relay:
         sock.bind(address)
         sock.setblocking(False)
         return sock
+
+    def _watch(self, sock: socket.socket, front: _Front, sender: Address | None) -> None:
+        self._owner[sock.fileno()] = (front, sender)
+        self._epoll.register(sock.fileno(), select.EPOLLIN)
 
     @property
     def public_addresses(self) -> list[Address]:
@@ -118,24 +125,16 @@ class Relay:
             front.sock.close()
             for upstream in front.upstreams.values():
                 upstream.close()
+        self._epoll.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
 
     def _delay_s(self, sender: Place, front: _Front) -> float:
-        """The one-way delay; 0.0 on a co-located sender's cross-connect."""
         # Geodesics are computed once per path: at a few hundred µs each they would otherwise
         # queue a burst of datagrams behind one another, inflating exactly the short paths.
-        if sender not in front.fixed_ms:
-            direct = sender in self._colocated and all(
-                (hop.lat_deg, hop.lon_deg) == (sender.lat_deg, sender.lon_deg)
-                for hop in front.spec.hops
-            )
-            front.fixed_ms[sender] = (
-                None if direct else self._model.fixed_ms((sender, *front.spec.hops))
-            )
-        fixed_ms = front.fixed_ms[sender]
+        fixed_ms = front.fixed_ms.get(sender)
         if fixed_ms is None:
-            return 0.0
+            fixed_ms = front.fixed_ms[sender] = self._model.fixed_ms((sender, *front.spec.hops))
         return (fixed_ms + self._model.jitter_ms(self._rng)) / 1000.0
 
     def _send(self, sock: socket.socket, data: bytes, to: Address | None) -> None:
@@ -161,7 +160,7 @@ class Relay:
             sock = self._bind(("127.0.0.1", 0))
             sock.connect(front.spec.upstream)
             front.upstreams[sender] = sock
-            self._owner[sock.fileno()] = (front, sender)
+            self._watch(sock, front, sender)
         return sock
 
     def _on_readable(self, fd: int) -> None:
@@ -194,8 +193,10 @@ class Relay:
                 _, _, sock, data, to = heapq.heappop(self._heap)
                 self._send(sock, data, to)
             timeout_s = max(0.0, self._heap[0][0] - now) if self._heap else 1.0
-            readable, _, _ = select.select([*self._owner, self._wake_r], [], [], timeout_s)
-            for fd in readable:
+            epoll_fd = self._epoll.fileno()
+            if not select.select([epoll_fd], [], [], timeout_s)[0]:
+                continue
+            for fd, _ in self._epoll.poll(0):
                 if fd == self._wake_r:
                     os.read(self._wake_r, 64)
                 else:

@@ -27,11 +27,9 @@ def write_spec(
     fronts: Sequence[tuple[Address, Address, Sequence[Place]]],
     senders: dict[str, Place],
     model: PathModel,
-    colocated: Sequence[Place] = (),
 ) -> None:
     spec = {
         "model": asdict(model),
-        "colocated": [asdict(place) for place in colocated],
         "senders": {host: asdict(place) for host, place in senders.items()},
         "fronts": [
             {"public": list(public), "upstream": list(upstream),
@@ -56,7 +54,6 @@ def serve(spec: dict[str, Any]) -> None:
         ],
         {host: _place(place) for host, place in spec["senders"].items()},
         PathModel(**spec["model"]),
-        colocated=frozenset(_place(place) for place in spec.get("colocated", [])),
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

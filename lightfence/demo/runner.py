@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 import sqlite3
 import sys
@@ -73,6 +74,9 @@ class Snapshot:
     first_round_unix_ns: dict[str, int] = field(default_factory=dict)  # chip id -> first verdict
     events: list[str] = field(default_factory=list)
     dashboard_url: str = ""
+    # The machine's 1-minute load average, once a second while the scenario runs: the figures
+    # depend on it (everything shares the same cores), so the summary reports it beside them.
+    load_1m: list[float] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -176,8 +180,7 @@ def _start_relays(running: _Running) -> None:
         for n in world.landmarks
     ]
     spec_path = world.root / "etc" / "relays.json"
-    colocated = [n.spec.place for n in world.landmarks if n.spec.colocated]
-    write_spec(spec_path, fronts, senders, DATA_CENTRE_PATHS, colocated)
+    write_spec(spec_path, fronts, senders, DATA_CENTRE_PATHS)
     running.children.append(Child(
         "relays", [sys.executable, "-m", "lightfence.demo.relay_process", str(spec_path)],
         world.root / "var" / "relays.log", realtime_priority=PATH_PRIORITY,
@@ -325,6 +328,7 @@ async def _scenario_loop(
                 replayed = True
                 snapshot.events.append(f"{elapsed_s:5.1f}s  {outcome}")
         await _poll(running, snapshot)
+        snapshot.load_1m.append(os.getloadavg()[0])
         on_update(snapshot)
         await asyncio.sleep(1.0)
     snapshot.elapsed_s = time.monotonic() - started

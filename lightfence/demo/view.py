@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from lightfence.demo.budget import proof_budget
 from lightfence.demo.runner import Snapshot
 from lightfence.demo.scenario import Scenario
 
@@ -101,6 +103,7 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
 
     honest = chips_with("honest")
     counts = snapshot.verdict_counts
+    budgets = _budgets(scenario)
 
     def ever(chip_id: str, verdict: str) -> bool:
         return counts.get(chip_id, {}).get(verdict, 0) > 0 or states.get(chip_id) == verdict
@@ -137,6 +140,7 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
                 "verdicts": snapshot.verdict_counts.get(chip["chip_id"], {}),
                 "verified_share": _verified_share(snapshot.verdict_counts.get(chip["chip_id"], {})),
                 "location_alert_after_s": alerted_after_s(chip["chip_id"]),
+                "proof_budget": budgets.get(chip["chip_id"]),
                 "sound_area_km2": (((chip.get("last_verdict") or {}).get("assessment") or {})
                                    .get("sound_area_km2")),
             }
@@ -152,10 +156,29 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
              "colocated": lm["landmark_id"] in colocated}
             for lm in snapshot.landmarks
         ],
+        "machine": _machine(snapshot),
         "notes": notes(scenario),
         "stats": snapshot.stats,
         "events": snapshot.events,
         "checks": checks,
+    }
+
+
+def _budgets(scenario: Scenario) -> dict[str, dict[str, Any] | None]:
+    """Per chip, how much RTT its licence leaves a landmark at its declared site (budget.py)."""
+    found: dict[str, dict[str, Any] | None] = {}
+    for chip in scenario.chips:
+        budget = proof_budget(chip.licence)
+        found[chip.chip_id] = None if budget is None else budget.to_json()
+    return found
+
+
+def _machine(snapshot: Snapshot) -> dict[str, Any]:
+    loads = snapshot.load_1m
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_1m": ({"min": round(min(loads), 2), "max": round(max(loads), 2)}
+                            if loads else None),
     }
 
 
@@ -172,11 +195,15 @@ def notes(scenario: Scenario) -> list[str]:
         "licensed countries and stays 12 nmi plus the border error clear of every other "
         "country's land",
         "every licence declares its data centre; the smuggled chip declares Cyberjaya",
+        "each chip's proof_budget is the room its licence leaves the speed of light: the "
+        "distance from its site to the nearest foreign land minus 12 nmi and the border error, "
+        "and the largest RTT a landmark in its own data centre may measure within it (none: "
+        "no RTT can prove the licence)",
     ]
     if colocated:
         lines.append(
-            "co-located landmarks (in the chips' own data centre, reached over their own "
-            f"cross-connect with no metro last mile): {', '.join(colocated)}"
+            "co-located landmarks (in the chips' own data centre: they probe the chips beside "
+            f"them over their own link, not through the emulated network): {', '.join(colocated)}"
         )
     return lines
 

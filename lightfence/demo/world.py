@@ -10,6 +10,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,6 @@ def build_world(scenario: Scenario, root: Path, verifier_port: int, *, fast: boo
             spool_path=root / "var" / spec.landmark_id / "spool.sqlite3",
             token_path=root / "keys" / "landmarks" / f"{spec.landmark_id}.token",
         )
-        _write_landmark_config(node, root, verifier_port, fast=fast)
         landmarks.append(node)
 
     hosts: dict[tuple[object, ...], list[ChipSpec]] = {}
@@ -149,6 +149,9 @@ def build_world(scenario: Scenario, root: Path, verifier_port: int, *, fast: boo
             "stats_interval_s = 30.0\n",
         )
         agents.append(agent)
+    for node in landmarks:
+        _write_landmark_config(node, root, verifier_port, _cross_connects(node, agents),
+                               fast=fast)
 
     data_dir = root / "var" / "verifier"
     verifier_config = root / "etc" / "verifier.toml"
@@ -171,10 +174,27 @@ def build_world(scenario: Scenario, root: Path, verifier_port: int, *, fast: boo
     return World(root, octet, ca, tuple(landmarks), tuple(agents), verifier_config, data_dir)
 
 
+def _cross_connects(node: LandmarkNode, agents: Sequence[AgentNode]) -> list[AgentNode]:
+    """The hosts a co-located landmark reaches over its own link: those in its data centre.
+    A chip reached through a relay host is not (its challenges go wherever the relay is)."""
+    if not node.spec.colocated:
+        return []
+    here = (node.spec.place.lat_deg, node.spec.place.lon_deg)
+    return [agent for agent in agents
+            if [(hop.lat_deg, hop.lon_deg) for hop in agent.endpoint_hops] == [here]]
+
+
 def _write_landmark_config(
-    node: LandmarkNode, root: Path, verifier_port: int, *, fast: bool
+    node: LandmarkNode, root: Path, verifier_port: int, cross_connects: Sequence[AgentNode],
+    *, fast: bool,
 ) -> None:
     (root / "var" / node.spec.landmark_id).mkdir(parents=True, exist_ok=True)
+    # Chips in the landmark's own data centre are probed at their own address over its link,
+    # not through the emulated network's front (which would add two relay hops of delay).
+    links = "".join(
+        f"\n[[cross_connect]]\npublic = {_q(agent.front_host)}\nlocal = {_q(agent.bind_host)}\n"
+        for agent in cross_connects
+    )
     _write_toml(
         node.config_path,
         "[landmark]\n"
@@ -199,7 +219,7 @@ def _write_landmark_config(
         "\n[verifier]\n"
         f'url = "http://127.0.0.1:{verifier_port}"\n'
         f"token_file = {_q(node.token_path)}\n"
-        "poll_wait_s = 5.0\n",
+        "poll_wait_s = 5.0\n" + links,
     )
 
 

@@ -10,6 +10,7 @@ from shapely.geometry import Point, box
 
 from benchmarks.calibration_eval import Dataset, cbg_estimate, synthetic
 from geo.calibration import (
+    NEAREST_LANDMARKS,
     PLAUSIBLE_KM_PER_RTT_MS,
     CalibrationModel,
     CalibrationSample,
@@ -176,3 +177,36 @@ def test_bad_inputs_raise_clear_errors() -> None:
     model = CalibrationModel.fit([CalibrationSample("a", d, d / 50 + 1) for d in (100, 900)])
     with pytest.raises(InsufficientDataError, match="at least 2 landmarks"):
         model.estimate([LandmarkRtt("a", 0.0, 0.0, 5.0)])
+
+
+def test_fit_from_arrays_equals_fit_from_samples(data: Dataset) -> None:
+    rng = np.random.default_rng(1)
+    ids = [data.ids[k] for k in rng.integers(0, 20, 400)]
+    dist = rng.uniform(0.0, 8000.0, 400)
+    rtt = dist / rng.uniform(40.0, 100.0, 400) + rng.uniform(0.1, 4.0, 400)
+    from_samples = CalibrationModel.fit(
+        CalibrationSample(k, float(d), float(r)) for k, d, r in zip(ids, dist, rtt, strict=True)
+    )
+    from_arrays = CalibrationModel.fit_arrays(ids, dist, rtt)
+    assert from_arrays.to_json() == from_samples.to_json()
+
+
+def test_fit_from_arrays_rejects_bad_values() -> None:
+    with pytest.raises(GeoError, match="rtt_ms must be finite and > 0"):
+        CalibrationModel.fit_arrays(["a", "b"], np.array([10.0, 20.0]), np.array([1.0, 0.0]))
+    with pytest.raises(GeoError, match="distance_km must be finite"):
+        CalibrationModel.fit_arrays(["a", "b"], np.array([10.0, np.nan]), np.array([1.0, 2.0]))
+    with pytest.raises(GeoError, match="same length"):
+        CalibrationModel.fit_arrays(["a"], np.array([10.0, 20.0]), np.array([1.0, 2.0]))
+
+
+def test_error_radius_reaches_the_likelihood_region(data: Dataset) -> None:
+    # One near landmark and the rest far: the likelihood is flat along a ring around the near
+    # one, and the error radius must reach across it, not only the near landmark's spread.
+    model, measurements, _ = _fold(data, _targets(data)[0])
+    used = sorted(measurements, key=lambda m: m.rtt_ms)
+    sparse = [used[0], *used[-8:]]
+    estimate = model.estimate(sparse)
+    fit = model._likelihood(sorted(sparse, key=lambda m: m.rtt_ms)[:NEAREST_LANDMARKS])
+    assert estimate.error_radius_km >= fit.region_radius_km(estimate.lat_deg, estimate.lon_deg)
+    assert estimate.error_radius_km > 0.0

@@ -5,8 +5,8 @@ import numpy as np
 
 from geo.licence import DeclaredSite
 from sim.location import anomalous
-from verifier.location_alerts import RTT_MARGIN_MS, explained_rtt_ms, round_excess
-from verifier.model import VerdictRecord
+from verifier.location_alerts import explained_rtt_ms, round_excess
+from verifier.model import DEFAULT_POLICY, VerdictRecord
 
 DISTANCE_KM = np.array([[10.0, 300.0, 900.0, 2000.0]])
 LANDMARK_LAT_LON = [(0.0, 0.09), (0.0, 2.7), (0.0, 8.1), (0.0, 18.0)]
@@ -19,7 +19,7 @@ def verifier_says(rtt_ms: np.ndarray) -> bool:
         if np.isfinite(rtt)
     ]
     record = VerdictRecord(1, "c", "r", "inconclusive", 0, (), tuple(rows), None, "", {})
-    excess = round_excess(DeclaredSite(0.0, 0.0), record)
+    excess = round_excess(DeclaredSite(0.0, 0.0), record, DEFAULT_POLICY.rtt_margin_ms)
     return excess is not None and excess.anomalous
 
 
@@ -41,7 +41,7 @@ def test_the_sim_and_the_verifier_agree_on_random_rounds() -> None:
     # Distances the verifier recomputes from the landmark positions (on the equator).
     distance = np.array([[lon * 111.32 for _, lon in LANDMARK_LAT_LON]])
     for _ in range(200):
-        rtt = explained_rtt_ms(0.0) + rng.uniform(0.0, 2.5 * RTT_MARGIN_MS, 4)
+        rtt = explained_rtt_ms(0.0) + rng.uniform(0.0, 2.5 * DEFAULT_POLICY.rtt_margin_ms, 4)
         rtt = rtt + np.array([explained_rtt_ms(float(d)) for d in distance[0]])
         rtt[rng.random(4) < 0.2] = np.nan
         assert bool(anomalous(distance, rtt[None, :])[0]) == verifier_says(rtt)

@@ -10,6 +10,7 @@ from geo.regions import country
 from sim.cli import main
 from sim.errors import ScenarioError
 from sim.fastpath import (
+    CountryCells,
     FastParams,
     FastVerdict,
     LandmarkField,
@@ -75,9 +76,21 @@ def test_a_cap_too_small_stops_short_and_says_so() -> None:
     plans = plan_to_target(small_request(faults=(1,), max_landmarks=3), SITES)
     (p,) = plans
     assert len(p.landmarks) == 3
-    assert not p.reached
+    assert not p.reached and not p.stalled
     assert p.choice_share < 0.9
     assert p.to_json()["reached_target"] is False
+
+
+def test_a_site_geo_cannot_prove_stalls_the_plan_and_shows_per_country() -> None:
+    # All of Singapore lies within Malaysia's land grown by 12 nmi and its border error: no
+    # landmark can prove a chip there, so the planner stops once more picks verify nothing.
+    singapore = Site("Singapore", "SGP", 1.35, 103.82, "city", "test")
+    request = small_request(countries=("ESP", "SGP"), faults=(0,), max_landmarks=12)
+    (p,) = plan_to_target(request, (*SITES, singapore))
+    assert not p.reached and p.stalled
+    assert len(p.landmarks) < 12
+    assert p.holdout_by_country == {"ESP": 1.0, "SGP": 0.0}
+    assert p.to_json()["stalled"] is True
 
 
 @pytest.mark.parametrize(
@@ -88,6 +101,7 @@ def test_a_cap_too_small_stops_short_and_says_so() -> None:
         ({"faults": (-1,)}, "faults"),
         ({"faults": (3,), "max_landmarks": 4}, "max_landmarks"),
         ({"countries": ()}, "at least one"),
+        ({"colocated_rtt_ms": -0.1}, "colocated_rtt_ms"),
     ],
 )
 def test_rejected_requests(change: dict[str, object], message: str) -> None:
@@ -114,33 +128,40 @@ def test_cli_target_mode_prints_one_plan_per_f(capsys: pytest.CaptureFixture[str
     out = json.loads(capsys.readouterr().out)
     assert [p["faults"] for p in out["plans"]] == [0, 1]
     assert [p["landmarks"] for p in out["plans"]] == [2, 4]
+    assert out["plans"][1]["holdout_verified_share_by_country"] == {"ESP": 1.0, "POL": 1.0}
     assert main([*argv[:-2], "--faults", "0,x"]) == 2
     assert "--faults expects integers" in capsys.readouterr().err
 
 
-def test_declared_site_witness_proves_a_region_smaller_than_a_cell() -> None:
+def _madrid_and_far(code: str) -> tuple[LandmarkField, CountryCells, np.ndarray]:
+    """A landmark in Madrid's data centre and one in Lisbon (geo judges two landmarks or
+    more); the chip answers the first over its cross-connect."""
     land = land_touches(GRID, MARGIN_KM)
-    madrid = SITES[0]
-    field = LandmarkField(GRID, np.array([madrid.lat_deg]), np.array([madrid.lon_deg]))
-    cells = classify_cells(GRID, country("ESP"), MARGIN_KM, land)
+    madrid, lisbon = SITES[0], SITES[2]
+    field = LandmarkField(
+        GRID, np.array([madrid.lat_deg, lisbon.lat_deg]), np.array([madrid.lon_deg, lisbon.lon_deg])
+    )
+    cells = classify_cells(GRID, country(code), MARGIN_KM, land)
+    return field, cells, np.array([COLOCATED_RTT_MS, 8.0])
+
+
+def test_declared_site_witness_proves_a_region_smaller_than_a_cell() -> None:
+    field, cells, rtt = _madrid_and_far("ESP")
     params = FastParams(margin_km=MARGIN_KM, robust_landmarks=0)
-    rtt = np.array([COLOCATED_RTT_MS])
-    # No cell centre lies within the cap's 15 km: the cell witness search alone cannot prove it.
-    assert fast_verdict(field, params, cells, rtt).verdict == FastVerdict.INCONCLUSIVE
-    at_site = fast_verdict(field, params, cells, rtt, np.array([0.0]))
+    # No cell centre lies within the cap's 15 km, but the co-located landmark's own position
+    # does (and lies in Spain): the disc route proves it without a declared site too.
+    assert fast_verdict(field, params, cells, rtt).verdict == FastVerdict.VERIFIED
+    at_site = fast_verdict(field, params, cells, rtt, np.array([0.0, 500.0]))
     assert at_site.verdict == FastVerdict.VERIFIED
-    # A declared site outside the cap is no witness.
-    far = fast_verdict(field, params, cells, rtt, np.array([40.0]))
-    assert far.verdict == FastVerdict.INCONCLUSIVE
+    # One landmark alone: geo gives no verdict, nor does the fast path.
+    alone = fast_verdict(field, params, cells, np.array([COLOCATED_RTT_MS, np.nan]))
+    assert alone.verdict == FastVerdict.INCONCLUSIVE
 
 
 def test_declared_site_witness_cannot_verify_a_region_over_foreign_land() -> None:
     # A cap around Madrid judged against a Portuguese licence: the hint proves the region is
     # not empty, never that it lies in Portugal.
-    land = land_touches(GRID, MARGIN_KM)
-    madrid = SITES[0]
-    field = LandmarkField(GRID, np.array([madrid.lat_deg]), np.array([madrid.lon_deg]))
-    cells = classify_cells(GRID, country("PRT"), MARGIN_KM, land)
+    field, cells, rtt = _madrid_and_far("PRT")
     params = FastParams(margin_km=MARGIN_KM, robust_landmarks=0)
-    outcome = fast_verdict(field, params, cells, np.array([COLOCATED_RTT_MS]), np.array([0.0]))
+    outcome = fast_verdict(field, params, cells, rtt, np.array([0.0, 500.0]))
     assert outcome.verdict != FastVerdict.VERIFIED

@@ -9,6 +9,7 @@ import ipaddress
 import json
 import ssl
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -28,10 +29,11 @@ from cryptography.x509.oid import NameOID
 @dataclass
 class HttpReceiver:
     """Records each POST (headers, body) and answers with the next status in `statuses`
-    (the last one repeats)."""
+    (the last one repeats), `answer_after_s` after the request arrived."""
 
     url: str
     statuses: list[int]
+    answer_after_s: float = 0.0
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
@@ -45,8 +47,8 @@ class HttpReceiver:
 
 
 @contextmanager
-def http_receiver(*statuses: int) -> Iterator[HttpReceiver]:
-    receiver = HttpReceiver("", list(statuses) or [200])
+def http_receiver(*statuses: int, answer_after_s: float = 0.0) -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver("", list(statuses) or [200], answer_after_s)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -55,6 +57,7 @@ def http_receiver(*statuses: int) -> Iterator[HttpReceiver]:
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 index = min(len(receiver.received), len(receiver.statuses)) - 1
                 receiver.arrived.notify_all()
+            time.sleep(receiver.answer_after_s)
             self.send_response(receiver.statuses[index])
             self.send_header("Content-Length", "2")
             self.end_headers()

@@ -18,7 +18,7 @@ from keystore.cert_files import read_ca_public_key
 from lightfence.cli import main
 from tests.verifier.conftest import Harness, open_harness
 from tests.verifier.test_mesh_and_faults import KASSEL, LISBON, TRUE, chip_rtt_ms, poll
-from verifier.model import Policy
+from verifier.model import DEFAULT_POLICY, Policy
 from verifier.store import SqliteStore
 
 LIAR = "FRA"
@@ -161,7 +161,8 @@ async def test_policy_round_trips_and_bad_tolerances_are_refused(harness: Harnes
     listed = (await h.client.get("/v1/policies", headers=h.dashboard)).json()["items"]
     assert next(p for p in listed if p["name"] == "p") == {
         "name": "p", **policy_body(2, 4), "verified_ttl_s": None,
-        "min_key_protection": "software", "effective_min_key_protection": "software"}
+        "min_key_protection": "software", "effective_min_key_protection": "software",
+        **DEFAULT_POLICY.alert_margins}
     # Omitted means 0, as before the field existed.
     body = policy_body(0)
     del body["tolerate_faulty_landmarks"]

@@ -14,7 +14,7 @@ from verifier.alerts import Alerts
 from verifier.evidence_sink import EvidenceSink
 from verifier.hub import Hub
 from verifier.metrics import Metrics
-from verifier.model import DEFAULT_POLICY, VerdictRecord
+from verifier.model import DEFAULT_POLICY, Policy, VerdictRecord
 from verifier.store import Store
 
 NS = 1_000_000_000
@@ -53,6 +53,7 @@ def measured(chip: tuple[float, float], via: tuple[float, float] | None = None,
 def record_round(
     store: Store, alerts: Alerts, rtts: list[LandmarkRtt], *, at_s: float,
     licence: dict[str, Any] | None = None, verdict: str | None = None,
+    policy: Policy = DEFAULT_POLICY,
 ) -> VerdictRecord:
     licence = licence or LICENCE
     assessment = assess(rtts, licence_from_json(licence))
@@ -62,7 +63,7 @@ def record_round(
         landmarks=[{"landmark_id": r.landmark_id, "lat_deg": r.lat_deg, "lon_deg": r.lon_deg,
                     "rtt_ms": r.rtt_ms, "measurement_id": 0} for r in rtts],
         assessment=None, reason="test", licence=licence)
-    location_alerts.check(store, alerts, verdict=recorded, policy=DEFAULT_POLICY,
+    location_alerts.check(store, alerts, verdict=recorded, policy=policy,
                           sound_region=assessment.sound_region, now_unix_ns=int(at_s * NS))
     return recorded
 
@@ -73,19 +74,53 @@ def open_alert(store: Store, type_: str):
 
 def test_a_relay_raises_rtt_anomaly_after_enough_rounds_with_the_evidence(store, alerts):
     relayed = measured(SHENZHEN, via=KL_RELAY)
-    for n in range(location_alerts.ANOMALY_ROUNDS - 1):
+    for n in range(DEFAULT_POLICY.anomaly_rounds - 1):
         record_round(store, alerts, relayed, at_s=3.0 * n)
         assert open_alert(store, "rtt_anomaly") is None  # one round may be congestion
     record_round(store, alerts, relayed, at_s=9.0)
     alert = open_alert(store, "rtt_anomaly")
     assert alert is not None and alert.severity == "high"
     rounds = alert.details["rounds"]
-    assert len(rounds) == location_alerts.ANOMALY_ROUNDS
+    assert len(rounds) == DEFAULT_POLICY.anomaly_rounds
     nearest = rounds[0]["landmarks"][0]
     assert nearest["landmark_id"] == "lm-kl" and nearest["distance_km"] < 30
-    assert nearest["rtt_ms"] > 30.0 > nearest["explained_rtt_ms"] + location_alerts.RTT_MARGIN_MS
+    assert nearest["rtt_ms"] > 30.0 > nearest["explained_rtt_ms"] + DEFAULT_POLICY.rtt_margin_ms
+    assert alert.details["policy"]["rtt_margin_ms"] == DEFAULT_POLICY.rtt_margin_ms
     # The relay host really is in Malaysia: the speed of light cannot rule the site out.
     assert open_alert(store, "site_inconsistent") is None
+
+
+def test_the_policy_margins_decide_and_the_alert_names_them(store, alerts):
+    """A relay adding ~30 ms stays under a 60 ms margin; 5 rounds are needed when asked."""
+    relayed = measured(SHENZHEN, via=KL_RELAY)
+    lenient = Policy("lenient", 300.0, 6, 30.0, 3600.0, rtt_margin_ms=60.0)
+    for n in range(5):
+        record_round(store, alerts, relayed, at_s=3.0 * n, policy=lenient)
+    assert open_alert(store, "rtt_anomaly") is None
+    # The rule reads back the answered rounds, whichever policy judged them: 5 so far.
+    patient = Policy("patient", 300.0, 6, 30.0, 3600.0, anomaly_rounds=8)
+    for n in range(5, 7):
+        record_round(store, alerts, relayed, at_s=3.0 * n, policy=patient)
+        assert open_alert(store, "rtt_anomaly") is None
+    record_round(store, alerts, relayed, at_s=40.0, policy=patient)
+    alert = open_alert(store, "rtt_anomaly")
+    assert alert is not None and len(alert.details["rounds"]) == 8
+    assert alert.details["policy"]["name"] == "patient"
+    assert alert.details["policy"]["anomaly_rounds"] == 8
+
+
+def test_the_site_slack_is_the_policy_s(store, alerts):
+    """A chip 30 km from its declared site: consistent with a 100 km slack, not a 2 km one."""
+    rtts = [LandmarkRtt(lid, *place, vacuum_rtt_ms(distance_km(*place, 3.14, 101.69)) + 0.05)
+            for lid, place in LANDMARKS.items()]
+    roomy = Policy("roomy", 300.0, 6, 30.0, 3600.0, site_slack_km=100.0)
+    record_round(store, alerts, rtts, at_s=0.0, policy=roomy,
+                 licence={**LICENCE, "site": {"lat_deg": 3.40, "lon_deg": 101.60}})
+    assert open_alert(store, "site_inconsistent") is None
+    record_round(store, alerts, rtts, at_s=3.0,
+                 licence={**LICENCE, "site": {"lat_deg": 3.40, "lon_deg": 101.60}})
+    alert = open_alert(store, "site_inconsistent")
+    assert alert is not None and alert.details["slack_km"] == DEFAULT_POLICY.site_slack_km
 
 
 def test_an_honest_chip_with_congested_rounds_raises_nothing(store, alerts):
@@ -134,8 +169,8 @@ def test_without_a_declared_site_there_is_no_site_or_rtt_alert(store, alerts):
 
 
 def test_proof_lost_after_the_window_and_resolved_by_the_next_verified_round(store, alerts):
-    window_s = max(location_alerts.PROOF_LOST_ROUNDS * DEFAULT_POLICY.round_interval_s,
-                   location_alerts.PROOF_LOST_MIN_S)
+    window_s = location_alerts.proof_lost_window_s(DEFAULT_POLICY)
+    assert window_s == max(10 * DEFAULT_POLICY.round_interval_s, 300.0)  # the old constants
     honest = measured((2.92, 101.65))
     record_round(store, alerts, honest, at_s=0.0, verdict="verified")
     record_round(store, alerts, honest, at_s=window_s - 1.0, verdict="inconclusive")

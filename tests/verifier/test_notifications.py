@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.verifier.conftest import Harness, open_harness
 from tests.verifier.receivers import http_receiver, smtp_receiver
-from verifier.model import SEVERITY_BY_TYPE, Alert, AlertFilter, AlertType
+from verifier.model import DEFAULT_POLICY, SEVERITY_BY_TYPE, Alert, AlertFilter, AlertType
 from verifier.ops_model import Channel, Membership, MuteRule, RoutingRule
 from verifier.routing import channels_for, mute_for
 from verifier.store import SqliteStore, Store
@@ -257,6 +257,23 @@ async def test_a_failing_channel_is_logged_and_alerts_through_another(tmp_path: 
 
 
 @pytest.mark.asyncio
+async def test_a_channel_slower_than_webhook_timeout_s_is_a_failed_attempt(
+        tmp_path: Path) -> None:
+    # The channel notifier used a fixed 10 s timeout, so a receiver that hangs for 3 s was
+    # "delivered" whatever webhook_timeout_s said.
+    with http_receiver(200, answer_after_s=3.0) as slow:
+        async with open_harness(tmp_path, webhook_timeout_s=0.5,
+                                webhook_backoff_base_s=60.0) as h:
+            await put(h, "/v1/channels/slow", {"kind": "slack", "settings": {"url": slow.url}})
+            await route(h, "slow")
+            await raise_alert(h)
+            [failed] = await deliveries(h, 1, destination="slow")
+            assert (failed["outcome"], failed["status_code"], failed["attempt"]) == (
+                "failed", None, 1)
+            assert failed["error"].startswith("ReadTimeout")
+
+
+@pytest.mark.asyncio
 async def test_toml_webhook_attempts_are_in_the_delivery_log(tmp_path: Path) -> None:
     from verifier.config import WebhookConfig
     from verifier.routing import config_webhook_label
@@ -297,8 +314,9 @@ def test_muted_alert_is_recorded_but_not_queued_and_expiry_restores_notifying(
     from verifier.evidence_sink import EvidenceSink
     from verifier.hub import Hub
     from verifier.metrics import Metrics
+    from verifier.translog import TransparencyLog
 
-    evidence = EvidenceSink(tmp_path / "v.sqlite3", b"")
+    evidence = EvidenceSink(TransparencyLog(store), b"")
     alerts = Alerts(webhook_urls=("http://toml-hook",), hub=Hub(), metrics=Metrics(),
                     evidence=evidence)
     store.put_channel(Channel("mail", "slack", {"url": "http://x"}, True))
@@ -307,8 +325,10 @@ def test_muted_alert_is_recorded_but_not_queued_and_expiry_restores_notifying(
     mute = store.add_mute(reason="planned maintenance", chip_id="chip-1", group=None, zone=None,
                           landmark_id=None, alert_type=None, created_by="operator-t",
                           created_unix_ns=now, expires_unix_ns=now + 60 * _NS)
-    muted = alerts.raise_alert(store, AlertType.WENT_DARK, subject_kind="chip", subject_id="chip-1",
-                               message="dark", details={}, now_unix_ns=now + 1)
+    with evidence.leading():  # as the leader's tick: straight into the log
+        muted = alerts.raise_alert(store, AlertType.WENT_DARK, subject_kind="chip",
+                                   subject_id="chip-1", message="dark", details={},
+                                   now_unix_ns=now + 1)
     assert muted is not None and muted.muted_by_rule == mute.rule_id
     assert store.due_notifications(now + 2 * 60 * _NS, 10) == []
     assert store.due_outbox(now + 2 * 60 * _NS, 10) == []
@@ -401,6 +421,10 @@ def test_a_database_from_before_operations_upgrades_in_place(tmp_path: Path) -> 
     old = sqlite3.connect(path)  # make it look like a database written before this release
     old.execute("ALTER TABLE alerts DROP COLUMN muted_by_rule")
     old.execute("DROP TABLE schema_version")  # versioning came after operations
+    # ... and so did migration 6 (the location alerts' policy fields and learned baselines)
+    for column in DEFAULT_POLICY.alert_margins:
+        old.execute(f"ALTER TABLE policies DROP COLUMN {column}")
+    old.execute("DROP TABLE rtt_baselines")
     for table in ("channels", "routing_rules", "mute_rules", "notifications", "deliveries",
                   "zones", "chip_membership"):
         old.execute(f"DROP TABLE {table}")
@@ -411,6 +435,7 @@ def test_a_database_from_before_operations_upgrades_in_place(tmp_path: Path) -> 
         [alert] = store.alerts(AlertFilter())
         assert (alert.subject_id, alert.muted_by_rule) == ("c1", None)
         assert store.channels() == [] and store.mutes(None) == []
+        assert store.rtt_baselines("c1") == []
     finally:
         store.close()
 

@@ -12,13 +12,24 @@ from typing import Any
 
 import pytest
 
+from protocol.keys import SoftwareSigner
+from protocol.merkle import MemoryTree, SignedTreeHead, leaf_hash
 from protocol.revocation import Revocation
 from tests.verifier.pg_cluster import Cluster
 from verifier import store as store_package
 from verifier.config import default_config
-from verifier.model import AlertFilter, Chip, Landmark, Policy, Round, StoredMeasurement
+from verifier.model import (
+    AlertFilter,
+    Chip,
+    Landmark,
+    Policy,
+    Round,
+    RttBaseline,
+    StoredMeasurement,
+)
 from verifier.ops_model import Channel, Membership, Zone
-from verifier.store import ConstraintError, DuplicateKeyError, Store, open_store
+from verifier.store import ConstraintError, DuplicateKeyError, Store, StoreError, open_store
+from verifier.store.evidence_log import ChipHead, LogEntry
 
 # Methods whose SQL has no ORDER BY (their callers index the rows): compared as multisets.
 UNORDERED = {"tasks_by_id", "tasks_overlapping", "round_tasks", "round_measurements",
@@ -99,6 +110,23 @@ def scenario(s: Recorder) -> None:
     assert s.policy("default") == Policy("default", 30.5, 3, 10.0, 600.0, 1, 45.25, "tee-bound")
     assert s.policy("nope") is None
     assert [p.name for p in s.policies()] == ["B-policy", "default"]
+    margins = Policy("B-policy", 60.0, 4, 10.0, 600.0, rtt_margin_ms=7.5, anomaly_rounds=5,
+                     proof_lost_rounds=20, proof_lost_min_s=0.0, site_slack_km=0.5,
+                     baseline_rounds=30)
+    s.put_policy(margins)
+    assert s.policy("B-policy") == margins
+    # learned RTT baselines: upsert per (chip, landmark), read in landmark order, reset per chip
+    kl = RttBaseline("chip-a", "lm-kl", 3.139, 101.687, 1.25, 1, T0, T0)
+    sg = RttBaseline("chip-a", "lm-sg", 1.352, 103.82, 7.5, 1, T0, T0)
+    other = RttBaseline("chip-b", "lm-kl", 3.139, 101.687, 2.0, 3, T0, T0 + S)
+    s.put_rtt_baselines([sg, kl, other])
+    lowered = RttBaseline("chip-a", "lm-kl", 3.139, 101.687, 0.875, 2, T0, T0 + 2 * S)
+    s.put_rtt_baselines([lowered])
+    s.put_rtt_baselines([])
+    assert s.rtt_baselines("chip-a") == [lowered, sg]
+    assert s.reset_rtt_baselines("chip-a") == 2
+    assert s.rtt_baselines("chip-a") == [] and s.rtt_baselines("chip-b") == [other]
+    assert s.reset_rtt_baselines("chip-a") == 0
     for landmark_id, lat in (("lm-1", 52.5), ("Lm-0", 48.1), ("lm-2", 50.1)):
         s.put_landmark(_landmark(landmark_id, lat))
     assert [lm.landmark_id for lm in s.landmarks()] == ["Lm-0", "lm-1", "lm-2"]
@@ -328,7 +356,53 @@ def scenario(s: Recorder) -> None:
     assert s.count_measurements() == 0 and s.batch_record("b1") is None
     assert s.prune_verdicts(T0 + 10 * S, 100) == 1
     assert s.verdicts("chip-a", None, 10) == [second]
+    evidence_log(s)
     s.close()
+
+
+def evidence_log(s: Recorder) -> None:
+    """The evidence log's tables: dense indexes, complete subtrees, heads, the leader's queue."""
+    assert s.log_size() == 0 and s.log_latest_tree_head() is None and s.log_tree_heads() == []
+    with s.transaction():
+        s.log_lock()
+        assert s.log_append(b"alert-0", kind="alert", chip_id=None, time_unix_ns=T0,
+                            chip_seq=None) == 0
+    for i in range(1, 4):
+        assert s.log_append(f"chip-a-{i}".encode(), kind="verdict", chip_id="chip-a",
+                            time_unix_ns=T0 + i * S, chip_seq=i - 1) == i
+    assert s.log_size() == 4
+    tree = MemoryTree([leaf_hash(b"alert-0"), *(leaf_hash(f"chip-a-{i}".encode())
+                                                for i in range(1, 4))])
+    nodes = s.log_nodes([(0, 3), (1, 0), (1, 1), (2, 0)])
+    assert nodes == {(0, 3): tree.perfect(0, 3), (1, 0): tree.perfect(1, 0),
+                     (1, 1): tree.perfect(1, 1), (2, 0): tree.perfect(2, 0)}
+    with pytest.raises(StoreError, match="no complete subtree"):
+        s.log_nodes([(2, 1)])  # leaves 4..7 are not all in
+    assert s.log_entry(2) == LogEntry(2, b"chip-a-2", "verdict", "chip-a", T0 + 2 * S, 1)
+    assert s.log_entry(4) is None
+    assert [e.index for e in s.log_chip_entries("chip-a", "time", T0 + 2 * S, T0 + 9 * S,
+                                                None)] == [2, 3]
+    assert [e.index for e in s.log_chip_entries("chip-a", "seq", 0, 1, 3)] == [1, 2]
+    assert s.log_chip_head("chip-a", None) == ChipHead(2, 3, leaf_hash(b"chip-a-3"))
+    assert s.log_chip_head("chip-a", 2) == ChipHead(0, 1, leaf_hash(b"chip-a-1"))
+    assert s.log_chip_head("chip-b", None) is None
+    key = SoftwareSigner(bytes(range(32)))  # the same heads on both backends
+    heads = [SignedTreeHead.sign(key, 2, 10, tree.root(2)), SignedTreeHead.sign(key, 4, 11,
+                                                                                 tree.root())]
+    for head in heads:
+        s.log_add_tree_head(head)
+    assert s.log_tree_heads() == heads and s.log_latest_tree_head() == heads[1]
+    with pytest.raises(DuplicateKeyError):  # one entry per chip and sequence number
+        s.log_append(b"forked", kind="verdict", chip_id="chip-a", time_unix_ns=T0, chip_seq=2)
+    assert s.log_size() == 4
+    s.queue_evidence("alert", "chip-a", T0, '{"a":1}')
+    s.queue_evidence("alert", None, T0 + S, '{"b":2}')
+    queued = s.queued_evidence(10)
+    assert [(q.kind, q.chip_id, q.time_unix_ns, q.body) for q in queued] == [
+        ("alert", "chip-a", T0, '{"a":1}'), ("alert", None, T0 + S, '{"b":2}')]
+    assert s.count_queued_evidence() == 2
+    s.drop_queued_evidence(queued[0].queue_id)
+    assert s.queued_evidence(1) == queued[1:] and s.count_queued_evidence() == 1
 
 
 def test_every_method_behaves_as_stated(store: Store) -> None:

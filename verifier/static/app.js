@@ -412,6 +412,7 @@ function renderChipPage() {
     ),
   );
   $("#download-evidence").disabled = latest === null;
+  renderChipLocation();
 
   const drawn = mapChip(chip, latest);
   state.map.setChips([drawn]);
@@ -426,6 +427,61 @@ function renderChipPage() {
     focus.push({ type: "Point", coordinates: [drawn.estimate.lon_deg, drawn.estimate.lat_deg] });
   }
   if (focus.length) state.map.fitGeometries(focus);
+}
+
+// The chip's unresolved alerts (the location alerts among them: docs/verifier.md), its learned
+// RTT baseline, and (for an admin) its declared site.
+function renderChipLocation() {
+  const { chip, baseline } = state.chipPage;
+  const alerts = [...state.alerts.values()].filter(
+    (alert) =>
+      alert.subject_kind === "chip" &&
+      alert.subject_id === chip.chip_id &&
+      alert.status !== "resolved",
+  );
+  $("#chip-alerts").replaceChildren(
+    ...(alerts.length
+      ? alerts.map((alert) =>
+          make("li", {
+            cls: `severity-${alert.severity}`,
+            attrs: { "data-type": alert.type, "data-alert-id": alert.alert_id },
+            text: `${alert.type}: ${alert.message}`,
+          }),
+        )
+      : [make("li", { cls: "muted", text: "no unresolved alert" })]),
+  );
+  const needed = baseline?.baseline_rounds ?? 0;
+  $("#rtt-baseline tbody").replaceChildren(
+    ...(baseline?.items ?? []).map((row) =>
+      make("tr", { attrs: { "data-landmark-id": row.landmark_id } }, [
+        make("td", { text: row.landmark_id }),
+        make("td", { text: row.best_rtt_ms.toFixed(3) }),
+        make("td", { text: row.rounds >= needed ? String(row.rounds) : `${row.rounds} (learning, ${needed} needed)` }),
+      ]),
+    ),
+  );
+  $("#site-form").hidden = state.me?.role !== "admin";
+}
+
+async function changeSite(remove) {
+  const chipId = state.chipPage.chip.chip_id;
+  const path = `/v1/chips/${encodeURIComponent(chipId)}/site`;
+  const error = $("#site-error");
+  const lat = $("#site-lat").value.trim();
+  const lon = $("#site-lon").value.trim();
+  if (!remove && (lat === "" || lon === "")) {
+    error.textContent = "Give the site's latitude and longitude in degrees.";
+    return;
+  }
+  try {
+    if (remove) await state.api.delete(path);
+    else await state.api.put(path, { lat_deg: Number(lat), lon_deg: Number(lon) });
+    error.textContent = "";
+    await showChip(chipId);
+  } catch (caught) {
+    if (!(caught instanceof ApiError)) throw caught;
+    error.textContent = `Refused (${caught.status}): ${caught.message}`;
+  }
 }
 
 function downloadEvidence() {
@@ -476,6 +532,7 @@ function upsertAlert(alert) {
   const isNew = !state.alerts.has(alert.alert_id);
   state.alerts.set(alert.alert_id, alert);
   renderOverview();
+  if (state.route.kind === "chip" && state.chipPage?.chip.chip_id === alert.subject_id) renderChipLocation();
   if (isNew) document.querySelector(`#alerts li[data-alert-id="${alert.alert_id}"]`)?.classList.add("fresh");
 }
 
@@ -519,12 +576,13 @@ async function actOnAlert(alertId, action, reason) {
 }
 
 async function showChip(chipId) {
-  const [chip, verdicts, gpu] = await Promise.all([
+  const [chip, verdicts, gpu, baseline] = await Promise.all([
     state.api.get(`/v1/chips/${encodeURIComponent(chipId)}`),
     state.api.getAll(`/v1/chips/${encodeURIComponent(chipId)}/verdicts?limit=100`, VERDICT_PAGES),
     gpuAttestation(chipId),
+    state.api.get(`/v1/chips/${encodeURIComponent(chipId)}/rtt-baseline`),
   ]);
-  state.chipPage = { chip, verdicts, gpu };
+  state.chipPage = { chip, verdicts, gpu, baseline };
   renderChipPage();
 }
 
@@ -623,6 +681,11 @@ async function boot() {
     for (const kind of ["input", "change"]) $(id).addEventListener(kind, () => renderOverview());
   }
   $("#download-evidence").addEventListener("click", downloadEvidence);
+  $("#site-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    changeSite(false);
+  });
+  $("#site-clear").addEventListener("click", () => changeSite(true));
   // The outlines need no token, so the map draws even before sign-in.
   const countries = await fetch("/v1/map/countries.geojson").then((response) => response.json());
   state.map.setCountries(countries);

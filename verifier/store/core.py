@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from typing import Any
 
 from verifier.model import (
@@ -29,6 +30,12 @@ _MEASUREMENT_COLUMNS = ("batch_id", "landmark_id", "target_kind", "target_id", "
                         "sent_unix_ns", "rtt_ns", "clock_source", "round_id", "task_id",
                         "record", "received_unix_ns")
 
+# Every Policy field is a column of the same name (migrations 1 and 6).
+_POLICY_COLUMNS = tuple(f.name for f in fields(Policy))
+_PUT_POLICY = (f"INSERT INTO policies({', '.join(_POLICY_COLUMNS)})"
+               f" VALUES ({', '.join('?' * len(_POLICY_COLUMNS))}) ON CONFLICT(name) DO UPDATE SET "
+               + ", ".join(f"{c}=excluded.{c}" for c in _POLICY_COLUMNS[1:]))
+
 
 class CoreTables(SqlBase):
     """The `Store` methods outside operations and revocations (one mutating method = one
@@ -52,20 +59,7 @@ class CoreTables(SqlBase):
     # -- policies --
     def put_policy(self, policy: Policy) -> None:
         with self._tx():
-            self._db.execute(
-                "INSERT INTO policies(name, round_interval_s, landmarks_per_round,"
-                " round_timeout_s, dark_window_s, tolerate_faulty_landmarks, verified_ttl_s,"
-                " min_key_protection) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET"
-                " round_interval_s=excluded.round_interval_s,"
-                " landmarks_per_round=excluded.landmarks_per_round,"
-                " round_timeout_s=excluded.round_timeout_s,"
-                " dark_window_s=excluded.dark_window_s,"
-                " tolerate_faulty_landmarks=excluded.tolerate_faulty_landmarks,"
-                " verified_ttl_s=excluded.verified_ttl_s,"
-                " min_key_protection=excluded.min_key_protection",
-                (policy.name, policy.round_interval_s, policy.landmarks_per_round,
-                 policy.round_timeout_s, policy.dark_window_s, policy.tolerate_faulty_landmarks,
-                 policy.verified_ttl_s, policy.min_key_protection))
+            self._db.execute(_PUT_POLICY, tuple(getattr(policy, c) for c in _POLICY_COLUMNS))
 
     def policy(self, name: str) -> Policy | None:
         row = self._one("SELECT * FROM policies WHERE name = ?", (name,))

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from protocol.merkle import SignedTreeHead
 from protocol.revocation import Revocation
 from verifier.model import (
     Alert,
@@ -24,6 +25,7 @@ from verifier.model import (
     OutboxItem,
     Policy,
     Round,
+    RttBaseline,
     StoredMeasurement,
     TaskRow,
     Token,
@@ -38,6 +40,7 @@ from verifier.ops_model import (
     RoutingRule,
     Zone,
 )
+from verifier.store.evidence_log import ChipColumn, ChipHead, LogEntry, QueuedEvidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +154,39 @@ class FleetStore(Protocol):
                    planned: Sequence[tuple[Round, Sequence[tuple[str, str, int]]]]) -> None: ...
 
 
-class Store(OpsStore, RevocationStore, ReplicaStore, FleetStore, Protocol):
+class EvidenceLogStore(Protocol):
+    """The evidence log: one append-only Merkle sequence every replica reads and the leader
+    appends to, in the transaction of what an entry records (`verifier.store.evidence_log`)."""
+
+    def log_lock(self) -> None: ...
+    def log_size(self) -> int: ...
+    def log_append(self, entry: bytes, *, kind: str, chip_id: str | None,
+                   time_unix_ns: int | None, chip_seq: int | None) -> int: ...
+    def log_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]: ...
+    def log_entry(self, index: int) -> LogEntry | None: ...
+    def log_chip_entries(self, chip_id: str, by: ChipColumn, low: int, high: int,
+                         tree_size: int | None) -> list[LogEntry]: ...
+    def log_chip_head(self, chip_id: str, tree_size: int | None) -> ChipHead | None: ...
+    def log_add_tree_head(self, head: SignedTreeHead) -> None: ...
+    def log_tree_heads(self) -> list[SignedTreeHead]: ...
+    def log_latest_tree_head(self) -> SignedTreeHead | None: ...
+    def queue_evidence(self, kind: str, chip_id: str | None, time_unix_ns: int,
+                       body: str) -> None: ...
+    def queued_evidence(self, limit: int) -> list[QueuedEvidence]: ...
+    def count_queued_evidence(self) -> int: ...
+    def drop_queued_evidence(self, queue_id: int) -> None: ...
+
+
+class BaselineStore(Protocol):
+    """Each chip's learned best RTT per landmark (`verifier.rtt_baseline`)."""
+
+    def rtt_baselines(self, chip_id: str) -> list[RttBaseline]: ...
+    def put_rtt_baselines(self, baselines: Sequence[RttBaseline]) -> None: ...
+    def reset_rtt_baselines(self, chip_id: str) -> int: ...
+
+
+class Store(OpsStore, RevocationStore, ReplicaStore, FleetStore, EvidenceLogStore,
+            BaselineStore, Protocol):
     # tokens
     def add_token(self, token_sha256: bytes, role: str, label: str, landmark_id: str | None,
                   now_unix_ns: int) -> int: ...

@@ -29,8 +29,10 @@ import psycopg.errors
 from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from verifier.store.baselines import BaselineTables
 from verifier.store.core import CoreTables
 from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
+from verifier.store.evidence_log import EvidenceLogTables
 from verifier.store.fleet import FleetTables
 from verifier.store.ops import OpsTables
 from verifier.store.replicas import ReplicaTables
@@ -138,7 +140,8 @@ class _Connection:
             return _Result([], cur.rowcount)
 
 
-class PostgresStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables):
+class PostgresStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables,
+                    EvidenceLogTables, BaselineTables):
     """`Store` on PostgreSQL at `url` (a libpq URL, e.g. postgresql://user@host/db). Applies
     the missing migrations when opened (under an advisory lock, so replicas may start at once).
     Safe to call from several threads: each thread's transaction has its own connection."""

@@ -187,9 +187,57 @@ _FLEET_INDEXES = (
     "CREATE INDEX IF NOT EXISTS tasks_issued ON tasks(issued_unix_ns)",
 )
 
+# The evidence log in the database (verifier.store.evidence_log), so replicas on different
+# machines share one Merkle sequence. The tables keep the names the log had in its own SQLite
+# file, which was the verifier's file: a SQLite verifier adopts its log in place (IF NOT EXISTS;
+# `verifier.store.sqlite` adds the `chip_seq` column a log from before chaining lacks). A
+# PostgreSQL verifier imports a former `<data_dir>/verifier.sqlite3` log at its first start
+# (verifier.evidence_import). The index is the entry's position: no identity, never a gap.
+_EVIDENCE_LOG = (
+    "CREATE TABLE IF NOT EXISTS translog_entries ("
+    " idx BIGINT NOT NULL PRIMARY KEY, leaf_hash {bytes} NOT NULL, entry {bytes} NOT NULL,"
+    " kind TEXT NOT NULL, chip_id TEXT, time_unix_ns BIGINT, chip_seq BIGINT)",
+    "CREATE INDEX IF NOT EXISTS translog_entries_by_chip"
+    " ON translog_entries (chip_id, time_unix_ns)",
+    # A chip's chain has one entry per sequence number, whatever a buggy caller tries.
+    "CREATE UNIQUE INDEX IF NOT EXISTS translog_entries_by_chip_seq"
+    " ON translog_entries (chip_id, chip_seq) WHERE chip_seq IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS translog_nodes ("
+    " level INTEGER NOT NULL, idx BIGINT NOT NULL, hash {bytes} NOT NULL,"
+    " PRIMARY KEY (level, idx))",
+    "CREATE TABLE IF NOT EXISTS translog_tree_heads ("
+    " id {id}, tree_size BIGINT NOT NULL, timestamp_unix_s BIGINT NOT NULL,"
+    " root {bytes} NOT NULL, log_public_key {bytes} NOT NULL, signature {bytes} NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS translog_tree_heads_by_time"
+    " ON translog_tree_heads (timestamp_unix_s)",
+    "CREATE TABLE IF NOT EXISTS evidence_queue ("
+    " queue_id {id}, kind TEXT NOT NULL, chip_id TEXT, time_unix_ns BIGINT NOT NULL,"
+    " body TEXT NOT NULL)",
+)
+
+# The location alerts' margins become policy fields (verifier.model.Policy; the defaults are the
+# constants they replace), and each chip's learned best RTT per landmark (verifier.rtt_baseline).
+_ALERT_POLICY = (
+    "ALTER TABLE policies ADD COLUMN rtt_margin_ms DOUBLE PRECISION NOT NULL DEFAULT 10.0",
+    "ALTER TABLE policies ADD COLUMN anomaly_rounds INTEGER NOT NULL DEFAULT 3",
+    "ALTER TABLE policies ADD COLUMN proof_lost_rounds INTEGER NOT NULL DEFAULT 10",
+    "ALTER TABLE policies ADD COLUMN proof_lost_min_s DOUBLE PRECISION NOT NULL DEFAULT 300.0",
+    "ALTER TABLE policies ADD COLUMN site_slack_km DOUBLE PRECISION NOT NULL DEFAULT 2.0",
+    "ALTER TABLE policies ADD COLUMN baseline_rounds INTEGER NOT NULL DEFAULT 12",
+    "CREATE TABLE rtt_baselines ("
+    " chip_id {key} NOT NULL, landmark_id {key} NOT NULL,"
+    " lat_deg DOUBLE PRECISION NOT NULL, lon_deg DOUBLE PRECISION NOT NULL,"
+    " best_rtt_ms DOUBLE PRECISION NOT NULL, rounds INTEGER NOT NULL,"
+    " since_unix_ns BIGINT NOT NULL, updated_unix_ns BIGINT NOT NULL,"
+    " PRIMARY KEY (chip_id, landmark_id))",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline", _BASELINE),
     Migration(2, "replicas", _REPLICAS),
     Migration(3, "verified_rows", _VERIFIED_ROWS),
     Migration(4, "fleet_indexes", _FLEET_INDEXES),
+    Migration(5, "evidence_log", _EVIDENCE_LOG),
+    Migration(6, "alert_policy", _ALERT_POLICY),
 )
+EVIDENCE_LOG_VERSION = 5

@@ -70,6 +70,10 @@ class SqlBase:
     def _after_baseline(self) -> None:
         """Bring a database made before versioning up to migration 1 (SQLite only)."""
 
+    def _before_migration(self, version: int) -> None:
+        """Adapt tables made outside versioning before migration `version` runs (SQLite's
+        former evidence log file)."""
+
     def migrate(self) -> list[int]:
         """Apply the migrations this database lacks, all in one transaction; their versions."""
         applied: list[int] = []
@@ -80,6 +84,7 @@ class SqlBase:
             for migration in MIGRATIONS:
                 if migration.version in done:
                     continue
+                self._before_migration(migration.version)
                 for statement in migration.sql(self.dialect):
                     self._db.execute(statement)
                 if migration.version == 1:

@@ -14,13 +14,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from verifier.store.baselines import BaselineTables
 from verifier.store.core import CoreTables
 from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
+from verifier.store.evidence_log import EvidenceLogTables
 from verifier.store.fleet import FleetTables
 from verifier.store.ops import OpsTables
 from verifier.store.replicas import ReplicaTables
 from verifier.store.revocations import RevocationTables
-from verifier.store.schema import Dialect
+from verifier.store.schema import EVIDENCE_LOG_VERSION, Dialect
 
 _UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
 
@@ -54,7 +56,8 @@ class _Connection:
             raise _integrity(exc) from exc
 
 
-class SqliteStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables):
+class SqliteStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables,
+                  EvidenceLogTables, BaselineTables):
     """`Store` on one SQLite connection in WAL mode; used from a single thread at a time."""
 
     dialect: Dialect = "sqlite"
@@ -88,6 +91,16 @@ class SqliteStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetT
             for name, declaration in columns:
                 if name not in present:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
+    def _before_migration(self, version: int) -> None:
+        """The evidence log lived in this file before it was a migration; a log written before
+        per-chip sequence numbers lacks the column (its old entries keep NULL there: their
+        bytes, hence their leaf hashes, cannot change, and each chip's chain starts after)."""
+        if version != EVIDENCE_LOG_VERSION:
+            return
+        present = {r["name"] for r in self._all("PRAGMA table_info(translog_entries)")}
+        if present and "chip_seq" not in present:
+            self._db.execute("ALTER TABLE translog_entries ADD COLUMN chip_seq INTEGER")
 
     def close(self) -> None:
         self._raw.close()
