@@ -221,7 +221,7 @@ def evaluate_audit(data: Dataset, landmarks: int, seeds: int, seed: int) -> dict
     caught: dict[float, list[bool]] = {offset_km: [] for offset_km in AUDIT_OFFSETS_KM}
     by_position: dict[float, list[bool]] = {offset_km: [] for offset_km in AUDIT_OFFSETS_KM}
     ratios: dict[float, list[float]] = {offset_km: [] for offset_km in AUDIT_OFFSETS_KM}
-    collateral = 0
+    collateral: dict[str, int] = {}
     for _ in range(seeds):
         for i in chosen:
             for offset_km in AUDIT_OFFSETS_KM:
@@ -232,7 +232,9 @@ def evaluate_audit(data: Dataset, landmarks: int, seeds: int, seed: int) -> dict
                 caught[offset_km].append(landmark_id in result)
                 by_position[offset_km].append(checks.get(landmark_id, (0.0, 0.0, False))[2])
                 ratios[offset_km].append(checks.get(landmark_id, (math.nan, 0.0, False))[0])
-                collateral += sum(1 for k in result if k != landmark_id and k not in flagged)
+                for k, status in result.items():
+                    if k != landmark_id and k not in flagged:
+                        collateral[status] = collateral.get(status, 0) + 1
     known = [k for k in data.misplaced if k in flagged]
     honest_ratios = [honest_checks[data.ids[i]][0] for i in honest if data.ids[i] in honest_checks]
     return {
@@ -249,6 +251,9 @@ def evaluate_audit(data: Dataset, landmarks: int, seeds: int, seed: int) -> dict
         "injected_recall_300_km_or_more": round(
             float(np.mean([hit for v in caught.values() for hit in v])), 3
         ),
+        # Other landmarks newly flagged while one was moved, by status: a move that breaks a
+        # speed-of-light bound proves only that one of the pair is wrong, and a partner may get
+        # the blame; a moved partner also distorts its neighbours' position fits.
         "collateral_flags_during_injection": collateral,
         "position_log_ratio": {
             "threshold": POSITION_LOG_RATIO,

@@ -175,7 +175,12 @@ def bestline(distance_km: FloatArray, rtt_ms: FloatArray) -> tuple[float, float]
     """
     min_slope = 1.0 / PLAUSIBLE_KM_PER_RTT_MS
     order = np.lexsort((rtt_ms, distance_km))
-    d, r = distance_km[order], rtt_ms[order]
+    d_all, r_all = distance_km[order], rtt_ms[order]
+    # A point with another at least as far and no slower is implied by it for every line of
+    # positive slope: only the frontier (RTT below every farther point's) constrains the line.
+    frontier = np.ones(len(d_all), dtype=bool)
+    frontier[:-1] = r_all[:-1] < np.minimum.accumulate(r_all[::-1])[::-1][1:]
+    d, r = d_all[frontier], r_all[frontier]
     d_list, r_list = d.tolist(), r.tolist()  # the hull walk is scalar work: Python floats
     hull: list[int] = []
     for i in range(len(d_list)):
@@ -207,7 +212,7 @@ def bestline(distance_km: FloatArray, rtt_ms: FloatArray) -> tuple[float, float]
     if not np.any(feasible):
         return (min_slope, 0.0)
     # The first candidate with the best score, as a scan in candidate order would keep.
-    score = np.where(feasible, slopes * float(d.sum()) + len(d) * intercepts, -np.inf)
+    score = np.where(feasible, slopes * float(d_all.sum()) + len(d_all) * intercepts, -np.inf)
     best = int(np.argmax(score))
     return float(slopes[best]), float(intercepts[best])
 

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import Point, box
 
 from benchmarks.calibration_eval import Dataset, cbg_estimate, synthetic
@@ -81,6 +83,41 @@ def test_bestline_lies_below_every_point_and_respects_fibre_speed() -> None:
     assert slope >= 1 / PLAUSIBLE_KM_PER_RTT_MS and intercept >= 0
     # It touches the data: moving it up by 0.1 ms would cross a point.
     assert np.any(slope * d + intercept + 0.1 > r)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0.0, 9000.0), st.floats(0.5, 40.0)),
+        min_size=1,
+        max_size=9,
+    )
+)
+def test_bestline_is_the_lp_optimum(points: list[tuple[float, float]]) -> None:
+    # Brute force over every line through two points, through one point at the slope bound or
+    # through one point and the origin: the best feasible one is the LP optimum (the frontier
+    # shortcut must not lose it).
+    d = np.array([p[0] for p in points])
+    r = np.array([p[0] / 100.0 + p[1] for p in points])  # never faster than 2/3 c
+    min_slope = 1.0 / PLAUSIBLE_KM_PER_RTT_MS
+    lines = [(min_slope, 0.0)]
+    for i in range(len(d)):
+        lines.append((min_slope, r[i] - min_slope * d[i]))
+        if d[i] > 0:
+            lines.append((r[i] / d[i], 0.0))
+        for j in range(len(d)):
+            if d[j] > d[i]:
+                slope = (r[j] - r[i]) / (d[j] - d[i])
+                lines.append((slope, r[i] - slope * d[i]))
+    feasible = [
+        (s, c) for s, c in lines if s >= min_slope and c >= 0.0 and np.all(s * d + c <= r + 1e-9)
+    ]
+    best_score = max(s * d.sum() + len(d) * c for s, c in feasible)
+    slope, intercept = bestline(d, r)
+    assert np.all(slope * d + intercept <= r + 1e-9)
+    assert math.isclose(
+        slope * d.sum() + len(d) * intercept, best_score, rel_tol=1e-9, abs_tol=1e-9
+    )
 
 
 def test_beats_cbg_median_error_leave_one_out(data: Dataset) -> None:
