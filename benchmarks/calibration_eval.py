@@ -1,6 +1,7 @@
 """Leave-one-out evaluation of the calibrated estimate and the landmark audit, on every RTT set.
 
-    python -m benchmarks.calibration_eval [--seed 1] [--synthetic-targets 45] [--sets NAME,...]
+    python -m benchmarks.calibration_eval [--seed 1] [--synthetic-targets 45]
+        [--synthetic-audit 8] [--audit-directions 2] [--sets NAME,...]
     python -m benchmarks.calibration_eval --servers servers.csv --pings pings.csv
 
 One run covers every set present (docs/geo.md, "Accuracy on real RTTs"):
@@ -17,9 +18,10 @@ from the target's RTTs to them with (1) CalibrationModel, (2) classic CBG (per-l
 discs, centroid of their intersection) and (3) shortest ping (the nearest landmark by RTT). The
 errors are against the true position; coverage is the share of targets inside the likely region
 and inside the plausible (2/3 c) region. Audit: the honest listing (false suspects), then each
-audited landmark moved by every offset in AUDIT_OFFSETS_KM in a random direction (recall). A
-suspect must hold in every window of a set (as the verifier requires); `impossible` in any one.
-Prints JSON.
+audited landmark moved by every offset in AUDIT_OFFSETS_KM in `--audit-directions` random
+directions, one at a time (recall), with the position test's log-likelihood ratios of honest and
+moved landmarks next to its threshold. A suspect must hold in every window of a set (as the
+verifier requires); `impossible` in any one. Prints JSON with wall and CPU time and the load.
 """
 
 from __future__ import annotations
@@ -392,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.servers is None) != (args.pings is None):
         parser.error("--servers and --pings go together")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     load_before = os.getloadavg()[0]
     results: dict[str, Any] = {}
     for data in _datasets(args):
@@ -410,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "seed": args.seed,
         "seconds": round(time.perf_counter() - started, 1),
+        "cpu_seconds": round(time.process_time() - cpu_started, 1),
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "sets": results,
     }

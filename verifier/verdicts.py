@@ -402,8 +402,8 @@ def refresh_mesh_models(store: Store, alerts: Alerts, *, since_unix_ns: int,
         elif streak >= SUSPECT_WINDOWS:
             alerts.raise_alert(
                 store, AlertType.LANDMARK_SUSPECT, subject_kind="landmark", subject_id=landmark_id,
-                message=f"landmark {landmark_id} is probably misplaced: too fast to several "
-                        f"partners in {streak} consecutive mesh windows",
+                message=f"landmark {landmark_id} is probably misplaced: its mesh RTTs contradict "
+                        f"its position in {streak} consecutive mesh windows",
                 details={"audit": audit.to_json()}, now_unix_ns=now_unix_ns)
         elif status == "ok":
             alerts.auto_resolve(store, AlertType.LANDMARK_SUSPECT, subject_kind="landmark",
