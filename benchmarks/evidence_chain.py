@@ -1,18 +1,24 @@
 """What evidence completeness costs: chained appends, a bundle export and its audit.
 
-    python -m benchmarks.evidence_chain [--entries 1000] [--chips 50]
+    python -m benchmarks.evidence_chain [--entries 1000] [--chips 50] [--postgres]
 
 Appends ``entries`` alert entries (4 kB of padding each, about a verdict's size) spread over
 ``chips`` chips, plain (no chain) and chained, to two fresh logs in a temporary directory; then
 exports one chip's whole chain as a bundle with a signed manifest and audits it. Prints JSON:
 mean append time of each kind (synchronous=FULL, so one fsync each: the machine's disk and load
 dominate), the export time, the completeness check alone and the whole audit of that bundle.
+
+With ``--postgres`` it also appends ``entries`` chained entries to the log's tables in a
+throw-away PostgreSQL database (fsync on), as the verifier does, and reports the wall and CPU
+time per append on both engines (``db_append``): the cost the evidence log adds to each verdict
+the leader records, to set against the decide tick's CPU per round (benchmarks.fleet).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -20,9 +26,12 @@ from typing import Any
 
 from audit.completeness import check_completeness
 from audit.verify import verify_bundle
+from benchmarks.postgres import throwaway_cluster
 from protocol.evidence_format import canonical_json
 from protocol.keys import SoftwareSigner
+from verifier.config import default_config
 from verifier.evidence import append_evidence, build_alert_evidence, export_bundle
+from verifier.store import open_store
 from verifier.translog import TransparencyLog
 
 _PAD = "x" * 4000
@@ -43,6 +52,28 @@ def _fill(log: TransparencyLog, entries: int, chips: int, *, chained: bool) -> f
         else:
             log.append(canonical_json(record.body), chip_id=chip_id, time_unix_ns=i)
     return (time.perf_counter() - start) / entries * 1e3
+
+
+def _db_append(log: TransparencyLog, entries: int, chips: int) -> dict[str, float]:
+    """Wall and CPU ms per chained append on ``log``'s store (each its own transaction)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    _fill(log, entries, chips, chained=True)
+    return {"wall_ms": round((time.perf_counter() - wall) / entries * 1e3, 3),
+            "cpu_ms": round((time.process_time() - cpu) / entries * 1e3, 3)}
+
+
+def db_appends(entries: int, chips: int) -> dict[str, Any]:
+    """Chained appends on the verifier's store, SQLite (synchronous=NORMAL, the verifier's
+    default) and a throw-away PostgreSQL."""
+    found: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp, throwaway_cluster() as cluster:
+        url = cluster.fresh_url()
+        for backend, config in (
+                ("sqlite", default_config(data_dir=Path(tmp))),
+                ("postgresql", default_config(data_dir=Path(tmp), database_url=url))):
+            with TransparencyLog(open_store(config), owns_store=True) as log:
+                found[backend] = _db_append(log, entries, chips)
+    return found
 
 
 def run(entries: int, chips: int) -> dict[str, Any]:
@@ -83,8 +114,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--entries", type=int, default=1000)
     parser.add_argument("--chips", type=int, default=50)
+    parser.add_argument("--postgres", action="store_true",
+                        help="also append to the log's tables on SQLite and PostgreSQL stores")
     args = parser.parse_args()
-    print(json.dumps(run(args.entries, args.chips)))
+    result = run(args.entries, args.chips)
+    if args.postgres:
+        result["db_append"] = db_appends(args.entries, args.chips)
+    result["load_average"] = os.getloadavg()[0]
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -187,8 +187,8 @@ class Service:
     async def _fenced(self, fn: Callable[Concatenate[Store, P], T], *args: P.args,
                       **kwargs: P.kwargs) -> T:
         """`fn(store, ...)` as one leader-only transaction (verifier.lease): it writes nothing
-        unless this replica still holds the lease, and alerts and evidence it makes are
-        announced and appended only after the COMMIT."""
+        unless this replica still holds the lease; the evidence entries it makes are part of
+        it (verifier.evidence_sink), the alerts it raises are announced after the COMMIT."""
         def call(store: Store) -> T:
             with self.alerts.held(), self.evidence.leading(), self.leadership.fenced(store):
                 return fn(store, *args, **kwargs)
