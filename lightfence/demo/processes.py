@@ -3,15 +3,19 @@
 On Linux each child also asks the kernel to SIGTERM it when the demo dies (PR_SET_PDEATHSIG), so
 even a `kill -9` of the demo leaves no stray landmark or agent behind.
 
-Children on the timed path may ask for real-time scheduling (SCHED_FIFO: the relays and agents
-at PATH_PRIORITY, the landmarks at TIMED_PRIORITY), and the verifier for the level below
+Children may ask for real-time scheduling (SCHED_FIFO). The relays and agents run at
+PATH_PRIORITY: every datagram of every round trip crosses them, a round trip is only as short as
+the slowest wake-up along it, and on two cores shared with everything else a normal process
+waits milliseconds to be scheduled: hundreds of km of radius. The verifier comes next
 (VERIFIER_PRIORITY: it stands in for a machine of its own, but must never delay a datagram in
-flight). A round trip is only as
-short as the slowest wake-up along it, and on two cores shared with the verifier (and anything
-else) a normal process waits milliseconds to be scheduled: hundreds of km of radius. Each of
-them sleeps in blocking I/O between datagrams or requests, so they take the CPU only while they
-have work; the kernel's real-time throttle (sched_rt_runtime_us) keeps 5 % for everyone else in
-any case. Where the privilege is missing the child runs normally, and `realtime()` says so.
+flight), then the landmarks (LANDMARK_PRIORITY): their send and receive times are the kernel's
+stamps, so their own scheduling is off the timed path, but their uploads feed the rounds and must
+not queue behind other jobs. With the landmarks above the verifier, 22 busy event loops kept the
+verifier from deciding rounds: verdicts came ~7.7 s after a round started instead of ~4.3 s
+(one run each, load 10-40).
+Each child sleeps in blocking I/O between datagrams or requests, so it takes the CPU only while
+it has work; the kernel's real-time throttle (sched_rt_runtime_us) keeps 5 % for everyone else
+in any case. Where the privilege is missing the child runs normally, and `realtime()` says so.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ _PR_SET_PDEATHSIG = 1
 
 
 PATH_PRIORITY = 3  # the relays and agents: every datagram of every round trip crosses them
-TIMED_PRIORITY = 2  # landmarks (their receive times come from the kernel)
-VERIFIER_PRIORITY = 1
+VERIFIER_PRIORITY = 2
+LANDMARK_PRIORITY = 1  # their send and receive times come from the kernel
 
 
 def _die_with_parent() -> None:

@@ -22,8 +22,8 @@ import httpx
 from keystore.key_files import load_signer
 from lightfence.demo.geography import PathModel
 from lightfence.demo.processes import (
+    LANDMARK_PRIORITY,
     PATH_PRIORITY,
-    TIMED_PRIORITY,
     VERIFIER_PRIORITY,
     Child,
     lightfence_argv,
@@ -204,7 +204,7 @@ def _start_landmark(running: _Running, node: LandmarkNode) -> None:
         f"landmark {node.spec.landmark_id}",
         lightfence_argv("--log-level", "INFO", "landmark", "serve", "--config",
                         str(node.config_path)),
-        log, realtime_priority=TIMED_PRIORITY,
+        log, realtime_priority=LANDMARK_PRIORITY,
     ))
 
 
