@@ -53,7 +53,7 @@ POSITION_LOG_RATIO = 12.5
 Calibrated on the honest listings (`python -m benchmarks.calibration_eval`, `honest_log_ratio`):
 the highest honest score beyond POSITION_MIN_KM is Azure's South East Asia, 11.4 (best fit 1,870
 km away: reached through a hub), then Azure's Jio India West, 11.0; IBM's is 5.0, the synthetic
-mesh's 6.0. Calibrated without Azure (5.0 / 6.0) it would mark those two Azure regions."""
+mesh's 5.3. Calibrated without Azure (about 6) it would mark those two Azure regions."""
 
 POSITION_T_DOF = 5.0
 """Student-t tail weight: lighter than the estimate's (2), so a consistent misfit of several
