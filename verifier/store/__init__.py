@@ -2,7 +2,8 @@
 
 - `interface`: the protocol domain code talks to (`Store`, with `OpsStore`, `RevocationStore`);
 - `schema`: the tables as numbered migrations, one source for both engines;
-- `core`, `ops`, `revocations`: the tables' SQL, which SQLite and PostgreSQL both run;
+- `core`, `ops`, `revocations`, `fleet` (set-based bulk writes): the tables' SQL, which
+  SQLite and PostgreSQL both run;
 - `sqlite`: `SqliteStore`, the embedded default; `postgres`: `PostgresStore`;
 - `open`: `open_store(config)`, the backend `database_url` names.
 """
