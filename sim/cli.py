@@ -209,7 +209,7 @@ def _planner_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _target_report(args: argparse.Namespace, countries: tuple[str, ...]) -> dict[str, Any]:
     from sim.sites import load_sites
-    from sim.target_plan import TargetRequest, plan_to_target
+    from sim.target_plan import TargetRequest, plan_to_target, site_limits
 
     try:
         faults = tuple(int(f) for f in args.faults.split(",") if f.strip())
@@ -225,11 +225,16 @@ def _target_report(args: argparse.Namespace, countries: tuple[str, ...]) -> dict
         colocated_rtt_ms=args.colocated_rtt_ms,
         **_planner_options(args),
     )
-    plans = plan_to_target(request, load_sites(args.sites))
+    sites = load_sites(args.sites)
+    plans = plan_to_target(request, sites)
     return {
         "countries": list(countries),
         "target_share": request.target_share,
+        "colocated_rtt_ms": request.colocated_rtt_ms,
         "plans": [p.to_json() for p in plans],
+        "site_limits": [
+            limit.to_json(request.colocated_rtt_ms) for limit in site_limits(request, sites)
+        ],
     }
 
 

@@ -8,8 +8,9 @@ any host) and, at every chip site of the licensed countries, a landmark co-locat
 centre. A co-located landmark reaches the chips of its own site over its own cross-connect, as
 the demo models it (lightfence/demo/relay.py: no metro last mile, no jitter); everything else
 follows the model. Each campus offers f + 1 co-located slots (separately operated landmarks in
-one data centre). The share reported for the plan comes from a held-out population: other chip
-draws and fresh paths (`holdout_seed`), never the chips the choice saw. Chips sit at their
+one data centre), added in one pick: alone, the first of them proves nothing at f >= 1. The
+share reported for the plan comes from a held-out population: other chip draws and fresh paths
+(`holdout_seed`), never the chips the choice saw. Chips sit at their
 declared sites (the data centres a vendor registers them at), which the fast path may use as a
 witness point of the sound region: a co-located landmark's region is smaller than a fast-path
 cell.
@@ -31,6 +32,7 @@ from sim.errors import ScenarioError
 from sim.fastpath import CountryCells, FastParams, LandmarkField, build_grid, margin_km_for
 from sim.greedy import Population
 from sim.latency import LatencyModel
+from sim.site_limits import SiteLimit, site_limit
 from sim.sites import Site, pairwise_km, unique_places
 
 # Round trip over a cross-connect inside one campus: the demo forwards these at once, so what
@@ -38,6 +40,8 @@ from sim.sites import Site, pairwise_km, unique_places
 # (a responder that signs the nonce: ~95 µs, shared/DESIGN.md). Hardware timestamping and a
 # faster signer shrink it; `TargetRequest.colocated_rtt_ms` models that.
 COLOCATED_RTT_MS = 0.1
+# The plan stops when this many picks in a row verified no further choice chip.
+STALL_PICKS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,7 @@ class TargetPlan:
     holdout_chips: int
     reached: bool  # choice_share reached the target within max_landmarks
     holdout_by_country: dict[str, float]  # held-out verified share per licensed country
-    stalled: bool  # stopped short: f + 2 more landmarks verified no further choice chip
+    stalled: bool  # stopped short: STALL_PICKS more picks verified no further choice chip
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -179,31 +183,47 @@ class _World:
         }
         return float(verified.mean()), by_country
 
+    def units(self, faults: int) -> list[tuple[int, ...]]:
+        """What the greedy adds in one pick: a metro landmark, or a campus's f + 1 co-located
+        landmarks together (alone, the first of them can prove nothing at f >= 1)."""
+        metro = [(i,) for i, c in enumerate(self.candidates) if not c.colocated]
+        campus: dict[Site, list[int]] = {}
+        for i, c in enumerate(self.candidates):
+            if c.colocated:
+                campus.setdefault(c.site, []).append(i)
+        return metro + [tuple(slots[: faults + 1]) for slots in campus.values()]
+
     def choose(self, params: FastParams, population: Population) -> tuple[list[int], float, bool]:
         """Add landmarks until the target share, the cap, or a stall; the picks, the share and
-        whether it stalled: f + 2 picks in a row (enough for a fresh campus at f) raised the
-        share of no chip, so no candidate left can reach chips the picks so far cannot."""
+        whether it stalled: STALL_PICKS picks in a row raised the share of no chip, so nothing
+        left reaches chips the picks so far cannot."""
         request = self.request
-        window = params.robust_landmarks + 2
+        units = self.units(params.robust_landmarks)
         share_after: dict[int, float] = {0: 0.0}
+
+        def landmarks(chosen: list[int]) -> list[int]:
+            return [i for unit in chosen for i in units[unit]]
 
         def more(chosen: list[int], share: float) -> bool:
             share_after[len(chosen)] = share
-            earlier = share_after.get(len(chosen) - window)
+            earlier = share_after.get(len(chosen) - STALL_PICKS)
             stalled = earlier is not None and share <= earlier
-            return (
-                share < request.target_share and len(chosen) < request.max_landmarks and not stalled
-            )
+            # A campus unit must still fit under the cap.
+            room = len(landmarks(chosen)) + params.robust_landmarks + 1 <= request.max_landmarks
+            return share < request.target_share and room and not stalled
 
         picks = greedy.lazy_greedy(
-            len(self.candidates),
-            lambda chosen: greedy.score(self.field, params, self.cells, population, chosen),
+            len(units),
+            lambda chosen: greedy.score(
+                self.field, params, self.cells, population, landmarks(chosen)
+            ),
             more,
             rescore_when_flat=True,
         )
         share = picks[-1][1] if picks else 0.0
-        stalled = share < request.target_share and len(picks) < request.max_landmarks
-        return [index for index, _, _ in picks], share, stalled
+        chosen = landmarks([unit for unit, _, _ in picks])
+        full = len(chosen) + params.robust_landmarks + 1 > request.max_landmarks
+        return chosen, share, share < request.target_share and not full
 
 
 def plan_to_target(
@@ -233,3 +253,10 @@ def plan_to_target(
             )
         )
     return plans
+
+
+def site_limits(request: TargetRequest, sites: Sequence[Site]) -> list[SiteLimit]:
+    """Per chip site of the licensed countries: the co-located round trip it needs at most."""
+    per_country = greedy.sites_by_country(unique_places(sites), request.countries)
+    margin_km = margin_km_for(request.resolution_km)
+    return [site_limit(s, margin_km) for code in request.countries for s in per_country[code]]

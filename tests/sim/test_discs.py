@@ -36,7 +36,8 @@ from sim.fastpath import (
     land_touches,
     margin_km_for,
 )
-from sim.sites import pairwise_km
+from sim.site_limits import site_limit
+from sim.sites import Site, pairwise_km
 
 MARGIN_KM = margin_km_for(5.0)  # geo's default resolution, as the verifier runs it
 GRID = build_grid(150.0)  # the disc route does not depend on the cell size
@@ -202,3 +203,19 @@ def test_disc_cache_rounds_up_and_stops_at_its_limit() -> None:
     assert judge.verified(48.14, 11.58, 30.2)  # the same disc of 30.5 km serves it
     assert len(judge._verified) == 1
     assert not judge.verified(50.11, 8.68, discs.DISC_MAX_KM + 1.0)  # not judged
+
+
+def test_site_limits_say_which_metros_no_placement_can_prove() -> None:
+    seoul = site_limit(Site("Seoul", "KOR", 37.57, 126.98, "city", "t"), MARGIN_KM)
+    singapore = site_limit(Site("Singapore", "SGP", 1.35, 103.82, "city", "t"), MARGIN_KM)
+    dubai = site_limit(Site("Dubai", "ARE", 25.20, 55.27, "city", "t"), MARGIN_KM)
+    # geo proves Seoul only with a co-located round trip of ~27 µs or less; the fast path's
+    # doubled polygon margin (11 km) leaves it nothing.
+    assert seoul.exact_ms is not None and 0.02 < seoul.exact_ms < 0.035
+    assert seoul.fast_ms is None
+    assert singapore.exact_ms is None and singapore.fast_ms is None
+    assert dubai.fast_ms is not None and dubai.exact_ms is not None
+    assert 0.05 < dubai.fast_ms < dubai.exact_ms < 0.2  # the fast path is the stricter
+    out = dubai.to_json(planned_rtt_ms=0.1)
+    assert out["provable_at_planned_rtt"] is False
+    assert dubai.to_json(planned_rtt_ms=0.05)["provable_at_planned_rtt"] is True

@@ -72,10 +72,10 @@ def test_target_plan_reaches_the_share_with_colocated_landmarks_at_each_f() -> N
 
 
 def test_a_cap_too_small_stops_short_and_says_so() -> None:
-    # At f = 1 three landmarks cover one campus twice and leave the other unproven.
+    # At f = 1 a cap of three fits one campus's pair and leaves the other campus unproven.
     plans = plan_to_target(small_request(faults=(1,), max_landmarks=3), SITES)
     (p,) = plans
-    assert len(p.landmarks) == 3
+    assert len(p.landmarks) == 2
     assert not p.reached and not p.stalled
     assert p.choice_share < 0.9
     assert p.to_json()["reached_target"] is False
@@ -129,6 +129,10 @@ def test_cli_target_mode_prints_one_plan_per_f(capsys: pytest.CaptureFixture[str
     assert [p["faults"] for p in out["plans"]] == [0, 1]
     assert [p["landmarks"] for p in out["plans"]] == [2, 4]
     assert out["plans"][1]["holdout_verified_share_by_country"] == {"ESP": 1.0, "POL": 1.0}
+    limits = {row["metro"]: row for row in out["site_limits"]}
+    assert set(limits) == {"Madrid", "Warsaw"}
+    assert all(row["provable_at_planned_rtt"] for row in limits.values())
+    assert out["colocated_rtt_ms"] == COLOCATED_RTT_MS
     assert main([*argv[:-2], "--faults", "0,x"]) == 2
     assert "--faults expects integers" in capsys.readouterr().err
 
