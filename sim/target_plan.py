@@ -220,8 +220,14 @@ class _World:
             more,
             rescore_when_flat=True,
         )
+        stalled_picks = 0
+        while (
+            len(picks) > stalled_picks
+            and share_after[len(picks) - 1 - stalled_picks] >= (picks[-1][1])
+        ):
+            stalled_picks += 1  # they verified no further chip: not part of the plan
         share = picks[-1][1] if picks else 0.0
-        chosen = landmarks([unit for unit, _, _ in picks])
+        chosen = landmarks([unit for unit, _, _ in picks[: len(picks) - stalled_picks]])
         full = len(chosen) + params.robust_landmarks + 1 > request.max_landmarks
         return chosen, share, share < request.target_share and not full
 
