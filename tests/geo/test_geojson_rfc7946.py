@@ -117,8 +117,11 @@ def test_hole_inside_its_shell_is_cut_out() -> None:
     assert region.geometry.covers(Point(5.0, 5.0))
 
 
-_LON = st.floats(-180.0, 180.0, allow_nan=False)
-_LAT = st.floats(-90.0, 90.0, allow_nan=False)
+# Coordinates on a 1e-7 degree grid (about 1 cm): below it, areas like 1e-125 x 1e-228 underflow
+# to 0.0 and shapely's own difference() drops areas of 1e-178, so the oracle would be wrong,
+# not the code under test.
+_LON = st.floats(-180.0, 180.0, allow_nan=False).map(lambda v: round(v, 7))
+_LAT = st.floats(-90.0, 90.0, allow_nan=False).map(lambda v: round(v, 7))
 _BOX = st.tuples(_LON, _LON, _LAT, _LAT).map(
     lambda t: (min(t[0], t[1]), min(t[2], t[3]), max(t[0], t[1]), max(t[2], t[3]))
 )
