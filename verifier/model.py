@@ -31,6 +31,12 @@ class AlertType(StrEnum):
     GPU_ATTESTATION_OVERDUE = "gpu_attestation_overdue"
 
 
+# The alerts that say where a chip is not (verifier/location_alerts.py, docs/verifier.md
+# "Location alerts"): a relay or a move the geometry alone cannot call a violation.
+LOCATION_ALERT_TYPES = frozenset({AlertType.SITE_INCONSISTENT, AlertType.RTT_ANOMALY,
+                                  AlertType.RTT_ABOVE_BASELINE, AlertType.PROOF_LOST})
+
+
 class ChipState(StrEnum):
     """A chip's state: `unknown` until its first verdict, then its latest verdict (`verified`
     expires to `inconclusive` after the policy's TTL). The verdict members are

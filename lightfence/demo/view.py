@@ -12,9 +12,8 @@ from rich.text import Text
 from lightfence.demo.budget import proof_budget
 from lightfence.demo.runner import Snapshot
 from lightfence.demo.scenario import Scenario
+from verifier.model import LOCATION_ALERT_TYPES
 
-# The alerts that say where a chip is not (verifier/location_alerts.py), and the violation.
-LOCATION_ALERTS = frozenset({"site_inconsistent", "rtt_anomaly", "proof_lost"})
 ALERT_DEADLINE_S = 30.0  # the smuggled chip must be flagged this soon after its first round
 
 
@@ -82,7 +81,7 @@ def summary(snapshot: Snapshot, scenario: Scenario) -> dict[str, Any]:
     colocated = {lm.landmark_id for lm in scenario.landmarks if lm.colocated}
     states = {chip["chip_id"]: chip["state"] for chip in snapshot.chips}
     open_alerts = {(a["subject_id"], a["type"]) for a in snapshot.alerts}
-    location = [a for a in snapshot.alerts if a["type"] in LOCATION_ALERTS]
+    location = [a for a in snapshot.alerts if a["type"] in LOCATION_ALERT_TYPES]
 
     def located_in_time(chip_id: str) -> bool:
         """A location alert (not a mere `inconclusive`) within ALERT_DEADLINE_S of the chip's

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import pytest
+
 from lightfence.demo.runner import Snapshot
 from lightfence.demo.scenario import small_scenario
 from lightfence.demo.view import ALERT_DEADLINE_S, checks_passed, summary
@@ -66,9 +68,11 @@ def test_a_location_alert_after_the_deadline_fails() -> None:
     assert summary(run, SCENARIO)["checks"]["smuggled_alerted"] is False
 
 
-def test_a_location_alert_on_an_honest_chip_fails() -> None:
+@pytest.mark.parametrize("type_", ["site_inconsistent", "rtt_anomaly", "rtt_above_baseline",
+                                   "proof_lost"])
+def test_a_location_alert_on_an_honest_chip_fails(type_: str) -> None:
     run = good_run()
-    run.alerts.append(alert("proof_lost", "gpu-fra-01"))
+    run.alerts.append(alert(type_, "gpu-fra-01"))
     result = summary(run, SCENARIO)
     assert result["checks"]["honest_no_location_alert"] is False
     assert not checks_passed(result)
