@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 
 from device_agent.errors import GpuAttestationUnavailableError
@@ -27,6 +25,7 @@ from lightfence.cli import main
 from protocol.gpu_attestation import attestation_nonce
 from tests.dashboard.fleet import free_port
 from tests.protocol.gpu_fixtures import FakeGpu, make_gpu
+from tests.served_verifier import serve_verifier
 from tests.verifier.fleet import Fleet
 from verifier import attestation
 from verifier.app import create_app
@@ -98,25 +97,13 @@ def verifier(tmp_path: Path) -> Iterator[Verifier]:
                            now_unix_ns=time.time_ns())
     store.close()
     app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, name="verifier", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "verifier did not start"
-        time.sleep(0.05)
-    v = Verifier(f"http://127.0.0.1:{port}", admin, fleet, gpu, tmp_path)
-    with v.client() as client:
-        body = fleet.chip_body("gpu-1", {"allowed": ["DEU"]})
-        assert client.post("/v1/chips", json=body).status_code == 200
-    v.app = app  # type: ignore[attr-defined]
-    try:
+    with serve_verifier(app, port) as url:
+        v = Verifier(url, admin, fleet, gpu, tmp_path)
+        with v.client() as client:
+            body = fleet.chip_body("gpu-1", {"allowed": ["DEU"]})
+            assert client.post("/v1/chips", json=body).status_code == 200
+        v.app = app  # type: ignore[attr-defined]
         yield v
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _chip_key(v: Verifier) -> bytes:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from keystore.cert_files import load_landmark_certificate
 from landmark_node.config import LandmarkConfig
@@ -30,6 +29,7 @@ from landmark_node.uplink import VerifierBatchSink
 from protocol.keys import SoftwareSigner
 from protocol.records import MeasurementRecord, sign_record
 from tests.pki import Pki, make_pki
+from tests.served_verifier import serve_verifier
 from verifier.app import create_app
 from verifier.auth import issue_token
 from verifier.config import default_config
@@ -214,24 +214,7 @@ def real_verifier(tmp_path: Path) -> Iterator[tuple[str, str, Pki]]:
         store, role="admin", label="ops", landmark_id=None, now_unix_ns=time.time_ns()
     )
     store.close()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="verifier", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "verifier did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_verifier(create_app(config), port) as url:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_token}"}) as a:
             certificate = load_landmark_certificate(pki.landmark_certs / "lm-1.json").to_json()
             assert (
@@ -246,9 +229,6 @@ def real_verifier(tmp_path: Path) -> Iterator[tuple[str, str, Pki]]:
             )
             assert created.status_code == 200
         yield url, str(created.json()["token"]), pki
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.mark.asyncio

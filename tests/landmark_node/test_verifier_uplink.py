@@ -13,14 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from keystore.cert_files import load_chip_certificate, load_landmark_certificate
 from keystore.token_files import read_token_file
@@ -29,6 +27,7 @@ from landmark_node.errors import LandmarkConfigError
 from lightfence.cli import main
 from protocol.responder import ResponderCore
 from tests.pki import Pki, make_pki
+from tests.served_verifier import serve_verifier
 from udp_io.responder_server import ResponderServer
 from verifier.app import create_app
 from verifier.auth import issue_token
@@ -60,20 +59,8 @@ def verifier(tmp_path: Path) -> Iterator[tuple[str, str, Pki]]:
     _, admin = issue_token(store, role="admin", label="ops", landmark_id=None,
                            now_unix_ns=time.time_ns())
     store.close()
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, name="verifier", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "verifier did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", admin, pki
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_verifier(create_app(config), port) as url:
+        yield url, admin, pki
 
 
 def _write_landmark_toml(root: Path, pki: Pki, url: str, token_file: str) -> Path:

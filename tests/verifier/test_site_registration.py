@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from lightfence.cli import main
+from tests.served_verifier import serve_verifier
 from tests.verifier.conftest import Harness, make_config
 from tests.verifier.fleet import Fleet
 from verifier.app import create_app
@@ -123,24 +122,11 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, Path, Path]]:
         tokens[role] = tmp_path / f"{role}.token"
         tokens[role].write_text(secret + "\n")
     store.close()
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, name="verifier", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "verifier did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    admin = {"Authorization": f"Bearer {tokens['admin'].read_text().strip()}"}
-    r = httpx.post(f"{url}/v1/chips", json=fleet.chip_body("chip-1", LICENCE), headers=admin)
-    assert r.status_code == 200, r.text
-    try:
+    with serve_verifier(create_app(config), port) as url:
+        admin = {"Authorization": f"Bearer {tokens['admin'].read_text().strip()}"}
+        r = httpx.post(f"{url}/v1/chips", json=fleet.chip_body("chip-1", LICENCE), headers=admin)
+        assert r.status_code == 200, r.text
         yield url, tokens["admin"], tokens["viewer"], tmp_path
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _chip_licence(url: str, token_file: Path) -> dict[str, Any]:
