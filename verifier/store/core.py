@@ -132,12 +132,13 @@ class CoreTables(SqlBase):
 
     def expire_verified(self, now_unix_ns: int) -> list[str]:
         """Move every `verified` chip whose TTL has passed to `inconclusive`; their ids. Reads
-        only the TTLs that ran out (migration 2 gave every `verified` chip a row)."""
+        only the TTLs that ran out (migration 2 gave every `verified` chip a row). Sorted here,
+        not by ORDER BY: that made SQLite walk the whole chips table in id order (55 ms a tick
+        at 100,000 chips, every poll queued behind it) instead of the TTL index."""
         with self._tx():
-            expired = [str(r[0]) for r in self._all(
+            expired = sorted(str(r[0]) for r in self._all(
                 "SELECT c.chip_id FROM verified_until v JOIN chips c ON c.chip_id = v.chip_id"
-                " WHERE v.until_unix_ns <= ? AND c.state = 'verified' ORDER BY c.chip_id",
-                (now_unix_ns,))]
+                " WHERE v.until_unix_ns <= ? AND c.state = 'verified'", (now_unix_ns,)))
             self._db.executemany(
                 "UPDATE chips SET state = 'inconclusive', state_since_unix_ns = ?"
                 " WHERE chip_id = ?", [(now_unix_ns, chip_id) for chip_id in expired])
