@@ -31,6 +31,9 @@ class VerifierConfig:
     max_record_age_s: float = 600.0  # freshness: older records are rejected as `stale`
     max_clock_skew_s: float = 5.0  # records stamped further in the future are `future`
     tick_s: float = 1.0  # scheduler/verdict loop period
+    # Worker processes that decide verdicts (verifier/decide_pool.py); 0 decides on a thread of
+    # this process, where the geometry holds the GIL the event loop needs (fleets: 1 or more).
+    decide_processes: int = 0
     landmark_dead_after_s: float = 60.0  # no task poll for this long → landmark `dead`
     task_ttl_s: float = 30.0  # a handed-out task not answered by then may be re-issued
     mesh_interval_s: float = 300.0  # how often each landmark probes its peers
@@ -113,6 +116,9 @@ def _validate(config: VerifierConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{name} must be a positive integer")
+    processes = config.decide_processes
+    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 0:
+        raise ConfigError("decide_processes must be 0 (a thread) or a positive integer")
     attempts = config.webhook_max_attempts
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
         raise ConfigError("webhook_max_attempts must be 0 (until a 2xx) or a positive integer")

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from cryptography import x509
@@ -18,6 +17,7 @@ from verifier import attestation, scheduler, verdicts
 from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
+from verifier.decide_pool import DecidePool
 from verifier.errors import ConfigError
 from verifier.evidence_sink import open_evidence
 from verifier.hub import Hub
@@ -41,6 +41,10 @@ ATTESTATION_CHECK_S = 60.0  # how often enrolled GPUs are checked for overdue re
 # How often lost tasks are looked for (a fraction of the task TTL they settle for first): each
 # check reads every task of its window, so once per tick would cost hundreds of rows per task.
 FAULT_CHECKS_PER_TASK_TTL = 2
+# Due rounds collected per trip to the database thread: collecting checks every stored record's
+# signatures (~2 ms a round), and a landmark's task poll queues behind the whole trip (250
+# rounds in one trip held polls for 0.5 s at 100,000 chips; benchmarks/fleet.py).
+COLLECT_CHUNK = 4
 
 
 def _gpu_root(config: VerifierConfig) -> x509.Certificate:
@@ -79,7 +83,7 @@ class Service:
         self.leadership = Leadership(self._lease_db)
         self._answers = scheduler.AnswerCursor()
         self._answers_token: int | None = None  # the lease token `_answers` was built under
-        self._geo_pool = ThreadPoolExecutor(1, thread_name_prefix="geo")
+        self._decider = DecidePool(config.decide_processes)
         self._task_waiters: dict[str, asyncio.Event] = {}
         self._background: list[asyncio.Task[None]] = []
         self._refreshes: set[asyncio.Task[None]] = set()
@@ -99,6 +103,7 @@ class Service:
         self.hub.on_signal("_tasks", lambda _: self._wake_task_waiters())
         self.hub.on_signal("_key", self._refresh_key)
         await self.db.run(self.keys.load)
+        self._decider.start()
         await self.leadership.renew()
         self._background = [asyncio.create_task(self._loop(), name="verifier-tick"),
                             asyncio.create_task(self.leadership.run(), name="verifier-lease"),
@@ -137,7 +142,7 @@ class Service:
         await self.webhooks.close()
         await self.notifier.close()
         self.ingestor.close()
-        self._geo_pool.shutdown(wait=True)
+        self._decider.close()
         self.db.close()
         self.evidence.close()
 
@@ -228,11 +233,11 @@ class Service:
         if self.leadership.token != self._answers_token:  # (re)gained the lease: start afresh
             self._answers, self._answers_token = scheduler.AnswerCursor(), self.leadership.token
         due = await self.db.run(scheduler.due_rounds, now_unix_ns, self._answers)
-        inputs = await self._fenced(verdicts.collect_all, due, now_unix_ns, self.alerts,
-                                    self.config.min_key_protection)
-        loop = asyncio.get_running_loop()
-        decisions = (await loop.run_in_executor(self._geo_pool, verdicts.decide_all, inputs)
-                     if inputs else [])
+        inputs: list[verdicts.RoundInputs] = []
+        for start in range(0, len(due), COLLECT_CHUNK):  # a poll waits behind one chunk
+            inputs += await self._fenced(verdicts.collect_all, due[start:start + COLLECT_CHUNK],
+                                         now_unix_ns, self.alerts, self.config.min_key_protection)
+        decisions = await self._decider.decide_all(inputs)
         for decision in decisions:
             try:
                 verdict = await self._fenced(verdicts.record, decision, alerts=self.alerts,
