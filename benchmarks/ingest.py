@@ -2,6 +2,7 @@
 
     python -m benchmarks.ingest [--records 20000] [--batch 100] [--concurrency 2]
         [--replicas 2] [--postgres | --database-url postgresql://...]
+        [--backends sqlite,postgresql]
 
 With `--replicas N` each backend runs with 1 and with N verifier processes on one database
 (uploads spread over them as by a load balancer); with `--postgres` (a throw-away cluster,
@@ -334,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run on this PostgreSQL database (use a throw-away one)")
     parser.add_argument("--replicas", type=int, default=1,
                         help="N > 1: also run N replicas on each backend, beside 1")
+    parser.add_argument("--backends", default="sqlite,postgresql",
+                        help="comma-separated subset of sqlite,postgresql to run")
     args = parser.parse_args(argv)
     fleet = Fleet.create()
     counts = sorted({1, max(1, args.replicas)})
@@ -341,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         cluster = stack.enter_context(throwaway_cluster()) if args.postgres else None
         for backend in ("sqlite", "postgresql"):
+            if backend not in args.backends.split(","):
+                continue
             for n in counts:
                 if backend == "sqlite":
                     runs.append(run_setup(fleet, args, database_url=None, replicas=n))

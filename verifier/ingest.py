@@ -39,12 +39,13 @@ from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
 from verifier.errors import ConflictError, ForbiddenError, InvalidInputError
-from verifier.ingest_tasks import WRONG_TASK, BatchTasks
+from verifier.ingest_tasks import WRONG_TASK, BatchTasks, named_task_ids
 from verifier.metrics import Metrics
 from verifier.model import AlertType, StoredMeasurement, Token
 from verifier.registry import KeyCache
 from verifier.revocations import refusal, untrusted_alert
 from verifier.store import Store
+from verifier.store.ingest import NewBatch
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,11 @@ def _verify_records(records: Sequence[tuple[int, MeasurementRecord]],
     return out
 
 
+# A batch's refused records: (index, reason) sorted, and the revoked keys' indices by
+# (kind, id, reason), for the alerts raised once the batch is written.
+_Refusals = tuple[list[tuple[int, str]], dict[tuple[str, str, str], list[int]]]
+
+
 @dataclass(slots=True)
 class _Pending:
     parsed: ParsedBatch
@@ -152,6 +158,7 @@ class Ingestor:
             # from the landmark that stored it: no one reads another landmark's result by id.
             await self._check_signature(loop.run_in_executor(
                 self._pool, verify_batch, batch, landmark_key), batch)
+            self._metrics.count_batch("duplicate", 0, [])
             return self._duplicate(batch, previous)
         # The batch signature and the records are checked in parallel; no record counts unless
         # the batch signature holds, so nothing is stored before both are done.
@@ -167,6 +174,7 @@ class Ingestor:
         checks = [item for part in chunks for item in part]
         result = await self._group_commit(parsed, checks)
         if result.duplicate:
+            self._metrics.count_batch("duplicate", 0, [])
             return result
         self._metrics.count_batch("stored", result.accepted, [r for _, r in result.rejected])
         self._metrics.ingest_seconds.observe(time.perf_counter() - started)
@@ -205,22 +213,74 @@ class Ingestor:
                     _settle(item.future, exc)
 
     def _commit_group(self, store: Store, group: Sequence[_Pending], now_unix_ns: int) -> None:
-        """Database thread: one transaction, one savepoint per batch. Futures are resolved only
+        """Database thread: one transaction for the group, with one read and one write for
+        all its batches. Should it fail (a nonce or batch id another replica stored meanwhile,
+        a deadlock), it rolls back and the batches are stored one by one, each in its own
+        savepoint, so one bad batch cannot cost the others theirs. Futures are resolved only
         after COMMIT, so no landmark is acknowledged before its batch is durable."""
+        try:
+            with self._alerts.held(), store.transaction():
+                outcomes = self._commit_together(store, group, now_unix_ns)
+        except Exception:
+            logger.warning("group commit of %d batches failed; storing them one by one",
+                           len(group), exc_info=True)
+            outcomes = self._commit_each(store, group, now_unix_ns)
+        loop = group[0].future.get_loop()
+        for item, outcome in outcomes:
+            loop.call_soon_threadsafe(_settle, item.future, outcome)
+
+    def _commit_each(self, store: Store, group: Sequence[_Pending], now_unix_ns: int
+                     ) -> list[tuple[_Pending, IngestResult | Exception]]:
+        """One transaction, one savepoint per batch: a batch that fails rolls back alone."""
         outcomes: list[tuple[_Pending, IngestResult | Exception]] = []
         with self._alerts.held(), store.transaction():
             for item in group:
                 try:
                     with self._alerts.held(), store.transaction():
-                        outcomes.append((item, self._commit(store, item.parsed, item.checks,
-                                                            now_unix_ns)))
+                        outcomes += self._commit_together(store, [item], now_unix_ns)
                 except Exception as exc:
                     logger.exception("batch %s from landmark %s not stored",
                                      item.parsed.batch.batch_id, item.parsed.batch.landmark_id)
                     outcomes.append((item, exc))
-        loop = group[0].future.get_loop()
-        for item, outcome in outcomes:
-            loop.call_soon_threadsafe(_settle, item.future, outcome)
+        return outcomes
+
+    def _commit_together(self, store: Store, group: Sequence[_Pending], now_unix_ns: int
+                         ) -> list[tuple[_Pending, IngestResult | Exception]]:
+        """Database thread, inside the caller's transaction: the replay, task and revocation
+        checks of every batch in `group` against one `ingest_view`, in upload order (a batch
+        sees the nonces and batch ids of those before it), then one write for all."""
+        valid = [[(i, item.parsed.batch.records[i]) for i, reason in item.checks
+                  if reason is None] for item in group]
+        view = store.ingest_view(
+            [item.parsed.batch.batch_id for item in group],
+            [record.nonce for records in valid for _, record in records],
+            sorted(named_task_ids(record for records in valid for _, record in records)))
+        tasks_by_id = {task.task_id: task for task in view.tasks}
+        revoked = _BatchRevocations(view.revocations)
+        stored_batches = dict(view.batches)
+        used = set(view.used_nonces)
+        outcomes: list[tuple[_Pending, IngestResult | Exception]] = []
+        written: list[tuple[MeasurementBatch, NewBatch, _Refusals]] = []
+        for item, records in zip(group, valid, strict=True):
+            batch = item.parsed.batch
+            previous = stored_batches.get(batch.batch_id)
+            if previous is not None:  # a retry, maybe concurrent with the first upload
+                try:
+                    outcomes.append((item, self._duplicate(batch, previous)))
+                except ConflictError as exc:
+                    outcomes.append((item, exc))
+                continue
+            tasks = BatchTasks.fetch(store, batch.landmark_id, [r for _, r in records],
+                                     int(self._config.max_clock_skew_s * 1e9), tasks_by_id)
+            result, new, refusals = self._decide(item, records, used=used, tasks=tasks,
+                                                 revoked=revoked, now_unix_ns=now_unix_ns)
+            stored_batches[batch.batch_id] = (batch.landmark_id, new.result_json)
+            outcomes.append((item, result))
+            written.append((batch, new, refusals))
+        store.ingest_batches([new for _, new, _ in written], now_unix_ns)
+        for batch, _, (rejected, untrusted) in written:
+            self._refusal_alerts(store, batch, rejected, untrusted, now_unix_ns)
+        return outcomes
 
     def _duplicate(self, batch: MeasurementBatch, previous: tuple[str, str]) -> IngestResult:
         """The stored answer to a retry of `batch`; 409 when another landmark owns the id
@@ -230,7 +290,6 @@ class Ingestor:
             raise ConflictError(f"batch id {batch.batch_id} was used by another landmark; "
                                 "upload under a new id")
         stored = orjson.loads(stored_json)
-        self._metrics.count_batch("duplicate", 0, [])
         return IngestResult(stored["batch_id"], stored["accepted"],
                             tuple((r["index"], r["reason"]) for r in stored["rejected"]), True)
 
@@ -241,25 +300,19 @@ class Ingestor:
             message=f"batch {batch.batch_id} failed the landmark signature check",
             details={"batch_id": batch.batch_id, "error": error}, now_unix_ns=time.time_ns())
 
-    def _commit(self, store: Store, parsed: ParsedBatch,
-                checks: list[tuple[int, str | None]], now_unix_ns: int) -> IngestResult:
-        """Database thread: task, freshness and replay checks, then the batch's writes."""
-        batch = parsed.batch
-        previous = store.batch_record(batch.batch_id)
-        if previous is not None:  # a concurrent retry of the same batch won the race
-            return self._duplicate(batch, previous)
+    def _decide(self, item: _Pending, valid: Sequence[tuple[int, MeasurementRecord]], *,
+                used: set[bytes], tasks: BatchTasks, revoked: RevocationIndex,
+                now_unix_ns: int) -> tuple[IngestResult, NewBatch, _Refusals]:
+        """Freshness, replay, revocation and task checks of one batch's signature-checked
+        records; adds the accepted nonces to `used`."""
+        batch, parsed = item.parsed.batch, item.parsed
         max_age_ns = int(self._config.max_record_age_s * 1e9)
         skew_ns = int(self._config.max_clock_skew_s * 1e9)
-        valid = [(i, batch.records[i]) for i, reason in checks if reason is None]
-        used = store.used_nonces([record.nonce for _, record in valid])
-        rejected: list[tuple[int, str]] = [(i, r) for i, r in checks if r is not None]
-        tasks = BatchTasks.fetch(store, batch.landmark_id, [r for _, r in valid], skew_ns)
-        seen: set[bytes] = set()
+        rejected: list[tuple[int, str]] = [(i, r) for i, r in item.checks if r is not None]
         stored: list[StoredMeasurement] = []
-        revoked = _BatchRevocations(store.revocations())
         untrusted: dict[tuple[str, str, str], list[int]] = {}  # (kind, id, reason) → indices
         for index, record in valid:
-            if record.nonce in used or record.nonce in seen:
+            if record.nonce in used:
                 rejected.append((index, "replay"))
                 continue
             if record.sent_unix_ns < now_unix_ns - max_age_ns:
@@ -282,7 +335,7 @@ class Ingestor:
                                    record.target_kind, record.target_id)
                 rejected.append((index, task))
                 continue
-            seen.add(record.nonce)
+            used.add(record.nonce)
             stored.append(StoredMeasurement(
                 batch_id=batch.batch_id, landmark_id=batch.landmark_id,
                 target_kind=record.target_kind, target_id=record.target_id, nonce=record.nonce,
@@ -291,15 +344,20 @@ class Ingestor:
                 record_json=parsed.record_json[index]))
         rejected.sort()
         result = IngestResult(batch.batch_id, len(stored), tuple(rejected), False)
-        store.ingest(batch.batch_id, batch.landmark_id, stored,
-                     orjson.dumps(result.to_json()).decode(), now_unix_ns)
+        new = NewBatch(batch.batch_id, batch.landmark_id, stored,
+                       orjson.dumps(result.to_json()).decode())
+        return result, new, (rejected, untrusted)
+
+    def _refusal_alerts(self, store: Store, batch: MeasurementBatch,
+                        rejected: list[tuple[int, str]],
+                        untrusted: dict[tuple[str, str, str], list[int]],
+                        now_unix_ns: int) -> None:
         self._attack_alerts(store, batch, rejected, now_unix_ns)
         for (kind, subject_id, reason), indices in untrusted.items():
             untrusted_alert(store, self._alerts, kind=kind, subject_id=subject_id,
                             reason=reason, now_unix_ns=now_unix_ns,
                             details={"batch_id": batch.batch_id, "indices": indices,
                                      "landmark_id": batch.landmark_id})
-        return result
 
     def _untrusted(self, revoked: RevocationIndex, landmark_id: str,
                    record: MeasurementRecord, now_unix_ns: int) -> tuple[str, str, str] | None:

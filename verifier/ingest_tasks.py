@@ -5,13 +5,13 @@ task must exist, be live, belong to the uploading landmark, measure the record's
 to the named round, and cover the record's send time. A version-1 record (a landmark not yet
 upgraded, or a batch spooled before the upgrade) names neither, so its task is inferred as
 before: the latest-issued live task of its landmark for its target whose validity covers the
-send time. Both look-ups are one query per batch (`Store.tasks_by_id`,
-`Store.tasks_overlapping`), never one per record.
+send time. The named tasks are read once per group commit (`Store.ingest_view`), the inferred
+ones once per batch (`Store.tasks_overlapping`), never one per record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from protocol.records import NO_TASK_ID, MeasurementRecord
@@ -25,6 +25,12 @@ NO_TASK = "no_task"  # no live task of this landmark covers the record
 WRONG_TASK = "wrong_task"  # the signed task is another landmark's, target's or round's
 
 
+def named_task_ids(records: Iterable[MeasurementRecord]) -> set[int]:
+    """The task ids version-2 records name that can be database ids."""
+    return {r.task_id for r in records
+            if r.version >= 2 and NO_TASK_ID < r.task_id <= _MAX_TASK_ID}
+
+
 @dataclass(frozen=True, slots=True)
 class BatchTasks:
     """The tasks a batch's records may answer, fetched once per batch."""
@@ -34,10 +40,9 @@ class BatchTasks:
 
     @classmethod
     def fetch(cls, store: Store, landmark_id: str, records: Sequence[MeasurementRecord],
-              slack_ns: int) -> BatchTasks:
-        named = sorted({r.task_id for r in records
-                        if r.version >= 2 and NO_TASK_ID < r.task_id <= _MAX_TASK_ID})
-        by_id = {task.task_id: task for task in store.tasks_by_id(named)} if named else {}
+              slack_ns: int, by_id: Mapping[int, TaskRow]) -> BatchTasks:
+        """`by_id`: the live tasks among the records' `named_task_ids`, read beforehand (one
+        read for a whole group commit); version-1 records' tasks are read here."""
         legacy = [r for r in records if r.version == 1]
         by_target: dict[tuple[str, str], list[TaskRow]] = {}
         if legacy:

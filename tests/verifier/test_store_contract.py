@@ -30,6 +30,7 @@ from verifier.model import (
 from verifier.ops_model import Channel, Membership, Zone
 from verifier.store import ConstraintError, DuplicateKeyError, Store, StoreError, open_store
 from verifier.store.evidence_log import ChipHead, LogEntry
+from verifier.store.ingest import NewBatch
 
 # Methods whose SQL has no ORDER BY (their callers index the rows): compared as multisets.
 UNORDERED = {"tasks_by_id", "tasks_overlapping", "round_tasks", "round_measurements",
@@ -186,10 +187,14 @@ def scenario(s: Recorder) -> None:
     s.ingest("b1", "lm-1", [_measurement("b1", b"n1"), _measurement("b1", b"n2",
                                                                     sent_ns=T0 + 3 * S)],
              '{"batch_id":"b1"}', T0 + 4 * S)
-    s.ingest("b2", "lm-2", [_measurement("b2", b"n3", target_kind="landmark",
-                                         target_id="lm-1", landmark_id="lm-2",
-                                         round_id="mesh", task_id=2)],
-             '{"batch_id":"b2"}', T0 + 4 * S)
+    view = s.ingest_view(["b2", "b1"], [b"n3", b"n1"], [2, 99, 1])
+    assert view.batches == {"b1": ("lm-1", '{"batch_id":"b1"}')}
+    assert view.used_nonces == {b"n1"}
+    assert [(t.task_id, t.answered) for t in view.tasks] == [(1, True), (2, False)]
+    assert view.revocations == [revocation]
+    s.ingest_batches([NewBatch("b2", "lm-2", [_measurement(
+        "b2", b"n3", target_kind="landmark", target_id="lm-1", landmark_id="lm-2",
+        round_id="mesh", task_id=2)], '{"batch_id":"b2"}')], T0 + 4 * S)
     assert s.batch_record("b1") == ("lm-1", '{"batch_id":"b1"}')
     assert s.used_nonces([b"n1", b"n9", b"n3"]) == {b"n1", b"n3"}
     assert s.chip("chip-a").last_response_unix_ns == T0 + 3 * S
@@ -449,6 +454,26 @@ def test_a_reused_batch_id_is_refused_and_nothing_is_lost(store: Store) -> None:
     assert store.batch_record("b1") == ("lm-1", "{}")
     assert store.used_nonces([b"n1", b"n2"]) == {b"n1"}  # the refused batch left nothing
     assert store.count_measurements() == 1
+
+
+def test_a_group_of_batches_is_written_together_or_not_at_all(store: Store) -> None:
+    """`ingest_batches`: several batches (one with no accepted record) in one write; a nonce
+    reused anywhere in the group refuses the whole group and leaves nothing."""
+    store.ingest_batches([NewBatch("b1", "lm-1", [_measurement("b1", b"n1")], "{}"),
+                          NewBatch("b2", "lm-2", [], '{"accepted":0}'),
+                          NewBatch("b3", "lm-1", [_measurement("b3", b"n2",
+                                                               sent_ns=T0 + 5 * S)], "{}")],
+                         T0)
+    assert store.ingest_view(["b1", "b2", "b3"], [], []).batches == {
+        "b1": ("lm-1", "{}"), "b2": ("lm-2", '{"accepted":0}'), "b3": ("lm-1", "{}")}
+    with pytest.raises(DuplicateKeyError) as refused:
+        store.ingest_batches([NewBatch("b4", "lm-1", [_measurement("b4", b"n4")], "{}"),
+                              NewBatch("b5", "lm-1", [_measurement("b5", b"n2")], "{}")], T0)
+    assert (refused.value.table, refused.value.columns) == ("measurements", ("nonce",))
+    view = store.ingest_view(["b4", "b5"], [b"n1", b"n2", b"n4"], [])
+    assert not view.batches
+    assert view.used_nonces == {b"n1", b"n2"}
+    assert store.count_measurements() == 2
 
 
 def test_a_replayed_nonce_rolls_back_only_its_own_batch(store: Store) -> None:

@@ -17,7 +17,6 @@ from verifier.model import (
     OutboxItem,
     Policy,
     Round,
-    StoredMeasurement,
     TaskRow,
     Token,
     VerdictRecord,
@@ -25,10 +24,6 @@ from verifier.model import (
 from verifier.store import rows
 from verifier.store.fleet import UPSERT_CHIP, chip_values
 from verifier.store.sql import SqlBase
-
-_MEASUREMENT_COLUMNS = ("batch_id", "landmark_id", "target_kind", "target_id", "nonce",
-                        "sent_unix_ns", "rtt_ns", "clock_source", "round_id", "task_id",
-                        "record", "received_unix_ns")
 
 # Every Policy field is a column of the same name (migrations 1 and 6).
 _POLICY_COLUMNS = tuple(f.name for f in fields(Policy))
@@ -247,53 +242,7 @@ class CoreTables(SqlBase):
             " GROUP BY landmark_id", (since_unix_ns, settled_unix_ns))
         return {r["landmark_id"]: (r["n"], r["a"] or 0, r["c"]) for r in found}
 
-    # -- ingestion --
-    def batch_record(self, batch_id: str) -> tuple[str, str] | None:
-        """(landmark id, stored result JSON) of an ingested batch id."""
-        row = self._one("SELECT landmark_id, result FROM batches WHERE batch_id = ?",
-                        (batch_id,))
-        return (str(row["landmark_id"]), str(row["result"])) if row else None
-
-    def used_nonces(self, nonces: Sequence[bytes]) -> set[bytes]:
-        found: set[bytes] = set()
-        for start in range(0, len(nonces), 500):
-            chunk = nonces[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(bytes(r[0]) for r in self._db.execute(
-                f"SELECT nonce FROM measurements WHERE nonce IN ({marks})", chunk))
-        return found
-
-    def ingest(self, batch_id: str, landmark_id: str, measurements: Sequence[StoredMeasurement],
-               result_json: str, now_unix_ns: int) -> None:
-        with self._tx():
-            self._db.execute("INSERT INTO batches VALUES (?,?,?,?)",
-                             (batch_id, landmark_id, now_unix_ns, result_json))
-            self._insert_rows(
-                "measurements", _MEASUREMENT_COLUMNS,
-                [(m.batch_id, m.landmark_id, m.target_kind, m.target_id, m.nonce,
-                  m.sent_unix_ns, m.rtt_ns, m.clock_source, m.round_id, m.task_id,
-                  m.record_json, now_unix_ns) for m in measurements])
-            # One update per task and per chip, not per record: a batch often holds several
-            # answers to the same task.
-            latest: dict[str, int] = {}
-            for m in measurements:
-                if m.target_kind == "chip":
-                    latest[m.target_id] = max(latest.get(m.target_id, 0), m.sent_unix_ns)
-            self._mark_answered(sorted({m.task_id for m in measurements}))
-            self._advance_last_response(latest)
-
-    def _mark_answered(self, task_ids: Sequence[int]) -> None:
-        """Ingestion's task update (PostgreSQL overrides it with one set-based statement)."""
-        self._db.executemany("UPDATE tasks SET answered = 1 WHERE task_id = ?",
-                             [(task_id,) for task_id in task_ids])
-
-    def _advance_last_response(self, latest: dict[str, int]) -> None:
-        """Each chip's last response time moves forward only (PostgreSQL: one statement)."""
-        self._db.executemany(
-            "UPDATE chips SET last_response_unix_ns = ? WHERE chip_id = ?"
-            " AND (last_response_unix_ns IS NULL OR last_response_unix_ns < ?)",
-            [(sent_unix_ns, chip_id, sent_unix_ns) for chip_id, sent_unix_ns in latest.items()])
-
+    # -- ingestion: verifier.store.ingest --
     def round_measurements(self, round_id: str) -> list[MeasurementRow]:
         return [MeasurementRow(**dict(r)) for r in self._all(
             "SELECT measurement_id, landmark_id, target_kind, target_id, rtt_ns, sent_unix_ns,"

@@ -3,8 +3,8 @@ several threads of one, can share one database.
 
 The tables' SQL is the one `SqliteStore` runs (`core`, `ops`, `revocations`); this module adapts
 it: `?` placeholders become psycopg's `%s`, rows read by name and by position, driver errors
-become the package's typed errors, and ingestion writes a batch with COPY and two set-based
-updates.
+become the package's typed errors, and ingestion (`ingest_pg`) pipelines its reads and writes
+a group of batches with one COPY and one statement.
 
 Transactions: a `transaction()` takes a connection from the pool for the calling thread and
 holds it until the outermost block ends (BEGIN … COMMIT; nested blocks are SAVEPOINTs, so a
@@ -34,6 +34,7 @@ from verifier.store.core import CoreTables
 from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
 from verifier.store.evidence_log import EvidenceLogTables
 from verifier.store.fleet import FleetTables
+from verifier.store.ingest_pg import PostgresIngest
 from verifier.store.ops import OpsTables
 from verifier.store.replicas import ReplicaTables
 from verifier.store.revocations import RevocationTables
@@ -141,7 +142,7 @@ class _Connection:
 
 
 class PostgresStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables,
-                    EvidenceLogTables, BaselineTables):
+                    EvidenceLogTables, BaselineTables, PostgresIngest):
     """`Store` on PostgreSQL at `url` (a libpq URL, e.g. postgresql://user@host/db). Applies
     the missing migrations when opened (under an advisory lock, so replicas may start at once).
     Safe to call from several threads: each thread's transaction has its own connection."""
@@ -196,23 +197,6 @@ class PostgresStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, Flee
                         copy.write_row(row)
             except psycopg.errors.IntegrityError as exc:
                 raise _integrity(exc) from exc
-
-    # Ingestion's updates as one statement each instead of one per task and per chip: a
-    # round trip per row was most of the time an uploaded batch took.
-    def _mark_answered(self, task_ids: Sequence[int]) -> None:
-        if task_ids:  # sorted by the caller, so concurrent batches lock rows in one order
-            self._db.execute("UPDATE tasks SET answered = 1 WHERE task_id = ANY(?)",
-                             (list(task_ids),))
-
-    def _advance_last_response(self, latest: dict[str, int]) -> None:
-        if latest:
-            chip_ids = sorted(latest)
-            self._db.execute(
-                "UPDATE chips SET last_response_unix_ns = v.sent_unix_ns"
-                " FROM unnest(?::text[], ?::bigint[]) AS v(chip_id, sent_unix_ns)"
-                " WHERE chips.chip_id = v.chip_id AND (chips.last_response_unix_ns IS NULL"
-                " OR chips.last_response_unix_ns < v.sent_unix_ns)",
-                (chip_ids, [latest[c] for c in chip_ids]))
 
     def transaction(self) -> _Tx:
         """One transaction around several store calls (their own transactions nest inside)."""

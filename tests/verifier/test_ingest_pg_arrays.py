@@ -1,0 +1,38 @@
+"""The array literals PostgreSQL ingestion sends instead of Python lists
+(`verifier.store.ingest_pg`): whatever the values, the server reads back exactly the list, so
+a batch id, a result text or a nonce can never be cut, merged or read as NULL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.verifier.pg_cluster import Cluster
+from verifier.store.ingest_pg import bytea_array, int_array, text_array
+
+# PostgreSQL text cannot hold NUL, whatever the encoding of the parameter.
+_TEXT = st.text(st.characters(exclude_characters="\x00"), max_size=20)
+
+
+@pytest.fixture(scope="module")
+def conn(pg_cluster: Cluster) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as connection:
+        yield connection
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(_TEXT | st.sampled_from(["NULL", "null", "", " ", '"', "\\", "{a,b}"]),
+                      max_size=8),
+       blobs=st.lists(st.binary(max_size=40), max_size=8),
+       ints=st.lists(st.integers(-(2**63), 2**63 - 1), max_size=8))
+def test_an_array_literal_reads_back_as_the_list(
+        conn: psycopg.Connection[tuple[object, ...]], texts: list[str], blobs: list[bytes],
+        ints: list[int]) -> None:
+    row = conn.execute("SELECT %s::text[], %s::bytea[], %s::bigint[]",
+                       (text_array(texts), bytea_array(blobs), int_array(ints))).fetchone()
+    assert row == (texts, blobs, ints)
