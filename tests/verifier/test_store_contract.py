@@ -269,9 +269,12 @@ def scenario(s: Recorder) -> None:
     assert s.lease_is("leader", "replica-1", 1) is False
     assert s.last_hub_event_id() == 0
     s.add_hub_events("replica-1", [("alert", '{"alert_id":1}'), (None, "ping")], T0)
-    assert s.hub_events_after(0, 10) == [(1, "replica-1", "alert", '{"alert_id":1}'),
-                                         (2, "replica-1", None, "ping")]
-    assert s.hub_events_after(1, 10) == [(2, "replica-1", None, "ping")]
+    assert s.hub_event_ids_after(0, 10) == [1, 2]
+    assert s.hub_event_ids_after(1, 10) == [2]
+    assert s.hub_event_ids_after(0, 1) == [1]
+    assert s.hub_events_by_id([2, 1, 7]) == [(1, "replica-1", "alert", '{"alert_id":1}'),
+                                             (2, "replica-1", None, "ping")]
+    assert s.hub_events_by_id([]) == []
     assert s.last_hub_event_id() == 2
     assert s.prune_hub_events(T0 + S) == 1  # the newest stays
     assert s.database_bytes() > 0

@@ -64,11 +64,22 @@ class ReplicaTables(SqlBase):
             self._insert_rows("hub_events", ("origin", "event", "data", "created_unix_ns"),
                               [(origin, event, data, now_unix_ns) for event, data in events])
 
-    def hub_events_after(self, after_id: int,
-                         limit: int) -> list[tuple[int, str, str | None, str]]:
-        return [(int(r[0]), str(r[1]), r[2], str(r[3])) for r in self._all(
-            "SELECT event_id, origin, event, data FROM hub_events WHERE event_id > ?"
-            " ORDER BY event_id LIMIT ?", (after_id, limit))]
+    def hub_event_ids_after(self, after_id: int, limit: int) -> list[int]:
+        """The ids of the first `limit` events after `after_id` (the primary key alone: the
+        relay re-reads its look-back window's ids each poll, not their payloads)."""
+        return [int(r[0]) for r in self._all(
+            "SELECT event_id FROM hub_events WHERE event_id > ? ORDER BY event_id LIMIT ?",
+            (after_id, limit))]
+
+    def hub_events_by_id(self, event_ids: Sequence[int]) -> list[tuple[int, str, str | None, str]]:
+        """(event_id, origin, event, data) of these events, by id (pruned ones left out)."""
+        found: list[tuple[int, str, str | None, str]] = []
+        for start in range(0, len(event_ids), 500):
+            chunk = list(event_ids[start:start + 500])
+            found.extend((int(r[0]), str(r[1]), r[2], str(r[3])) for r in self._all(
+                "SELECT event_id, origin, event, data FROM hub_events WHERE event_id IN"
+                f" ({','.join('?' * len(chunk))})", chunk))
+        return sorted(found)
 
     def last_hub_event_id(self) -> int:
         row = self._one("SELECT MAX(event_id) FROM hub_events")
