@@ -14,6 +14,7 @@ from verifier.errors import ForbiddenError, UnauthorizedError
 from verifier.model import Token
 from verifier.roles import Permission, allows
 from verifier.service import Service
+from verifier.store import Store
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -28,26 +29,40 @@ async def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
+async def bearer_secret(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """The request's bearer secret, not yet checked (a route that checks it in the same trip to
+    the database thread as its own work: the task poll)."""
+    return credentials.credentials if credentials else None
+
+
+BearerSecret = Annotated[str | None, Depends(bearer_secret)]
+
+
 async def _token(service: Service, secret: str | None) -> Token:
+    return await service.db.run(permitted_token, secret, None, time.time_ns())
+
+
+def permitted_token(store: Store, secret: str | None, permission: Permission | None,
+                    now_unix_ns: int) -> Token:
+    """On the database thread: the token for `secret`, 401 when missing, unknown, expired or
+    disabled, 403 when its role does not grant `permission` (None: any role)."""
     if not secret:
         raise UnauthorizedError("missing bearer token")
-    token = await service.db.run(authenticate, secret, time.time_ns())
+    token = authenticate(store, secret, now_unix_ns)
     if token is None:
         raise UnauthorizedError("unknown bearer token")
+    if permission is not None and not allows(token.role, permission):
+        raise ForbiddenError(f"role {token.role} may not do this (needs {permission})")
     return token
 
 
 def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Token]]:
     """A dependency that admits tokens whose role grants `permission` (verifier.roles)."""
 
-    async def dependency(
-        service: ServiceDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Token:
-        token = await _token(service, credentials.credentials if credentials else None)
-        if not allows(token.role, permission):
-            raise ForbiddenError(f"role {token.role} may not do this (needs {permission})")
-        return token
+    async def dependency(service: ServiceDep, secret: BearerSecret) -> Token:
+        return await service.db.run(permitted_token, secret, permission, time.time_ns())
 
     return dependency
 

@@ -149,10 +149,18 @@ class Service:
     def task_event(self, landmark_id: str) -> asyncio.Event:
         return self._task_waiters.setdefault(landmark_id, asyncio.Event())
 
-    async def poll_tasks(self, landmark_id: str, now_unix_ns: int) -> list[TaskRow]:
+    def known_task_event(self, landmark_id: str) -> asyncio.Event | None:
+        """The landmark's wake-up event if an authorised poll created it (None: not yet)."""
+        return self._task_waiters.get(landmark_id)
+
+    async def poll_tasks(self, landmark_id: str, now_unix_ns: int,
+                         authorize: Callable[[Store], object] | None = None) -> list[TaskRow]:
         """A landmark's poll: it is alive now, and takes its undelivered tasks. One trip to the
-        database thread, so a poll queues behind a tick's work once, not twice."""
+        database thread, so a poll queues behind a tick's work once, not twice: `authorize`
+        (the bearer token's check, which raises) runs first in the same trip."""
         def poll(store: Store) -> list[TaskRow]:
+            if authorize is not None:
+                authorize(store)
             store.touch_landmark(landmark_id, now_unix_ns)
             return store.take_tasks(landmark_id, now_unix_ns)
 
