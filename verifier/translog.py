@@ -30,14 +30,12 @@ from protocol.merkle import (
 )
 from verifier.errors import InvalidInputError, NotFoundError
 from verifier.store import SqliteStore, Store, StoreError
-from verifier.store.evidence_log import ChipHead, LogEntry
+from verifier.store.evidence_log import ChainedEntryBuilder, ChipHead, LogEntry
 
 __all__ = ["ChainedEntryBuilder", "ChipHead", "LogEntry", "TransparencyLog"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-# Builds the entry bytes once the chip's next sequence number and previous leaf hash are known.
-ChainedEntryBuilder = Callable[[int, bytes | None], bytes]
 PerfectLookup = Callable[[int, int], bytes]
 _PLACEHOLDER = bytes(32)
 
@@ -90,9 +88,9 @@ class TransparencyLog:
         transaction is open, in which case it commits (or rolls back) with that."""
         if not isinstance(entry, bytes):
             raise InvalidInputError("a log entry must be bytes")
-        with self._transaction() as store:
-            index = store.log_append(entry, kind=kind, chip_id=chip_id,
-                                     time_unix_ns=time_unix_ns, chip_seq=None)
+        with self._lock:
+            index = self._store.log_append(entry, kind=kind, chip_id=chip_id,
+                                           time_unix_ns=time_unix_ns, chip_seq=None)
         logger.debug("log entry %d appended (kind=%s chip=%s)", index, kind, chip_id)
         return index
 
@@ -106,15 +104,15 @@ class TransparencyLog:
         number or link to the same predecessor. The first chained entry of a chip gets 0 and
         None.
         """
-        with self._transaction() as store:
-            store.log_lock()
-            head = store.log_chip_head(chip_id, None)
-            seq = 0 if head is None else head.seq + 1
-            entry = build(seq, None if head is None else head.leaf_hash)
+        def checked(seq: int, previous_leaf_hash: bytes | None) -> bytes:
+            entry = build(seq, previous_leaf_hash)
             if not isinstance(entry, bytes):
                 raise InvalidInputError("a log entry must be bytes")
-            index = store.log_append(entry, kind=kind, chip_id=chip_id,
-                                     time_unix_ns=time_unix_ns, chip_seq=seq)
+            return entry
+
+        with self._lock:
+            index, seq = self._store.log_append_chained(
+                checked, kind=kind, chip_id=chip_id, time_unix_ns=time_unix_ns)
         logger.debug("log entry %d appended (kind=%s chip=%s seq=%d)", index, kind, chip_id, seq)
         return index, seq
 

@@ -285,9 +285,8 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
     assessment_json = decision.assessment.to_json() if decision.assessment else None
     # The round's close, its verdict and its evidence entry are one transaction (the caller's):
     # all three or none survive a crash, and a round closed meanwhile gets no second verdict.
-    if store.round(inputs.round.round_id) is None:
+    if not store.close_round(inputs.round.round_id):
         raise RoundClosedError(f"round {inputs.round.round_id} is already closed")
-    store.close_round(inputs.round.round_id)
     verdict = store.add_verdict(chip.chip_id, round_id=inputs.round.round_id,
                                 verdict=decision.verdict, created_unix_ns=now_unix_ns,
                                 measurement_ids=inputs.measurement_ids, landmarks=rows,

@@ -49,16 +49,19 @@ def _rows(store: Store, sql: str) -> list[Any]:
 @pytest.mark.asyncio
 async def test_a_verdict_whose_entry_fails_is_not_recorded_and_its_round_is_decided_later(
         harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The append fails inside the verdict's transaction: no verdict, no entry, the round
-    open. The next tick decides it once, with its entry, and the bundle audits."""
+    """The append fails inside the verdict's transaction, after its entry was written: no
+    verdict, no entry, the round open. The next tick decides it once, with its entry, and the
+    bundle audits."""
     h = harness
     store = h.service.db.store
     await setup_germany(h)
+    write = store._log_write  # type: ignore[attr-defined]
 
-    def broken(*_: Any, **__: Any) -> int:
+    def broken(*args: Any, **kwargs: Any) -> int:
+        write(*args, **kwargs)
         raise LogFailure("the log's table is unwritable")
 
-    monkeypatch.setattr(store, "log_append", broken)
+    monkeypatch.setattr(store, "_log_write", broken)
     await run_round(h, "chip-1", KASSEL)
     assert _rows(store, "SELECT COUNT(*) FROM verdicts")[0][0] == 0
     assert store.log_size() == 0

@@ -403,6 +403,21 @@ def evidence_log(s: Recorder) -> None:
     with pytest.raises(DuplicateKeyError):  # one entry per chip and sequence number
         s.log_append(b"forked", kind="verdict", chip_id="chip-a", time_unix_ns=T0, chip_seq=2)
     assert s.log_size() == 4
+    # A chained append numbers the entry after the chip's head and links to its leaf hash.
+    links: list[tuple[int, bytes | None]] = []
+
+    def link(seq: int, previous: bytes | None) -> bytes:
+        links.append((seq, previous))
+        return f"link-{seq}".encode()
+
+    assert s.log_append_chained(link, kind="verdict", chip_id="chip-a", time_unix_ns=T0) == (4, 3)
+    assert s.log_append_chained(link, kind="alert", chip_id="chip-b", time_unix_ns=None) == (5, 0)
+    assert links == [(3, leaf_hash(b"chip-a-3")), (0, None)]
+    tree.append(b"link-3")
+    tree.append(b"link-0")
+    assert s.log_nodes([(1, 2), (2, 0)]) == {(1, 2): tree.perfect(1, 2),
+                                             (2, 0): tree.perfect(2, 0)}
+    assert s.log_chip_head("chip-b", None) == ChipHead(0, 5, leaf_hash(b"link-0"))
     s.queue_evidence("alert", "chip-a", T0, '{"a":1}')
     s.queue_evidence("alert", None, T0 + S, '{"b":2}')
     queued = s.queued_evidence(10)

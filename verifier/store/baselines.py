@@ -10,6 +10,7 @@ from verifier.store.sql import SqlBase
 
 _COLUMNS = ("chip_id", "landmark_id", "lat_deg", "lon_deg", "best_rtt_ms", "rounds",
             "since_unix_ns", "updated_unix_ns")
+_ROWS_PER_STATEMENT = 100  # 800 parameters: under SQLite's oldest limit of 999
 
 
 class BaselineTables(SqlBase):
@@ -21,13 +22,20 @@ class BaselineTables(SqlBase):
             " ORDER BY landmark_id", (chip_id,))]
 
     def put_rtt_baselines(self, baselines: Sequence[RttBaseline]) -> None:
-        """Insert or replace each (chip, landmark) row, all in one transaction."""
-        with self._tx():
-            self._db.executemany(
-                f"INSERT INTO rtt_baselines({', '.join(_COLUMNS)}) VALUES"
-                f" ({', '.join('?' * len(_COLUMNS))}) ON CONFLICT(chip_id, landmark_id) DO UPDATE"
-                " SET " + ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS[2:]),
-                [tuple(getattr(b, c) for c in _COLUMNS) for b in baselines])
+        """Insert or replace each (chip, landmark) row, all in one transaction (a chip's
+        rows in one statement: a verdict's transaction writes them in one round trip)."""
+        # The last row of a (chip, landmark) wins, as one statement per row would leave it
+        # (PostgreSQL refuses a statement that updates a row twice).
+        rows = list({(b.chip_id, b.landmark_id): b for b in baselines}.values())
+        with self._joined():
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                part = rows[start:start + _ROWS_PER_STATEMENT]
+                self._db.execute(
+                    f"INSERT INTO rtt_baselines({', '.join(_COLUMNS)}) VALUES "
+                    + ", ".join([f"({', '.join('?' * len(_COLUMNS))})"] * len(part))
+                    + " ON CONFLICT(chip_id, landmark_id) DO UPDATE SET "
+                    + ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS[2:]),
+                    [getattr(b, c) for b in part for c in _COLUMNS])
 
     def reset_rtt_baselines(self, chip_id: str) -> int:
         """Forget what was learned about the chip (it relearns from its next rounds); returns

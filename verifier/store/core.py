@@ -164,8 +164,10 @@ class CoreTables(SqlBase):
             "SELECT * FROM tasks WHERE round_id = ? AND cancelled = 0 ORDER BY task_id",
             (round_id,))]
 
-    def close_round(self, round_id: str) -> None:
-        self._db.execute("UPDATE rounds SET closed = 1 WHERE round_id = ?", (round_id,))
+    def close_round(self, round_id: str) -> bool:
+        """Close the round; False when it was closed already (or does not exist)."""
+        return self._db.execute("UPDATE rounds SET closed = 1 WHERE round_id = ? AND closed = 0",
+                                (round_id,)).rowcount == 1
 
     def add_task(self, round_id: str, *, landmark_id: str, target_kind: str, target_id: str,
                  host: str, port: int, issued_unix_ns: int, expires_unix_ns: int) -> int:
@@ -271,15 +273,14 @@ class CoreTables(SqlBase):
                     assessment: dict[str, Any] | None, reason: str,
                     licence: dict[str, Any], reason_code: str | None = None,
                     key_protection: str = "software") -> VerdictRecord:
-        with self._tx():
-            row = self._one(
-                "INSERT INTO verdicts(chip_id, round_id, verdict, created_unix_ns,"
-                " measurement_ids, landmarks, assessment, reason, licence, reason_code,"
-                " key_protection) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING verdict_id",
-                (chip_id, round_id, verdict, created_unix_ns, json.dumps(list(measurement_ids)),
-                 json.dumps(list(landmarks)),
-                 json.dumps(assessment) if assessment is not None else None, reason,
-                 json.dumps(licence), reason_code, key_protection))
+        row = self._one(  # one statement: atomic alone, no savepoint inside the caller's
+            "INSERT INTO verdicts(chip_id, round_id, verdict, created_unix_ns,"
+            " measurement_ids, landmarks, assessment, reason, licence, reason_code,"
+            " key_protection) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING verdict_id",
+            (chip_id, round_id, verdict, created_unix_ns, json.dumps(list(measurement_ids)),
+             json.dumps(list(landmarks)),
+             json.dumps(assessment) if assessment is not None else None, reason,
+             json.dumps(licence), reason_code, key_protection))
         return VerdictRecord(int(row[0]), chip_id, round_id, verdict, created_unix_ns,
                              tuple(measurement_ids), tuple(landmarks), assessment, reason,
                              licence, reason_code, key_protection)

@@ -22,7 +22,7 @@ the primary key on the index refuses a second entry at any index whatever happen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,6 +54,21 @@ class ChipHead:
 
 
 @dataclass(frozen=True, slots=True)
+class _AppendPoint:
+    """Read under the log's lock: the next entry's index, its chip's latest chained entry,
+    and the hashes of the complete subtrees the new leaf closes (the left halves, level 0
+    first)."""
+
+    index: int
+    chip_head: ChipHead | None
+    lefts: tuple[bytes, ...]
+
+
+# Builds the entry bytes once the chip's next sequence number and previous leaf hash are known.
+ChainedEntryBuilder = Callable[[int, bytes | None], bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedEvidence:
     """An evidence record waiting for the leader to append it (its body is canonical JSON
     text, before the chip's chain link is added)."""
@@ -72,6 +87,22 @@ _ENTRY_COLUMNS = "SELECT idx, entry, kind, chip_id, time_unix_ns, chip_seq FROM 
 _HEAD_COLUMNS = ("SELECT tree_size, timestamp_unix_s, root, log_public_key, signature"
                  " FROM translog_tree_heads")
 _MAX_INDEX = 2**63 - 1
+# Everything an append needs, in one round trip: (0, next index), (1, the chip's latest
+# chained entry: seq, index, leaf hash) and (2, level l, the left half of the subtree at level
+# l + 1 the new leaf completes: at level 0 the previous leaf, above it a stored node). The new
+# leaf n completes the subtree at level l + 1 iff (n + 1) is a multiple of 2**(l + 1).
+_NEXT_SQL = (
+    "WITH RECURSIVE s(n) AS (SELECT COALESCE(MAX(idx) + 1, 0) FROM translog_entries),"
+    " lv(level) AS (SELECT 1 UNION ALL SELECT level + 1 FROM lv WHERE level < 61)"
+    " SELECT 0, n, NULL, NULL FROM s"
+    " UNION ALL SELECT 1, chip_seq, idx, leaf_hash FROM (SELECT chip_seq, idx, leaf_hash"
+    " FROM translog_entries WHERE chip_id = ? AND chip_seq IS NOT NULL"
+    " ORDER BY chip_seq DESC LIMIT 1) h"
+    " UNION ALL SELECT 2, 0, NULL, e.leaf_hash FROM s JOIN translog_entries e"
+    " ON e.idx = s.n - 1 WHERE s.n % 2 = 1"
+    " UNION ALL SELECT 2, t.level, NULL, t.hash FROM s CROSS JOIN lv JOIN translog_nodes t"
+    " ON t.level = lv.level AND t.idx = (s.n >> lv.level) - 1"
+    " WHERE (s.n + 1) % (CAST(1 AS BIGINT) << (lv.level + 1)) = 0")
 
 
 def _entry(r: Row) -> LogEntry:
@@ -84,8 +115,8 @@ def _head(r: Row) -> SignedTreeHead:
 
 
 class EvidenceLogTables(SqlBase):
-    """The `Store` methods of the evidence log (one mutating method = one transaction, or a
-    savepoint of the caller's)."""
+    """The `Store` methods of the evidence log (one mutating method = one transaction, or part
+    of the caller's: `SqlBase._joined`)."""
 
     def log_size(self) -> int:
         row = self._one("SELECT MAX(idx) FROM translog_entries")
@@ -101,32 +132,66 @@ class EvidenceLogTables(SqlBase):
     def log_append(self, entry: bytes, *, kind: str, chip_id: str | None,
                    time_unix_ns: int | None, chip_seq: int | None) -> int:
         """Append `entry` at the next index and write the subtrees it completes; its index."""
-        with self._tx():
+        with self._joined():
             self.log_lock()
-            index = self.log_size()
-            leaf = leaf_hash(entry)
-            self._db.execute(
-                "INSERT INTO translog_entries"
-                " (idx, leaf_hash, entry, kind, chip_id, time_unix_ns, chip_seq)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (index, leaf, entry, kind, chip_id, time_unix_ns, chip_seq))
-            # Leaf `index` completes the subtree at level l iff (index + 1) is a multiple of
-            # 2**l; its left halves are all complete already, so one query reads them.
-            lefts: list[tuple[int, int]] = []
-            level, position = 0, index
-            while position & 1:
-                lefts.append((level, position - 1))
-                level, position = level + 1, position >> 1
-            found = self.log_nodes(lefts)
-            level, position, right = 0, index, leaf
-            new_nodes = []
-            for key in lefts:
-                level, position = level + 1, position >> 1
-                right = node_hash(found[key], right)
-                new_nodes.append((level, position, right))
-            if new_nodes:
-                self._db.executemany(
-                    "INSERT INTO translog_nodes (level, idx, hash) VALUES (?, ?, ?)", new_nodes)
+            return self._log_write(self._log_next(None), entry, kind=kind, chip_id=chip_id,
+                                   time_unix_ns=time_unix_ns, chip_seq=chip_seq)
+
+    def log_append_chained(self, build: ChainedEntryBuilder, *, kind: str, chip_id: str,
+                           time_unix_ns: int | None) -> tuple[int, int]:
+        """Append the next link of `chip_id`'s chain: ``build(seq, previous_leaf_hash)`` makes
+        the entry once the log's lock is held, so two appends for one chip can never take the
+        same number or link to the same predecessor (the first link gets 0 and None). Its
+        (log index, chip sequence number)."""
+        with self._joined():
+            self.log_lock()
+            point = self._log_next(chip_id)
+            head = point.chip_head
+            seq = 0 if head is None else head.seq + 1
+            entry = build(seq, None if head is None else head.leaf_hash)
+            return self._log_write(point, entry, kind=kind, chip_id=chip_id,
+                                   time_unix_ns=time_unix_ns, chip_seq=seq), seq
+
+    def _log_next(self, chip_id: str | None) -> _AppendPoint:
+        """Where the next entry goes, in one query (call under the log's lock)."""
+        index, head, lefts = None, None, {}
+        for part, a, b, hash_ in self._all(_NEXT_SQL, (chip_id,)):
+            if part == 0:
+                index = int(a)
+            elif part == 1:
+                head = ChipHead(int(a), int(b), bytes(hash_))
+            else:
+                lefts[int(a)] = bytes(hash_)
+        if index is None:
+            raise StoreError("the evidence log's size could not be read")
+        # Leaf `index` completes the subtree at level l + 1 iff its low l + 1 bits are all 1:
+        # the left halves of those subtrees, complete already, are what the query read.
+        wanted = (~index & (index + 1)).bit_length() - 1
+        missing = [level for level in range(wanted) if level not in lefts]
+        if missing:
+            raise StoreError(f"the evidence log has no complete subtree at (level, index)"
+                             f" {(missing[0], (index >> missing[0]) - 1)}")
+        return _AppendPoint(index, head, tuple(lefts[level] for level in range(wanted)))
+
+    def _log_write(self, point: _AppendPoint, entry: bytes, *, kind: str,
+                   chip_id: str | None, time_unix_ns: int | None,
+                   chip_seq: int | None) -> int:
+        """Insert the entry at `point` and the subtrees it completes (hashed here, written in
+        one statement)."""
+        index = point.index
+        right = leaf_hash(entry)
+        self._db.execute(
+            "INSERT INTO translog_entries"
+            " (idx, leaf_hash, entry, kind, chip_id, time_unix_ns, chip_seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (index, right, entry, kind, chip_id, time_unix_ns, chip_seq))
+        nodes: list[object] = []
+        for level, left in enumerate(point.lefts, start=1):
+            right = node_hash(left, right)
+            nodes += (level, index >> level, right)
+        if nodes:
+            self._db.execute("INSERT INTO translog_nodes (level, idx, hash) VALUES "
+                             + ", ".join(["(?, ?, ?)"] * len(point.lefts)), nodes)
         return index
 
     def log_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:

@@ -202,6 +202,9 @@ class PostgresStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, Flee
         """One transaction around several store calls (their own transactions nest inside)."""
         return _Tx(self)
 
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
     def close(self) -> None:
         self._pool.close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from verifier.model import Alert
@@ -47,7 +47,21 @@ class SqlBase:
     def alert(self, alert_id: int) -> Alert | None:
         raise NotImplementedError
 
+    def in_transaction(self) -> bool:
+        """Whether the calling thread has a transaction open on this store."""
+        raise NotImplementedError
+
     def _tx(self) -> AbstractContextManager[None]:
+        return self.transaction()
+
+    def _joined(self) -> AbstractContextManager[None]:
+        """For a method whose failure reaches its caller: a transaction of its own, or the
+        caller's as it is. On PostgreSQL a failed statement aborts the whole transaction, so no
+        part of the method can commit without the rest and a savepoint would only add two
+        round trips; SQLite keeps one (it costs no round trip, and a caller that swallowed the
+        error could otherwise commit half the method)."""
+        if self.dialect == "postgresql" and self.in_transaction():
+            return nullcontext()
         return self.transaction()
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:

@@ -110,6 +110,9 @@ class SqliteStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetT
         """One transaction around several store calls (their own transactions nest inside)."""
         return _Tx(self._raw)
 
+    def in_transaction(self) -> bool:
+        return self._raw.in_transaction
+
 
 _SAVEPOINTS = itertools.count(1)
 
