@@ -6,6 +6,7 @@ that fails inside the caller's transaction leaves nothing behind."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,10 @@ def _entry(chip: str, i: int) -> bytes:
     return f"{chip}:{i}".encode()
 
 
+def _fixed(entry: bytes) -> Callable[[int, bytes | None], bytes]:
+    return lambda _seq, _previous: entry
+
+
 def test_appends_build_the_reference_tree(store: Store) -> None:
     """70 entries, chained and not, alone and three to a caller's transaction: every root
     and every complete subtree equals the reference tree's (subtrees up to level 6)."""
@@ -37,12 +42,12 @@ def test_appends_build_the_reference_tree(store: Store) -> None:
         elif i % 2:
             entry = _entry(chip, i)
             with store.transaction():
-                assert log.append_chained(lambda _seq, _prev, e=entry: e, kind="verdict",
-                                          chip_id=chip, time_unix_ns=i)[0] == i
+                assert log.append_chained(_fixed(entry), kind="verdict", chip_id=chip,
+                                          time_unix_ns=i)[0] == i
         else:
             entry = _entry(chip, i)
-            assert log.append_chained(lambda _seq, _prev, e=entry: e, kind="verdict",
-                                      chip_id=chip, time_unix_ns=i)[0] == i
+            assert log.append_chained(_fixed(entry), kind="verdict", chip_id=chip,
+                                      time_unix_ns=i)[0] == i
         tree.append(entry)
     assert [log.root(n) for n in range(1, 71)] == [tree.root(n) for n in range(1, 71)]
     complete = [(level, index) for level in range(7) for index in range(70 >> level)]
@@ -78,12 +83,12 @@ def test_two_appenders_take_turns(tmp_path: Path, database_url: str) -> None:
     for chip in ("chip-0", "chip-1"):
         chain = store.log_chip_entries(chip, "seq", 0, 2**62, None)
         assert [e.chip_seq for e in chain] == list(range(per_thread))
-        previous = None
+        previous: bytes | None = None
         for entry in chain:
             assert entry.entry == f"{entry.chip_seq}:{previous!r}".encode()
-            previous = TransparencyLog(store).chip_head(chip, entry.index + 1)
-            assert previous is not None and previous.seq == entry.chip_seq
-            previous = previous.leaf_hash
+            head = TransparencyLog(store).chip_head(chip, entry.index + 1)
+            assert head is not None and head.seq == entry.chip_seq
+            previous = head.leaf_hash
     for opened in stores:
         opened.close()
 
