@@ -21,9 +21,9 @@ every verifier in turn, make `--due-per-tick` chips due and time
   100,000 chips).
 
 Rounds last an hour, so no round reaches its deadline and every tick is a plan tick.
-PostgreSQL's server CPU is not counted. Prints one JSON object: per backend and size the median
-CPU ms per planned task over the cycles after the first, for both, and the ratio of the largest
-size's to the smallest's.
+Prints one JSON object: per backend and size the median CPU ms per planned task over the cycles
+after the first, for both, and the ratio of the largest size's to the smallest's; on PostgreSQL
+also the server's CPU per task over the ticks (all its processes, summed over those cycles).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.ingest import postmaster_pid, server_tree_cpu_s
 from benchmarks.postgres import throwaway_cluster
 from tests.verifier.fleet import Fleet
 from verifier import scheduler
@@ -102,21 +103,26 @@ def _threads_cpu_s(idents: list[int]) -> float:
     return sum(time.clock_gettime(time.pthread_getcpuclockid(ident)) for ident in idents)
 
 
-async def _tick_cpu_ms_per_task(service: Service, due: dict[str, int]) -> float:
-    """One whole leader tick with these chips due, on the event loop's and the database
-    thread's clocks (the lease's own thread renews on a timer and is left out)."""
+async def _tick(service: Service, due: dict[str, int],
+                server_pid: int | None) -> tuple[float, float, int]:
+    """One whole leader tick with these chips due: (CPU s of the event loop's and the database
+    thread's clocks (the lease's own thread renews on a timer and is left out), CPU s of the
+    PostgreSQL server's processes (0 on SQLite), tasks planned)."""
     await service.db.run(Store.set_chips_next_round, due)
     threads = [threading.get_ident(), await service.db.run(lambda _: threading.get_ident())]
     tasks_before = await service.db.run(Store.count_rows, "tasks")
+    server = server_tree_cpu_s(server_pid) if server_pid else 0.0
     started = _threads_cpu_s(threads)
     await service.tick(time.time_ns())
     cpu_s = _threads_cpu_s(threads) - started
+    server = server_tree_cpu_s(server_pid) - server if server_pid else 0.0
     tasks = await service.db.run(Store.count_rows, "tasks") - tasks_before
-    return cpu_s * 1000 / tasks if tasks else float("nan")
+    return cpu_s, server, tasks
 
 
 async def run(sizes: list[int], urls: dict[str, list[str | None]], *, cycles: int,
-              due_per_tick: int, landmarks: int, data_dir: Path) -> dict[str, Any]:
+              due_per_tick: int, landmarks: int, data_dir: Path,
+              server_pid: int | None = None) -> dict[str, Any]:
     fleet = Fleet.create()
     services: dict[tuple[str, int], Service] = {}
     load_before = os.getloadavg()
@@ -132,12 +138,19 @@ async def run(sizes: list[int], urls: dict[str, list[str | None]], *, cycles: in
                 await service.db.run(fill, chips, landmarks, fleet)
         plan: dict[tuple[str, int], list[float]] = {key: [] for key in services}
         tick: dict[tuple[str, int], list[float]] = {key: [] for key in services}
+        # The server's CPU comes in 10 ms clock ticks: summed over the cycles, not per tick.
+        server: dict[tuple[str, int], list[float]] = {key: [0.0, 0.0] for key in services}
         for cycle in range(cycles):
             for (backend, chips), service in services.items():
                 plan[backend, chips].append(await service.db.run(
                     _plan_cpu_ms_per_task, _due(chips, 2 * cycle, due_per_tick)))
-                tick[backend, chips].append(await _tick_cpu_ms_per_task(
-                    service, _due(chips, 2 * cycle + 1, due_per_tick)))
+                cpu_s, server_s, tasks = await _tick(
+                    service, _due(chips, 2 * cycle + 1, due_per_tick),
+                    server_pid if backend == "postgresql" else None)
+                tick[backend, chips].append(cpu_s * 1000 / tasks if tasks else float("nan"))
+                if cycle:
+                    server[backend, chips][0] += server_s
+                    server[backend, chips][1] += tasks
     finally:
         for service in services.values():
             await service.stop()
@@ -153,6 +166,10 @@ async def run(sizes: list[int], urls: dict[str, list[str | None]], *, cycles: in
             "ratio_largest_to_smallest": round(plan_ms[-1] / plan_ms[0], 3),
             "tick_cpu_ms_per_task": [round(m, 4) for m in tick_ms],
             "tick_ratio_largest_to_smallest": round(tick_ms[-1] / tick_ms[0], 3),
+            **({"server_tick_cpu_ms_per_task": [
+                round(server[backend, chips][0] * 1000 / server[backend, chips][1], 4)
+                if server[backend, chips][1] else None for chips in sizes]}
+               if backend == "postgresql" else {}),
             "samples_ms_per_task": {str(chips): [round(x, 4) for x in plan[backend, chips]]
                                     for chips in sizes},
             "tick_samples_ms_per_task": {str(chips): [round(x, 4) for x in tick[backend, chips]]
@@ -172,13 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)  # not the verifiers' "now the leader" lines
     with contextlib.ExitStack() as stack:
         urls: dict[str, list[str | None]] = {"sqlite": [None] * len(args.chips)}
-        if args.postgres:
-            cluster = stack.enter_context(throwaway_cluster())
+        cluster = stack.enter_context(throwaway_cluster()) if args.postgres else None
+        if cluster is not None:
             urls["postgresql"] = [cluster.fresh_url() for _ in args.chips]
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lightfence-plan-")))
         print(json.dumps(asyncio.run(run(args.chips, urls, cycles=args.cycles,
                                          due_per_tick=args.due_per_tick,
-                                         landmarks=args.landmarks, data_dir=tmp))))
+                                         landmarks=args.landmarks, data_dir=tmp,
+                                         server_pid=postmaster_pid(cluster)))))
     return 0
 
 
