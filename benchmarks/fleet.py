@@ -1,16 +1,17 @@
 """Fleet benchmark: the scheduler and the decider at fleet size, on signed synthetic uploads.
 
     python -m benchmarks.fleet --chips 2000 100000 [--cycles 4] [--due-per-tick 250]
-        [--decide-processes 1] [--postgres | --database-url postgresql://...]
+        [--poll-cycles 3] [--decide-processes 1] [--postgres | --database-url postgresql://...]
 
 For each fleet size: a real verifier app (in-process, ASGI, its background tick idle) gets
 `--landmarks` landmarks and N chips through the bulk enrolment API (`enrolment_chips_per_s`),
 then runs `--cycles` timed cycles of: `due-per-tick` chips become due; a tick plans their
 rounds (scheduling CPU per task); every landmark polls its tasks through the API, signs an
 answer to each and uploads it; a second tick closes the answered rounds into verdicts (rounds
-decided per second, tick latency). One more cycle, not timed, has every landmark polling over
-and over through both ticks: `task_poll_ms_*` is what a poll takes while the scheduler and the
-decider run. Then every landmark polls 25 more times with nothing due (`idle_poll_ms_*`).
+decided per second, tick latency). `--poll-cycles` more cycles (default 3), not timed, have
+every landmark polling over and over through both ticks: `task_poll_ms_*` is what a poll takes
+while the scheduler and the decider run. Then every landmark polls 25 more times with nothing
+due (`idle_poll_ms_*`).
 Database bytes per chip-day come from the database's growth per decided round (verdicts,
 measurements, tasks, evidence log; SQLite's file after a WAL checkpoint, or PostgreSQL's
 `pg_database_size`) times the policy's rounds per day.
@@ -220,7 +221,7 @@ async def _poll_often(client: httpx.AsyncClient, tokens: dict[str, dict[str, str
 
 async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: int,
                     data_dir: Path, database_url: str | None,
-                    decide_processes: int = 1) -> dict[str, Any]:
+                    decide_processes: int = 1, poll_cycles: int = 3) -> dict[str, Any]:
     fleet = Fleet.create()
     overrides: dict[str, Any] = {"data_dir": data_dir, "ca_public_key_b64": fleet.ca_b64,
                                  "tick_s": 3_600.0, "min_key_protection": "software",
@@ -229,6 +230,7 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
         overrides["database_url"] = database_url
     app = create_app(default_config(**overrides))
     result: dict[str, Any] = {"chips": chips, "landmarks": landmarks, "cycles": cycles,
+                              "poll_cycles": poll_cycles,
                               "due_per_tick": due_per_tick, "decide_processes": decide_processes,
                               "backend": "postgresql" if database_url else "sqlite"}
     async with app.router.lifespan_context(app):
@@ -260,10 +262,11 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
             decide_ms: list[float] = []
             bytes_before = await _bytes(service)
             verdicts_before = await service.db.run(Store.count_rows, "verdicts")
-            # The timed cycles, then one more with every landmark polling throughout (its
-            # CPU would count the polls, so it is not timed; its poll latencies are reported).
-            for cycle in range(cycles + 1):
-                loaded = cycle == cycles
+            # The timed cycles, then `poll_cycles` with every landmark polling throughout
+            # (their CPU would count the polls, so they are not timed; their poll latencies
+            # are reported).
+            for cycle in range(cycles + poll_cycles):
+                loaded = cycle >= cycles
                 await _lead(service)
                 due = [f"chip-{(cycle * due_per_tick + j) % chips:07d}"
                        for j in range(due_per_tick)]
@@ -307,6 +310,7 @@ async def run_fleet(chips: int, *, landmarks: int, cycles: int, due_per_tick: in
         "decide_tick_ms_max": round(max(decide_ms), 1),
         "task_poll_ms_p50": round(_percentile(poll_ms, 0.5), 2),
         "task_poll_ms_p99": round(_percentile(poll_ms, 0.99), 2),
+        "task_poll_ms_max": round(max(poll_ms), 2) if poll_ms else 0.0,
         "task_polls": len(poll_ms),
         "task_poll_ms_p99_during_plan": round(_percentile(poller.during["plan"], 0.99), 2),
         "task_poll_ms_p99_during_decide": round(_percentile(poller.during["decide"], 0.99), 2),
@@ -324,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--landmarks", type=int, default=8)
     parser.add_argument("--cycles", type=int, default=4)
     parser.add_argument("--due-per-tick", type=int, default=250)
+    parser.add_argument("--poll-cycles", type=int, default=3,
+                        help="untimed cycles with every landmark polling through both ticks")
     parser.add_argument("--decide-processes", type=int, default=1,
                         help="the verifier's decide_processes (0: decide on a thread)")
     parser.add_argument("--postgres", action="store_true",
@@ -346,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(asyncio.run(run_fleet(
                         chips, landmarks=args.landmarks, cycles=args.cycles,
                         due_per_tick=args.due_per_tick, data_dir=Path(tmp),
-                        database_url=url, decide_processes=args.decide_processes)))
+                        database_url=url, decide_processes=args.decide_processes,
+                        poll_cycles=args.poll_cycles)))
                 print(json.dumps(results[-1]), flush=True)
     summary = {}
     for backend in ("sqlite", "postgresql"):

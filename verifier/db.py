@@ -19,8 +19,11 @@ class Db:
     """A single worker thread owns the connection: SQLite has one writer anyway, and one thread
     makes every domain function a plain transaction with no locking."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, owns_store: bool = True) -> None:
+        """`owns_store=False`: another `Db` closes the store (a second thread on one PostgreSQL
+        store, which gives each thread its own pooled connection)."""
         self.store = store
+        self._owns_store = owns_store
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verifier-db")
 
     async def run(self, fn: Callable[Concatenate[Store, P], T], *args: P.args,
@@ -37,5 +40,6 @@ class Db:
         return result
 
     def close(self) -> None:
-        self._pool.submit(self.store.close).result()
+        if self._owns_store:
+            self._pool.submit(self.store.close).result()
         self._pool.shutdown(wait=True)

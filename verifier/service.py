@@ -62,6 +62,10 @@ class Service:
         self.metrics = Metrics()
         self.hub = Hub()
         self.db = Db(open_store(config))
+        # A task poll on PostgreSQL gets its own database thread (so its own pooled connection;
+        # row locks, no single writer): it never queues behind the leader's tick. SQLite has one
+        # connection and one writer, so a poll there waits its turn on the one thread.
+        self._poll_db = Db(self.db.store, owns_store=False) if config.database_url else self.db
         self.keys = KeyCache()
         ca_key = config.ca_public_key if config.ca_public_key_b64 else b""
         self.evidence = open_evidence(config, ca_key)
@@ -143,6 +147,8 @@ class Service:
         await self.notifier.close()
         self.ingestor.close()
         self._decider.close()
+        if self._poll_db is not self.db:
+            self._poll_db.close()
         self.db.close()
         self.evidence.close()
 
@@ -164,7 +170,7 @@ class Service:
             store.touch_landmark(landmark_id, now_unix_ns)
             return store.take_tasks(landmark_id, now_unix_ns)
 
-        return await self.db.run(poll)
+        return await self._poll_db.run(poll)
 
     def _wake_task_waiters(self) -> None:
         for event in self._task_waiters.values():

@@ -5,11 +5,14 @@ old order, and neither takes the landmark's tasks, nor marks it alive, nor leave
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.verifier.conftest import Harness
+from tests.verifier.conftest import Harness, open_harness
+from tests.verifier.pg_cluster import Cluster
 from tests.verifier.test_flow import setup_germany
 from verifier.auth import issue_token
 from verifier.store import Store
@@ -80,3 +83,29 @@ async def test_a_waiting_long_poll_is_woken_when_its_tasks_are_planned(
     assert poll.status_code == 200, poll.text
     assert [t["target_id"] for t in poll.json()["tasks"] if t["target_kind"] == "chip"] == [
         "chip-1"]
+
+
+@pytest.mark.asyncio
+async def test_on_postgresql_a_poll_does_not_wait_for_the_leaders_database_thread(
+        tmp_path: Path, pg_cluster: Cluster) -> None:
+    url = pg_cluster.fresh_url()
+    try:
+        async with open_harness(tmp_path, database_url=url) as h:
+            await setup_germany(h)
+            await h.service.tick(time.time_ns())
+            headers = await h.token("landmark", "FRA")
+            release = threading.Event()
+            # The leader's database thread stays busy (as in a long tick) until released.
+            busy = asyncio.ensure_future(h.service.db.run(lambda _: release.wait(60)))
+            try:
+                r = await asyncio.wait_for(h.client.get(
+                    "/v1/landmarks/FRA/tasks?wait_s=0", headers=headers), 30)
+                assert not busy.done()
+            finally:
+                release.set()
+                await busy
+            assert r.status_code == 200, r.text
+            assert [t["target_id"] for t in r.json()["tasks"]
+                    if t["target_kind"] == "chip"] == ["chip-1"]
+    finally:
+        pg_cluster.drop(url)
