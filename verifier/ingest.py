@@ -90,9 +90,15 @@ def parse_batch(body: bytes) -> ParsedBatch:
         batch = MeasurementBatch.from_json(obj)
     except ProtocolError as exc:
         raise BadBatchError(f"malformed measurement batch: {exc}") from exc
-    texts = tuple(orjson.dumps({name: item[name] for name in record.json_fields()}).decode()
+    texts = tuple(orjson.dumps(_record_fields(item, record.json_fields())).decode()
                   for item, record in zip(obj["records"], batch.records, strict=True))
     return ParsedBatch(batch, texts)
+
+
+def _record_fields(item: dict[str, object], fields: tuple[str, ...]) -> dict[str, object]:
+    """The record's fields in `to_json` order, unknown ones dropped: `item` itself when it
+    holds exactly those in that order (as landmarks send them; half the cost of a copy)."""
+    return item if tuple(item) == fields else {name: item[name] for name in fields}
 
 
 def _verify_records(records: Sequence[tuple[int, MeasurementRecord]],

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from protocol.keys import SoftwareSigner
 from protocol.records import MeasurementRecord
 from tests.verifier.conftest import Harness
+from tests.verifier.fleet import Fleet
 from tests.verifier.test_ingest_task_binding import planned
 from verifier.ingest import IngestResult, _Pending, _verify_records, parse_batch
 from verifier.model import AlertFilter
@@ -33,18 +34,18 @@ KINDS = ("fresh", "replay_in_group", "replay_stored", "stale", "wrong_task", "ba
 
 
 @dataclass(frozen=True)
-class Fleet:
+class Planned:
     h: Harness
     tasks: dict[str, tuple[str, int]]  # landmark id → its chip task (round id, task id)
 
 
 @dataclass(frozen=True)
-class Setup(Fleet):
+class Setup(Planned):
     stored: MeasurementRecord  # a record already stored (its nonce is used)
     stored_batch: tuple[str, str]  # (batch id, landmark id) already stored
 
 
-def record(s: Fleet, landmark_id: str, *, sent_unix_ns: int | None = None,
+def record(s: Planned, landmark_id: str, *, sent_unix_ns: int | None = None,
            task_of: str | None = None, nonce: bytes | None = None,
            target_key: SoftwareSigner | None = None) -> MeasurementRecord:
     """A version-2 record of `landmark_id` for chip-1, naming the chip task of `task_of`."""
@@ -109,7 +110,7 @@ async def setup(h: Harness) -> Setup:
              for t in ts if t["target_kind"] == "chip"}
     assert len(tasks) >= 2
     landmark_id = sorted(tasks)[0]
-    stored = record(Fleet(h, tasks), landmark_id)
+    stored = record(Planned(h, tasks), landmark_id)
     batch_id = f"b-{secrets.token_hex(8)}"
     r = await h.post("/v1/measurements", h.fleet.batch(landmark_id, [stored], batch_id).to_json(),
                      await h.token("landmark", landmark_id))
@@ -217,3 +218,21 @@ async def test_a_failed_group_write_stores_its_batches_one_by_one(harness: Harne
     stored = await s.h.service.db.run(lambda store: snapshot(store, group))
     assert stored[2] == 1 + 3  # the record stored before, and the three accepted now
     assert any(a[0] == "replay_detected" for a in stored[3])
+
+
+@settings(max_examples=30, deadline=None)
+@given(order=st.permutations(range(12)), extra=st.booleans())
+def test_a_stored_record_is_its_known_fields_in_order(order: list[int], extra: bool) -> None:
+    """Whatever the key order of an uploaded record and whatever unknown keys it carries, the
+    stored text is the record's `to_json`, compact: the text the offline audit re-parses."""
+    pki = Fleet.create()
+    pki.landmark_certificate("FRA", 50.11, 8.68)
+    pki.chip_certificate("chip-1")
+    records = [pki.record("FRA", "chip-1", 3.0, round_id="r-1", task_id=7) for _ in range(2)]
+    body = pki.batch("FRA", records).to_json()
+    sent = body["records"][1]
+    keys = list(sent)
+    body["records"][1] = {keys[i]: sent[keys[i]] for i in order} | (
+        {"comment": "ignored"} if extra else {})
+    parsed = parse_batch(orjson.dumps(body))
+    assert parsed.record_json == tuple(orjson.dumps(r.to_json()).decode() for r in records)
