@@ -18,12 +18,16 @@ every verifier in turn, make `--due-per-tick` chips due and time
   periodic checks) on the CPU clocks of the event loop's and that verifier's database thread,
   as `benchmarks.fleet` times its plan ticks. What a tick costs beyond planning and grows with
   the fleet shows here (an expiry query that walked every chip did, 0.05 ms per task at
-  100,000 chips).
+  100,000 chips);
+- `idle tick`: then a tick with nothing due, in ms of CPU: what the leader pays every `tick_s`
+  (1 s by default) whatever is planned; with 10-minute rounds a fleet of N chips plans only
+  N / 150 tasks a second, so at 2,000 chips this, not the per-task figure, is most of the cost.
 
 Rounds last an hour, so no round reaches its deadline and every tick is a plan tick.
 Prints one JSON object: per backend and size the median CPU ms per planned task over the cycles
-after the first, for both, and the ratio of the largest size's to the smallest's; on PostgreSQL
-also the server's CPU per task over the ticks (all its processes, summed over those cycles).
+after the first, for both, the idle tick's median CPU ms, and the ratio of the largest size's
+to the smallest's; on PostgreSQL also the server's CPU per task over the ticks (all its
+processes, summed over those cycles).
 """
 
 from __future__ import annotations
@@ -138,6 +142,7 @@ async def run(sizes: list[int], urls: dict[str, list[str | None]], *, cycles: in
                 await service.db.run(fill, chips, landmarks, fleet)
         plan: dict[tuple[str, int], list[float]] = {key: [] for key in services}
         tick: dict[tuple[str, int], list[float]] = {key: [] for key in services}
+        idle: dict[tuple[str, int], list[float]] = {key: [] for key in services}
         # The server's CPU comes in 10 ms clock ticks: summed over the cycles, not per tick.
         server: dict[tuple[str, int], list[float]] = {key: [0.0, 0.0] for key in services}
         for cycle in range(cycles):
@@ -148,6 +153,8 @@ async def run(sizes: list[int], urls: dict[str, list[str | None]], *, cycles: in
                     service, _due(chips, 2 * cycle + 1, due_per_tick),
                     server_pid if backend == "postgresql" else None)
                 tick[backend, chips].append(cpu_s * 1000 / tasks if tasks else float("nan"))
+                idle_s, _, _ = await _tick(service, {}, None)
+                idle[backend, chips].append(idle_s * 1000)
                 if cycle:
                     server[backend, chips][0] += server_s
                     server[backend, chips][1] += tasks
@@ -166,6 +173,8 @@ async def run(sizes: list[int], urls: dict[str, list[str | None]], *, cycles: in
             "ratio_largest_to_smallest": round(plan_ms[-1] / plan_ms[0], 3),
             "tick_cpu_ms_per_task": [round(m, 4) for m in tick_ms],
             "tick_ratio_largest_to_smallest": round(tick_ms[-1] / tick_ms[0], 3),
+            "idle_tick_cpu_ms": [round(statistics.median(idle[backend, chips][1:]), 3)
+                                 for chips in sizes],
             **({"server_tick_cpu_ms_per_task": [
                 round(server[backend, chips][0] * 1000 / server[backend, chips][1], 4)
                 if server[backend, chips][1] else None for chips in sizes]}
