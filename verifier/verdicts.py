@@ -282,6 +282,7 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
     rows = [{"landmark_id": r.landmark_id, "lat_deg": r.lat_deg, "lon_deg": r.lon_deg,
              "rtt_ms": r.rtt_ms, "measurement_id": mid}
             for r, mid in zip(inputs.rtts, inputs.measurement_ids, strict=True)]
+    # Once: the verdict row and its evidence entry hold the same JSON (its regions' GeoJSON).
     assessment_json = decision.assessment.to_json() if decision.assessment else None
     # The round's close, its verdict and its evidence entry are one transaction (the caller's):
     # all three or none survive a crash, and a round closed meanwhile gets no second verdict.
@@ -304,7 +305,7 @@ def record(store: Store, decision: Decision, *, alerts: Alerts, metrics: Metrics
         verdict=decision.verdict, chip_certificate=chip.certificate,
         landmark_certificates=[lm.certificate for lm in inputs.landmarks],
         records=inputs.records, inputs=inputs.rtts, licence=chip.licence,
-        params=SolverParams(), calibration=inputs.calibration, assessment=decision.assessment,
+        params=SolverParams(), calibration=inputs.calibration, assessment=assessment_json,
         policy={"name": inputs.policy.name, "round_interval_s": inputs.policy.round_interval_s,
                 "landmarks_per_round": inputs.policy.landmarks_per_round,
                 "round_timeout_s": inputs.policy.round_timeout_s,
