@@ -13,10 +13,15 @@ Prints JSON: measurements_per_s (sustained, all signature checks and the databas
 included), post_p50_ms, post_p99_ms, and CPU per measurement of each party on the shared cores:
 the verifier processes (all threads; the figure that does not depend on what else the machine
 runs), the PostgreSQL server (`--postgres` only: its processes are ours to measure) and this
-client. Batches are signed and encoded (whole HTTP requests) before timing starts, so the
-client's signing cost is not counted (the landmarks sign in production, not the verifier); the
-client sends them over keep-alive connections with raw asyncio streams, the cheapest client we
-could write, because it shares the cores with the verifier.
+client; and `reference_verify_us`, the speed of one Ed25519 verification sampled during the timed
+uploads (benchmarks/reference.py), with `cost_in_reference_verifies`, the verifier's and the
+PostgreSQL server's CPU per measurement in those units: the host's speed varies by up to 2x from
+one second to the next, that ratio does not.
+
+Batches are signed and encoded (whole HTTP requests) before timing starts, so the client's
+signing cost is not counted (the landmarks sign in production, not the verifier); the client
+sends them over keep-alive connections with raw asyncio streams, the cheapest client we could
+write, because it shares the cores with the verifier.
 
 The records are what a landmark uploads: version 2, each naming the task the verifier handed
 out (taken through the landmark's own task poll). Before timing, a warm-up batch per landmark
@@ -46,6 +51,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.postgres import throwaway_cluster
+from benchmarks.reference import ReferenceProbe
 from tests.verifier.fleet import Fleet
 from tests.verifier.pg_cluster import Cluster
 
@@ -296,9 +302,11 @@ def run_setup(fleet: Fleet, args: argparse.Namespace, *, database_url: str | Non
             server_cpu_s = sum(process_cpu_s(p.pid) for p in procs)
             database_cpu_s = server_tree_cpu_s(database_pid) if database_pid else 0.0
             client_cpu_s = time.process_time()
-            elapsed_s, latencies = asyncio.run(post_all(requests, args.concurrency))
+            with ReferenceProbe() as probe:
+                elapsed_s, latencies = asyncio.run(post_all(requests, args.concurrency))
             server_cpu_s = sum(process_cpu_s(p.pid) for p in procs) - server_cpu_s
-            client_cpu_s = time.process_time() - client_cpu_s
+            reference = probe.result()
+            client_cpu_s = time.process_time() - client_cpu_s - reference.probe_cpu_s
             if database_pid:
                 database_cpu_s = server_tree_cpu_s(database_pid) - database_cpu_s
         finally:
@@ -307,6 +315,10 @@ def run_setup(fleet: Fleet, args: argparse.Namespace, *, database_url: str | Non
             for p in procs:
                 p.wait(10)
     latencies.sort()
+    # Verifier and PostgreSQL CPU per measurement in reference verifications: the figure that
+    # holds from one run to the next on a host whose speed does not (benchmarks/reference.py).
+    cost_us = (server_cpu_s + database_cpu_s) / args.records * 1e6
+    cost_verifies = cost_us / reference.verify_us_median
     return {
         "backend": "postgresql" if database_url else "sqlite", "replicas": replicas,
         "measurements_per_s": round(args.records / elapsed_s, 1),
@@ -317,6 +329,7 @@ def run_setup(fleet: Fleet, args: argparse.Namespace, *, database_url: str | Non
                                             if database_pid else None),
         "client_cpu_us_per_measurement": round(client_cpu_s / args.records * 1e6, 1),
         "client_cpu_share": round(client_cpu_s / (client_cpu_s + server_cpu_s), 3),
+        "cost_in_reference_verifies": round(cost_verifies, 2), **reference.to_json(),
         "elapsed_s": round(elapsed_s, 2), "load_avg_1min": round(os.getloadavg()[0], 2),
     }
 
