@@ -34,7 +34,7 @@ from protocol.records import (
     verify_batch,
     verify_record_answer,
 )
-from protocol.revocation import Revocation, RevocationIndex
+from protocol.revocation import Revocation, RevocationIndex, key_names
 from verifier.alerts import Alerts
 from verifier.config import VerifierConfig
 from verifier.db import Db
@@ -45,7 +45,7 @@ from verifier.model import AlertType, StoredMeasurement, Token
 from verifier.registry import KeyCache
 from verifier.revocations import refusal, untrusted_alert
 from verifier.store import Store
-from verifier.store.ingest import NewBatch
+from verifier.store.ingest import NewBatch, RevocationName
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,8 @@ class Ingestor:
         view = store.ingest_view(
             [item.parsed.batch.batch_id for item in group],
             [record.nonce for records in valid for _, record in records],
-            sorted(named_task_ids(record for records in valid for _, record in records)))
+            sorted(named_task_ids(record for records in valid for _, record in records)),
+            self._revocation_names(group, valid))
         tasks_by_id = {task.task_id: task for task in view.tasks}
         revoked = _BatchRevocations(view.revocations)
         stored_batches = dict(view.batches)
@@ -287,6 +288,22 @@ class Ingestor:
         for batch, _, (rejected, untrusted) in written:
             self._refusal_alerts(store, batch, rejected, untrusted, now_unix_ns)
         return outcomes
+
+    def _revocation_names(self, group: Sequence[_Pending],
+                          valid: Sequence[Sequence[tuple[int, MeasurementRecord]]]
+                          ) -> list[RevocationName]:
+        """Every name a revocation could give the keys `_untrusted` will judge (each batch's
+        landmark, each signature-checked record's target): the revocations to read."""
+        subjects = {("landmark", item.parsed.batch.landmark_id) for item in group}
+        subjects.update((record.target_kind, record.target_id)
+                        for records in valid for _, record in records)
+        names: list[RevocationName] = []
+        for kind, subject_id in subjects:
+            info = self._keys.infos.get((kind, subject_id))
+            if info is None:
+                continue  # `_untrusted` judges no key it does not know
+            names += key_names(kind, subject_id, info.public_key, info.serial)
+        return names
 
     def _duplicate(self, batch: MeasurementBatch, previous: tuple[str, str]) -> IngestResult:
         """The stored answer to a retry of `batch`; 409 when another landmark owns the id

@@ -26,7 +26,7 @@ from tests.verifier.test_ingest_task_binding import planned
 from verifier.ingest import IngestResult, _Pending, _verify_records, parse_batch
 from verifier.model import AlertFilter
 from verifier.store import Store
-from verifier.store.ingest import IngestView
+from verifier.store.ingest import IngestView, RevocationName
 
 _S = 1_000_000_000
 # What a record in a generated batch is: how it may be refused, or not.
@@ -190,8 +190,9 @@ class _StaleView:
         return getattr(self._store, name)
 
     def ingest_view(self, batch_ids: Sequence[str], nonces: Sequence[bytes],
-                    task_ids: Sequence[int]) -> IngestView:
-        view = self._store.ingest_view(batch_ids, nonces, task_ids)
+                    task_ids: Sequence[int],
+                    revocation_names: Sequence[RevocationName] = ()) -> IngestView:
+        view = self._store.ingest_view(batch_ids, nonces, task_ids, revocation_names)
         if self._nonce is None:
             return view
         missed, self._nonce = self._nonce, None

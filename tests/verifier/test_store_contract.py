@@ -187,7 +187,8 @@ def scenario(s: Recorder) -> None:
     s.ingest("b1", "lm-1", [_measurement("b1", b"n1"), _measurement("b1", b"n2",
                                                                     sent_ns=T0 + 3 * S)],
              '{"batch_id":"b1"}', T0 + 4 * S)
-    view = s.ingest_view(["b2", "b1"], [b"n3", b"n1"], [2, 99, 1])
+    view = s.ingest_view(["b2", "b1"], [b"n3", b"n1"], [2, 99, 1],
+                         [("chip", "id", "chip-z"), ("chip", "id", "chip-a")])
     assert view.batches == {"b1": ("lm-1", '{"batch_id":"b1"}')}
     assert view.used_nonces == {b"n1"}
     assert [(t.task_id, t.answered) for t in view.tasks] == [(1, True), (2, False)]

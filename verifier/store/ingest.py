@@ -4,8 +4,8 @@ the reads and the writes with fewer round trips (`verifier.store.ingest_pg`).
 
 A group commit (`verifier.ingest`) reads everything its batches need in one call
 (`ingest_view`: the batch ids already stored, the nonces already used, the named tasks, the
-revocations) and writes all its batches in one call (`ingest_batches`), instead of four reads
-and four writes per batch.
+revocations naming the group's keys) and writes all its batches in one call
+(`ingest_batches`), instead of four reads and four writes per batch.
 """
 
 from __future__ import annotations
@@ -45,9 +45,11 @@ class IngestView:
     batches: Mapping[str, tuple[str, str]]  # stored batch id → (landmark id, result JSON)
     used_nonces: frozenset[bytes]  # among the asked nonces, those already stored
     tasks: Sequence[TaskRow]  # the live (not cancelled) tasks among the asked ids, by id
-    revocations: Sequence[Revocation]
+    revocations: Sequence[Revocation]  # those among the asked names, by revocation id
 
 
+# What a revocation can name a key by: (kind, match, value), `protocol.revocation`'s fields.
+RevocationName = tuple[str, str, str]
 def task_row(values: Sequence[Any]) -> TaskRow:
     """A TaskRow from a row selected as `TASK_COLUMNS` (the answered flag is 0/1)."""
     (task_id, round_id, landmark_id, target_kind, target_id, host, port, issued_unix_ns,
@@ -79,10 +81,13 @@ class IngestTables(SqlBase):
         return found
 
     def ingest_view(self, batch_ids: Sequence[str], nonces: Sequence[bytes],
-                    task_ids: Sequence[int]) -> IngestView:
+                    task_ids: Sequence[int],
+                    revocation_names: Sequence[RevocationName] = ()) -> IngestView:
         """Everything a group commit reads: which of `batch_ids` are stored, which of `nonces`
-        are used, the live tasks among `task_ids`, the revocations. Call it inside the
-        transaction that will write the batches."""
+        are used, the live tasks among `task_ids`, the revocations among `revocation_names`
+        (every name of every key the group's records rest on: a lookup by name finds nothing
+        else, and the table grows with the fleet's history). Call it inside the transaction
+        that will write the batches."""
         batches: dict[str, tuple[str, str]] = {}
         unique = sorted(set(batch_ids))
         for start in range(0, len(unique), _CHUNK):
@@ -98,7 +103,21 @@ class IngestTables(SqlBase):
                 f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN"
                 f" ({','.join('?' * len(ids))}) AND cancelled = 0 ORDER BY task_id", ids))
         return IngestView(batches, frozenset(self.used_nonces(nonces)), tasks,
-                          self.revocations())
+                          self._named_revocations(revocation_names))
+
+    def _named_revocations(self, names: Sequence[RevocationName]) -> list[Revocation]:
+        """The revocations with these (kind, match, value), by the table's unique index."""
+        rows: list[Any] = []
+        unique = sorted(set(names))
+        step = _CHUNK // 3
+        for start in range(0, len(unique), step):
+            chunk = unique[start:start + step]
+            rows += self._all(
+                "SELECT revocation_id, kind, match, value, revoked_unix_ns, reason"
+                " FROM revocations WHERE (kind, match, value) IN"
+                f" (VALUES {','.join(['(?,?,?)'] * len(chunk))})",
+                [part for name in chunk for part in name])
+        return [Revocation(*r[1:]) for r in sorted(rows, key=lambda r: int(r[0]))]
 
     def ingest(self, batch_id: str, landmark_id: str, measurements: Sequence[StoredMeasurement],
                result_json: str, now_unix_ns: int) -> None:

@@ -21,6 +21,7 @@ from verifier.store.ingest import (
     IngestTables,
     IngestView,
     NewBatch,
+    RevocationName,
     measurement_rows,
     task_row,
 )
@@ -65,7 +66,9 @@ class PostgresIngest(IngestTables):
         raise NotImplementedError
 
     def ingest_view(self, batch_ids: Sequence[str], nonces: Sequence[bytes],
-                    task_ids: Sequence[int]) -> IngestView:
+                    task_ids: Sequence[int],
+                    revocation_names: Sequence[RevocationName] = ()) -> IngestView:
+        names = sorted(set(revocation_names))
         with self._connection() as conn:
             cursors = [conn.cursor() for _ in range(4)]
             with conn.pipeline():  # sent together, answered in one round trip
@@ -78,7 +81,10 @@ class PostgresIngest(IngestTables):
                                    " WHERE task_id = ANY(%s::bigint[]) AND cancelled = 0"
                                    " ORDER BY task_id", (int_array(sorted(set(task_ids))),))
                 cursors[3].execute("SELECT kind, match, value, revoked_unix_ns, reason"
-                                   " FROM revocations ORDER BY revocation_id")
+                                   " FROM revocations WHERE (kind, match, value) IN"
+                                   " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))"
+                                   " ORDER BY revocation_id",
+                                   tuple(text_array(n[i] for n in names) for i in range(3)))
             batches, used, tasks, revoked = (cur.fetchall() for cur in cursors)
             for cur in cursors:
                 cur.close()
