@@ -82,7 +82,7 @@ async def test_a_group_reads_its_keys_revocations_and_still_refuses(
 
     def commit(store: Store) -> None:
         watched.append(_Watched(store))
-        h.service.ingestor._commit_group(watched[0], group, time.time_ns())  # type: ignore[arg-type]
+        h.service.ingestor._commit_group(watched[0], group, time.time_ns())
 
     await h.service.db.run(commit)
     answer = await group[0].future
