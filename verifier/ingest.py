@@ -158,16 +158,12 @@ class Ingestor:
         if landmark_key is None:
             raise InvalidInputError(f"unknown landmark {batch.landmark_id}")
         loop = asyncio.get_running_loop()
-        previous = await self._db.run(Store.batch_record, batch.batch_id)
-        if previous is not None:
-            # A retry gets its first answer, but only once the batch signature proves it comes
-            # from the landmark that stored it: no one reads another landmark's result by id.
-            await self._check_signature(loop.run_in_executor(
-                self._pool, verify_batch, batch, landmark_key), batch)
-            self._metrics.count_batch("duplicate", 0, [])
-            return self._duplicate(batch, previous)
         # The batch signature and the records are checked in parallel; no record counts unless
-        # the batch signature holds, so nothing is stored before both are done.
+        # the batch signature holds, so nothing is stored before both are done. A retry is
+        # found by the group commit, which reads the batch ids anyway, and gets its first
+        # answer, but only once the batch signature proves it comes from the landmark that
+        # stored it: no one reads another landmark's result by id. Retries are rare, so its
+        # records' needless checks cost less than a database trip for every upload.
         signature_job = loop.run_in_executor(self._pool, verify_batch, batch, landmark_key)
         indexed = list(enumerate(batch.records))
         chunk = max(_MIN_VERIFY_CHUNK,

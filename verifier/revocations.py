@@ -26,7 +26,7 @@ from protocol.revocation import (
 )
 from verifier.alerts import Alerts
 from verifier.errors import InvalidInputError, NotFoundError, UnauthorizedError
-from verifier.model import AlertType, Token
+from verifier.model import AlertType
 from verifier.store import Store, TokenInfo
 
 logger = logging.getLogger(__name__)
@@ -120,11 +120,8 @@ def trusted_now(revocations: RevocationIndex, kind: str, subject_id: str,
 
 # -- tokens --
 
-def check_token(store: Store, token: Token, now_unix_ns: int) -> None:
+def check_token_info(info: TokenInfo, now_unix_ns: int) -> None:
     """401 for an expired or disabled token."""
-    info = store.token_info(token.token_id)
-    if info is None:
-        return
     if info.disabled_unix_ns is not None:
         raise UnauthorizedError("bearer token disabled")
     if info.expires_unix_ns is not None and now_unix_ns >= info.expires_unix_ns:

@@ -100,6 +100,8 @@ def scenario(s: Recorder) -> None:
     assert (info.disabled_by, info.disabled_unix_ns, info.expires_unix_ns) == (
         "bob", T0 + S, T0 + 10 * S)
     assert s.token_info(999) is None and len(s.token_infos()) == 1
+    assert s.token_info_by_hash(b"\xaa" * 32) == info
+    assert s.token_info_by_hash(b"\xbb" * 32) is None
     revocation = Revocation("chip", "id", "chip-z", T0, "stolen")
     assert s.add_revocation(revocation, "bob") is True
     assert s.add_revocation(revocation, "carol") is False  # the first one stands
