@@ -8,9 +8,11 @@ chip); every later one must come from that same GPU. A refused attestation of an
 raises `gpu_attestation_failed`; an enrolled chip not re-attested within
 `gpu_attestation_max_age_s` raises `gpu_attestation_overdue`.
 
-State lives in the key-value table (`gpu_challenge:<chip>`, `gpu_attestation:<chip>`), so this
-module adds no schema. Challenge bookkeeping runs on the database thread; the X.509 and ECDSA
-work runs in a worker thread between the two database steps.
+A chip's outstanding challenge lives in the key-value table (`gpu_challenge:<chip>`, read by
+key only); its GPU binding is a row of `gpu_bindings` (`verifier.store.gpu_bindings`), indexed
+by the time it last attested so the periodic overdue check reads only what fell due. Challenge
+bookkeeping runs on the database thread; the X.509 and ECDSA work runs in a worker thread
+between the two database steps.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ from verifier.alerts import Alerts
 from verifier.errors import InvalidInputError, NotFoundError
 from verifier.model import AlertType
 from verifier.store import Store
+from verifier.store.gpu_bindings import GpuBinding
 
 logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
 CHALLENGE_KEY = "gpu_challenge:"
-BINDING_KEY = "gpu_attestation:"
+# Overdue bindings alerted per pass (oldest first; the rest wait for the next pass), so a mass
+# silence, e.g. after an outage, holds the database thread for a bounded time per pass.
+OVERDUE_PER_PASS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +60,8 @@ def issue_challenge(store: Store, chip_id: str, *, now_unix_ns: int,
 
 
 def binding(store: Store, chip_id: str) -> dict[str, Any] | None:
-    raw = store.get_kv(BINDING_KEY + chip_id)
-    value: dict[str, Any] | None = json.loads(raw) if raw else None
-    return value
+    bound = store.gpu_binding(chip_id)
+    return None if bound is None else bound.to_json()
 
 
 def take_challenge(store: Store, chip_id: str, nonce_b64: str, *,
@@ -78,30 +82,26 @@ def take_challenge(store: Store, chip_id: str, nonce_b64: str, *,
             f"chip {chip_id}: attestation challenge expired at {challenge['expires_unix_ns']} "
             f"(now {now_unix_ns}): not fresh")
     nonce = from_b64(nonce_b64, "nonce_b64", NONCE_BYTES)
-    bound = binding(store, chip_id)
+    bound = store.gpu_binding(chip_id)
     return PendingAttestation(chip_id, attestation_nonce(nonce, chip.public_key),
-                              None if bound is None else str(bound["gpu_id"]))
+                              None if bound is None else bound.gpu_id)
 
 
 def record_success(store: Store, alerts: Alerts, pending: PendingAttestation,
                    result: GpuAttestation, *, now_unix_ns: int) -> dict[str, Any]:
-    previous = binding(store, pending.chip_id)
-    state = {
-        "chip_id": pending.chip_id,
-        "gpu_id": result.gpu_id,
-        "enrolled_unix_ns": previous["enrolled_unix_ns"] if previous else now_unix_ns,
-        "last_attested_unix_ns": now_unix_ns,
-        "driver_version": result.driver_version,
-        "project": result.project,
-        "chain_sha256": list(result.chain_fingerprints),
-    }
-    store.put_kv(BINDING_KEY + pending.chip_id, json.dumps(state))
+    previous = store.gpu_binding(pending.chip_id)
+    bound = GpuBinding(
+        chip_id=pending.chip_id, gpu_id=result.gpu_id,
+        enrolled_unix_ns=previous.enrolled_unix_ns if previous else now_unix_ns,
+        last_attested_unix_ns=now_unix_ns, driver_version=result.driver_version,
+        project=result.project, chain_sha256=result.chain_fingerprints)
+    store.put_gpu_binding(bound)
     for type_ in (AlertType.GPU_ATTESTATION_FAILED, AlertType.GPU_ATTESTATION_OVERDUE):
         alerts.auto_resolve(store, type_, subject_kind="chip", subject_id=pending.chip_id,
                             reason="the GPU attested again", now_unix_ns=now_unix_ns)
     logger.info("chip %s: GPU %s attested%s", pending.chip_id, result.gpu_id,
                 "" if previous else " (enrolled)")
-    return state
+    return bound.to_json()
 
 
 def record_failure(store: Store, alerts: Alerts, chip_id: str, error: str, *,
@@ -109,25 +109,29 @@ def record_failure(store: Store, alerts: Alerts, chip_id: str, error: str, *,
     """A refused attestation of a chip whose GPU is enrolled is an alert (a different GPU, a
     forged or stale report); before enrolment it is only the refusal the caller sees."""
     logger.warning("chip %s: GPU attestation refused: %s", chip_id, error)
-    if binding(store, chip_id) is not None:
+    if store.gpu_binding(chip_id) is not None:
         alerts.raise_alert(store, AlertType.GPU_ATTESTATION_FAILED, subject_kind="chip",
                            subject_id=chip_id,
                            message=f"chip {chip_id}: GPU attestation refused: {error}",
                            details={"error": error}, now_unix_ns=now_unix_ns)
 
 
-def raise_overdue(store: Store, alerts: Alerts, *, max_age_s: float, now_unix_ns: int) -> None:
-    """Periodic re-attestation: an enrolled GPU silent for longer than `max_age_s` is an alert.
-    Reads the bindings only, never every chip's row."""
-    for key, raw in store.kv_with_prefix(BINDING_KEY):
-        chip_id, bound = key[len(BINDING_KEY):], json.loads(raw)
-        age_s = (now_unix_ns - int(bound["last_attested_unix_ns"])) / _NS
-        if age_s > max_age_s:
-            alerts.raise_alert(
-                store, AlertType.GPU_ATTESTATION_OVERDUE, subject_kind="chip",
-                subject_id=chip_id,
-                message=f"chip {chip_id}: GPU {bound['gpu_id']} not re-attested for "
-                        f"{age_s:.0f} s (max {max_age_s:.0f} s)",
-                details={"gpu_id": bound["gpu_id"],
-                         "last_attested_unix_ns": bound["last_attested_unix_ns"]},
-                now_unix_ns=now_unix_ns)
+def raise_overdue(store: Store, alerts: Alerts, *, max_age_s: float, now_unix_ns: int) -> int:
+    """Periodic re-attestation: an enrolled GPU silent for longer than `max_age_s` is an alert,
+    raised once per silence (until the GPU attests again, which resolves it). Reads only the
+    bindings that are past the limit and not yet alerted, at most `OVERDUE_PER_PASS`; returns
+    how many it alerted."""
+    due = store.overdue_gpu_bindings(now_unix_ns - int(max_age_s * _NS), OVERDUE_PER_PASS)
+    for bound in due:
+        age_s = (now_unix_ns - bound.last_attested_unix_ns) / _NS
+        alerts.raise_alert(
+            store, AlertType.GPU_ATTESTATION_OVERDUE, subject_kind="chip",
+            subject_id=bound.chip_id,
+            message=f"chip {bound.chip_id}: GPU {bound.gpu_id} not re-attested for "
+                    f"{age_s:.0f} s (max {max_age_s:.0f} s)",
+            details={"gpu_id": bound.gpu_id,
+                     "last_attested_unix_ns": bound.last_attested_unix_ns},
+            now_unix_ns=now_unix_ns)
+    # Marked whether an alert was opened or one was already open (raised before migration 7).
+    store.mark_gpu_overdue_alerted([bound.chip_id for bound in due])
+    return len(due)

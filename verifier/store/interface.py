@@ -47,6 +47,7 @@ from verifier.store.evidence_log import (
     LogEntry,
     QueuedEvidence,
 )
+from verifier.store.gpu_bindings import GpuBindingStore
 from verifier.store.ingest import IngestView, NewBatch, RevocationName
 
 
@@ -197,7 +198,7 @@ class BaselineStore(Protocol):
 
 
 class Store(OpsStore, RevocationStore, ReplicaStore, FleetStore, EvidenceLogStore,
-            BaselineStore, Protocol):
+            BaselineStore, GpuBindingStore, Protocol):
     # tokens
     def add_token(self, token_sha256: bytes, role: str, label: str, landmark_id: str | None,
                   now_unix_ns: int) -> int: ...

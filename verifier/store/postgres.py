@@ -34,6 +34,7 @@ from verifier.store.core import CoreTables
 from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
 from verifier.store.evidence_log import EvidenceLogTables
 from verifier.store.fleet import FleetTables
+from verifier.store.gpu_bindings import GpuBindingTables
 from verifier.store.ingest_pg import PostgresIngest
 from verifier.store.ops import OpsTables
 from verifier.store.replicas import ReplicaTables
@@ -142,7 +143,7 @@ class _Connection:
 
 
 class PostgresStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables,
-                    EvidenceLogTables, BaselineTables, PostgresIngest):
+                    EvidenceLogTables, BaselineTables, GpuBindingTables, PostgresIngest):
     """`Store` on PostgreSQL at `url` (a libpq URL, e.g. postgresql://user@host/db). Applies
     the missing migrations when opened (under an advisory lock, so replicas may start at once).
     Safe to call from several threads: each thread's transaction has its own connection."""

@@ -232,6 +232,21 @@ _ALERT_POLICY = (
     " PRIMARY KEY (chip_id, landmark_id))",
 )
 
+# Enrolled GPUs (verifier.attestation) move out of the key-value table into rows of their own,
+# so the periodic overdue check reads, through the partial index, only the bindings past the age
+# limit that have no overdue alert yet, not every GPU. `overdue_alerted` is 1 from the pass that
+# raised (or found) the chip's `gpu_attestation_overdue` alert until the GPU attests again. The
+# existing `gpu_attestation:<chip>` kv rows are moved after these statements
+# (`verifier.store.gpu_bindings.move_kv_bindings`).
+_GPU_BINDINGS = (
+    "CREATE TABLE IF NOT EXISTS gpu_bindings ("
+    " chip_id {key} PRIMARY KEY, gpu_id TEXT NOT NULL, enrolled_unix_ns BIGINT NOT NULL,"
+    " last_attested_unix_ns BIGINT NOT NULL, driver_version TEXT, project TEXT,"
+    " chain_sha256 TEXT NOT NULL, overdue_alerted INTEGER NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS gpu_bindings_not_alerted ON gpu_bindings(last_attested_unix_ns)"
+    " WHERE overdue_alerted = 0",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline", _BASELINE),
     Migration(2, "replicas", _REPLICAS),
@@ -239,5 +254,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "fleet_indexes", _FLEET_INDEXES),
     Migration(5, "evidence_log", _EVIDENCE_LOG),
     Migration(6, "alert_policy", _ALERT_POLICY),
+    Migration(7, "gpu_bindings", _GPU_BINDINGS),
 )
 EVIDENCE_LOG_VERSION = 5
+GPU_BINDINGS_VERSION = 7

@@ -19,6 +19,7 @@ from verifier.store.core import CoreTables
 from verifier.store.errors import ConstraintError, DuplicateKeyError, StoreError
 from verifier.store.evidence_log import EvidenceLogTables
 from verifier.store.fleet import FleetTables
+from verifier.store.gpu_bindings import GpuBindingTables
 from verifier.store.ingest import IngestTables
 from verifier.store.ops import OpsTables
 from verifier.store.replicas import ReplicaTables
@@ -58,7 +59,7 @@ class _Connection:
 
 
 class SqliteStore(CoreTables, OpsTables, RevocationTables, ReplicaTables, FleetTables,
-                  EvidenceLogTables, BaselineTables, IngestTables):
+                  EvidenceLogTables, BaselineTables, GpuBindingTables, IngestTables):
     """`Store` on one SQLite connection in WAL mode; used from a single thread at a time."""
 
     dialect: Dialect = "sqlite"
