@@ -292,6 +292,15 @@ def decode_response(data: bytes) -> Response:
 def _challenge_fast(data: bytes) -> Challenge | None:
     """The CHALLENGE in `data` when its layout is exactly right, else None (then `decode`
     gives the error). Same checks as `decode`: the ids are validated by `Challenge` itself."""
+    fields = challenge_fields(data)
+    return None if fields is None else Challenge(*fields)
+
+
+def challenge_fields(data: bytes) -> tuple[str, str, bytes, int, int, int, bytes] | None:
+    """`Challenge`'s fields as laid out in `data` when the layout is exactly right (header,
+    lengths, ASCII ids), else None. Not checked: that the ids are valid ids and that the
+    challenge expires after it is issued (`Challenge.__post_init__`); a caller that compares
+    the ids with valid ones and the send time with the validity needs neither."""
     if not 4 < len(data) <= MAX_DATAGRAM_BYTES or data[:4] != _CHALLENGE_HEADER:
         return None
     landmark_end = 5 + data[4]
@@ -305,9 +314,7 @@ def _challenge_fast(data: bytes) -> Challenge | None:
         target_id = data[landmark_end + 1:target_end].decode("ascii")
     except UnicodeDecodeError:
         return None
-    commitment, issued, expires, sequence, signature = _CHALLENGE_FIXED.unpack_from(
-        data, target_end)
-    return Challenge(landmark_id, target_id, commitment, issued, expires, sequence, signature)
+    return (landmark_id, target_id, *_CHALLENGE_FIXED.unpack_from(data, target_end))
 
 
 def sign_challenge(
