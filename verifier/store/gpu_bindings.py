@@ -112,6 +112,8 @@ class GpuBindingTables(SqlBase):
     def mark_gpu_overdue_alerted(self, chip_ids: Sequence[str]) -> None:
         """Leave these bindings out of `overdue_gpu_bindings` until they attest again."""
         unique = sorted(set(chip_ids))
+        if not unique:  # the steady state: no transaction, no round trip
+            return
         with self._joined():
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start:start + _CHUNK]
