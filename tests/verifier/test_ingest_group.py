@@ -60,7 +60,7 @@ def pending(s: Setup, landmark_id: str, records: Sequence[MeasurementRecord],
     """An upload as `Ingestor.ingest` queues it: parsed, its records' answers checked."""
     body = orjson.dumps(s.h.fleet.batch(landmark_id, list(records), batch_id).to_json())
     parsed = parse_batch(body)
-    checks = _verify_records(list(enumerate(parsed.batch.records)), s.h.service.keys)
+    checks, _ = _verify_records(list(enumerate(parsed.batch.records)), s.h.service.keys)
     future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
     return _Pending(parsed, checks, future)
 

@@ -11,6 +11,7 @@ import pytest
 from tests.verifier.conftest import Harness
 from tests.verifier.fleet import Fleet
 from tests.verifier.test_flow import GERMANY, KASSEL, rtt_from, setup_germany
+from verifier import schemas
 from verifier.model import AlertFilter
 from verifier.store import Store
 
@@ -28,6 +29,13 @@ async def test_a_retry_gets_its_first_answer_after_its_key_was_revoked(harness: 
     first = await h.post("/v1/measurements", batch.to_json(), fra)
     assert first.json() == {"batch_id": batch.batch_id, "accepted": 1, "duplicate": False,
                             "rejected": [{"index": 1, "reason": "signature"}]}
+    # Written without the response model, in its documented shape all the same.
+    assert schemas.IngestOut.model_validate(first.json()).model_dump() == first.json()
+    assert first.headers["content-type"] == "application/json"
+    openapi = (await h.client.get("/openapi.json")).json()
+    documented = openapi["paths"]["/v1/measurements"]["post"]["responses"]["200"]
+    assert documented["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/IngestOut"}
     r = await h.post("/v1/revocations", {"kind": "chip", "match": "id", "value": "chip-1",
                                          "reason": "stolen"})
     assert r.status_code == 200, r.text
