@@ -20,6 +20,15 @@ from verifier.ops_model import (
 from verifier.store import rows
 from verifier.store.sql import SqlBase
 
+_FINISHED_BEFORE = "(done_unix_ns IS NOT NULL OR gave_up = 1) AND next_attempt_unix_ns < ?"
+
+
+def _oldest_by_id(table: str, key: str, columns: str, where: str) -> str:
+    """The ids among the table's `limit` oldest rows (by id) that match `where` (parameters:
+    the limit, then `where`'s)."""
+    return (f"SELECT {key} FROM (SELECT {key}, {columns} FROM {table} ORDER BY {key}"
+            f" LIMIT ?) AS oldest WHERE {where}")
+
 
 class OpsTables(SqlBase):
     """The `OpsStore` methods (one mutating method = one transaction)."""
@@ -199,27 +208,41 @@ class OpsTables(SqlBase):
         does not hold the database thread for long; call again while a table hits the limit.
         Verdicts keep their measurement ids; the records a verdict used are in the evidence
         log, which is never pruned. Returns rows deleted per table."""
-        cut = measurements_before_unix_ns
-        # table: (primary key, condition, cut-off)
-        conditions: dict[str, tuple[str, str, int]] = {
-            "measurements": ("measurement_id", "received_unix_ns < ?", cut),
-            "batches": ("batch_id", "received_unix_ns < ?", cut),
-            "tasks": ("task_id", "expires_unix_ns < ? AND round_id IN"
-                      " (SELECT round_id FROM rounds WHERE closed = 1)", cut),
-            "rounds": ("round_id", "closed = 1 AND deadline_unix_ns < ?", cut),
-            "notifications": ("notification_id", "(done_unix_ns IS NOT NULL OR gave_up = 1)"
-                              " AND next_attempt_unix_ns < ?", log_before_unix_ns),
-            "outbox": ("outbox_id", "(done_unix_ns IS NOT NULL OR gave_up = 1)"
-                       " AND next_attempt_unix_ns < ?", log_before_unix_ns),
-            "deliveries": ("delivery_id", "time_unix_ns < ?", log_before_unix_ns),
-        }
+        cut, log_cut = measurements_before_unix_ns, log_before_unix_ns
+        # Each statement reads what is due, not the rows kept (migration 8): the oldest rows
+        # by id for tables whose ids follow time (a younger row among them waits a pass),
+        # an index on the time for the others.
+        finished = "done_unix_ns, gave_up, next_attempt_unix_ns"
+        selects: list[tuple[str, str, str, tuple[int, ...]]] = [  # table, key, select, args
+            ("measurements", "measurement_id",
+             _oldest_by_id("measurements", "measurement_id", "received_unix_ns",
+                           "received_unix_ns < ?"), (limit, cut)),
+            ("batches", "batch_id",
+             "SELECT batch_id FROM batches WHERE received_unix_ns < ? LIMIT ?", (cut, limit)),
+            # issued <= expires: the range of `tasks_issued` holds every task due. A task
+            # whose round is gone goes too: a pass may delete a round before all its tasks
+            # (each table has its own limit), and "IN closed rounds" left those forever.
+            ("tasks", "task_id",
+             "SELECT t.task_id FROM tasks AS t WHERE t.issued_unix_ns < ?"
+             " AND t.expires_unix_ns < ? AND NOT EXISTS (SELECT 1 FROM rounds AS r"
+             " WHERE r.round_id = t.round_id AND r.closed = 0) LIMIT ?", (cut, cut, limit)),
+            ("rounds", "round_id",
+             "SELECT round_id FROM rounds WHERE closed = 1 AND deadline_unix_ns < ? LIMIT ?",
+             (cut, limit)),
+            ("notifications", "notification_id",
+             _oldest_by_id("notifications", "notification_id", finished, _FINISHED_BEFORE),
+             (limit, log_cut)),
+            ("outbox", "outbox_id",
+             _oldest_by_id("outbox", "outbox_id", finished, _FINISHED_BEFORE), (limit, log_cut)),
+            ("deliveries", "delivery_id",
+             "SELECT delivery_id FROM deliveries WHERE time_unix_ns < ? LIMIT ?",
+             (log_cut, limit)),
+        ]
         deleted: dict[str, int] = {}
         with self.transaction():
-            for table, (key, where, before) in conditions.items():
+            for table, key, select, args in selects:
                 deleted[table] = self._db.execute(
-                    f"DELETE FROM {table} WHERE {key} IN"
-                    f" (SELECT {key} FROM {table} WHERE {where} LIMIT ?)",
-                    (before, limit)).rowcount
+                    f"DELETE FROM {table} WHERE {key} IN ({select})", args).rowcount
         return deleted
 
     def prune_verdicts(self, before_unix_ns: int, limit: int) -> int:
@@ -227,9 +250,12 @@ class OpsTables(SqlBase):
         latest (the chip page and `last_verdict` need it). Their evidence records stay in the
         evidence log."""
         with self.transaction():
+            # The old verdicts by age (`verdicts_created`), each checked for a newer one of
+            # its chip through `verdicts_chip`: no grouping of every verdict kept.
             cur = self._db.execute(
-                "DELETE FROM verdicts WHERE verdict_id IN (SELECT verdict_id FROM verdicts"
-                " WHERE created_unix_ns < ? AND verdict_id NOT IN"
-                " (SELECT MAX(verdict_id) FROM verdicts GROUP BY chip_id) LIMIT ?)",
+                "DELETE FROM verdicts WHERE verdict_id IN (SELECT v.verdict_id FROM verdicts AS v"
+                " WHERE v.created_unix_ns < ? AND EXISTS (SELECT 1 FROM verdicts AS newer"
+                " WHERE newer.chip_id = v.chip_id AND newer.verdict_id > v.verdict_id)"
+                " LIMIT ?)",
                 (before_unix_ns, limit))
         return cur.rowcount

@@ -247,6 +247,17 @@ _GPU_BINDINGS = (
     " WHERE overdue_alerted = 0",
 )
 
+# Retention (`Store.prune`, `prune_verdicts`) reads what is old enough through these, not
+# every row kept: upload batches by receipt time, closed rounds by deadline, verdicts by age.
+# (Measurements, notifications and the webhook outbox are read in id order, which follows
+# their time, and tasks through `tasks_issued`: no index added to the busiest inserts.)
+_RETENTION_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS batches_received ON batches(received_unix_ns)",
+    "CREATE INDEX IF NOT EXISTS rounds_closed_deadline ON rounds(deadline_unix_ns)"
+    " WHERE closed = 1",
+    "CREATE INDEX IF NOT EXISTS verdicts_created ON verdicts(created_unix_ns)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline", _BASELINE),
     Migration(2, "replicas", _REPLICAS),
@@ -255,6 +266,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "evidence_log", _EVIDENCE_LOG),
     Migration(6, "alert_policy", _ALERT_POLICY),
     Migration(7, "gpu_bindings", _GPU_BINDINGS),
+    Migration(8, "retention_indexes", _RETENTION_INDEXES),
 )
 EVIDENCE_LOG_VERSION = 5
 GPU_BINDINGS_VERSION = 7
