@@ -151,6 +151,7 @@ class Ingestor:
         self._alerts = alerts
         self._pool = ThreadPoolExecutor(config.verify_threads, thread_name_prefix="verify")
         self._pending: list[_Pending] = []
+        self._verifying = 0  # uploads whose signatures the pool is checking now
         self._flusher: asyncio.Task[None] | None = None
 
     def close(self) -> None:
@@ -172,14 +173,20 @@ class Ingestor:
         # answer, but only once the batch signature proves it comes from the landmark that
         # stored it: no one reads another landmark's result by id. Retries are rare, so its
         # records' needless checks cost less than a database trip for every upload.
-        # The first job also checks the batch signature: one hand-off fewer per upload.
+        # The first job also checks the batch signature: one hand-off fewer per upload. A
+        # batch is split across the threads only as far as other uploads leave them idle:
+        # when they are all busy, more jobs are only more hand-offs.
         indexed = list(enumerate(batch.records))
-        chunk = max(_MIN_VERIFY_CHUNK,
-                    math.ceil(len(indexed) / max(1, self._config.verify_threads)))
+        parts = max(1, self._config.verify_threads - self._verifying)
+        chunk = max(_MIN_VERIFY_CHUNK, math.ceil(len(indexed) / parts))
         jobs = [loop.run_in_executor(self._pool, _verify_records, indexed[i:i + chunk],
                                      self._keys, (batch, landmark_key) if i == 0 else None)
                 for i in range(0, max(1, len(indexed)), chunk)]
-        chunks = await asyncio.gather(*jobs)
+        self._verifying += 1
+        try:
+            chunks = await asyncio.gather(*jobs)
+        finally:
+            self._verifying -= 1
         signature_error = chunks[0][1]
         if signature_error is not None:
             await self._signature_rejected(batch, signature_error)

@@ -38,3 +38,16 @@ def test_an_array_literal_reads_back_as_the_list(
     row = conn.execute("SELECT %s::text[], %s::bytea[], %s::bigint[]",
                        (text_array(texts), bytea_array(blobs), int_array(ints))).fetchone()
     assert row == (texts, blobs, ints)
+
+
+def _escaped_one_by_one(values: list[str]) -> str:
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                          for v in values) + "}"
+
+
+@given(st.lists(st.text(max_size=6) | st.sampled_from(["\x00", "a\x00", '"', "\\", ""]),
+                max_size=6))
+def test_the_one_join_quoting_is_the_element_by_element_one(values: list[str]) -> None:
+    """`text_array` quotes a list without `"` or `\\` in one join: the same literal, NULs
+    included (the server refuses them; they must not split an element)."""
+    assert text_array(values) == _escaped_one_by_one(values)

@@ -48,9 +48,17 @@ def int_array(values: Iterable[int]) -> str:
 
 
 def text_array(values: Iterable[str]) -> str:
-    """Each element double-quoted (so "NULL" stays a string), its `\\` and `"` escaped."""
+    """Each element double-quoted (so "NULL" stays a string), its `\\` and `"` escaped. Most
+    lists (ids, base64 keys) hold neither: those are quoted in one join, not element by
+    element (a NUL, which no text on the server can hold, must stay in its element too)."""
+    items = list(values)
+    if not items:
+        return "{}"
+    joined = "\0".join(items)
+    if '"' not in joined and "\\" not in joined and joined.count("\0") == len(items) - 1:
+        return '{"' + joined.replace("\0", '","') + '"}'
     return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                          for v in values) + "}"
+                          for v in items) + "}"
 
 
 def bytea_array(values: Iterable[bytes]) -> str:
