@@ -134,10 +134,32 @@ class MeasurementRecord:
     @classmethod
     def from_json(cls, obj: Any) -> Self:
         """Parse (not verify) a record; WireError when malformed. A record naming neither a
-        round nor a task is version 1; one naming either must name both (version 2)."""
+        round nor a task is version 1; one naming either must name both (version 2).
+
+        The verifier parses every uploaded record: when every field has exactly its JSON type
+        (as `json`/`orjson` give them) the fields go to the constructor by position, checked
+        by `__post_init__` and `from_b64` as ever; otherwise the field-by-field reading below
+        names the first bad one."""
         if not isinstance(obj, dict):
             raise WireError("a measurement record must be a JSON object")
         version = 2 if "round_id" in obj or "task_id" in obj else 1
+        get = obj.get
+        landmark_id, target_kind, target_id = (get("landmark_id"), get("target_kind"),
+                                               get("target_id"))
+        clock_source, sent_unix_ns, rtt_ns = (get("clock_source"), get("sent_unix_ns"),
+                                              get("rtt_ns"))
+        round_id, task_id = ((get("round_id"), get("task_id")) if version == 2
+                             else ("", NO_TASK_ID))
+        if (type(landmark_id) is str and type(target_kind) is str and type(target_id) is str
+                and type(clock_source) is str and type(round_id) is str
+                and type(sent_unix_ns) is int and type(rtt_ns) is int and type(task_id) is int):
+            return cls(landmark_id, target_kind, target_id,
+                       from_b64(get("nonce_b64"), "nonce_b64", NONCE_BYTES),
+                       sent_unix_ns, rtt_ns, clock_source,
+                       from_b64(get("challenge_b64"), "challenge_b64"),
+                       from_b64(get("response_b64"), "response_b64"),
+                       from_b64(get("signature_b64"), "signature_b64", SIGNATURE_BYTES),
+                       round_id, task_id, version)
         return cls(
             landmark_id=_text(obj, "landmark_id"),
             target_kind=_text(obj, "target_kind"),
