@@ -16,7 +16,8 @@ runs), the PostgreSQL server (`--postgres` only: its processes are ours to measu
 client; and `reference_verify_us`, the speed of one Ed25519 verification sampled during the timed
 uploads (benchmarks/reference.py), with `cost_in_reference_verifies`, the verifier's and the
 PostgreSQL server's CPU per measurement in those units: the host's speed varies by up to 2x from
-one second to the next, that ratio does not.
+one second to the next, that ratio does not; and `host_busy_share`, the share of the machine's
+cores busy over the timed uploads (below 1: the uploads waited, not only computed).
 
 Batches are signed and encoded (whole HTTP requests) before timing starts, so the client's
 signing cost is not counted (the landmarks sign in production, not the verifier); the client

@@ -38,3 +38,5 @@ def test_ingest_benchmark_one_and_two_replicas(capsys: pytest.CaptureFixture[str
     assert [(r["backend"], r["replicas"]) for r in report["runs"]] == [("sqlite", 1),
                                                                        ("sqlite", 2)]
     assert all(r["measurements_per_s"] > 0 for r in report["runs"])
+    # The host's busy share over the timed uploads: the verifier was working, so not 0.
+    assert all(0 < r["host_busy_share"] <= 1 for r in report["runs"])
