@@ -18,7 +18,6 @@ from verifier.model import (
     Policy,
     Round,
     TaskRow,
-    Token,
     VerdictRecord,
 )
 from verifier.store import rows
@@ -45,11 +44,6 @@ class CoreTables(SqlBase):
                 " VALUES (?,?,?,?,?) RETURNING token_id",
                 (token_sha256, role, label, landmark_id, now_unix_ns))
         return int(row[0])
-
-    def token_by_hash(self, token_sha256: bytes) -> Token | None:
-        row = self._one("SELECT token_id, role, label, landmark_id FROM tokens"
-                        " WHERE token_sha256 = ?", (token_sha256,))
-        return Token(**dict(row)) if row else None
 
     # -- policies --
     def put_policy(self, policy: Policy) -> None:

@@ -28,7 +28,6 @@ from verifier.model import (
     RttBaseline,
     StoredMeasurement,
     TaskRow,
-    Token,
     VerdictRecord,
 )
 from verifier.ops_model import (
@@ -202,7 +201,6 @@ class Store(OpsStore, RevocationStore, ReplicaStore, FleetStore, EvidenceLogStor
     # tokens
     def add_token(self, token_sha256: bytes, role: str, label: str, landmark_id: str | None,
                   now_unix_ns: int) -> int: ...
-    def token_by_hash(self, token_sha256: bytes) -> Token | None: ...
     # registries
     def put_policy(self, policy: Policy) -> None: ...
     def policy(self, name: str) -> Policy | None: ...

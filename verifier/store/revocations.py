@@ -51,7 +51,8 @@ class RevocationTables(SqlBase):
         return rows[0] if rows else None
 
     def token_info_by_hash(self, token_sha256: bytes) -> TokenInfo | None:
-        """`token_by_hash` and `token_info` in one query (every authenticated request)."""
+        """A token and its limits by the token's hash, in one query (every authenticated
+        request)."""
         rows = self._token_rows("WHERE t.token_sha256 = ?", (token_sha256,))
         return rows[0] if rows else None
 
