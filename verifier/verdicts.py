@@ -357,12 +357,28 @@ def landmark_faults(store: Store, alerts: Alerts, *, window_s: float, settle_s: 
                     now_unix_ns: int) -> None:
     """A landmark that lost every chip it was asked to measure (at least two chips, while other
     landmarks got answers) is at fault, not the chips. Only tasks that expired at least
-    `settle_s` ago count: an answer may still be on its way in a landmark's upload batch."""
-    stats = store.landmark_task_stats(now_unix_ns - int(window_s * _NS),
-                                      now_unix_ns - int(settle_s * _NS))
-    answering = {lm for lm, (_, answered, _) in stats.items() if answered > 0}
-    for landmark_id, (delivered, answered, chips) in stats.items():
-        if answered == 0 and chips >= 2 and delivered >= 3 and answering - {landmark_id}:
+    `settle_s` ago count: an answer may still be on its way in a landmark's upload batch.
+
+    The cost follows the landmarks, not the fleet (the leader runs this every few seconds): a
+    probe per landmark stops at its first answer, and only a landmark without one has its
+    tasks counted. A landmark whose `landmark_fault` alert is still unresolved is skipped (its
+    alert could not open again); it is probed only when no other landmark answered, since the
+    rule needs to know whether any landmark did."""
+    since = now_unix_ns - int(window_s * _NS)
+    settled = now_unix_ns - int(settle_s * _NS)
+    alerted = store.unresolved_alert_subjects("landmark", AlertType.LANDMARK_FAULT)
+    landmark_ids = [lm.landmark_id for lm in store.landmarks()]
+    watched = [lm for lm in landmark_ids if lm not in alerted]
+    answering = store.landmarks_answered(watched, since, settled)
+    silent = [lm for lm in watched if lm not in answering]
+    if not silent:
+        return
+    if not answering and not store.landmarks_answered(
+            [lm for lm in landmark_ids if lm in alerted], since, settled):
+        return  # no landmark got an answer: the chips (or the network) are out, not one landmark
+    for landmark_id, (delivered, chips) in store.landmark_task_counts(
+            silent, since, settled).items():
+        if chips >= 2 and delivered >= 3:
             alerts.raise_alert(
                 store, AlertType.LANDMARK_FAULT, subject_kind="landmark", subject_id=landmark_id,
                 message=f"landmark {landmark_id} got no answer from any of {chips} chips "

@@ -207,7 +207,14 @@ def scenario(s: Recorder) -> None:
                                                  json.dumps({"nonce": b"n1".hex()})]
     assert s.measurement_records([]) == []
     assert s.count_measurements() == 3
-    assert s.landmark_task_stats(T0, T0 + 60 * S) == {"lm-1": (1, 1, 1)}
+    lms = ["lm-2", "lm-1", "Lm-0", "lm-9", "lm-1"]
+    assert s.landmarks_answered(lms, T0, T0 + 60 * S) == {"lm-1"}
+    assert s.landmarks_answered(lms, T0, T0 + 10 * S) == set()  # not yet due: still in flight
+    assert s.landmarks_answered(lms, T0 + S, T0 + 60 * S) == set()  # issued before the window
+    assert s.landmarks_answered([], T0, T0 + 60 * S) == set()
+    # lm-2's task was never delivered and Lm-0's was cancelled: neither counts
+    assert s.landmark_task_counts(lms, T0, T0 + 60 * S) == {"lm-1": (1, 1)}
+    assert s.landmark_task_counts(lms, T0, T0 + 10 * S) == {}
     answered, cursor = s.rounds_answered(0)
     assert ([r.round_id for r in answered], cursor) == (["r1"], 3)
     assert s.rounds_answered(cursor) == ([], 3)
@@ -243,12 +250,16 @@ def scenario(s: Recorder) -> None:
     assert (acked.status, acked.acknowledged_by) == ("acknowledged", "bob")
     assert s.alert(opened.alert_id) == acked and s.alert(999) is None
     assert s.unresolved_alert("chip", "chip-a", "went_dark") == acked
+    assert s.unresolved_alert_subjects("chip", "went_dark") == {"chip-a"}  # acknowledged
+    assert s.unresolved_alert_subjects("landmark", "landmark_faulty") == {"lm-1"}
+    assert s.unresolved_alert_subjects("chip", "landmark_faulty") == set()
     assert s.count_open_alerts() == 2
     assert [a.alert_id for a in s.alerts(AlertFilter())] == [other.alert_id, opened.alert_id]
     assert s.alerts(AlertFilter(status="acknowledged", subject_id="chip-a")) == [acked]
     s.update_alert(opened.alert_id, action="resolve", by="bob", reason="back",
                    now_unix_ns=T0 + 2 * S, outbox=[])
     assert s.unresolved_alert("chip", "chip-a", "went_dark") is None
+    assert s.unresolved_alert_subjects("chip", "went_dark") == set()
     due = s.due_outbox(T0 + S, 10)
     assert [(i.url, json.loads(i.body)["event"]) for i in due] == [
         ("http://hook-1", "alert.opened"), ("http://hook-2", "alert.opened"),

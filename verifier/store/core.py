@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
-from typing import Any
+from typing import Any, ClassVar
 
 from verifier.model import (
     Alert,
@@ -22,6 +22,7 @@ from verifier.model import (
 )
 from verifier.store import rows
 from verifier.store.fleet import UPSERT_CHIP, chip_values
+from verifier.store.schema import Dialect
 from verifier.store.sql import SqlBase
 
 # Every Policy field is a column of the same name (migrations 1 and 6).
@@ -226,17 +227,58 @@ class CoreTables(SqlBase):
                 f" AND cancelled = 0", chunk))
         return found
 
-    def landmark_task_stats(self, since_unix_ns: int,
-                            settled_unix_ns: int) -> dict[str, tuple[int, int, int]]:
-        """Per landmark, chip tasks issued since `since` whose answers are due by `settled`
-        (so tasks still in flight never count as lost): (delivered, answered, distinct chips)."""
-        found = self._all(
-            "SELECT landmark_id, COUNT(*) AS n, SUM(answered) AS a,"
-            " COUNT(DISTINCT target_id) AS c FROM tasks WHERE target_kind = 'chip'"
-            " AND delivered_unix_ns IS NOT NULL AND issued_unix_ns >= ?"
-            " AND expires_unix_ns <= ? AND cancelled = 0"
-            " GROUP BY landmark_id", (since_unix_ns, settled_unix_ns))
-        return {r["landmark_id"]: (r["n"], r["a"] or 0, r["c"]) for r in found}
+    # The landmark-fault check (verifier.verdicts.landmark_faults) counts a chip task when it
+    # was delivered, not cancelled, issued since `since` and due by `settled` (so tasks still in
+    # flight never count as lost). Both read each landmark's own tasks through
+    # `tasks_by_landmark_time` (migration 9), never the fleet's window.
+    _FAULT_TASK_TERMS = (
+        "issued_unix_ns >= ? AND delivered_unix_ns IS NOT NULL AND cancelled = 0"
+        " AND expires_unix_ns <= ?")
+    # The probe's first answer, in the index's order. PostgreSQL plans a `LIMIT 1` for an early
+    # match: with the kind and landmark fixed by equality (so the ordering reduces to the time)
+    # it would as soon walk `tasks_issued`, the whole fleet's window, which a silent landmark
+    # never ends early. A kind bounded by a range is not a constant, so only the landmark's
+    # index yields (target_kind, issued) without sorting. SQLite plans the plain equality
+    # right, and could not use the time after a range.
+    _FAULT_PROBE_ORDER: ClassVar[dict[Dialect, tuple[str, str]]] = {
+        "sqlite": ("target_kind = 'chip'", "issued_unix_ns"),
+        "postgresql": ("target_kind >= 'chip' AND target_kind <= 'chip'",
+                       "target_kind, issued_unix_ns"),
+    }
+
+    def landmarks_answered(self, landmark_ids: Sequence[str], since_unix_ns: int,
+                           settled_unix_ns: int) -> set[str]:
+        """Those of these landmarks with an answered chip task in the window: one statement per
+        500 landmarks, a probe per landmark that stops at its first answer (a scalar subquery,
+        which PostgreSQL runs per row, never as a join over the window)."""
+        found: set[str] = set()
+        kind, order = self._FAULT_PROBE_ORDER[self.dialect]
+        unique = sorted(set(landmark_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            values = ", ".join(["(CAST(? AS TEXT))"] * len(chunk))
+            found.update(r[0] for r in self._all(
+                f"WITH probe(landmark_id) AS (VALUES {values})"
+                " SELECT landmark_id FROM probe WHERE (SELECT 1 FROM tasks"
+                f" WHERE tasks.landmark_id = probe.landmark_id AND {kind} AND answered = 1"
+                f" AND {self._FAULT_TASK_TERMS} ORDER BY {order} LIMIT 1) = 1",
+                [*chunk, since_unix_ns, settled_unix_ns]))
+        return found
+
+    def landmark_task_counts(self, landmark_ids: Sequence[str], since_unix_ns: int,
+                             settled_unix_ns: int) -> dict[str, tuple[int, int]]:
+        """Per landmark among these with a counted chip task in the window: (tasks, distinct
+        chips). Read for landmarks that answered none, so bounded by their own tasks."""
+        found: dict[str, tuple[int, int]] = {}
+        unique = sorted(set(landmark_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            found.update((r[0], (int(r[1]), int(r[2]))) for r in self._all(
+                "SELECT landmark_id, COUNT(*), COUNT(DISTINCT target_id) FROM tasks"
+                f" WHERE landmark_id IN ({','.join('?' * len(chunk))})"
+                f" AND target_kind = 'chip' AND {self._FAULT_TASK_TERMS} GROUP BY landmark_id",
+                [*chunk, since_unix_ns, settled_unix_ns]))
+        return found
 
     # -- ingestion: verifier.store.ingest --
     def round_measurements(self, round_id: str) -> list[MeasurementRow]:
@@ -338,6 +380,13 @@ class CoreTables(SqlBase):
                         " AND type = ? AND status != 'resolved'",
                         (subject_kind, subject_id, type_))
         return rows.alert(row) if row else None
+
+    def unresolved_alert_subjects(self, subject_kind: str, type_: str) -> set[str]:
+        """The subjects of this kind with an unresolved alert of this type (through the
+        `alerts_one_open` index: bounded by the open alerts, not every alert kept)."""
+        return {r[0] for r in self._all(
+            "SELECT subject_id FROM alerts WHERE subject_kind = ? AND type = ?"
+            " AND status != 'resolved'", (subject_kind, type_))}
 
     def alerts(self, flt: AlertFilter) -> list[Alert]:
         where, args = ["alert_id < ?"], [flt.before_id if flt.before_id is not None else 2**62]

@@ -181,8 +181,9 @@ _VERIFIED_ROWS = (
     " WHERE state = 'verified' AND chip_id NOT IN (SELECT chip_id FROM verified_until)",
 )
 
-# The landmark-fault check (`Store.landmark_task_stats`) reads the tasks issued in its window
-# through this index, not by scanning every task kept (millions at fleet size).
+# The landmark-fault check read the tasks issued in its window through this index, not by
+# scanning every task kept (millions at fleet size); since migration 9 it reads each landmark's
+# own tasks, and retention reads tasks by age through this one.
 _FLEET_INDEXES = (
     "CREATE INDEX IF NOT EXISTS tasks_issued ON tasks(issued_unix_ns)",
 )
@@ -258,6 +259,16 @@ _RETENTION_INDEXES = (
     "CREATE INDEX IF NOT EXISTS verdicts_created ON verdicts(created_unix_ns)",
 )
 
+# The landmark-fault check (`verifier.verdicts.landmark_faults`) asks each landmark alone: one
+# probe that stops at its first answered chip task in the window, and counts only for a landmark
+# with none. Through `tasks_issued` it read every task the whole fleet was issued in the window.
+# `target_kind` sits between the two so that SQLite, which plans without statistics, prefers
+# this index to `tasks_by_target` (same two equalities, no range on the time).
+_FAULT_CHECK_INDEX = (
+    "CREATE INDEX IF NOT EXISTS tasks_by_landmark_time"
+    " ON tasks(landmark_id, target_kind, issued_unix_ns)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline", _BASELINE),
     Migration(2, "replicas", _REPLICAS),
@@ -267,6 +278,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "alert_policy", _ALERT_POLICY),
     Migration(7, "gpu_bindings", _GPU_BINDINGS),
     Migration(8, "retention_indexes", _RETENTION_INDEXES),
+    Migration(9, "fault_check_index", _FAULT_CHECK_INDEX),
 )
 EVIDENCE_LOG_VERSION = 5
 GPU_BINDINGS_VERSION = 7
