@@ -39,7 +39,7 @@ _NS = 1_000_000_000
 NOTIFY_POLL_S = 0.5  # how often the leader sends due channel notifications
 ATTESTATION_CHECK_S = 60.0  # how often enrolled GPUs are checked for overdue re-attestation
 # How often lost tasks are looked for (a fraction of the task TTL they settle for first): each
-# check reads every task of its window, so once per tick would cost hundreds of rows per task.
+# check probes every landmark for an answer, which a tick's new tasks would not change.
 FAULT_CHECKS_PER_TASK_TTL = 2
 # Due rounds collected per trip to the database thread: collecting checks every stored record's
 # signatures (~2 ms a round), and a landmark's task poll queues behind the whole trip (250
