@@ -252,3 +252,41 @@ def test_postgresql_reads_the_window_per_landmark_through_the_index(
         plan = "\n".join(str(r[0]) for r in sql._all(f"EXPLAIN {statement}", args))
         assert "tasks_by_landmark_time" in plan, plan
         assert "Seq Scan on tasks" not in plan and "tasks_issued" not in plan, plan
+
+
+def test_sqlite_reads_tasks_and_alerts_through_their_indexes(tmp_path: Path) -> None:
+    """Every statement of a check, traced with its parameters bound, on a database without
+    statistics (as the verifier runs SQLite): `tasks` and `alerts` are searched, never walked
+    (the landmarks themselves are read whole: one row per landmark)."""
+
+    def traced_check(store: SqliteStore) -> None:
+        store.open_alert(AlertType.WENT_DARK, severity="high", subject_kind="chip",
+                         subject_id="chip-000001", message="m", details={},
+                         now_unix_ns=NOW - S, outbox=())
+        traced: list[str] = []
+        store._raw.set_trace_callback(traced.append)
+        try:
+            _check(store)
+        finally:
+            store._raw.set_trace_callback(None)
+        plans = [str(row[3]) for statement in traced
+                 if statement.lstrip().upper().startswith(("SELECT", "WITH"))
+                 for row in store._raw.execute(f"EXPLAIN QUERY PLAN {statement}")]
+        walks = [p for p in plans if p.startswith("SCAN") and p.split()[1] in ("tasks", "alerts")]
+        assert walks == [], plans
+        assert any("tasks_by_landmark_time" in p for p in plans), plans
+        assert any("alerts_one_open" in p for p in plans), plans
+
+    _, opened = _steps(tmp_path / "t.sqlite3", 100, 30, alert_open=False, run=traced_check)
+    assert opened == {"lm-dead": (30, 10)}
+
+
+def test_many_landmarks_are_probed_and_counted_in_chunks(store: Store) -> None:
+    """More landmarks than one statement's chunk (500): every one is probed and counted."""
+    ids = [f"lm-{i:04d}" for i in range(1_203)]
+    _insert_tasks(_sql(store), [
+        (lm, "chip", f"chip-{i % 3}", SINCE + S, SINCE + 2 * S, SINCE + S, int(i % 2 == 0), 0)
+        for i, lm in enumerate(ids)])
+    answered = {lm for i, lm in enumerate(ids) if i % 2 == 0}
+    assert store.landmarks_answered([*ids, "lm-none"], SINCE, SETTLED) == answered
+    assert store.landmark_task_counts(ids, SINCE, SETTLED) == {lm: (1, 1) for lm in ids}
