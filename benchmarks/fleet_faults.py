@@ -1,6 +1,7 @@
 """The leader's landmark-fault check at fleet size: one `verdicts.landmark_faults` pass.
 
     python -m benchmarks.fleet_faults --chips 2000 100000 [--landmarks 20] [--postgres]
+        [--index-cost 20000]
 
 For each size: a fresh database gets `--landmarks` landmarks and, per chip, `--rounds` rounds
 of 4 chip tasks inside the check's window (five times `landmark_dead_after_s`, 25 minutes) and
@@ -15,7 +16,8 @@ milliseconds; on PostgreSQL also the server's CPU (the postmaster's process tree
 the mean over the runs, as /proc counts in 10 ms ticks), after ANALYZE (as
 autovacuum leaves a table that size). Each size runs on SQLite, and also on PostgreSQL with
 `--postgres` (a throw-away cluster, fsync on). Prints one JSON object per run, then a summary
-per backend comparing the sizes.
+per backend comparing the sizes. `--index-cost N` adds what the index costs task inserts
+(`index_cost`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 from benchmarks.ingest import postmaster_pid, server_tree_cpu_s
 from benchmarks.postgres import throwaway_cluster
+from tests.verifier.pg_cluster import Cluster
 from verifier import verdicts
 from verifier.alerts import Alerts
 from verifier.config import default_config
@@ -153,6 +156,48 @@ def run_size(chips: int, *, landmarks: int, rounds: int, passes: int, data_dir: 
     return result
 
 
+def index_cost(chips: int, *, landmarks: int, rounds: int, cluster: Cluster | None,
+               pairs: int = 3) -> list[dict[str, Any]]:
+    """What migration 9's index costs the busiest insert: CPU µs per task to write the rows
+    of `chips` chips, 1,000 per transaction (a plan tick's 250 chips times 4 tasks), into fresh
+    databases with and without `tasks_by_landmark_time`, in alternating pairs (medians)."""
+    rows = _task_rows(chips, landmarks, rounds, time.time_ns())
+    found = []
+    for backend in ("sqlite", "postgresql") if cluster is not None else ("sqlite",):
+        runs: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+        for _ in range(pairs):
+            for with_index in (False, True):
+                url = cluster.fresh_url() if cluster and backend == "postgresql" else ""
+                pid = postmaster_pid(cluster) if url else None
+                with tempfile.TemporaryDirectory(prefix="lightfence-faults-") as tmp:
+                    store = open_store(default_config(data_dir=Path(tmp), database_url=url))
+                    assert isinstance(store, SqlBase)
+                    try:
+                        if not with_index:
+                            store._db.execute("DROP INDEX tasks_by_landmark_time")
+                        server = server_tree_cpu_s(pid) if pid else 0.0
+                        cpu = time.process_time()
+                        for start in range(0, len(rows), 1_000):
+                            with store.transaction():
+                                store._insert_rows("tasks", _COLUMNS, rows[start:start + 1_000])
+                        runs[with_index].append((
+                            (time.process_time() - cpu) * 1e6 / len(rows),
+                            (server_tree_cpu_s(pid) - server) * 1e6 / len(rows) if pid else 0.0))
+                    finally:
+                        store.close()
+                if cluster and url:
+                    cluster.drop(url)
+        result: dict[str, Any] = {"index_cost": backend, "tasks": len(rows)}
+        for with_index, name in ((False, "without_index"), (True, "with_index")):
+            result[f"{name}_cpu_us_per_task"] = round(
+                statistics.median(r[0] for r in runs[with_index]), 2)
+            if backend == "postgresql":
+                result[f"{name}_server_cpu_us_per_task"] = round(
+                    statistics.median(r[1] for r in runs[with_index]), 2)
+        found.append(result)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chips", type=int, nargs="+", default=[2_000, 100_000])
@@ -161,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passes", type=int, default=20)
     parser.add_argument("--postgres", action="store_true",
                         help="also on PostgreSQL (a throw-away cluster, fsync on)")
+    parser.add_argument("--index-cost", type=int, metavar="CHIPS",
+                        help="also time writing CHIPS chips' tasks with and without the index")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # not one line per alert
     results: list[dict[str, Any]] = []
@@ -177,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
                 if cluster is not None and url is not None:
                     cluster.drop(url)
                 print(json.dumps(results[-1]), flush=True)
+        if args.index_cost:
+            for cost in index_cost(args.index_cost, landmarks=args.landmarks,
+                                   rounds=args.rounds, cluster=cluster):
+                print(json.dumps(cost), flush=True)
     summary = {}
     for backend in ("sqlite", "postgresql"):
         runs = [r for r in results if r["backend"] == backend]

@@ -11,8 +11,11 @@ from benchmarks import fleet_faults
 
 def test_fault_check_benchmark_alerts_the_silent_landmark_once(
         capsys: pytest.CaptureFixture[str]) -> None:
-    assert fleet_faults.main(["--chips", "40", "80", "--landmarks", "5", "--passes", "2"]) == 0
-    *runs, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert fleet_faults.main(["--chips", "40", "80", "--landmarks", "5", "--passes", "2",
+                              "--index-cost", "40"]) == 0
+    *runs, cost, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert cost["index_cost"] == "sqlite" and cost["tasks"] == 680
+    assert cost["with_index_cpu_us_per_task"] > 0 and cost["without_index_cpu_us_per_task"] > 0
     assert [(r["chips"], r["tasks_in_window"]) for r in runs] == [(40, 520), (80, 840)]
     for run in runs:
         assert run["alerted"] == ["lm-dead"]
