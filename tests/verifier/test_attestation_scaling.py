@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from protocol.gpu_attestation import GpuAttestation
+from tests.verifier.sqlite_steps import STEPS_PER_CALL, counting_steps
 from verifier import attestation
 from verifier.alerts import Alerts
 from verifier.evidence_sink import EvidenceSink
@@ -25,7 +26,6 @@ from verifier.store import SqliteStore
 _NS = 1_000_000_000
 _MAX_AGE_S = 86_400.0
 _SILENT = 5  # GPUs past the age limit in every fleet
-_STEPS_PER_CALL = 10  # the progress handler's granularity
 
 
 def _bind(store: SqliteStore, alerts: Alerts, chip_id: str, now_unix_ns: int) -> None:
@@ -44,20 +44,11 @@ def _passes(path: Path, gpus: int) -> tuple[int, int, int]:
     alerts = Alerts(webhook_urls=(), hub=Hub(), metrics=Metrics(),
                     evidence=EvidenceSink(None, b""))
     now = time.time_ns()
-    calls = 0
-
-    def count() -> int:
-        nonlocal calls
-        calls += 1
-        return 0  # carry on
 
     def one_pass() -> int:
-        nonlocal calls
-        calls = 0
-        store._raw.set_progress_handler(count, _STEPS_PER_CALL)
-        attestation.raise_overdue(store, alerts, max_age_s=_MAX_AGE_S, now_unix_ns=now)
-        store._raw.set_progress_handler(None, _STEPS_PER_CALL)
-        return calls
+        with counting_steps(store) as steps:
+            attestation.raise_overdue(store, alerts, max_age_s=_MAX_AGE_S, now_unix_ns=now)
+        return steps.calls
 
     try:
         for i in range(gpus):
@@ -77,10 +68,10 @@ def test_an_overdue_pass_costs_the_same_with_ten_times_the_gpus(tmp_path: Path) 
     large_first, large_second, large_alerts = _passes(tmp_path / "large.sqlite3", gpus * 10)
     assert small_alerts == large_alerts == _SILENT  # the same work done in both
     assert large_first <= small_first * 1.2, (
-        f"the first pass ran {large_first * _STEPS_PER_CALL} SQLite instructions with "
-        f"{gpus * 10} GPUs against {small_first * _STEPS_PER_CALL} with {gpus}: it reads "
+        f"the first pass ran {large_first * STEPS_PER_CALL} SQLite instructions with "
+        f"{gpus * 10} GPUs against {small_first * STEPS_PER_CALL} with {gpus}: it reads "
         "every binding")
     # Nothing fell due since: the second pass reads an empty range of the index.
     assert large_second <= small_second + 10 and large_second * 20 <= large_first, (
-        f"a pass with nothing newly overdue ran {large_second * _STEPS_PER_CALL} SQLite "
-        f"instructions with {gpus * 10} GPUs ({small_second * _STEPS_PER_CALL} with {gpus})")
+        f"a pass with nothing newly overdue ran {large_second * STEPS_PER_CALL} SQLite "
+        f"instructions with {gpus * 10} GPUs ({small_second * STEPS_PER_CALL} with {gpus})")

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.verifier.sqlite_steps import STEPS_PER_CALL, counting_steps
 from verifier import verdicts
 from verifier.alerts import Alerts
 from verifier.evidence_sink import EvidenceSink
@@ -34,7 +35,6 @@ NOW = 1_700_000_000_000_000_000
 WINDOW_S, SETTLE_S = 1_500.0, 30.0
 SINCE, SETTLED = NOW - int(WINDOW_S * S), NOW - int(SETTLE_S * S)
 LANDMARKS = ("lm-0", "lm-1", "lm-2", "lm-3")
-_STEPS_PER_CALL = 10  # the SQLite progress handler's granularity
 
 # The check's aggregate before migration 9, kept here as the reference the new one must match.
 OLD_AGGREGATE = (
@@ -162,13 +162,6 @@ def _steps(path: Path, chips: int, dead_tasks: int, *, alert_open: bool,
            run: Callable[[SqliteStore], object]) -> tuple[int, dict[str, tuple[int, int]]]:
     """(SQLite instructions of `run`, in tens; the alerts the check opened)."""
     store = SqliteStore(path)
-    calls = 0
-
-    def count() -> int:
-        nonlocal calls
-        calls += 1
-        return 0  # carry on
-
     try:
         for landmark_id in (*LANDMARKS, "lm-dead"):
             store.put_landmark(_landmark(landmark_id))
@@ -177,10 +170,9 @@ def _steps(path: Path, chips: int, dead_tasks: int, *, alert_open: bool,
             store.open_alert(AlertType.LANDMARK_FAULT, severity="critical",
                              subject_kind="landmark", subject_id="lm-dead", message="m",
                              details={}, now_unix_ns=NOW - S, outbox=())
-        store._raw.set_progress_handler(count, _STEPS_PER_CALL)
-        run(store)
-        store._raw.set_progress_handler(None, _STEPS_PER_CALL)
-        return calls, _opened_by_check(store)
+        with counting_steps(store) as steps:
+            run(store)
+        return steps.calls, _opened_by_check(store)
     finally:
         store.close()
 
@@ -192,8 +184,8 @@ def test_a_fault_check_costs_the_same_in_a_ten_times_larger_fleet(tmp_path: Path
     large, large_alerts = _steps(tmp_path / "l.sqlite3", 10_000, 30, alert_open=False, run=_check)
     assert small_alerts == large_alerts == {"lm-dead": (30, 10)}
     assert large <= small * 1.2 + 50, (
-        f"a fault check ran {large * _STEPS_PER_CALL} SQLite instructions at 10,000 chips "
-        f"against {small * _STEPS_PER_CALL} at 1,000: it reads the fleet's window")
+        f"a fault check ran {large * STEPS_PER_CALL} SQLite instructions at 10,000 chips "
+        f"against {small * STEPS_PER_CALL} at 1,000: it reads the fleet's window")
 
     def old(store: SqliteStore) -> None:
         store._all(OLD_AGGREGATE, (SINCE, SETTLED))
@@ -211,8 +203,8 @@ def test_a_landmark_whose_alert_is_open_is_not_counted_again(tmp_path: Path) -> 
     many, many_alerts = _steps(tmp_path / "m.sqlite3", 200, 3_000, alert_open=True, run=_check)
     assert few_alerts == many_alerts == {}
     assert many <= few * 1.2 + 50, (
-        f"a check ran {many * _STEPS_PER_CALL} SQLite instructions with 3,000 lost tasks of a "
-        f"landmark already alerted against {few * _STEPS_PER_CALL} with 30")
+        f"a check ran {many * STEPS_PER_CALL} SQLite instructions with 3,000 lost tasks of a "
+        f"landmark already alerted against {few * STEPS_PER_CALL} with 30")
 
 
 def test_postgresql_reads_the_window_per_landmark_through_the_index(

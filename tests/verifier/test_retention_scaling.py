@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from tests.verifier.sqlite_steps import STEPS_PER_CALL, counting_steps
 from verifier.model import Round, StoredMeasurement
 from verifier.retention import RetentionPolicy, prune
 from verifier.store import SqliteStore, Store
@@ -23,7 +24,6 @@ _DAY_NS = 86_400 * _NS
 _NOW = 400 * _DAY_NS
 _POLICY = RetentionPolicy(measurements_s=30 * 86_400.0, verdicts_s=365 * 86_400.0,
                           log_s=90 * 86_400.0)
-_STEPS_PER_CALL = 10  # the progress handler's granularity
 _LIMIT = 200  # rows per table per pass
 
 
@@ -67,21 +67,13 @@ def _fill(store: SqliteStore, rounds: int) -> None:
 def _pass_steps(path: Path, rounds: int) -> tuple[int, dict[str, int]]:
     """(SQLite instructions of one retention pass, in tens; rows it deleted per table)."""
     store = SqliteStore(path)
-    calls = 0
-
-    def count() -> int:
-        nonlocal calls
-        calls += 1
-        return 0  # carry on
-
     try:
         _fill(store, rounds)
-        store._raw.set_progress_handler(count, _STEPS_PER_CALL)
-        deleted = prune(store, _POLICY, _NOW, limit=_LIMIT)
-        store._raw.set_progress_handler(None, _STEPS_PER_CALL)
+        with counting_steps(store) as steps:
+            deleted = prune(store, _POLICY, _NOW, limit=_LIMIT)
     finally:
         store.close()
-    return calls, deleted
+    return steps.calls, deleted
 
 
 def test_a_retention_pass_with_nothing_due_costs_the_same_with_ten_times_the_rows(
@@ -90,8 +82,8 @@ def test_a_retention_pass_with_nothing_due_costs_the_same_with_ten_times_the_row
     large, large_deleted = _pass_steps(tmp_path / "large.sqlite3", 10_000)
     assert set(small_deleted.values()) == set(large_deleted.values()) == {0}
     assert large <= small * 1.2 + 50, (
-        f"a retention pass with nothing to prune ran {large * _STEPS_PER_CALL} SQLite "
-        f"instructions over 10,000 rounds against {small * _STEPS_PER_CALL} over 1,000: "
+        f"a retention pass with nothing to prune ran {large * STEPS_PER_CALL} SQLite "
+        f"instructions over 10,000 rounds against {small * STEPS_PER_CALL} over 1,000: "
         "some statement reads every row kept")
 
 
